@@ -1,0 +1,57 @@
+"""Dead letters: the original record, unchanged, with the reason in its headers."""
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from aiokafka.structs import ConsumerRecord
+from helpdesk_contracts import dead_letter_topic
+
+from helpdesk_runtime.kafka import OutgoingMessage, Producer
+
+MAX_REASON_BYTES = 4096
+
+
+@dataclass(frozen=True)
+class DeadLetter:
+    """A record that could not be used, and why."""
+
+    record: "ConsumerRecord[bytes, bytes]"
+    reason: str
+    error_type: str
+
+
+def dead_letter_message(letter: DeadLetter, consumer: str) -> OutgoingMessage:
+    """Same key, value and headers as the original, plus `dlq-*` headers."""
+    r = letter.record
+    extra = [
+        ("dlq-reason", letter.reason.encode()[:MAX_REASON_BYTES]),
+        ("dlq-error-type", letter.error_type.encode()),
+        ("dlq-consumer", consumer.encode()),
+        ("dlq-source-topic", r.topic.encode()),
+        ("dlq-source-partition", str(r.partition).encode()),
+        ("dlq-source-offset", str(r.offset).encode()),
+        ("dlq-failed-at", datetime.now(UTC).isoformat().encode()),
+    ]
+    return OutgoingMessage(
+        topic=dead_letter_topic(r.topic),
+        key=r.key,
+        value=r.value or b"",
+        headers=[*(r.headers or ()), *extra],
+    )
+
+
+class DeadLetterPublisher:
+    """Publishes dead letters for one consumer group and counts them."""
+
+    def __init__(self, producer: Producer, consumer: str) -> None:
+        self._producer = producer
+        self._consumer = consumer
+        self.published = 0
+
+    async def publish(self, letters: Sequence[DeadLetter]) -> None:
+        if letters:
+            await self._producer.send_many(
+                [dead_letter_message(x, self._consumer) for x in letters]
+            )
+            self.published += len(letters)

@@ -1,0 +1,186 @@
+"""The event store: append with optimistic concurrency, load a stream.
+
+Each envelope carries its stream (`aggregate_id`) and the version it claims
+(`aggregate_version`). The primary key (stream_id, version) turns a second writer of the
+same version into a `ConcurrencyError`, so callers need not pass an expected version: the
+aggregate numbered its new events from the version it loaded.
+"""
+
+import json
+from abc import ABC, abstractmethod
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+from uuid import UUID
+
+import asyncpg
+from helpdesk_contracts import EventEnvelope, parse_envelope
+
+Envelope = EventEnvelope[Any]
+StreamKey = tuple[str, UUID]  # (tenant_id, stream_id): every lookup is tenant-scoped
+
+
+class ConcurrencyError(Exception):
+    """Another writer appended to the stream first; reload and retry, or answer 409."""
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(f"concurrent write to the same stream: {detail}")
+
+
+@dataclass(frozen=True)
+class RecordedEvent:
+    """An event as stored, with its global position (the outbox order)."""
+
+    position: int
+    envelope: Envelope
+
+
+def _check_appendable(envelopes: Sequence[Envelope]) -> None:
+    for e in envelopes:
+        if e.aggregate_id is None or e.aggregate_version is None:
+            raise ValueError(f"{e.event_type} {e.event_id} has no aggregate id/version")
+
+
+class EventStore(ABC):
+    """The port handlers use; one instance is bound to one transaction."""
+
+    @abstractmethod
+    async def append(self, envelopes: Sequence[Envelope]) -> None:
+        """Append events of one or more streams, atomically; ConcurrencyError on conflict."""
+
+    @abstractmethod
+    async def load(self, tenant_id: str, stream_id: UUID) -> list[Envelope]:
+        """The stream's events in version order; empty when it does not exist (for the tenant)."""
+
+    @abstractmethod
+    async def versions(self, streams: Iterable[StreamKey]) -> dict[StreamKey, int]:
+        """Current version of each stream that exists."""
+
+
+class PostgresEventStore(EventStore):
+    """Event store over one asyncpg connection inside the caller's transaction."""
+
+    def __init__(self, conn: asyncpg.Connection) -> None:
+        self._conn = conn
+
+    async def append(self, envelopes: Sequence[Envelope]) -> None:
+        if not envelopes:
+            return
+        _check_appendable(envelopes)
+        # Serialise appenders so that `position` order equals commit order: without it a
+        # bigserial taken by a transaction that commits later becomes visible after the
+        # relay has read past it, and that event would never be published. The lock is
+        # held only from here to commit; reads (ACCESS SHARE) are not blocked.
+        await self._conn.execute("LOCK TABLE events IN EXCLUSIVE MODE")
+        try:
+            await self._conn.execute(
+                """
+                INSERT INTO events (tenant_id, stream_id, version, event_id, event_type,
+                    schema_version, occurred_at, producer, correlation_id, causation_id, payload)
+                SELECT t, s, v, i, et, sv, o, p, c, ca, pl::jsonb
+                FROM unnest($1::text[], $2::uuid[], $3::int[], $4::uuid[], $5::text[],
+                    $6::int[], $7::timestamptz[], $8::text[], $9::uuid[], $10::uuid[],
+                    $11::text[]) AS x(t, s, v, i, et, sv, o, p, c, ca, pl)
+                """,
+                [e.tenant_id for e in envelopes],
+                [e.aggregate_id for e in envelopes],
+                [e.aggregate_version for e in envelopes],
+                [e.event_id for e in envelopes],
+                [e.event_type for e in envelopes],
+                [e.schema_version for e in envelopes],
+                [e.occurred_at for e in envelopes],
+                [e.producer for e in envelopes],
+                [e.correlation_id for e in envelopes],
+                [e.causation_id for e in envelopes],
+                [e.payload.model_dump_json() for e in envelopes],
+            )
+        except asyncpg.UniqueViolationError as exc:
+            raise ConcurrencyError(exc.detail or str(exc)) from exc
+        await self._conn.execute("SELECT pg_notify('events_appended', '')")
+
+    async def load(self, tenant_id: str, stream_id: UUID) -> list[Envelope]:
+        rows = await self._conn.fetch(
+            f"SELECT {_COLUMNS} FROM events WHERE tenant_id = $1 AND stream_id = $2"
+            " ORDER BY version",
+            tenant_id,
+            stream_id,
+        )
+        return [envelope_from_row(r) for r in rows]
+
+    async def versions(self, streams: Iterable[StreamKey]) -> dict[StreamKey, int]:
+        keys = list(streams)
+        if not keys:
+            return {}
+        rows = await self._conn.fetch(
+            """
+            SELECT e.tenant_id, e.stream_id, max(e.version) AS version
+            FROM events e
+            JOIN unnest($1::text[], $2::uuid[]) AS k(tenant_id, stream_id)
+              ON e.tenant_id = k.tenant_id AND e.stream_id = k.stream_id
+            GROUP BY e.tenant_id, e.stream_id
+            """,
+            [t for t, _ in keys],
+            [s for _, s in keys],
+        )
+        return {(r["tenant_id"], r["stream_id"]): r["version"] for r in rows}
+
+
+_COLUMNS = (
+    "position, tenant_id, stream_id, version, event_id, event_type, schema_version,"
+    " occurred_at, producer, correlation_id, causation_id, payload::text AS payload"
+)
+
+
+def wire_dict(row: asyncpg.Record) -> dict[str, Any]:
+    """A stored row as the envelope's JSON-ready dict (the wire format)."""
+    return {
+        "event_id": str(row["event_id"]),
+        "event_type": row["event_type"],
+        "schema_version": row["schema_version"],
+        "occurred_at": row["occurred_at"].isoformat(),
+        "tenant_id": row["tenant_id"],
+        "producer": row["producer"],
+        "correlation_id": str(row["correlation_id"]),
+        "causation_id": str(row["causation_id"]) if row["causation_id"] else None,
+        "aggregate_id": str(row["stream_id"]),
+        "aggregate_version": row["version"],
+        "payload": json.loads(row["payload"]),
+    }
+
+
+def envelope_from_row(row: asyncpg.Record) -> Envelope:
+    """Rebuild the typed envelope from a stored row."""
+    return parse_envelope(wire_dict(row))
+
+
+class InMemoryEventStore(EventStore):
+    """A fake for unit tests, with the same conflict and isolation rules."""
+
+    def __init__(self) -> None:
+        self.recorded: list[RecordedEvent] = []
+
+    async def append(self, envelopes: Sequence[Envelope]) -> None:
+        _check_appendable(envelopes)
+        taken = {(r.envelope.aggregate_id, r.envelope.aggregate_version) for r in self.recorded}
+        new = [(e.aggregate_id, e.aggregate_version) for e in envelopes]
+        if taken.intersection(new) or len(set(new)) != len(new):
+            raise ConcurrencyError("version already taken")
+        start = len(self.recorded)
+        self.recorded += [RecordedEvent(start + i + 1, e) for i, e in enumerate(envelopes)]
+
+    async def load(self, tenant_id: str, stream_id: UUID) -> list[Envelope]:
+        found = [
+            r.envelope
+            for r in self.recorded
+            if r.envelope.tenant_id == tenant_id and r.envelope.aggregate_id == stream_id
+        ]
+        return sorted(found, key=lambda e: e.aggregate_version or 0)
+
+    async def versions(self, streams: Iterable[StreamKey]) -> dict[StreamKey, int]:
+        result: dict[StreamKey, int] = {}
+        wanted = set(streams)
+        for r in self.recorded:
+            key = (r.envelope.tenant_id, r.envelope.aggregate_id)
+            if key in wanted:
+                result[key] = max(result.get(key, 0), r.envelope.aggregate_version or 0)  # type: ignore[index]
+        return result

@@ -1,0 +1,134 @@
+"""The outbox relay: publishes the event store to Kafka in commit order.
+
+Appends serialise on a table lock (eventstore.py), so `position` order is commit order and
+tailing by position never skips an event. The relay publishes a batch, waits for the
+broker's acknowledgements, then moves its checkpoint in the same transaction that holds the
+checkpoint row locked, so one replica relays at a time and a crash in between only
+republishes (consumers are idempotent by event id).
+"""
+
+import asyncio
+import json
+import time
+from collections.abc import Callable
+
+import asyncpg
+
+from helpdesk_runtime.eventstore import wire_dict
+from helpdesk_runtime.kafka import OutgoingMessage, Producer
+from helpdesk_runtime.logging import get_logger
+
+log = get_logger(__name__)
+
+Router = Callable[[str], str]  # event type -> topic
+
+
+def to_message(row: asyncpg.Record, route: Router) -> OutgoingMessage:
+    """A stored event as a Kafka record keyed by its stream (ticket) id."""
+    envelope = wire_dict(row)
+    headers = [
+        ("event_type", row["event_type"].encode()),
+        ("schema_version", str(row["schema_version"]).encode()),
+        ("tenant_id", row["tenant_id"].encode()),
+        ("event_id", envelope["event_id"].encode()),
+        ("correlation_id", envelope["correlation_id"].encode()),
+        ("content-type", b"application/json"),
+    ]
+    return OutgoingMessage(
+        topic=route(row["event_type"]),
+        key=envelope["aggregate_id"].encode(),
+        value=json.dumps(envelope, separators=(",", ":")).encode(),
+        headers=headers,
+    )
+
+
+class OutboxRelay:
+    """Tails the events table and publishes what is new."""
+
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        producer: Producer,
+        route: Router,
+        *,
+        name: str = "kafka",
+        batch_size: int = 1000,
+        poll_interval_s: float = 1.0,
+    ) -> None:
+        self._pool = pool
+        self._producer = producer
+        self._route = route
+        self._name = name
+        self._batch_size = batch_size
+        self._poll_interval_s = poll_interval_s
+        self._wake = asyncio.Event()
+        self.published = 0
+        self.last_error: str | None = None
+        self.last_pass_at = 0.0
+
+    async def publish_pending(self) -> int:
+        """Publish up to one batch; 0 when nothing is new or another replica holds the relay."""
+        async with self._pool.acquire() as conn, conn.transaction():
+            await conn.execute(
+                "INSERT INTO outbox_checkpoints (relay) VALUES ($1) ON CONFLICT DO NOTHING",
+                self._name,
+            )
+            checkpoint = await conn.fetchval(
+                "SELECT position FROM outbox_checkpoints WHERE relay = $1"
+                " FOR UPDATE SKIP LOCKED",
+                self._name,
+            )
+            if checkpoint is None:
+                return 0
+            rows = await conn.fetch(
+                "SELECT position, tenant_id, stream_id, version, event_id, event_type,"
+                " schema_version, occurred_at, producer, correlation_id, causation_id,"
+                " payload::text AS payload"
+                " FROM events WHERE position > $1 ORDER BY position LIMIT $2",
+                checkpoint,
+                self._batch_size,
+            )
+            if not rows:
+                return 0
+            await self._producer.send_many([to_message(r, self._route) for r in rows])
+            await conn.execute(
+                "UPDATE outbox_checkpoints SET position = $2, updated_at = now()"
+                " WHERE relay = $1",
+                self._name,
+                rows[-1]["position"],
+            )
+        self.published += len(rows)
+        return len(rows)
+
+    async def run(self) -> None:
+        """Relay until cancelled: woken by NOTIFY from appends, polling as a fallback."""
+        async with self._pool.acquire() as listener:
+            await listener.add_listener("events_appended", self._on_notify)
+            try:
+                await self._loop()
+            finally:
+                await listener.remove_listener("events_appended", self._on_notify)
+
+    def _on_notify(self, *_: object) -> None:
+        self._wake.set()
+
+    async def _loop(self) -> None:
+        failures = 0
+        while True:
+            self._wake.clear()
+            try:
+                published = await self.publish_pending()
+                failures, self.last_error = 0, None
+                self.last_pass_at = time.monotonic()
+            except Exception as exc:  # broker or database down: back off, never die
+                failures += 1
+                self.last_error = f"{type(exc).__name__}: {exc}"
+                log.warning("outbox relay pass failed", error=self.last_error, failures=failures)
+                await asyncio.sleep(min(0.1 * 2**failures, 10.0))
+                continue
+            if published == self._batch_size:
+                continue  # more is waiting
+            try:
+                await asyncio.wait_for(self._wake.wait(), self._poll_interval_s)
+            except TimeoutError:
+                pass

@@ -1,0 +1,157 @@
+"""One service process: pool, producer, Kafka subscribers, outbox relay, HTTP lifespan."""
+
+import asyncio
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager, suppress
+from dataclasses import dataclass
+from typing import Any
+
+import asyncpg
+from faststream.kafka import KafkaBroker
+
+from helpdesk_runtime.consumer import BatchConsumer, BatchHandler
+from helpdesk_runtime.db import Migration, create_pool, migrate, runtime_migrations
+from helpdesk_runtime.deadletters import DeadLetterPublisher
+from helpdesk_runtime.kafka import Producer, TopicSpec, ensure_topics
+from helpdesk_runtime.logging import configure_logging, get_logger
+from helpdesk_runtime.outbox import OutboxRelay, Router
+from helpdesk_runtime.settings import ServiceSettings
+from helpdesk_runtime.subscriptions import subscribe_batch
+
+log = get_logger(__name__)
+
+
+@dataclass(frozen=True)
+class ConsumerSpec:
+    topic: str
+    group_id: str
+    handler: BatchHandler
+    accepts: frozenset[str]
+    description: str = ""
+
+
+class ServiceRuntime:
+    """Owns the service's connections; started and stopped by `lifespan`."""
+
+    def __init__(
+        self,
+        settings: ServiceSettings,
+        *,
+        migrations: Sequence[Migration] = (),
+        topics: Sequence[TopicSpec] = (),
+        route: Router | None = None,
+        consumers: Sequence[ConsumerSpec] = (),
+    ) -> None:
+        self.settings = settings
+        self._migrations = [*runtime_migrations(), *migrations]
+        self._topics = topics
+        self._route = route
+        self.broker = KafkaBroker(
+            settings.kafka_bootstrap_servers,
+            client_id=settings.client_id,
+            graceful_timeout=settings.shutdown_grace_s,
+            logger=get_logger("faststream"),
+        )
+        self.producer = Producer(settings.kafka_bootstrap_servers, settings.client_id)
+        self._pool: asyncpg.Pool | None = None
+        self.relay: OutboxRelay | None = None
+        self._relay_task: asyncio.Task[None] | None = None
+        self.consumers: dict[str, BatchConsumer] = {}
+        for spec in consumers:
+            self._subscribe(spec)
+        self.started = False
+
+    @property
+    def pool(self) -> asyncpg.Pool:
+        if self._pool is None:
+            raise RuntimeError("the service runtime is not started")
+        return self._pool
+
+    def _subscribe(self, spec: ConsumerSpec) -> None:
+        def resolve() -> BatchConsumer:
+            found = self.consumers.get(spec.group_id)
+            if found is None:
+                found = self.consumers[spec.group_id] = BatchConsumer(
+                    name=spec.group_id,
+                    pool=self.pool,
+                    handler=spec.handler,
+                    dead_letters=DeadLetterPublisher(self.producer, spec.group_id),
+                    accepts=spec.accepts,
+                    max_message_bytes=self.settings.consumer_max_message_bytes,
+                    retry_attempts=self.settings.consumer_retry_attempts,
+                    retry_backoff_s=self.settings.consumer_retry_backoff_s,
+                )
+            return found
+
+        subscribe_batch(
+            self.broker,
+            topic=spec.topic,
+            group_id=spec.group_id,
+            consumer=resolve,
+            max_records=self.settings.consumer_batch_size,
+            batch_timeout_ms=self.settings.consumer_batch_timeout_ms,
+            description=spec.description,
+        )
+
+    async def start(self) -> None:
+        s = self.settings
+        configure_logging(s.service_name, s.log_level, s.log_format)
+        self._pool = await create_pool(
+            s.database_url.get_secret_value(),
+            min_size=s.database_pool_min,
+            max_size=s.database_pool_max,
+        )
+        await migrate(self._pool, self._migrations)
+        if s.kafka_create_topics and self._topics:
+            await ensure_topics(s.kafka_bootstrap_servers, self._topics, s.kafka_replication_factor)
+        await self.producer.start()
+        await self.broker.start()
+        if self._route is not None:
+            self.relay = OutboxRelay(
+                self._pool,
+                self.producer,
+                self._route,
+                batch_size=s.outbox_batch_size,
+                poll_interval_s=s.outbox_poll_interval_s,
+            )
+            self._relay_task = asyncio.create_task(self.relay.run(), name="outbox-relay")
+        self.started = True
+        log.info("service started", kafka=s.kafka_bootstrap_servers)
+
+    async def stop(self) -> None:
+        self.started = False
+        # Subscribers first: in-flight batches finish (within graceful_timeout) and commit.
+        await self.broker.stop()
+        if self._relay_task is not None:
+            self._relay_task.cancel()
+            with suppress(asyncio.CancelledError):
+                await self._relay_task
+        await self.producer.stop()
+        if self._pool is not None:
+            await self._pool.close()
+        log.info("service stopped")
+
+    @asynccontextmanager
+    async def lifespan(self, _app: Any = None) -> AsyncIterator[None]:
+        await self.start()
+        try:
+            yield
+        finally:
+            await self.stop()
+
+    async def readiness(self) -> dict[str, str]:
+        """Each dependency's state; all "ok" means ready for traffic."""
+        checks: dict[str, str] = {}
+        try:
+            async with asyncio.timeout(2):
+                await self.pool.fetchval("SELECT 1")
+            checks["database"] = "ok"
+        except Exception as exc:
+            checks["database"] = f"unavailable: {type(exc).__name__}"
+        checks["kafka"] = "ok" if self.started and await self.broker.ping(2.0) else "unavailable"
+        if self._relay_task is not None:
+            relay_ok = not self._relay_task.done() and self.relay is not None
+            checks["outbox_relay"] = "ok" if relay_ok else "stopped"
+            if self.relay is not None and self.relay.last_error:
+                checks["outbox_relay"] = f"failing: {self.relay.last_error}"
+        return checks

@@ -1,0 +1,60 @@
+"""The one place where the ticketing service is wired together."""
+
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+from fastapi import FastAPI
+from helpdesk_contracts import TOPICS, TicketSubmitted, dead_letter_topic, topic_for
+from helpdesk_runtime.db import load_migrations
+from helpdesk_runtime.http import health_router, install_correlation_middleware
+from helpdesk_runtime.kafka import TopicSpec
+from helpdesk_runtime.service import ConsumerSpec, ServiceRuntime
+
+from ticketing import api
+from ticketing.config import Settings
+from ticketing.intake import submissions_handler
+
+INTAKE_TOPIC = topic_for(TicketSubmitted.event_type).name
+TICKETS_TOPIC = "ticketing.tickets.v1"
+DEAD_LETTER_PARTITIONS = 3
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def build_runtime(settings: Settings, clock: Callable[[], datetime] = _utc_now) -> ServiceRuntime:
+    owned = [TOPICS[INTAKE_TOPIC], TOPICS[TICKETS_TOPIC]]
+    topics = [TopicSpec(t.name, t.partitions) for t in owned]
+    topics += [TopicSpec(dead_letter_topic(t.name), DEAD_LETTER_PARTITIONS) for t in owned]
+    return ServiceRuntime(
+        settings,
+        migrations=load_migrations("ticketing", "ticketing"),
+        topics=topics,
+        route=lambda event_type: topic_for(event_type).name,
+        consumers=[
+            ConsumerSpec(
+                topic=INTAKE_TOPIC,
+                group_id=settings.intake_group_id,
+                handler=submissions_handler(clock),
+                accepts=frozenset({TicketSubmitted.event_type}),
+                description="Tickets submitted by other company systems",
+            )
+        ],
+    )
+
+
+def create_app(settings: Settings | None = None, clock: Callable[[], datetime] = _utc_now) -> FastAPI:
+    """The ticketing service: HTTP API, intake consumer and outbox relay in one process."""
+    runtime = build_runtime(settings or Settings(), clock)
+    app = FastAPI(
+        title="Ticketing API",
+        version="0.1.0",
+        description="Tickets kept as an event log: open them, read their state.",
+        lifespan=runtime.lifespan,
+    )
+    app.state.runtime = runtime
+    install_correlation_middleware(app)
+    app.include_router(health_router(runtime))
+    app.include_router(api.router(api.ApiDeps(pool=lambda: runtime.pool, clock=clock)))
+    return app

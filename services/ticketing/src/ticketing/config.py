@@ -1,0 +1,10 @@
+"""The ticketing service's settings."""
+
+from helpdesk_runtime.settings import ServiceSettings
+from pydantic import SecretStr
+
+
+class Settings(ServiceSettings):
+    service_name: str = "ticketing"
+    database_url: SecretStr = SecretStr("postgresql://helpdesk@127.0.0.1:15432/ticketing")
+    intake_group_id: str = "ticketing-intake"

@@ -1,0 +1,18 @@
+"""Markers follow the folder a test lives in: tests/unit, tests/integration, tests/e2e."""
+
+from pathlib import Path
+
+import pytest
+
+pytest_plugins = ["support.fixtures"]
+
+_TIERS = {"unit": "unit", "integration": "integration", "e2e": "e2e", "benchmarks": "benchmark"}
+_HERE = Path(__file__).parent
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        tier = _TIERS.get(Path(item.path).relative_to(_HERE).parts[0])
+        if tier is None:
+            raise pytest.UsageError(f"{item.nodeid}: tests live under {sorted(_TIERS)}")
+        item.add_marker(getattr(pytest.mark, tier))

@@ -1,0 +1,151 @@
+"""The ticketing service end to end: HTTP and Kafka in, events on the ticket topic out."""
+
+import asyncio
+from collections.abc import AsyncIterator
+from typing import Any
+from uuid import UUID, uuid4
+
+import pytest
+from helpdesk_contracts import TicketOpened, parse_envelope
+from helpdesk_runtime.kafka import OutgoingMessage, Producer
+from ticketing.handlers import ticket_id_for_submission
+
+from support.events import submitted
+from support.fixtures import find_on_topic
+from support.service import RunningService, ticketing_service
+
+TICKETS = "ticketing.tickets.v1"
+INTAKE = "ticketing.intake.v1"
+AGENT = {"X-Tenant-Id": "acme", "X-Agent-Id": "agent-7"}
+NEW_TICKET = {
+    "subject": "Invoice shows the wrong amount",
+    "description": "I was charged twice this month.",
+    "requester": {"customer_id": "c-1", "name": "Anna", "email": "anna@example.com"},
+    "priority": "high",
+    "tags": ["Billing", "billing", " invoices "],
+}
+
+
+@pytest.fixture
+async def service(database_url: str, kafka_bootstrap: str) -> AsyncIterator[RunningService]:
+    async with ticketing_service(database_url, kafka_bootstrap) as running:
+        yield running
+
+
+def _for_ticket(ticket_id: str) -> Any:
+    return lambda r: r.key == ticket_id.encode()
+
+
+async def test_an_agent_opens_a_ticket_and_it_is_published(
+    service: RunningService, kafka_bootstrap: str
+) -> None:
+    correlation = str(uuid4())
+    response = await service.client.post(
+        "/v1/tickets", json=NEW_TICKET, headers={**AGENT, "X-Correlation-Id": correlation}
+    )
+    assert response.status_code == 201, response.text
+    body = response.json()
+    assert body["number"] == 1
+    assert body["status"] == "new"
+    assert body["tags"] == ["billing", "invoices"]
+    assert response.headers["location"] == f"/v1/tickets/{body['id']}"
+    assert response.headers["x-correlation-id"] == correlation
+
+    fetched = await service.client.get(f"/v1/tickets/{body['id']}", headers=AGENT)
+    assert fetched.status_code == 200
+    assert fetched.json() == body
+
+    records = await find_on_topic(kafka_bootstrap, TICKETS, _for_ticket(body["id"]))
+    assert len(records) == 1
+    envelope = parse_envelope(records[0].value)
+    assert isinstance(envelope.payload, TicketOpened)
+    assert envelope.aggregate_id == UUID(body["id"])
+    assert envelope.aggregate_version == 1
+    assert envelope.tenant_id == "acme"
+    assert envelope.producer == "ticketing"
+    assert envelope.correlation_id == UUID(correlation)
+    assert envelope.payload.subject == NEW_TICKET["subject"]
+    assert envelope.payload.opened_by.id == "agent-7"
+    assert dict(records[0].headers)["event_type"] == b"TicketOpened"
+
+
+async def test_invalid_input_gets_422_with_the_fields_at_fault(service: RunningService) -> None:
+    bad = {**NEW_TICKET, "subject": "x" * 251, "priority": "whenever", "colour": "red"}
+    del bad["requester"]
+    response = await service.client.post("/v1/tickets", json=bad, headers=AGENT)
+    assert response.status_code == 422
+    fields = {tuple(e["loc"][1:]) for e in response.json()["detail"]}
+    assert {("subject",), ("priority",), ("colour",), ("requester",)} <= fields
+
+    garbage = await service.client.post(
+        "/v1/tickets", content=b"{not json", headers={**AGENT, "Content-Type": "application/json"}
+    )
+    assert garbage.status_code == 422
+
+
+async def test_tenants_are_isolated_and_callers_must_say_who_they_are(
+    service: RunningService,
+) -> None:
+    opened = (await service.client.post("/v1/tickets", json=NEW_TICKET, headers=AGENT)).json()
+    other = {"X-Tenant-Id": "globex", "X-Agent-Id": "agent-1"}
+    assert (await service.client.get(f"/v1/tickets/{opened['id']}", headers=other)).status_code == 404
+    assert (await service.client.post("/v1/tickets", json=NEW_TICKET)).status_code == 401
+    missing = await service.client.get(f"/v1/tickets/{uuid4()}", headers=AGENT)
+    assert missing.status_code == 404
+
+
+async def test_an_idempotency_key_opens_one_ticket(service: RunningService) -> None:
+    headers = {**AGENT, "Idempotency-Key": "form-submit-81723"}
+    first, again = await asyncio.gather(
+        service.client.post("/v1/tickets", json=NEW_TICKET, headers=headers),
+        service.client.post("/v1/tickets", json=NEW_TICKET, headers=headers),
+    )
+    assert sorted([first.status_code, again.status_code]) == [200, 201]
+    assert first.json()["id"] == again.json()["id"]
+
+
+async def test_intake_opens_one_ticket_per_external_id_and_dead_letters_garbage(
+    service: RunningService, producer: Producer, kafka_bootstrap: str
+) -> None:
+    tenant = f"t{uuid4().hex[:8]}"
+    external_id = f"mail-{uuid4().hex[:8]}"
+    first, resent = submitted(external_id, tenant=tenant), submitted(external_id, tenant=tenant)
+    later = submitted(f"{external_id}-2", tenant=tenant)
+    poison = b'{"event_type": "TicketSubmitted", "payload": {}}'
+    await producer.send_many(
+        [
+            OutgoingMessage(INTAKE, first.to_json(), key=external_id.encode()),
+            OutgoingMessage(INTAKE, poison, key=b"poison-" + tenant.encode()),
+            OutgoingMessage(INTAKE, resent.to_json(), key=external_id.encode()),
+            OutgoingMessage(INTAKE, later.to_json(), key=b"later"),
+        ]
+    )
+    ticket_id = str(ticket_id_for_submission(tenant, "mail-gateway", external_id))
+    later_id = str(ticket_id_for_submission(tenant, "mail-gateway", f"{external_id}-2"))
+
+    opened = await find_on_topic(kafka_bootstrap, TICKETS, _for_ticket(ticket_id))
+    assert len(opened) == 1  # the re-sent submission opened nothing new
+    envelope = parse_envelope(opened[0].value)
+    assert envelope.causation_id == first.event_id
+    assert envelope.payload.external_ref.external_id == external_id
+    assert envelope.payload.opened_by.kind == "system"
+    assert await find_on_topic(kafka_bootstrap, TICKETS, _for_ticket(later_id))
+
+    headers = {"X-Tenant-Id": tenant, "X-Agent-Id": "agent-1"}
+    state = (await service.client.get(f"/v1/tickets/{ticket_id}", headers=headers)).json()
+    assert state["number"] in (1, 2)
+    assert state["channel"] == "api"
+
+    letters = await find_on_topic(
+        kafka_bootstrap, f"{INTAKE}.dlq", lambda r: r.key == b"poison-" + tenant.encode()
+    )
+    assert len(letters) == 1
+    assert b"payload" in dict(letters[0].headers)["dlq-reason"]
+
+
+async def test_ready_when_database_broker_and_relay_answer(service: RunningService) -> None:
+    response = await service.client.get("/health/ready")
+    assert response.status_code == 200, response.text
+    assert response.json()["checks"] == {"database": "ok", "kafka": "ok", "outbox_relay": "ok"}
+    assert (await service.client.get("/health/live")).status_code == 200
+    assert "/v1/tickets" in (await service.client.get("/openapi.json")).json()["paths"]

@@ -1,0 +1,57 @@
+"""Finds the real Kafka broker and PostgreSQL the integration tests run against.
+
+In order: servers named by KAFKA_BOOTSTRAP_SERVERS / DATABASE_ADMIN_URL; testcontainers
+when HELPDESK_TESTCONTAINERS=1 (machines with Docker); otherwise the project's own
+deploy/local/infra.sh starts them (and leaves them running for the next run).
+"""
+
+import os
+import subprocess
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@dataclass(frozen=True)
+class Servers:
+    kafka_bootstrap: str
+    database_admin_url: str  # a superuser DSN; tests create their own databases
+
+
+def _from_infra_script() -> Servers:
+    script = REPO / "deploy" / "local" / "infra.sh"
+    subprocess.run([str(script), "up"], check=True)
+    env = subprocess.run([str(script), "env"], check=True, capture_output=True, text=True)
+    values = dict(
+        line.removeprefix("export ").split("=", 1)
+        for line in env.stdout.splitlines()
+        if line.startswith("export ")
+    )
+    return Servers(values["KAFKA_BOOTSTRAP_SERVERS"], values["DATABASE_ADMIN_URL"])
+
+
+@contextmanager
+def _from_testcontainers() -> Iterator[Servers]:
+    from testcontainers.kafka import KafkaContainer
+    from testcontainers.postgres import PostgresContainer
+
+    with ExitStack() as stack:
+        kafka = stack.enter_context(KafkaContainer().with_kraft())
+        pg = stack.enter_context(PostgresContainer("postgres:16", driver=None))
+        yield Servers(kafka.get_bootstrap_server(), pg.get_connection_url())
+
+
+@contextmanager
+def servers() -> Iterator[Servers]:
+    kafka = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
+    database = os.environ.get("DATABASE_ADMIN_URL")
+    if kafka and database:
+        yield Servers(kafka, database)
+    elif os.environ.get("HELPDESK_TESTCONTAINERS") == "1":
+        with _from_testcontainers() as found:
+            yield found
+    else:
+        yield _from_infra_script()

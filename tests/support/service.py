@@ -1,0 +1,57 @@
+"""Runs the real ticketing service (uvicorn, HTTP on a free port) for end-to-end tests."""
+
+import asyncio
+import socket
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from uuid import uuid4
+
+import httpx
+import uvicorn
+from pydantic import SecretStr
+from ticketing.bootstrap import create_app
+from ticketing.config import Settings
+
+
+@dataclass(frozen=True)
+class RunningService:
+    base_url: str
+    client: httpx.AsyncClient
+    settings: Settings
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+@asynccontextmanager
+async def ticketing_service(database_url: str, kafka_bootstrap: str) -> AsyncIterator[RunningService]:
+    port = _free_port()
+    settings = Settings(
+        database_url=SecretStr(database_url),
+        kafka_bootstrap_servers=kafka_bootstrap,
+        intake_group_id=f"ticketing-intake-{uuid4().hex[:8]}",
+        http_port=port,
+        consumer_batch_timeout_ms=50,
+        outbox_poll_interval_s=0.2,
+        log_format="console",
+        shutdown_grace_s=5.0,
+    )
+    server = uvicorn.Server(
+        uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_config=None)
+    )
+    task = asyncio.create_task(server.serve())
+    async with asyncio.timeout(60):
+        while not server.started:
+            if task.done():
+                task.result()  # raises the start-up error
+            await asyncio.sleep(0.05)
+    base_url = f"http://127.0.0.1:{port}"
+    async with httpx.AsyncClient(base_url=base_url, timeout=10) as client:
+        yield RunningService(base_url, client, settings)
+    server.should_exit = True
+    await task

@@ -1,0 +1,55 @@
+"""The consumer's decode step and dead-letter format, without servers."""
+
+from typing import Any
+from uuid import uuid4
+
+from aiokafka.structs import ConsumerRecord
+from helpdesk_runtime.consumer import BatchConsumer
+from helpdesk_runtime.deadletters import DeadLetter, dead_letter_message
+
+from support.events import opened, submitted
+
+
+def _record(value: bytes, offset: int = 0) -> ConsumerRecord[bytes, bytes]:
+    return ConsumerRecord(
+        topic="t", partition=2, offset=offset, timestamp=0, timestamp_type=0,
+        key=b"k", value=value, checksum=None, serialized_key_size=1,
+        serialized_value_size=len(value), headers=[("trace", b"\xff\xfe")],
+    )
+
+
+def _consumer(max_bytes: int = 10_000) -> BatchConsumer:
+    return BatchConsumer(
+        name="c", pool=None, handler=None, dead_letters=None,  # type: ignore[arg-type]
+        accepts=frozenset({"TicketOpened"}), max_message_bytes=max_bytes,
+    )
+
+
+def test_sorts_a_batch_into_usable_events_and_dead_letters() -> None:
+    good = opened(uuid4())
+    records = [
+        _record(good.to_json(), 0),
+        _record(good.to_json(), 1),  # the same event twice: kept once
+        _record(b"\x89PNG binary", 2),
+        _record(submitted("x").to_json(), 3),
+        _record(b"{" + b" " * 20_000 + b"}", 4),
+    ]
+    decoded, letters = _consumer()._decode(records)
+    assert [d.envelope.event_id for d in decoded] == [good.event_id]
+    assert [(x.record.offset, x.error_type) for x in letters] == [
+        (2, "invalid"),
+        (3, "unexpected_event_type"),
+        (4, "oversize"),
+    ]
+    assert "not consumed from t" in letters[1].reason
+
+
+def test_a_dead_letter_keeps_the_original_and_adds_the_reason() -> None:
+    record = _record(b"garbage", 41)
+    message = dead_letter_message(DeadLetter(record, "bad JSON", "invalid"), "ticketing-intake")
+    headers: dict[str, Any] = dict(message.headers)
+    assert (message.topic, message.key, message.value) == ("t.dlq", b"k", b"garbage")
+    assert headers["trace"] == b"\xff\xfe"
+    assert headers["dlq-reason"] == b"bad JSON"
+    assert headers["dlq-consumer"] == b"ticketing-intake"
+    assert (headers["dlq-source-partition"], headers["dlq-source-offset"]) == (b"2", b"41")
