@@ -6,6 +6,7 @@ from typing import Any
 from uuid import UUID, uuid4
 
 import pytest
+
 from helpdesk_contracts import TicketOpened, parse_envelope
 from helpdesk_runtime.kafka import OutgoingMessage, Producer
 from ticketing.handlers import ticket_id_for_submission
@@ -88,7 +89,9 @@ async def test_tenants_are_isolated_and_callers_must_say_who_they_are(
 ) -> None:
     opened = (await service.client.post("/v1/tickets", json=NEW_TICKET, headers=AGENT)).json()
     other = {"X-Tenant-Id": "globex", "X-Agent-Id": "agent-1"}
-    assert (await service.client.get(f"/v1/tickets/{opened['id']}", headers=other)).status_code == 404
+    assert (
+        await service.client.get(f"/v1/tickets/{opened['id']}", headers=other)
+    ).status_code == 404
     assert (await service.client.post("/v1/tickets", json=NEW_TICKET)).status_code == 401
     missing = await service.client.get(f"/v1/tickets/{uuid4()}", headers=AGENT)
     assert missing.status_code == 404
@@ -126,6 +129,8 @@ async def test_intake_opens_one_ticket_per_external_id_and_dead_letters_garbage(
     opened = await find_on_topic(kafka_bootstrap, TICKETS, _for_ticket(ticket_id))
     assert len(opened) == 1  # the re-sent submission opened nothing new
     envelope = parse_envelope(opened[0].value)
+    assert isinstance(envelope.payload, TicketOpened)
+    assert envelope.payload.external_ref is not None
     assert envelope.causation_id == first.event_id
     assert envelope.payload.external_ref.external_id == external_id
     assert envelope.payload.opened_by.kind == "system"
@@ -140,7 +145,7 @@ async def test_intake_opens_one_ticket_per_external_id_and_dead_letters_garbage(
         kafka_bootstrap, f"{INTAKE}.dlq", lambda r: r.key == b"poison-" + tenant.encode()
     )
     assert len(letters) == 1
-    assert b"payload" in dict(letters[0].headers)["dlq-reason"]
+    assert b"tenant_id: Field required" in dict(letters[0].headers)["dlq-reason"]
 
 
 async def test_ready_when_database_broker_and_relay_answer(service: RunningService) -> None:

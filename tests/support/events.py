@@ -46,7 +46,9 @@ def note(ticket_id: UUID, version: int, tenant: str = "acme") -> EventEnvelope[A
     )
 
 
-def submitted(external_id: str, tenant: str = "acme", source: str = "mail-gateway") -> EventEnvelope[Any]:
+def submitted(
+    external_id: str, tenant: str = "acme", source: str = "mail-gateway"
+) -> EventEnvelope[Any]:
     return EventEnvelope.new(
         TicketSubmitted(
             source=source,

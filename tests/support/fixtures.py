@@ -1,7 +1,6 @@
 """Fixtures for tests that need the real servers (requested only by those tests)."""
 
 import asyncio
-import contextlib
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
@@ -10,6 +9,7 @@ import asyncpg
 import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+
 from helpdesk_runtime.db import create_pool, load_migrations, migrate, runtime_migrations
 from helpdesk_runtime.kafka import Producer
 
@@ -73,28 +73,22 @@ async def producer(kafka_bootstrap: str) -> AsyncIterator[Producer]:
 
 @pytest.fixture
 async def new_topic(kafka_bootstrap: str) -> AsyncIterator[object]:
-    """`await new_topic(partitions)` -> a fresh topic name (with its `.dlq`), deleted afterwards."""
+    """`await new_topic(partitions)` -> a fresh topic name, with its `.dlq`."""
     admin = AIOKafkaAdminClient(bootstrap_servers=kafka_bootstrap)
     await admin.start()
-    made: list[str] = []
 
     async def make(partitions: int = 3) -> str:
         name = f"test.{uuid.uuid4().hex[:10]}"
-        await admin.create_topics(
-            [NewTopic(name, partitions, 1), NewTopic(f"{name}.dlq", 1, 1)]
-        )
-        made.extend([name, f"{name}.dlq"])
+        await admin.create_topics([NewTopic(name, partitions, 1), NewTopic(f"{name}.dlq", 1, 1)])
         return name
 
     yield make
-    with contextlib.suppress(Exception):
-        await admin.delete_topics(made)
+    # Left in place: deleting them would make the session's producer log metadata errors,
+    # and the test broker's data is disposable.
     await admin.close()
 
 
-async def consume(
-    bootstrap: str, topic: str, *, until: int, timeout_s: float = 30.0
-) -> list[object]:
+async def consume(bootstrap: str, topic: str, *, until: int, timeout_s: float = 30.0) -> list[Any]:
     """Read `topic` from the beginning until `until` records arrived (or the timeout)."""
     consumer = AIOKafkaConsumer(
         topic,
@@ -104,7 +98,7 @@ async def consume(
         group_id=None,
     )
     await consumer.start()
-    records: list[object] = []
+    records: list[Any] = []
     try:
         async with asyncio.timeout(timeout_s):
             while len(records) < until:
@@ -120,10 +114,9 @@ async def consume(
 
 async def topic_size(bootstrap: str, topic: str) -> int:
     """How many records the topic holds (sum of its partitions' end offsets)."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None)
-    await consumer.start()
+    consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, group_id=None)
+    await consumer.start()  # subscribing fetches the topic's metadata
     try:
-        await consumer.topics()  # fetches the cluster metadata
         partitions = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or ()]
         return sum((await consumer.end_offsets(partitions)).values())
     finally:

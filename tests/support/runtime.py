@@ -1,10 +1,13 @@
 """Run a ServiceRuntime against the test servers."""
 
-from helpdesk_runtime.settings import ServiceSettings
 from pydantic import SecretStr
 
+from helpdesk_runtime.settings import ServiceSettings
 
-def test_settings(database_url: str, kafka_bootstrap: str, **overrides: object) -> ServiceSettings:
+
+def service_settings(
+    database_url: str, kafka_bootstrap: str, **overrides: object
+) -> ServiceSettings:
     values: dict[str, object] = {
         "service_name": "tests",
         "database_url": SecretStr(database_url),

@@ -10,6 +10,7 @@ from uuid import uuid4
 import httpx
 import uvicorn
 from pydantic import SecretStr
+
 from ticketing.bootstrap import create_app
 from ticketing.config import Settings
 
@@ -29,7 +30,9 @@ def _free_port() -> int:
 
 
 @asynccontextmanager
-async def ticketing_service(database_url: str, kafka_bootstrap: str) -> AsyncIterator[RunningService]:
+async def ticketing_service(
+    database_url: str, kafka_bootstrap: str
+) -> AsyncIterator[RunningService]:
     port = _free_port()
     settings = Settings(
         database_url=SecretStr(database_url),

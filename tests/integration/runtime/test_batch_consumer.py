@@ -7,27 +7,31 @@ from uuid import uuid4
 
 import asyncpg
 import pytest
+
 from helpdesk_contracts import EventEnvelope, InternalNoteAdded, TicketOpened
 from helpdesk_runtime.consumer import Rejection
+from helpdesk_runtime.db import Connection
 from helpdesk_runtime.kafka import OutgoingMessage, Producer
 from helpdesk_runtime.service import ConsumerSpec, ServiceRuntime
 
 from support.events import note, opened, submitted
 from support.fixtures import consume
-from support.runtime import test_settings
+from support.runtime import service_settings
 
 FAILING_BODY = "this note breaks the handler"
 
 
 async def record_effects(
-    conn: asyncpg.Connection, batch: Sequence[EventEnvelope[Any]]
+    conn: Connection, batch: Sequence[EventEnvelope[Any]]
 ) -> Sequence[Rejection]:
     """A projection that counts each event it applies, and fails on one poison body."""
     for e in batch:
         if isinstance(e.payload, InternalNoteAdded) and e.payload.body == FAILING_BODY:
             raise ValueError("cannot apply this note")
     refused = [
-        e for e in batch if isinstance(e.payload, InternalNoteAdded) and e.payload.body == "refuse me"
+        e
+        for e in batch
+        if isinstance(e.payload, InternalNoteAdded) and e.payload.body == "refuse me"
     ]
     await conn.executemany(
         "INSERT INTO effects (event_id, tenant_id) VALUES ($1, $2)",
@@ -46,7 +50,7 @@ async def running(
     )
     topic = await new_topic(3)
     runtime = ServiceRuntime(
-        test_settings(database_url, kafka_bootstrap),
+        service_settings(database_url, kafka_bootstrap),
         consumers=[
             ConsumerSpec(
                 topic=topic,

@@ -3,6 +3,7 @@ from uuid import uuid4
 
 import asyncpg
 import pytest
+
 from helpdesk_runtime.eventstore import ConcurrencyError, PostgresEventStore
 
 from support.events import note, opened
@@ -51,7 +52,9 @@ async def test_two_writers_of_the_same_version_one_wins(pool: asyncpg.Pool) -> N
     results = sorted(await asyncio.gather(writer(), writer()))
     assert results == ["conflict", "won"]
     async with pool.acquire() as conn:
-        assert [e.aggregate_version for e in await PostgresEventStore(conn).load("acme", ticket)] == [1, 2]
+        assert [
+            e.aggregate_version for e in await PostgresEventStore(conn).load("acme", ticket)
+        ] == [1, 2]
 
 
 async def test_a_failed_append_leaves_nothing_behind(pool: asyncpg.Pool) -> None:

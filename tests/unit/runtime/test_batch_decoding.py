@@ -4,6 +4,7 @@ from typing import Any
 from uuid import uuid4
 
 from aiokafka.structs import ConsumerRecord
+
 from helpdesk_runtime.consumer import BatchConsumer
 from helpdesk_runtime.deadletters import DeadLetter, dead_letter_message
 
@@ -12,16 +13,29 @@ from support.events import opened, submitted
 
 def _record(value: bytes, offset: int = 0) -> ConsumerRecord[bytes, bytes]:
     return ConsumerRecord(
-        topic="t", partition=2, offset=offset, timestamp=0, timestamp_type=0,
-        key=b"k", value=value, checksum=None, serialized_key_size=1,
-        serialized_value_size=len(value), headers=[("trace", b"\xff\xfe")],
+        topic="t",
+        partition=2,
+        offset=offset,
+        timestamp=0,
+        timestamp_type=0,
+        key=b"k",
+        value=value,
+        checksum=None,
+        serialized_key_size=1,
+        serialized_value_size=len(value),
+        headers=[("trace", b"\xff\xfe")],
     )
+
+
+_NOT_NEEDED_TO_DECODE: Any = {"pool": None, "handler": None, "dead_letters": None}
 
 
 def _consumer(max_bytes: int = 10_000) -> BatchConsumer:
     return BatchConsumer(
-        name="c", pool=None, handler=None, dead_letters=None,  # type: ignore[arg-type]
-        accepts=frozenset({"TicketOpened"}), max_message_bytes=max_bytes,
+        name="c",
+        **_NOT_NEEDED_TO_DECODE,
+        accepts=frozenset({"TicketOpened"}),
+        max_message_bytes=max_bytes,
     )
 
 

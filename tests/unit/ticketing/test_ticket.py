@@ -3,6 +3,7 @@ from typing import Any
 from uuid import uuid4
 
 import pytest
+
 from helpdesk_contracts import (
     Actor,
     ActorKind,
@@ -54,7 +55,11 @@ class TestOpening:
         assert [type(e) for e in ticket.changes] == [TicketOpened]
         opened = ticket.changes[0]
         assert isinstance(opened, TicketOpened)
-        assert (opened.number, opened.subject, opened.priority) == (7, "Cannot log in", Priority.HIGH)
+        assert (opened.number, opened.subject, opened.priority) == (
+            7,
+            "Cannot log in",
+            Priority.HIGH,
+        )
         assert ticket.status is TicketStatus.NEW
         assert ticket.opened_at == AT
 
@@ -75,7 +80,9 @@ class TestRebuildingFromHistory:
         opened = Ticket.open(_command(), ticket_id=uuid4(), tenant_id="acme", number=3, at=AT)
         later = [
             TicketAssigned(assignee_id="agent-9", group_id="billing", assigned_by=AGENT),
-            TicketPriorityChanged(previous=Priority.HIGH, priority=Priority.URGENT, changed_by=AGENT),
+            TicketPriorityChanged(
+                previous=Priority.HIGH, priority=Priority.URGENT, changed_by=AGENT
+            ),
             TicketSolved(solved_by=AGENT, resolution="refunded"),
             TicketReopened(reopened_by=AGENT, reason="customer wrote again"),
         ]

@@ -14,21 +14,22 @@ service at the disk's fsync rate. Failures are split in two kinds:
 import asyncio
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeAlias
 
 import asyncpg
 from aiokafka.errors import KafkaError
 from aiokafka.structs import ConsumerRecord
-from helpdesk_contracts import ContractError, parse_envelope
 
+from helpdesk_contracts import ContractError, parse_envelope
 from helpdesk_runtime import inbox
+from helpdesk_runtime.db import Connection
 from helpdesk_runtime.deadletters import DeadLetter, DeadLetterPublisher
 from helpdesk_runtime.eventstore import ConcurrencyError, Envelope
 from helpdesk_runtime.logging import bound, get_logger
 
 log = get_logger(__name__)
 
-Record = ConsumerRecord[bytes, bytes]
+Record: TypeAlias = ConsumerRecord[bytes, bytes]
 
 TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
     OSError,
@@ -54,7 +55,7 @@ class Rejection:
     reason: str
 
 
-BatchHandler = Callable[[asyncpg.Connection, Sequence[Envelope]], Awaitable[Sequence[Rejection]]]
+BatchHandler = Callable[[Connection, Sequence[Envelope]], Awaitable[Sequence[Rejection]]]
 
 
 @dataclass
@@ -147,7 +148,9 @@ class BatchConsumer:
                 if len(batch) == 1:
                     reason = f"handler failed: {type(exc).__name__}: {exc}"
                     log.exception("event dead-lettered", consumer=self.name, reason=reason)
-                    await self._dead_letters.publish([DeadLetter(batch[0].record, reason, "failed")])
+                    await self._dead_letters.publish(
+                        [DeadLetter(batch[0].record, reason, "failed")]
+                    )
                     outcome.dead_lettered += 1
                     return
                 for single in batch:  # find the event that fails; apply the others

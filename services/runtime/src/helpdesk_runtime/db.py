@@ -3,12 +3,17 @@
 import hashlib
 from dataclasses import dataclass
 from importlib import resources
+from typing import TypeAlias
 
 import asyncpg
+from asyncpg.pool import PoolConnectionProxy
 
 from helpdesk_runtime.logging import get_logger
 
 log = get_logger(__name__)
+
+# What `pool.acquire()` yields and what a bare `asyncpg.connect()` returns.
+Connection: TypeAlias = "asyncpg.Connection[asyncpg.Record] | PoolConnectionProxy[asyncpg.Record]"
 
 # Any fixed number works: it only has to be the same for every replica of every service.
 _MIGRATION_LOCK = 7_411_002
@@ -29,9 +34,7 @@ class Migration:
 def load_migrations(package: str, prefix: str) -> list[Migration]:
     """The `*.sql` files of a package's `migrations` folder, in name order."""
     folder = resources.files(package).joinpath("migrations")
-    files = sorted(
-        (f for f in folder.iterdir() if f.name.endswith(".sql")), key=lambda f: f.name
-    )
+    files = sorted((f for f in folder.iterdir() if f.name.endswith(".sql")), key=lambda f: f.name)
     return [Migration(f"{prefix}/{f.name}", f.read_text(encoding="utf-8")) for f in files]
 
 

@@ -5,8 +5,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from aiokafka.structs import ConsumerRecord
-from helpdesk_contracts import dead_letter_topic
 
+from helpdesk_contracts import dead_letter_topic
 from helpdesk_runtime.kafka import OutgoingMessage, Producer
 
 MAX_REASON_BYTES = 4096

@@ -14,7 +14,9 @@ from typing import Any
 from uuid import UUID
 
 import asyncpg
+
 from helpdesk_contracts import EventEnvelope, parse_envelope
+from helpdesk_runtime.db import Connection
 
 Envelope = EventEnvelope[Any]
 StreamKey = tuple[str, UUID]  # (tenant_id, stream_id): every lookup is tenant-scoped
@@ -60,7 +62,7 @@ class EventStore(ABC):
 class PostgresEventStore(EventStore):
     """Event store over one asyncpg connection inside the caller's transaction."""
 
-    def __init__(self, conn: asyncpg.Connection) -> None:
+    def __init__(self, conn: Connection) -> None:
         self._conn = conn
 
     async def append(self, envelopes: Sequence[Envelope]) -> None:
@@ -182,5 +184,5 @@ class InMemoryEventStore(EventStore):
         for r in self.recorded:
             key = (r.envelope.tenant_id, r.envelope.aggregate_id)
             if key in wanted:
-                result[key] = max(result.get(key, 0), r.envelope.aggregate_version or 0)  # type: ignore[index]
+                result[key] = max(result.get(key, 0), r.envelope.aggregate_version or 0)
         return result

@@ -3,12 +3,10 @@
 from collections.abc import Sequence
 from uuid import UUID
 
-import asyncpg
+from helpdesk_runtime.db import Connection
 
 
-async def claim(
-    conn: asyncpg.Connection, consumer: str, events: Sequence[tuple[UUID, str]]
-) -> set[UUID]:
+async def claim(conn: Connection, consumer: str, events: Sequence[tuple[UUID, str]]) -> set[UUID]:
     """Record (event_id, tenant_id) pairs for `consumer`; returns the ids not seen before.
 
     One statement for the whole batch: the rows commit or roll back with the effects,

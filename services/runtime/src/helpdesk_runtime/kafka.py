@@ -75,9 +75,7 @@ async def ensure_topics(
         created: list[str] = []
         for t in missing:
             try:
-                await admin.create_topics(
-                    [NewTopic(t.name, t.partitions, replication_factor)]
-                )
+                await admin.create_topics([NewTopic(t.name, t.partitions, replication_factor)])
                 created.append(t.name)
             except TopicAlreadyExistsError:
                 pass  # another replica created it in between

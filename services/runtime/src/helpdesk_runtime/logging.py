@@ -21,12 +21,10 @@ _SHARED: list[structlog.types.Processor] = [
 
 
 def configure_logging(service: str, level: str = "INFO", fmt: str = "auto") -> None:
-    """Route structlog and the standard library (uvicorn, aiokafka, faststream) through one chain."""
+    """Route structlog and the standard library (uvicorn, aiokafka …) through one chain."""
     use_json = fmt == "json" or (fmt == "auto" and not sys.stderr.isatty())
     renderer: structlog.types.Processor = (
-        structlog.processors.JSONRenderer()
-        if use_json
-        else structlog.dev.ConsoleRenderer()
+        structlog.processors.JSONRenderer() if use_json else structlog.dev.ConsoleRenderer()
     )
     final: list[structlog.types.Processor] = (
         [structlog.processors.format_exc_info, renderer] if use_json else [renderer]

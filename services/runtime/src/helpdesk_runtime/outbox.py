@@ -11,6 +11,7 @@ import asyncio
 import json
 import time
 from collections.abc import Callable
+from contextlib import suppress
 
 import asyncpg
 
@@ -74,8 +75,7 @@ class OutboxRelay:
                 self._name,
             )
             checkpoint = await conn.fetchval(
-                "SELECT position FROM outbox_checkpoints WHERE relay = $1"
-                " FOR UPDATE SKIP LOCKED",
+                "SELECT position FROM outbox_checkpoints WHERE relay = $1 FOR UPDATE SKIP LOCKED",
                 self._name,
             )
             if checkpoint is None:
@@ -92,8 +92,7 @@ class OutboxRelay:
                 return 0
             await self._producer.send_many([to_message(r, self._route) for r in rows])
             await conn.execute(
-                "UPDATE outbox_checkpoints SET position = $2, updated_at = now()"
-                " WHERE relay = $1",
+                "UPDATE outbox_checkpoints SET position = $2, updated_at = now() WHERE relay = $1",
                 self._name,
                 rows[-1]["position"],
             )
@@ -128,7 +127,5 @@ class OutboxRelay:
                 continue
             if published == self._batch_size:
                 continue  # more is waiting
-            try:
+            with suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), self._poll_interval_s)
-            except TimeoutError:
-                pass

@@ -1,6 +1,7 @@
 """One service process: pool, producer, Kafka subscribers, outbox relay, HTTP lifespan."""
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass
@@ -50,7 +51,7 @@ class ServiceRuntime:
             settings.kafka_bootstrap_servers,
             client_id=settings.client_id,
             graceful_timeout=settings.shutdown_grace_s,
-            logger=get_logger("faststream"),
+            logger=logging.getLogger("faststream"),  # rendered by our structlog formatter
         )
         self.producer = Producer(settings.kafka_bootstrap_servers, settings.client_id)
         self._pool: asyncpg.Pool | None = None

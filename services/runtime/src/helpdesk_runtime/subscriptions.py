@@ -69,7 +69,7 @@ def subscribe_batch(
         description=description,
     )
     async def on_batch(body: Any, message: KafkaMessage) -> None:
-        records: tuple[ConsumerRecord[bytes, bytes], ...] = message.raw_message  # type: ignore[assignment]
+        records: tuple[ConsumerRecord[bytes, bytes], ...] = message.raw_message
         first = records[0] if records else None
         with bound(topic=topic, partition=first.partition if first else None):
             await consumer().process(records)

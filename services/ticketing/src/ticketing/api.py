@@ -8,6 +8,8 @@ from uuid import UUID, uuid4
 
 import asyncpg
 from fastapi import APIRouter, Depends, Header, HTTPException, Request, Response, status
+from pydantic import BaseModel, ConfigDict, Field
+
 from helpdesk_contracts import (
     Actor,
     ActorKind,
@@ -20,8 +22,6 @@ from helpdesk_contracts import (
 )
 from helpdesk_runtime.eventstore import ConcurrencyError, PostgresEventStore
 from helpdesk_runtime.http import correlation_id_of
-from pydantic import BaseModel, ConfigDict, Field
-
 from ticketing import handlers
 from ticketing.domain import OpenTicket, Ticket, TicketError
 from ticketing.numbers import PostgresTicketNumbers
@@ -68,9 +68,11 @@ class OpenTicketRequest(BaseModel):
     organisation: Organisation | None = None
 
 
+Caller = Annotated[Principal, Depends(principal)]
+
+
 def router(deps: ApiDeps) -> APIRouter:
     api = APIRouter(prefix="/v1/tickets", tags=["tickets"])
-    Caller = Annotated[Principal, Depends(principal)]
 
     @api.post(
         "",

@@ -4,12 +4,12 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 
 from fastapi import FastAPI
+
 from helpdesk_contracts import TOPICS, TicketSubmitted, dead_letter_topic, topic_for
 from helpdesk_runtime.db import load_migrations
 from helpdesk_runtime.http import health_router, install_correlation_middleware
 from helpdesk_runtime.kafka import TopicSpec
 from helpdesk_runtime.service import ConsumerSpec, ServiceRuntime
-
 from ticketing import api
 from ticketing.config import Settings
 from ticketing.intake import submissions_handler
@@ -44,7 +44,9 @@ def build_runtime(settings: Settings, clock: Callable[[], datetime] = _utc_now) 
     )
 
 
-def create_app(settings: Settings | None = None, clock: Callable[[], datetime] = _utc_now) -> FastAPI:
+def create_app(
+    settings: Settings | None = None, clock: Callable[[], datetime] = _utc_now
+) -> FastAPI:
     """The ticketing service: HTTP API, intake consumer and outbox relay in one process."""
     runtime = build_runtime(settings or Settings(), clock)
     app = FastAPI(

@@ -1,7 +1,8 @@
 """The ticketing service's settings."""
 
-from helpdesk_runtime.settings import ServiceSettings
 from pydantic import SecretStr
+
+from helpdesk_runtime.settings import ServiceSettings
 
 
 class Settings(ServiceSettings):

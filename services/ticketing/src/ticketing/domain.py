@@ -9,6 +9,8 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
+from pydantic import BaseModel, ConfigDict, Field
+
 from helpdesk_contracts import (
     Actor,
     Channel,
@@ -31,7 +33,6 @@ from helpdesk_contracts import (
     TicketStatusChanged,
     TicketType,
 )
-from pydantic import BaseModel, ConfigDict, Field
 
 
 class TicketError(Exception):

@@ -10,7 +10,6 @@ from uuid import UUID, uuid5
 from helpdesk_contracts import Actor, ActorKind, EventEnvelope, ExternalRef, TicketSubmitted
 from helpdesk_runtime.consumer import Rejection
 from helpdesk_runtime.eventstore import EventStore
-
 from ticketing.domain import OpenTicket, Ticket, TicketError
 from ticketing.numbers import TicketNumbers
 
@@ -101,7 +100,10 @@ async def open_submitted_tickets(
     wanted: dict[tuple[str, UUID], EventEnvelope[Any]] = {}
     for envelope in submissions:
         s: TicketSubmitted = envelope.payload
-        key = (envelope.tenant_id, ticket_id_for_submission(envelope.tenant_id, s.source, s.external_id))
+        key = (
+            envelope.tenant_id,
+            ticket_id_for_submission(envelope.tenant_id, s.source, s.external_id),
+        )
         wanted.setdefault(key, envelope)
     existing = await store.versions(wanted)
     new = [(key, env) for key, env in wanted.items() if key not in existing]

@@ -4,11 +4,10 @@ from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
 
-import asyncpg
 from helpdesk_contracts import EventEnvelope
 from helpdesk_runtime.consumer import BatchHandler, Rejection
+from helpdesk_runtime.db import Connection
 from helpdesk_runtime.eventstore import PostgresEventStore
-
 from ticketing.handlers import open_submitted_tickets
 from ticketing.numbers import PostgresTicketNumbers
 
@@ -16,9 +15,7 @@ from ticketing.numbers import PostgresTicketNumbers
 def submissions_handler(clock: Callable[[], datetime]) -> BatchHandler:
     """The batch handler the intake consumer runs inside its transaction."""
 
-    async def handle(
-        conn: asyncpg.Connection, batch: Sequence[EventEnvelope[Any]]
-    ) -> Sequence[Rejection]:
+    async def handle(conn: Connection, batch: Sequence[EventEnvelope[Any]]) -> Sequence[Rejection]:
         return await open_submitted_tickets(
             batch,
             store=PostgresEventStore(conn),

@@ -2,7 +2,7 @@
 
 from abc import ABC, abstractmethod
 
-import asyncpg
+from helpdesk_runtime.db import Connection
 
 
 class TicketNumbers(ABC):
@@ -16,7 +16,7 @@ class TicketNumbers(ABC):
 class PostgresTicketNumbers(TicketNumbers):
     """Counter rows updated in the caller's transaction."""
 
-    def __init__(self, conn: asyncpg.Connection) -> None:
+    def __init__(self, conn: Connection) -> None:
         self._conn = conn
 
     async def reserve(self, tenant_id: str, count: int = 1) -> int:

@@ -4,6 +4,8 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
+from pydantic import BaseModel
+
 from helpdesk_contracts import (
     Channel,
     ExternalRef,
@@ -13,8 +15,6 @@ from helpdesk_contracts import (
     TicketStatus,
     TicketType,
 )
-from pydantic import BaseModel
-
 from ticketing.domain import Ticket
 
 
