@@ -1,0 +1,20 @@
+# The two commands: `make up` runs the system, `make test` runs every check and test.
+.PHONY: up down test test-unit lint schemas
+
+up:
+	deploy/local/up.sh
+
+down:
+	deploy/local/down.sh
+
+test:
+	deploy/local/test.sh
+
+test-unit:
+	uv run pytest tests/unit
+
+lint:
+	uv run ruff check . && uv run ruff format --check . && uv run mypy
+
+schemas:
+	uv run python -m helpdesk_contracts.schema_files write contracts

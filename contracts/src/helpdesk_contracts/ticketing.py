@@ -1,0 +1,163 @@
+"""Ticket events: the history of one ticket, published by the ticketing service.
+
+The envelope's `aggregate_id` is the ticket id and `aggregate_version` the event's position
+in that ticket's history, so payloads do not repeat the ticket id. Status moves between
+new/open/pending/on_hold with `TicketStatusChanged`; solving, reopening (back to open) and
+closing have their own events.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar, Self
+from uuid import UUID
+
+from pydantic import Field, model_validator
+
+from helpdesk_contracts.envelope import MAX_BIGINT, Event
+from helpdesk_contracts.values import (
+    Actor,
+    Body,
+    Channel,
+    CustomFields,
+    Description,
+    ExternalRef,
+    Identifier,
+    Organisation,
+    Priority,
+    Reason,
+    Requester,
+    Subject,
+    Tags,
+    TicketStatus,
+    TicketType,
+)
+
+
+class TicketEvent(Event):
+    """Base of the ticket events: the envelope must name the ticket and the version."""
+
+    requires_aggregate: ClassVar[bool] = True
+
+
+class TicketOpened(TicketEvent):
+    """A ticket was opened (status new)."""
+
+    event_type = "TicketOpened"
+
+    number: int = Field(ge=1, le=MAX_BIGINT)
+    """Human-readable ticket number, unique per tenant."""
+    subject: Subject
+    description: Description
+    requester: Requester
+    priority: Priority
+    channel: Channel
+    type: TicketType
+    tags: Tags = ()
+    custom_fields: CustomFields = Field(default_factory=dict)
+    organisation: Organisation | None = None
+    external_ref: ExternalRef | None = None
+    """The submission in another system this ticket was opened from, if any."""
+    opened_by: Actor
+
+
+class ResponseSent(TicketEvent):
+    """An agent sent a public reply to the requester."""
+
+    event_type = "ResponseSent"
+
+    message_id: UUID
+    agent_id: Identifier
+    body: Body
+    channel: Channel
+
+
+class CustomerReplied(TicketEvent):
+    """The customer wrote to the ticket."""
+
+    event_type = "CustomerReplied"
+
+    message_id: UUID
+    customer_id: Identifier
+    body: Body
+    channel: Channel
+
+
+class InternalNoteAdded(TicketEvent):
+    """An agent added a note that the customer does not see."""
+
+    event_type = "InternalNoteAdded"
+
+    note_id: UUID
+    agent_id: Identifier
+    body: Body
+
+
+class TicketAssigned(TicketEvent):
+    """The ticket's assignee and/or group changed (both None: unassigned)."""
+
+    event_type = "TicketAssigned"
+
+    assignee_id: Identifier | None = None
+    group_id: Identifier | None = None
+    previous_assignee_id: Identifier | None = None
+    previous_group_id: Identifier | None = None
+    assigned_by: Actor
+
+
+class TicketPriorityChanged(TicketEvent):
+    """The ticket's priority changed."""
+
+    event_type = "TicketPriorityChanged"
+
+    previous: Priority
+    priority: Priority
+    changed_by: Actor
+
+
+_LIFECYCLE = frozenset({TicketStatus.SOLVED, TicketStatus.CLOSED})
+
+
+class TicketStatusChanged(TicketEvent):
+    """The status moved between new, open, pending and on_hold."""
+
+    event_type = "TicketStatusChanged"
+
+    previous: TicketStatus
+    status: TicketStatus
+    changed_by: Actor
+
+    @model_validator(mode="after")
+    def _not_a_lifecycle_change(self) -> Self:
+        if {self.previous, self.status} & _LIFECYCLE:
+            raise ValueError(
+                "solved and closed are left and entered only with "
+                "TicketSolved, TicketReopened and TicketClosed"
+            )
+        return self
+
+
+class TicketSolved(TicketEvent):
+    """The ticket was solved (status solved)."""
+
+    event_type = "TicketSolved"
+
+    solved_by: Actor
+    resolution: Reason | None = None
+
+
+class TicketReopened(TicketEvent):
+    """A solved ticket was reopened (status open)."""
+
+    event_type = "TicketReopened"
+
+    reopened_by: Actor
+    reason: Reason | None = None
+
+
+class TicketClosed(TicketEvent):
+    """The ticket was closed for good (status closed); it cannot be reopened."""
+
+    event_type = "TicketClosed"
+
+    closed_by: Actor
+    reason: Reason | None = None

@@ -1,0 +1,141 @@
+"""The Kafka topics: which events each carries, how it is keyed, who writes and reads it.
+
+Dead letters: a consumer that cannot decode, validate or (after bounded retries) handle a
+message publishes it to `dead_letter_topic(topic)` ("<topic>.dlq") with the original key,
+value and headers, plus the `DlqHeader` headers, then commits and goes on.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from enum import StrEnum
+from types import MappingProxyType
+from typing import Literal
+
+from helpdesk_contracts.envelope import Event, registered_events
+from helpdesk_contracts.errors import ContractError
+from helpdesk_contracts.feedback import FeedbackReceived
+from helpdesk_contracts.intake import TicketSubmitted
+from helpdesk_contracts.ticketing import (
+    CustomerReplied,
+    InternalNoteAdded,
+    ResponseSent,
+    TicketAssigned,
+    TicketClosed,
+    TicketOpened,
+    TicketPriorityChanged,
+    TicketReopened,
+    TicketSolved,
+    TicketStatusChanged,
+)
+
+COMPANY_SYSTEMS = "company-systems"
+"""Producer name standing for any other system of the company that publishes to us."""
+
+
+@dataclass(frozen=True, slots=True)
+class Topic:
+    """A Kafka topic and its contract."""
+
+    name: str
+    description: str
+    key: str
+    event_types: tuple[type[Event], ...]
+    producers: tuple[str, ...]
+    consumers: tuple[str, ...]
+    compatibility: Literal["backward", "none"]
+    partitions: int
+
+
+_TOPICS = (
+    Topic(
+        name="ticketing.intake.v1",
+        description="Requests from other company systems to open a ticket.",
+        key="payload.external_id (the publisher's own id)",
+        event_types=(TicketSubmitted,),
+        producers=(COMPANY_SYSTEMS,),
+        consumers=("ticketing",),
+        compatibility="backward",
+        partitions=12,
+    ),
+    Topic(
+        name="ticketing.tickets.v1",
+        description="Every change to every ticket, in order per ticket.",
+        key="aggregate_id (the ticket id)",
+        event_types=(
+            TicketOpened,
+            ResponseSent,
+            CustomerReplied,
+            InternalNoteAdded,
+            TicketAssigned,
+            TicketPriorityChanged,
+            TicketStatusChanged,
+            TicketSolved,
+            TicketReopened,
+            TicketClosed,
+        ),
+        producers=("ticketing",),
+        consumers=("sla", "feedback", "notifications"),
+        compatibility="backward",
+        partitions=24,
+    ),
+    Topic(
+        name="feedback.received.v1",
+        description="Customers' survey answers (CSAT, NPS, CES).",
+        key="payload.ticket_id, else payload.feedback_id",
+        event_types=(FeedbackReceived,),
+        producers=("feedback", COMPANY_SYSTEMS),
+        consumers=("feedback", "notifications"),
+        compatibility="backward",
+        partitions=12,
+    ),
+)
+
+TOPICS: Mapping[str, Topic] = MappingProxyType({topic.name: topic for topic in _TOPICS})
+"""Topic name -> Topic."""
+
+
+def _index_by_event_type() -> dict[str, Topic]:
+    # Routing relies on each event type living in exactly one topic: check at import.
+    index: dict[str, Topic] = {}
+    for topic in _TOPICS:
+        for event in topic.event_types:
+            if index.setdefault(event.event_type, topic) is not topic:
+                raise RuntimeError(f"{event.event_type} is listed in two topics")
+    unlisted = [event.event_type for event in registered_events() if event.event_type not in index]
+    if unlisted:
+        raise RuntimeError(f"event types in no topic: {', '.join(unlisted)}")
+    return index
+
+
+_TOPIC_OF_EVENT = _index_by_event_type()
+
+
+def topic_for(event_type: str) -> Topic:
+    """The one topic an event type is published to."""
+    try:
+        return _TOPIC_OF_EVENT[event_type]
+    except KeyError:
+        raise ContractError(f"no topic carries event_type {event_type!r}") from None
+
+
+def dead_letter_topic(topic: str) -> str:
+    """The dead-letter topic of a topic."""
+    return f"{topic}.dlq"
+
+
+class DlqHeader(StrEnum):
+    """Headers a consumer adds when it dead-letters a message (values are UTF-8 text)."""
+
+    REASON = "dlq-reason"
+    """What went wrong, e.g. the ContractError message (truncated to a few KiB)."""
+    ERROR_TYPE = "dlq-error-type"
+    """Class name of the exception, e.g. "ContractError"."""
+    CONSUMER = "dlq-consumer"
+    """The consumer group that gave up on the message."""
+    SOURCE_TOPIC = "dlq-source-topic"
+    SOURCE_PARTITION = "dlq-source-partition"
+    SOURCE_OFFSET = "dlq-source-offset"
+    FAILED_AT = "dlq-failed-at"
+    """When it was dead-lettered: RFC 3339, UTC."""

@@ -1,0 +1,64 @@
+import java.util.Collection;
+import java.util.Properties;
+import java.util.concurrent.ExecutionException;
+import java.util.concurrent.TimeUnit;
+
+import org.apache.kafka.clients.admin.Admin;
+import org.apache.kafka.clients.admin.AdminClientConfig;
+import org.apache.kafka.common.Node;
+import org.apache.kafka.common.errors.GroupIdNotFoundException;
+
+/**
+ * Readiness probe used by deploy/local/infra.sh after starting the broker.
+ *
+ * <p>Usage: {@code KafkaProbe <bootstrap servers> <timeout seconds>}. Retries until the broker
+ * answers a cluster description (ApiVersions + DescribeCluster), lists topics, and its group
+ * coordinator is available (which also creates {@code __consumer_offsets} up front, so the first
+ * consumer group of a test does not pay for it). Exits 0 when all succeeded, 1 on timeout.
+ */
+public final class KafkaProbe {
+    public static void main(String[] args) throws InterruptedException {
+        if (args.length != 2) {
+            System.err.println("usage: KafkaProbe <bootstrap servers> <timeout seconds>");
+            System.exit(2);
+        }
+        long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(Long.parseLong(args[1]));
+        Exception last = null;
+        while (System.nanoTime() < deadline) {
+            try {
+                System.out.println(probe(args[0]));
+                System.exit(0);
+            } catch (Exception e) {
+                last = e;
+                Thread.sleep(250);
+            }
+        }
+        System.err.println("Kafka at " + args[0] + " did not answer: " + last);
+        System.exit(1);
+    }
+
+    private static String probe(String bootstrap) throws Exception {
+        Properties props = new Properties();
+        props.put(AdminClientConfig.BOOTSTRAP_SERVERS_CONFIG, bootstrap);
+        props.put(AdminClientConfig.CLIENT_ID_CONFIG, "helpdesk-infra-probe");
+        props.put(AdminClientConfig.REQUEST_TIMEOUT_MS_CONFIG, 5000);
+        props.put(AdminClientConfig.DEFAULT_API_TIMEOUT_MS_CONFIG, 10000);
+        try (Admin admin = Admin.create(props)) {
+            String clusterId = admin.describeCluster().clusterId().get(10, TimeUnit.SECONDS);
+            Collection<Node> nodes = admin.describeCluster().nodes().get(10, TimeUnit.SECONDS);
+            int topics = admin.listTopics().names().get(10, TimeUnit.SECONDS).size();
+            // FindCoordinator + OffsetFetch: answer only once __consumer_offsets exists and is
+            // loaded. "No such group" is an answer from a working coordinator, so it counts.
+            try {
+                admin.listConsumerGroupOffsets("helpdesk-infra-probe")
+                        .partitionsToOffsetAndMetadata().get(20, TimeUnit.SECONDS);
+            } catch (ExecutionException e) {
+                if (!(e.getCause() instanceof GroupIdNotFoundException)) {
+                    throw e;
+                }
+            }
+            return "Kafka ready: cluster " + clusterId + ", " + nodes.size() + " node(s), "
+                    + topics + " topic(s)";
+        }
+    }
+}

@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Sets up and runs all checks and tests: lint, types, then unit, integration and end-to-end
+# tests against the real Kafka broker and PostgreSQL. Servers it started are stopped again.
+# Extra arguments go to pytest (e.g. deploy/local/test.sh tests/unit -k ticket).
+set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
+cd "$REPO_ROOT"
+
+sync_python
+
+say "lint and types"
+uv run --frozen ruff check .
+uv run --frozen ruff format --check .
+uv run --frozen mypy
+
+if [[ -z "${KAFKA_BOOTSTRAP_SERVERS:-}" || -z "${DATABASE_ADMIN_URL:-}" ]]; then
+  if ! "$INFRA" status >/dev/null 2>&1; then
+    trap '"$INFRA" down' EXIT # stop only what this run started
+  fi
+  "$INFRA" up
+  eval "$("$INFRA" env)"
+fi
+
+say "tests (Kafka $KAFKA_BOOTSTRAP_SERVERS)"
+uv run --frozen pytest "${@:-tests}"

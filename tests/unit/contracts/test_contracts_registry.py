@@ -1,0 +1,122 @@
+"""The event registry and the topic registry agree and are unambiguous."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+import pytest
+
+from helpdesk_contracts import (
+    EVENT_TYPES,
+    TOPICS,
+    ContractError,
+    DlqHeader,
+    Event,
+    TicketClosed,
+    TicketEvent,
+    TicketOpened,
+    TicketSubmitted,
+    dead_letter_topic,
+    event_class,
+    registered_events,
+    topic_for,
+)
+
+pytestmark = pytest.mark.unit
+
+EXPECTED_EVENT_TYPES = {
+    "TicketSubmitted",
+    "TicketOpened",
+    "ResponseSent",
+    "CustomerReplied",
+    "InternalNoteAdded",
+    "TicketAssigned",
+    "TicketPriorityChanged",
+    "TicketStatusChanged",
+    "TicketSolved",
+    "TicketReopened",
+    "TicketClosed",
+    "FeedbackReceived",
+}
+
+
+def test_every_event_type_is_registered_once() -> None:
+    assert set(EVENT_TYPES) == EXPECTED_EVENT_TYPES
+    keys = [(event.event_type, event.schema_version) for event in registered_events()]
+    assert len(keys) == len(set(keys)) == len(EXPECTED_EVENT_TYPES)
+    for name, event in EVENT_TYPES.items():
+        assert event.event_type == name
+        assert event_class(name, event.schema_version) is event
+
+
+def test_every_event_type_is_in_exactly_one_topic() -> None:
+    listed = [event for topic in TOPICS.values() for event in topic.event_types]
+    assert sorted(e.event_type for e in listed) == sorted(EXPECTED_EVENT_TYPES)
+    for event in listed:
+        assert event in topic_for(event.event_type).event_types
+
+
+def test_topics() -> None:
+    assert topic_for("TicketSubmitted").name == "ticketing.intake.v1"
+    assert topic_for("TicketClosed").name == "ticketing.tickets.v1"
+    assert topic_for("FeedbackReceived").name == "feedback.received.v1"
+    assert {topic.partitions for topic in TOPICS.values()} == {12, 24}
+    assert all(topic.compatibility == "backward" for topic in TOPICS.values())
+    with pytest.raises(ContractError, match="no topic carries"):
+        topic_for("TicketExploded")
+
+
+def test_the_ticket_topic_carries_only_ticket_events() -> None:
+    tickets = TOPICS["ticketing.tickets.v1"]
+    assert all(issubclass(event, TicketEvent) for event in tickets.event_types)
+    assert not issubclass(TicketSubmitted, TicketEvent)
+
+
+def test_registries_are_read_only() -> None:
+    with pytest.raises(TypeError):
+        EVENT_TYPES["X"] = TicketOpened  # type: ignore[index]
+    with pytest.raises(TypeError):
+        TOPICS["x"] = TOPICS["ticketing.intake.v1"]  # type: ignore[index]
+
+
+def test_a_second_class_for_the_same_type_and_version_is_refused() -> None:
+    with pytest.raises(TypeError, match="TicketClosed v1 is defined twice"):
+
+        class Impostor(Event):
+            event_type: ClassVar[str] = "TicketClosed"
+
+    assert EVENT_TYPES["TicketClosed"] is TicketClosed
+
+
+def test_a_subclass_of_an_event_must_declare_a_new_version() -> None:
+    with pytest.raises(TypeError, match="defined twice"):
+
+        class Extended(TicketClosed):
+            pass
+
+
+def test_event_type_names_are_checked() -> None:
+    with pytest.raises(TypeError, match="must be a name"):
+
+        class Spaced(Event):
+            event_type: ClassVar[str] = "ticket closed"
+
+
+def test_unknown_lookups_are_contract_errors() -> None:
+    with pytest.raises(ContractError, match="unknown event_type 'Nope'"):
+        event_class("Nope", 1)
+    with pytest.raises(ContractError, match="unsupported schema_version 2 of TicketOpened"):
+        event_class("TicketOpened", 2)
+
+
+def test_dead_letters() -> None:
+    assert dead_letter_topic("ticketing.tickets.v1") == "ticketing.tickets.v1.dlq"
+    assert [header.value for header in DlqHeader] == [
+        "dlq-reason",
+        "dlq-error-type",
+        "dlq-consumer",
+        "dlq-source-topic",
+        "dlq-source-partition",
+        "dlq-source-offset",
+        "dlq-failed-at",
+    ]
