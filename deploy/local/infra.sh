@@ -28,7 +28,8 @@ PG_PORT="${HELPDESK_PG_PORT:-15432}"
 KAFKA_HEAP_OPTS="${HELPDESK_KAFKA_HEAP_OPTS:--Xms128m -Xmx512m}"
 START_TIMEOUT="${HELPDESK_INFRA_TIMEOUT:-120}"
 STOP_TIMEOUT=30
-PG_BIN_DIR="${HELPDESK_PG_BIN_DIR:-/usr/lib/postgresql/15/bin}"
+PG_DEFAULT_BIN_DIR=/usr/lib/postgresql/15/bin # Debian's postgresql-15
+PG_BIN_DIR="${HELPDESK_PG_BIN_DIR:-$PG_DEFAULT_BIN_DIR}"
 
 PG_ROLE=helpdesk        # superuser role inside the cluster
 PG_SYSTEM_USER=helpdesk # OS user that owns and runs the cluster when this script runs as root
@@ -285,14 +286,17 @@ as_pg_user() {
   fi
 }
 
+apt_install_postgresql() {
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends postgresql-15
+}
+
 pg_ensure_binaries() {
   [[ -x "$PG_BIN_DIR/postgres" ]] && return 0
-  if ((EUID == 0)) && command -v apt-get >/dev/null; then
+  if ((EUID == 0)) && [[ "$PG_BIN_DIR" == "$PG_DEFAULT_BIN_DIR" ]] && command -v apt-get >/dev/null; then
     log "PostgreSQL 15 not found; installing postgresql-15 with apt-get"
     mkdir -p "$LOCAL_DIR"
     {
-      DEBIAN_FRONTEND=noninteractive apt-get install -y -q postgresql-15 ||
-        { apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q postgresql-15; }
+      apt_install_postgresql || { apt-get update -q && apt_install_postgresql; }
     } >"$LOCAL_DIR/apt.log" 2>&1 || fail_with_logs "apt-get install postgresql-15 failed" "$LOCAL_DIR/apt.log"
   fi
   [[ -x "$PG_BIN_DIR/postgres" ]] ||
@@ -459,6 +463,7 @@ cmd_up() {
 }
 
 cmd_down() {
+  [[ -d "$LOCAL_DIR" ]] || return 0
   take_lock
   kafka_down
   pg_down

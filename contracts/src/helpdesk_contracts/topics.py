@@ -131,7 +131,7 @@ class DlqHeader(StrEnum):
     REASON = "dlq-reason"
     """What went wrong, e.g. the ContractError message (truncated to a few KiB)."""
     ERROR_TYPE = "dlq-error-type"
-    """Class name of the exception, e.g. "ContractError"."""
+    """What kind of failure: invalid, oversize, unexpected_event_type, rejected or failed."""
     CONSUMER = "dlq-consumer"
     """The consumer group that gave up on the message."""
     SOURCE_TOPIC = "dlq-source-topic"

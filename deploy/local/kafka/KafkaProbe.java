@@ -5,6 +5,7 @@ import java.util.concurrent.TimeUnit;
 
 import org.apache.kafka.clients.admin.Admin;
 import org.apache.kafka.clients.admin.AdminClientConfig;
+import org.apache.kafka.clients.admin.DescribeClusterResult;
 import org.apache.kafka.common.Node;
 import org.apache.kafka.common.errors.GroupIdNotFoundException;
 
@@ -44,8 +45,9 @@ public final class KafkaProbe {
         props.put(AdminClientConfig.REQUEST_TIMEOUT_MS_CONFIG, 5000);
         props.put(AdminClientConfig.DEFAULT_API_TIMEOUT_MS_CONFIG, 10000);
         try (Admin admin = Admin.create(props)) {
-            String clusterId = admin.describeCluster().clusterId().get(10, TimeUnit.SECONDS);
-            Collection<Node> nodes = admin.describeCluster().nodes().get(10, TimeUnit.SECONDS);
+            DescribeClusterResult cluster = admin.describeCluster();
+            String clusterId = cluster.clusterId().get(10, TimeUnit.SECONDS);
+            Collection<Node> nodes = cluster.nodes().get(10, TimeUnit.SECONDS);
             int topics = admin.listTopics().names().get(10, TimeUnit.SECONDS).size();
             // FindCoordinator + OffsetFetch: answer only once __consumer_offsets exists and is
             // loaded. "No such group" is an answer from a working coordinator, so it counts.

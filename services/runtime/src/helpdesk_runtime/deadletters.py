@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 
 from aiokafka.structs import ConsumerRecord
 
-from helpdesk_contracts import dead_letter_topic
+from helpdesk_contracts import DlqHeader, dead_letter_topic
 from helpdesk_runtime.kafka import OutgoingMessage, Producer
 
 MAX_REASON_BYTES = 4096
@@ -18,6 +18,8 @@ class DeadLetter:
 
     record: "ConsumerRecord[bytes, bytes]"
     reason: str
+    # invalid | oversize | unexpected_event_type | rejected (a business rule) | failed (the
+    # handler raised on this event alone)
     error_type: str
 
 
@@ -25,13 +27,13 @@ def dead_letter_message(letter: DeadLetter, consumer: str) -> OutgoingMessage:
     """Same key, value and headers as the original, plus `dlq-*` headers."""
     r = letter.record
     extra = [
-        ("dlq-reason", letter.reason.encode()[:MAX_REASON_BYTES]),
-        ("dlq-error-type", letter.error_type.encode()),
-        ("dlq-consumer", consumer.encode()),
-        ("dlq-source-topic", r.topic.encode()),
-        ("dlq-source-partition", str(r.partition).encode()),
-        ("dlq-source-offset", str(r.offset).encode()),
-        ("dlq-failed-at", datetime.now(UTC).isoformat().encode()),
+        (DlqHeader.REASON, letter.reason.encode()[:MAX_REASON_BYTES]),
+        (DlqHeader.ERROR_TYPE, letter.error_type.encode()),
+        (DlqHeader.CONSUMER, consumer.encode()),
+        (DlqHeader.SOURCE_TOPIC, r.topic.encode()),
+        (DlqHeader.SOURCE_PARTITION, str(r.partition).encode()),
+        (DlqHeader.SOURCE_OFFSET, str(r.offset).encode()),
+        (DlqHeader.FAILED_AT, datetime.now(UTC).isoformat().encode()),
     ]
     return OutgoingMessage(
         topic=dead_letter_topic(r.topic),

@@ -102,7 +102,7 @@ class PostgresEventStore(EventStore):
 
     async def load(self, tenant_id: str, stream_id: UUID) -> list[Envelope]:
         rows = await self._conn.fetch(
-            f"SELECT {_COLUMNS} FROM events WHERE tenant_id = $1 AND stream_id = $2"
+            f"SELECT {EVENT_COLUMNS} FROM events WHERE tenant_id = $1 AND stream_id = $2"
             " ORDER BY version",
             tenant_id,
             stream_id,
@@ -127,32 +127,29 @@ class PostgresEventStore(EventStore):
         return {(r["tenant_id"], r["stream_id"]): r["version"] for r in rows}
 
 
-_COLUMNS = (
+EVENT_COLUMNS = (
     "position, tenant_id, stream_id, version, event_id, event_type, schema_version,"
     " occurred_at, producer, correlation_id, causation_id, payload::text AS payload"
 )
 
 
-def wire_dict(row: asyncpg.Record) -> dict[str, Any]:
-    """A stored row as the envelope's JSON-ready dict (the wire format)."""
-    return {
-        "event_id": str(row["event_id"]),
-        "event_type": row["event_type"],
-        "schema_version": row["schema_version"],
-        "occurred_at": row["occurred_at"].isoformat(),
-        "tenant_id": row["tenant_id"],
-        "producer": row["producer"],
-        "correlation_id": str(row["correlation_id"]),
-        "causation_id": str(row["causation_id"]) if row["causation_id"] else None,
-        "aggregate_id": str(row["stream_id"]),
-        "aggregate_version": row["version"],
-        "payload": json.loads(row["payload"]),
-    }
-
-
 def envelope_from_row(row: asyncpg.Record) -> Envelope:
     """Rebuild the typed envelope from a stored row."""
-    return parse_envelope(wire_dict(row))
+    return parse_envelope(
+        {
+            "event_id": str(row["event_id"]),
+            "event_type": row["event_type"],
+            "schema_version": row["schema_version"],
+            "occurred_at": row["occurred_at"].isoformat(),
+            "tenant_id": row["tenant_id"],
+            "producer": row["producer"],
+            "correlation_id": str(row["correlation_id"]),
+            "causation_id": str(row["causation_id"]) if row["causation_id"] else None,
+            "aggregate_id": str(row["stream_id"]),
+            "aggregate_version": row["version"],
+            "payload": json.loads(row["payload"]),
+        }
+    )
 
 
 class InMemoryEventStore(EventStore):

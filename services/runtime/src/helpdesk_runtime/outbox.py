@@ -8,14 +8,14 @@ republishes (consumers are idempotent by event id).
 """
 
 import asyncio
-import json
 import time
 from collections.abc import Callable
 from contextlib import suppress
 
 import asyncpg
 
-from helpdesk_runtime.eventstore import wire_dict
+from helpdesk_contracts import kafka_headers, kafka_key
+from helpdesk_runtime.eventstore import EVENT_COLUMNS, envelope_from_row
 from helpdesk_runtime.kafka import OutgoingMessage, Producer
 from helpdesk_runtime.logging import get_logger
 
@@ -25,21 +25,13 @@ Router = Callable[[str], str]  # event type -> topic
 
 
 def to_message(row: asyncpg.Record, route: Router) -> OutgoingMessage:
-    """A stored event as a Kafka record keyed by its stream (ticket) id."""
-    envelope = wire_dict(row)
-    headers = [
-        ("event_type", row["event_type"].encode()),
-        ("schema_version", str(row["schema_version"]).encode()),
-        ("tenant_id", row["tenant_id"].encode()),
-        ("event_id", envelope["event_id"].encode()),
-        ("correlation_id", envelope["correlation_id"].encode()),
-        ("content-type", b"application/json"),
-    ]
+    """A stored event as a Kafka record, encoded by the contracts (key, headers, JSON)."""
+    envelope = envelope_from_row(row)
     return OutgoingMessage(
-        topic=route(row["event_type"]),
-        key=envelope["aggregate_id"].encode(),
-        value=json.dumps(envelope, separators=(",", ":")).encode(),
-        headers=headers,
+        topic=route(envelope.event_type),
+        key=kafka_key(envelope),
+        value=envelope.to_json(),
+        headers=[*kafka_headers(envelope), ("content-type", b"application/json")],
     )
 
 
@@ -81,10 +73,8 @@ class OutboxRelay:
             if checkpoint is None:
                 return 0
             rows = await conn.fetch(
-                "SELECT position, tenant_id, stream_id, version, event_id, event_type,"
-                " schema_version, occurred_at, producer, correlation_id, causation_id,"
-                " payload::text AS payload"
-                " FROM events WHERE position > $1 ORDER BY position LIMIT $2",
+                f"SELECT {EVENT_COLUMNS} FROM events WHERE position > $1"
+                " ORDER BY position LIMIT $2",
                 checkpoint,
                 self._batch_size,
             )
