@@ -61,6 +61,7 @@ def test_sorts_a_batch_into_usable_events_and_dead_letters() -> None:
 def test_a_dead_letter_keeps_the_original_and_adds_the_reason() -> None:
     record = _record(b"garbage", 41)
     message = dead_letter_message(DeadLetter(record, "bad JSON", "invalid"), "ticketing-intake")
+    assert all(type(k) is str for k, _ in message.headers)  # aiokafka refuses str subclasses
     headers: dict[str, Any] = dict(message.headers)
     assert (message.topic, message.key, message.value) == ("t.dlq", b"k", b"garbage")
     assert headers["trace"] == b"\xff\xfe"

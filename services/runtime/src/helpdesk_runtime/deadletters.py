@@ -26,14 +26,15 @@ class DeadLetter:
 def dead_letter_message(letter: DeadLetter, consumer: str) -> OutgoingMessage:
     """Same key, value and headers as the original, plus `dlq-*` headers."""
     r = letter.record
+    # .value: aiokafka's record builder accepts only exact str keys, not str subclasses.
     extra = [
-        (DlqHeader.REASON, letter.reason.encode()[:MAX_REASON_BYTES]),
-        (DlqHeader.ERROR_TYPE, letter.error_type.encode()),
-        (DlqHeader.CONSUMER, consumer.encode()),
-        (DlqHeader.SOURCE_TOPIC, r.topic.encode()),
-        (DlqHeader.SOURCE_PARTITION, str(r.partition).encode()),
-        (DlqHeader.SOURCE_OFFSET, str(r.offset).encode()),
-        (DlqHeader.FAILED_AT, datetime.now(UTC).isoformat().encode()),
+        (DlqHeader.REASON.value, letter.reason.encode()[:MAX_REASON_BYTES]),
+        (DlqHeader.ERROR_TYPE.value, letter.error_type.encode()),
+        (DlqHeader.CONSUMER.value, consumer.encode()),
+        (DlqHeader.SOURCE_TOPIC.value, r.topic.encode()),
+        (DlqHeader.SOURCE_PARTITION.value, str(r.partition).encode()),
+        (DlqHeader.SOURCE_OFFSET.value, str(r.offset).encode()),
+        (DlqHeader.FAILED_AT.value, datetime.now(UTC).isoformat().encode()),
     ]
     return OutgoingMessage(
         topic=dead_letter_topic(r.topic),
