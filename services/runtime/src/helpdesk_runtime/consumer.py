@@ -103,8 +103,6 @@ class BatchConsumer:
         outcome.dead_lettered += len(letters)
         if decoded:
             await self._apply_with_retry(decoded, outcome)
-        if outcome.dead_lettered:
-            log.warning("records dead-lettered", consumer=self.name, count=outcome.dead_lettered)
         return outcome
 
     def _decode(self, records: Sequence[Record]) -> tuple[list[_Decoded], list[DeadLetter]]:
@@ -147,7 +145,7 @@ class BatchConsumer:
             except Exception as exc:
                 if len(batch) == 1:
                     reason = f"handler failed: {type(exc).__name__}: {exc}"
-                    log.exception("event dead-lettered", consumer=self.name, reason=reason)
+                    log.exception("handler failed on one event", consumer=self.name)
                     await self._dead_letters.publish(
                         [DeadLetter(batch[0].record, reason, "failed")]
                     )
@@ -164,7 +162,13 @@ class BatchConsumer:
                 conn, self.name, [(d.envelope.event_id, d.envelope.tenant_id) for d in batch]
             )
             todo = [d.envelope for d in batch if d.envelope.event_id in fresh]
-            with bound(consumer=self.name, batch_size=len(todo)):
+            # A batch mixes many requests; one event alone can be traced by its own ids.
+            trace = (
+                {"correlation_id": str(todo[0].correlation_id), "event_id": str(todo[0].event_id)}
+                if len(todo) == 1
+                else {}
+            )
+            with bound(consumer=self.name, batch_size=len(todo), **trace):
                 rejections = await self._handler(conn, todo) if todo else []
             # Published before the commit: if the commit is lost the batch is redelivered
             # and the letter sent twice, whereas publishing after it could lose the letter.

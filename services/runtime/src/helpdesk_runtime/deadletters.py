@@ -8,6 +8,9 @@ from aiokafka.structs import ConsumerRecord
 
 from helpdesk_contracts import DlqHeader, dead_letter_topic
 from helpdesk_runtime.kafka import OutgoingMessage, Producer
+from helpdesk_runtime.logging import get_logger
+
+log = get_logger(__name__)
 
 MAX_REASON_BYTES = 4096
 
@@ -53,8 +56,15 @@ class DeadLetterPublisher:
         self.published = 0
 
     async def publish(self, letters: Sequence[DeadLetter]) -> None:
-        if letters:
-            await self._producer.send_many(
-                [dead_letter_message(x, self._consumer) for x in letters]
+        if not letters:
+            return
+        await self._producer.send_many([dead_letter_message(x, self._consumer) for x in letters])
+        self.published += len(letters)
+        for x in letters:
+            log.warning(
+                "message dead-lettered",
+                consumer=self._consumer,
+                source=f"{x.record.topic}/{x.record.partition}@{x.record.offset}",
+                error_type=x.error_type,
+                reason=x.reason[:500],
             )
-            self.published += len(letters)

@@ -29,9 +29,15 @@ class Producer:
     """aiokafka producer with idempotence (acks=all), a small linger and lz4 compression."""
 
     def __init__(self, bootstrap_servers: str, client_id: str) -> None:
+        self._bootstrap_servers = bootstrap_servers
+        self._client_id = client_id
+        self._producer: AIOKafkaProducer | None = None
+
+    async def start(self) -> None:
+        # Created here, not in __init__: aiokafka binds to the running event loop.
         self._producer = AIOKafkaProducer(
-            bootstrap_servers=bootstrap_servers,
-            client_id=client_id,
+            bootstrap_servers=self._bootstrap_servers,
+            client_id=self._client_id,
             enable_idempotence=True,
             acks="all",
             linger_ms=5,
@@ -39,15 +45,17 @@ class Producer:
             max_batch_size=256 * 1024,
             request_timeout_ms=30_000,
         )
-
-    async def start(self) -> None:
         await self._producer.start()
 
     async def stop(self) -> None:
-        await self._producer.stop()
+        if self._producer is not None:
+            await self._producer.stop()
+            self._producer = None
 
     async def send_many(self, messages: Sequence[OutgoingMessage]) -> None:
         """Send all, then wait until the broker acknowledged every one (or raise)."""
+        if self._producer is None:
+            raise RuntimeError("the producer is not started")
         futures = [
             await self._producer.send(m.topic, m.value, key=m.key, headers=m.headers)
             for m in messages

@@ -38,7 +38,11 @@ def configure_logging(service: str, level: str = "INFO", fmt: str = "auto") -> N
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(
         structlog.stdlib.ProcessorFormatter(
-            foreign_pre_chain=[structlog.stdlib.add_logger_name, *_SHARED],
+            foreign_pre_chain=[
+                structlog.stdlib.add_logger_name,
+                structlog.stdlib.ExtraAdder(),  # e.g. FastStream's topic, group_id, message_id
+                *_SHARED,
+            ],
             processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, *final],
         )
     )

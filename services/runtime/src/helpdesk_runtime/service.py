@@ -51,7 +51,8 @@ class ServiceRuntime:
             settings.kafka_bootstrap_servers,
             client_id=settings.client_id,
             graceful_timeout=settings.shutdown_grace_s,
-            logger=logging.getLogger("faststream"),  # rendered by our structlog formatter
+            # Not "faststream": that logger gets FastStream's own stdout handler at import.
+            logger=logging.getLogger("helpdesk.broker"),
         )
         self.producer = Producer(settings.kafka_bootstrap_servers, settings.client_id)
         self._pool: asyncpg.Pool | None = None
