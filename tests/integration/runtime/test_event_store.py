@@ -1,33 +1,26 @@
 import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from uuid import uuid4
 
 import asyncpg
 import pytest
 
-from helpdesk_runtime.eventstore import ConcurrencyError, PostgresEventStore
+from helpdesk_runtime.eventstore import ConcurrencyError, EventStore, PostgresEventStore
 
 from support.events import note, opened
+from support.eventstore_contract import EventStoreContract, InTransaction
 
 
-async def test_appends_and_loads_a_stream_in_version_order(pool: asyncpg.Pool) -> None:
-    ticket = uuid4()
-    async with pool.acquire() as conn, conn.transaction():
-        await PostgresEventStore(conn).append([opened(ticket), note(ticket, 2), note(ticket, 3)])
-    async with pool.acquire() as conn:
-        loaded = await PostgresEventStore(conn).load("acme", ticket)
-    assert [e.aggregate_version for e in loaded] == [1, 2, 3]
-    assert loaded[0].payload.subject == "Invoice shows the wrong amount"
+class TestPostgresEventStore(EventStoreContract):
+    @pytest.fixture
+    def in_transaction(self, pool: asyncpg.Pool) -> InTransaction:
+        @asynccontextmanager
+        async def transaction() -> AsyncIterator[EventStore]:
+            async with pool.acquire() as conn, conn.transaction():
+                yield PostgresEventStore(conn)
 
-
-async def test_a_stream_is_invisible_to_another_tenant(pool: asyncpg.Pool) -> None:
-    ticket = uuid4()
-    async with pool.acquire() as conn, conn.transaction():
-        await PostgresEventStore(conn).append([opened(ticket, tenant="acme")])
-    async with pool.acquire() as conn:
-        store = PostgresEventStore(conn)
-        assert await store.load("globex", ticket) == []
-        assert await store.versions([("globex", ticket)]) == {}
-        assert await store.versions([("acme", ticket)]) == {("acme", ticket): 1}
+        return transaction
 
 
 async def test_two_writers_of_the_same_version_one_wins(pool: asyncpg.Pool) -> None:
@@ -52,18 +45,7 @@ async def test_two_writers_of_the_same_version_one_wins(pool: asyncpg.Pool) -> N
     results = sorted(await asyncio.gather(writer(), writer()))
     assert results == ["conflict", "won"]
     async with pool.acquire() as conn:
-        assert [
+        versions = [
             e.aggregate_version for e in await PostgresEventStore(conn).load("acme", ticket)
-        ] == [1, 2]
-
-
-async def test_a_failed_append_leaves_nothing_behind(pool: asyncpg.Pool) -> None:
-    ticket = uuid4()
-    async with pool.acquire() as conn, conn.transaction():
-        await PostgresEventStore(conn).append([opened(ticket)])
-    async with pool.acquire() as conn:
-        with pytest.raises(ConcurrencyError):
-            async with conn.transaction():
-                # version 2 is new, version 1 is taken: the whole append is refused
-                await PostgresEventStore(conn).append([note(ticket, 2), opened(ticket)])
-        assert len(await PostgresEventStore(conn).load("acme", ticket)) == 1
+        ]
+    assert versions == [1, 2]

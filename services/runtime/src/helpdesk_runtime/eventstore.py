@@ -1,9 +1,10 @@
 """The event store: append with optimistic concurrency, load a stream.
 
 Each envelope carries its stream (`aggregate_id`) and the version it claims
-(`aggregate_version`). The primary key (stream_id, version) turns a second writer of the
-same version into a `ConcurrencyError`, so callers need not pass an expected version: the
-aggregate numbered its new events from the version it loaded.
+(`aggregate_version`); the version before a stream's first new event is the expected
+version. The store refuses, with `ConcurrencyError`, an append whose expected version is
+not the stream's current one: the primary key (stream_id, version) catches a writer that
+lost a race, and a check on the preceding version catches one that skipped ahead.
 """
 
 import json
@@ -37,10 +38,17 @@ class RecordedEvent:
     envelope: Envelope
 
 
-def _check_appendable(envelopes: Sequence[Envelope]) -> None:
+def _first_versions(envelopes: Sequence[Envelope]) -> dict[StreamKey, int]:
+    """Each stream's first new version; refuses events without one or with holes."""
+    versions: dict[StreamKey, list[int]] = {}
     for e in envelopes:
         if e.aggregate_id is None or e.aggregate_version is None:
             raise ValueError(f"{e.event_type} {e.event_id} has no aggregate id/version")
+        versions.setdefault((e.tenant_id, e.aggregate_id), []).append(e.aggregate_version)
+    for (_, stream), numbers in versions.items():
+        if numbers != list(range(numbers[0], numbers[0] + len(numbers))):
+            raise ValueError(f"versions of stream {stream} are not consecutive: {numbers}")
+    return {key: numbers[0] for key, numbers in versions.items()}
 
 
 class EventStore(ABC):
@@ -68,7 +76,7 @@ class PostgresEventStore(EventStore):
     async def append(self, envelopes: Sequence[Envelope]) -> None:
         if not envelopes:
             return
-        _check_appendable(envelopes)
+        first = _first_versions(envelopes)
         # Serialise appenders so that `position` order equals commit order: without it a
         # bigserial taken by a transaction that commits later becomes visible after the
         # relay has read past it, and that event would never be published. The lock is
@@ -98,6 +106,20 @@ class PostgresEventStore(EventStore):
             )
         except asyncpg.UniqueViolationError as exc:
             raise ConcurrencyError(exc.detail or str(exc)) from exc
+        skipped = await self._conn.fetch(
+            """
+            SELECT x.s, x.v FROM unnest($1::text[], $2::uuid[], $3::int[]) AS x(t, s, v)
+            WHERE x.v > 1 AND NOT EXISTS (
+                SELECT 1 FROM events e
+                WHERE e.tenant_id = x.t AND e.stream_id = x.s AND e.version = x.v - 1)
+            """,
+            [t for t, _ in first],
+            [s for _, s in first],
+            list(first.values()),
+        )
+        if skipped:
+            r = skipped[0]
+            raise ConcurrencyError(f"stream {r['s']} is not at version {r['v'] - 1}")
         await self._conn.execute("SELECT pg_notify('events_appended', '')")
 
     async def load(self, tenant_id: str, stream_id: UUID) -> list[Envelope]:
@@ -159,11 +181,14 @@ class InMemoryEventStore(EventStore):
         self.recorded: list[RecordedEvent] = []
 
     async def append(self, envelopes: Sequence[Envelope]) -> None:
-        _check_appendable(envelopes)
+        first = _first_versions(envelopes)
         taken = {(r.envelope.aggregate_id, r.envelope.aggregate_version) for r in self.recorded}
-        new = [(e.aggregate_id, e.aggregate_version) for e in envelopes]
-        if taken.intersection(new) or len(set(new)) != len(new):
+        if taken.intersection((e.aggregate_id, e.aggregate_version) for e in envelopes):
             raise ConcurrencyError("version already taken")
+        current = await self.versions(first)
+        for key, version in first.items():
+            if current.get(key, 0) != version - 1:
+                raise ConcurrencyError(f"stream {key[1]} is not at version {version - 1}")
         start = len(self.recorded)
         self.recorded += [RecordedEvent(start + i + 1, e) for i, e in enumerate(envelopes)]
 
