@@ -1,5 +1,5 @@
 # The two commands: `make up` runs the system, `make test` runs every check and test.
-.PHONY: up down test test-unit lint schemas
+.PHONY: up down test test-unit lint schemas bench
 
 up:
 	deploy/local/up.sh
@@ -18,3 +18,7 @@ lint:
 
 schemas:
 	uv run python -m helpdesk_contracts.schema_files write contracts
+
+# Throughput figures against the local servers (run `make up` or infra.sh up first).
+bench:
+	uv run pytest tests/benchmarks -m benchmark -s -p no:randomly

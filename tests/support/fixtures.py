@@ -145,3 +145,26 @@ async def find_on_topic(
     finally:
         await consumer.stop()
     return found
+
+
+async def start_group_at_end(bootstrap: str, topic: str, group_id: str) -> None:
+    """Commit the topic's current end for a new consumer group, so it reads only what
+    is published from now on, not what earlier runs left on a shared broker."""
+    consumer = AIOKafkaConsumer(
+        topic, bootstrap_servers=bootstrap, group_id=group_id, enable_auto_commit=False
+    )
+    await consumer.start()
+    try:
+        partitions = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or ()]
+        await consumer.commit(dict(await consumer.end_offsets(partitions)))
+    finally:
+        await consumer.stop()
+
+
+async def topic_exists(bootstrap: str, topic: str) -> bool:
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        return topic in await admin.list_topics()
+    finally:
+        await admin.close()

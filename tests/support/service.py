@@ -11,8 +11,10 @@ import httpx
 import uvicorn
 from pydantic import SecretStr
 
-from ticketing.bootstrap import create_app
+from ticketing.bootstrap import INTAKE_TOPIC, create_app
 from ticketing.config import Settings
+
+from support.fixtures import start_group_at_end, topic_exists
 
 
 @dataclass(frozen=True)
@@ -34,16 +36,19 @@ async def ticketing_service(
     database_url: str, kafka_bootstrap: str
 ) -> AsyncIterator[RunningService]:
     port = _free_port()
+    group_id = f"ticketing-intake-{uuid4().hex[:8]}"
     settings = Settings(
         database_url=SecretStr(database_url),
         kafka_bootstrap_servers=kafka_bootstrap,
-        intake_group_id=f"ticketing-intake-{uuid4().hex[:8]}",
+        intake_group_id=group_id,
         http_port=port,
         consumer_batch_timeout_ms=50,
         outbox_poll_interval_s=0.2,
         log_format="console",
         shutdown_grace_s=5.0,
     )
+    if await topic_exists(kafka_bootstrap, INTAKE_TOPIC):
+        await start_group_at_end(kafka_bootstrap, INTAKE_TOPIC, group_id)
     server = uvicorn.Server(
         uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_config=None)
     )

@@ -21,6 +21,7 @@ Readers ignore fields they do not know, so adding an optional field is backward 
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Mapping
 from datetime import UTC, datetime
@@ -203,9 +204,10 @@ class EventEnvelope(ContractModel, Generic[P]):
         return self.model_dump_json(serialize_as_any=True).encode()
 
 
+@functools.cache
 def envelope_model(payload_type: type[E]) -> type[EventEnvelope[E]]:
     """`EventEnvelope[payload_type]` for a payload class known only at run time."""
-    # pydantic caches parametrisations, so this is a dictionary lookup after the first call.
+    # Our own cache: pydantic's parametrisation lookup costs ~13 µs, paid per message.
     return cast("type[EventEnvelope[E]]", EventEnvelope.__class_getitem__(payload_type))
 
 
@@ -256,10 +258,23 @@ def kafka_key(envelope: EventEnvelope[Event]) -> bytes:
 
 def kafka_headers(envelope: EventEnvelope[Event]) -> list[tuple[str, bytes]]:
     """Kafka headers mirroring the envelope's routing and tracing fields."""
+    return headers_of(
+        envelope.event_type,
+        envelope.schema_version,
+        envelope.tenant_id,
+        envelope.event_id,
+        envelope.correlation_id,
+    )
+
+
+def headers_of(
+    event_type: str, schema_version: int, tenant_id: str, event_id: UUID, correlation_id: UUID
+) -> list[tuple[str, bytes]]:
+    """The same headers from the fields alone (for publishers holding no parsed envelope)."""
     return [
-        ("event_type", envelope.event_type.encode()),
-        ("schema_version", str(envelope.schema_version).encode()),
-        ("tenant_id", envelope.tenant_id.encode()),
-        ("event_id", str(envelope.event_id).encode()),
-        ("correlation_id", str(envelope.correlation_id).encode()),
+        ("event_type", event_type.encode()),
+        ("schema_version", str(schema_version).encode()),
+        ("tenant_id", tenant_id.encode()),
+        ("event_id", str(event_id).encode()),
+        ("correlation_id", str(correlation_id).encode()),
     ]

@@ -14,8 +14,8 @@ from contextlib import suppress
 
 import asyncpg
 
-from helpdesk_contracts import kafka_headers, kafka_key
-from helpdesk_runtime.eventstore import EVENT_COLUMNS, envelope_from_row
+from helpdesk_contracts import headers_of
+from helpdesk_runtime.eventstore import EVENT_COLUMNS, wire_json
 from helpdesk_runtime.kafka import OutgoingMessage, Producer
 from helpdesk_runtime.logging import get_logger
 
@@ -25,13 +25,19 @@ Router = Callable[[str], str]  # event type -> topic
 
 
 def to_message(row: asyncpg.Record, route: Router) -> OutgoingMessage:
-    """A stored event as a Kafka record, encoded by the contracts (key, headers, JSON)."""
-    envelope = envelope_from_row(row)
+    """A stored event as a Kafka record, with the key the contracts chose at append."""
+    headers = headers_of(
+        row["event_type"],
+        row["schema_version"],
+        row["tenant_id"],
+        row["event_id"],
+        row["correlation_id"],
+    )
     return OutgoingMessage(
-        topic=route(envelope.event_type),
-        key=kafka_key(envelope),
-        value=envelope.to_json(),
-        headers=[*kafka_headers(envelope), ("content-type", b"application/json")],
+        topic=route(row["event_type"]),
+        key=row["partition_key"].encode(),
+        value=wire_json(row),
+        headers=[*headers, ("content-type", b"application/json")],
     )
 
 

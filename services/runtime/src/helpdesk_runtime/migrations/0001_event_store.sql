@@ -15,6 +15,7 @@ CREATE TABLE events (
     producer        text        NOT NULL,
     correlation_id  uuid        NOT NULL,
     causation_id    uuid,
+    partition_key   text        NOT NULL,  -- the Kafka key, chosen by the contracts at append
     payload         jsonb       NOT NULL,
     -- A second writer of the same version violates this key: an optimistic-concurrency conflict.
     PRIMARY KEY (stream_id, version)
