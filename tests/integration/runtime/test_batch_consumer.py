@@ -157,3 +157,46 @@ async def test_one_failing_event_is_isolated_and_the_rest_of_its_batch_applied(
     assert kinds == ["failed", "rejected", "unexpected_event_type"]
     failed = next(x for x in letters if dict(x.headers)["dlq-error-type"] == b"failed")
     assert b"cannot apply this note" in dict(failed.headers)["dlq-reason"]
+
+
+async def test_stopping_mid_stream_and_restarting_applies_every_event_once(
+    pool: asyncpg.Pool, database_url: str, kafka_bootstrap: str, producer: Producer, new_topic: Any
+) -> None:
+    await pool.execute("CREATE TABLE effects (event_id uuid NOT NULL, tenant_id text NOT NULL)")
+    topic = await new_topic(3)
+    group = f"tests-{uuid4().hex[:8]}"
+
+    async def slow_effects(
+        conn: Connection, batch: Sequence[EventEnvelope[Any]]
+    ) -> Sequence[Rejection]:
+        await asyncio.sleep(0.1)  # a batch is in flight when the stop comes
+        await conn.executemany(
+            "INSERT INTO effects (event_id, tenant_id) VALUES ($1, $2)",
+            [(e.event_id, e.tenant_id) for e in batch],
+        )
+        return []
+
+    def runtime() -> ServiceRuntime:
+        settings = service_settings(database_url, kafka_bootstrap, consumer_batch_size=7)
+        spec = ConsumerSpec(topic, group, slow_effects, frozenset({TicketOpened.event_type}))
+        return ServiceRuntime(settings, consumers=[spec])
+
+    events = [opened(uuid4()) for _ in range(60)]
+    await producer.send_many(
+        [OutgoingMessage(topic, e.to_json(), key=str(e.aggregate_id).encode()) for e in events]
+    )
+    first = runtime()
+    await first.start()
+    await _wait_for_effects(pool, 1)
+    await first.stop()
+    applied_before_restart = await pool.fetchval("SELECT count(*) FROM effects")
+    assert 0 < applied_before_restart < len(events)
+
+    second = runtime()
+    await second.start()
+    await _wait_for_effects(pool, len(events))
+    await asyncio.sleep(0.5)  # room for a doubled batch to show up
+    await second.stop()
+    rows = await pool.fetch("SELECT event_id, count(*) AS n FROM effects GROUP BY event_id")
+    assert {r["event_id"] for r in rows} == {e.event_id for e in events}
+    assert all(r["n"] == 1 for r in rows)
