@@ -70,6 +70,5 @@ def subscribe_batch(
     )
     async def on_batch(body: Any, message: KafkaMessage) -> None:
         records: tuple[ConsumerRecord[bytes, bytes], ...] = message.raw_message
-        first = records[0] if records else None
-        with bound(topic=topic, partition=first.partition if first else None):
+        with bound(topic=topic):  # a batch spans partitions: dead letters name their own
             await consumer().process(records)

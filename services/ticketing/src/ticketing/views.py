@@ -4,7 +4,7 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict
 
 from helpdesk_contracts import (
     Channel,
@@ -20,6 +20,8 @@ from ticketing.domain import Ticket
 
 class TicketView(BaseModel):
     """A ticket's current state, rebuilt from its events."""
+
+    model_config = ConfigDict(from_attributes=True)
 
     id: UUID
     number: int
@@ -46,29 +48,5 @@ class TicketView(BaseModel):
     closed_at: datetime | None
 
     @classmethod
-    def of(cls, t: Ticket) -> "TicketView":
-        return cls(
-            id=t.id,
-            number=t.number,
-            version=t.version,
-            subject=t.subject,
-            description=t.description,
-            status=t.status,
-            priority=t.priority,
-            channel=t.channel,
-            type=t.type,
-            requester=t.requester,
-            organisation=t.organisation,
-            external_ref=t.external_ref,
-            tags=list(t.tags),
-            custom_fields=t.custom_fields,
-            assignee_id=t.assignee_id,
-            group_id=t.group_id,
-            public_replies=t.public_replies,
-            customer_replies=t.customer_replies,
-            internal_notes=t.internal_notes,
-            opened_at=t.opened_at,
-            updated_at=t.updated_at,
-            solved_at=t.solved_at,
-            closed_at=t.closed_at,
-        )
+    def of(cls, ticket: Ticket) -> "TicketView":
+        return cls.model_validate(ticket, from_attributes=True)
