@@ -1,10 +1,11 @@
 """HTTP pieces every service shares: health probes and correlation ids."""
 
-from collections.abc import Awaitable, Callable
 from uuid import UUID, uuid4
 
-from fastapi import APIRouter, FastAPI, Request, Response
+from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
+from starlette.datastructures import Headers, MutableHeaders
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from helpdesk_runtime.logging import bound
 from helpdesk_runtime.service import ServiceRuntime
@@ -38,19 +39,30 @@ def correlation_id_of(request: Request) -> UUID:
     return value
 
 
-def install_correlation_middleware(app: FastAPI) -> None:
-    """Take X-Correlation-Id from the caller (or make one), log with it, echo it back."""
+class CorrelationIdMiddleware:
+    """Take X-Correlation-Id from the caller (or make one), log with it, echo it back.
 
-    @app.middleware("http")
-    async def correlate(
-        request: Request, call_next: Callable[[Request], Awaitable[Response]]
-    ) -> Response:
+    Plain ASGI rather than `@app.middleware("http")`, whose BaseHTTPMiddleware costs an
+    extra task and stream per request.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
         try:
-            correlation_id = UUID(request.headers.get(CORRELATION_HEADER, ""))
+            correlation_id = UUID(Headers(scope=scope).get(CORRELATION_HEADER, ""))
         except ValueError:
             correlation_id = uuid4()
-        request.state.correlation_id = correlation_id
+        scope.setdefault("state", {})["correlation_id"] = correlation_id
+
+        async def send_with_id(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                MutableHeaders(scope=message)[CORRELATION_HEADER] = str(correlation_id)
+            await send(message)
+
         with bound(correlation_id=str(correlation_id)):
-            response = await call_next(request)
-        response.headers[CORRELATION_HEADER] = str(correlation_id)
-        return response
+            await self.app(scope, receive, send_with_id)

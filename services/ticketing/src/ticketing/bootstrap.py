@@ -7,7 +7,7 @@ from fastapi import FastAPI
 
 from helpdesk_contracts import TOPICS, TicketSubmitted, dead_letter_topic, topic_for
 from helpdesk_runtime.db import load_migrations
-from helpdesk_runtime.http import health_router, install_correlation_middleware
+from helpdesk_runtime.http import CorrelationIdMiddleware, health_router
 from helpdesk_runtime.kafka import TopicSpec
 from helpdesk_runtime.service import ConsumerSpec, ServiceRuntime
 from ticketing import api
@@ -56,7 +56,7 @@ def create_app(
         lifespan=runtime.lifespan,
     )
     app.state.runtime = runtime
-    install_correlation_middleware(app)
+    app.add_middleware(CorrelationIdMiddleware)
     app.include_router(health_router(runtime))
     app.include_router(api.router(api.ApiDeps(pool=lambda: runtime.pool, clock=clock)))
     return app
