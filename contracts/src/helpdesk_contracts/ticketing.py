@@ -58,6 +58,8 @@ class TicketOpened(TicketEvent):
     external_ref: ExternalRef | None = None
     """The submission in another system this ticket was opened from, if any."""
     opened_by: Actor
+    follow_up_of: UUID | None = None
+    """The closed ticket this one follows up (the customer wrote again after closing)."""
 
 
 class ResponseSent(TicketEvent):
@@ -161,3 +163,81 @@ class TicketClosed(TicketEvent):
 
     closed_by: Actor
     reason: Reason | None = None
+
+
+class TicketTypeChanged(TicketEvent):
+    """The ticket's type changed (question, incident, problem, task)."""
+
+    event_type = "TicketTypeChanged"
+
+    previous: TicketType
+    type: TicketType
+    changed_by: Actor
+
+
+class TicketTagsChanged(TicketEvent):
+    """The ticket's tags changed; `tags` is the whole new set."""
+
+    event_type = "TicketTagsChanged"
+
+    previous: Tags
+    tags: Tags
+    changed_by: Actor
+
+
+class TicketFieldsChanged(TicketEvent):
+    """The ticket's custom fields changed; `custom_fields` is the whole new map."""
+
+    event_type = "TicketFieldsChanged"
+
+    previous: CustomFields
+    custom_fields: CustomFields
+    changed_by: Actor
+
+
+class TicketFollowersChanged(TicketEvent):
+    """Agents following the ticket changed; `followers` is the whole new set."""
+
+    event_type = "TicketFollowersChanged"
+
+    previous: tuple[Identifier, ...]
+    followers: tuple[Identifier, ...]
+    changed_by: Actor
+
+
+class TicketMerged(TicketEvent):
+    """This ticket was a duplicate and was merged into another (a TicketClosed follows)."""
+
+    event_type = "TicketMerged"
+
+    into_ticket_id: UUID
+    into_number: int = Field(ge=1, le=MAX_BIGINT)
+    merged_by: Actor
+
+
+class DuplicateMerged(TicketEvent):
+    """A duplicate ticket was merged into this one; its history stays on its own stream."""
+
+    event_type = "DuplicateMerged"
+
+    duplicate_ticket_id: UUID
+    duplicate_number: int = Field(ge=1, le=MAX_BIGINT)
+    merged_by: Actor
+
+
+class LinkedToProblem(TicketEvent):
+    """This incident was linked to a problem ticket; solving the problem solves it."""
+
+    event_type = "LinkedToProblem"
+
+    problem_id: UUID
+    linked_by: Actor
+
+
+class IncidentLinked(TicketEvent):
+    """An incident was linked to this problem ticket."""
+
+    event_type = "IncidentLinked"
+
+    incident_id: UUID
+    linked_by: Actor

@@ -19,15 +19,23 @@ from helpdesk_contracts.feedback import FeedbackReceived
 from helpdesk_contracts.intake import TicketSubmitted
 from helpdesk_contracts.ticketing import (
     CustomerReplied,
+    DuplicateMerged,
+    IncidentLinked,
     InternalNoteAdded,
+    LinkedToProblem,
     ResponseSent,
     TicketAssigned,
     TicketClosed,
+    TicketFieldsChanged,
+    TicketFollowersChanged,
+    TicketMerged,
     TicketOpened,
     TicketPriorityChanged,
     TicketReopened,
     TicketSolved,
     TicketStatusChanged,
+    TicketTagsChanged,
+    TicketTypeChanged,
 )
 
 COMPANY_SYSTEMS = "company-systems"
@@ -74,6 +82,14 @@ _TOPICS = (
             TicketSolved,
             TicketReopened,
             TicketClosed,
+            TicketTypeChanged,
+            TicketTagsChanged,
+            TicketFieldsChanged,
+            TicketFollowersChanged,
+            TicketMerged,
+            DuplicateMerged,
+            LinkedToProblem,
+            IncidentLinked,
         ),
         producers=("ticketing",),
         consumers=("sla", "feedback", "notifications"),

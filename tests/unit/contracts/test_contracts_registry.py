@@ -36,6 +36,14 @@ EXPECTED_EVENT_TYPES = {
     "TicketSolved",
     "TicketReopened",
     "TicketClosed",
+    "TicketTypeChanged",
+    "TicketTagsChanged",
+    "TicketFieldsChanged",
+    "TicketFollowersChanged",
+    "TicketMerged",
+    "DuplicateMerged",
+    "LinkedToProblem",
+    "IncidentLinked",
     "FeedbackReceived",
 }
 
