@@ -60,3 +60,18 @@ def submitted(
         tenant_id=tenant,
         producer=source,
     )
+
+
+def envelopes_of(ticket: Any, at: Any) -> list[EventEnvelope[Any]]:
+    """A domain ticket's recorded changes as the envelopes the store would hold."""
+    return [
+        EventEnvelope.new(
+            event,
+            tenant_id=ticket.tenant_id,
+            producer="tests",
+            aggregate_id=ticket.id,
+            aggregate_version=version,
+            occurred_at=at,
+        )
+        for version, event in ticket.pending_versions()
+    ]
