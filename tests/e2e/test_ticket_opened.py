@@ -17,7 +17,6 @@ from support.service import RunningService, ticketing_service
 
 TICKETS = "ticketing.tickets.v1"
 INTAKE = "ticketing.intake.v1"
-AGENT = {"X-Tenant-Id": "acme", "X-Agent-Id": "agent-7"}
 NEW_TICKET = {
     "subject": "Invoice shows the wrong amount",
     "description": "I was charged twice this month.",
@@ -42,7 +41,7 @@ async def test_an_agent_opens_a_ticket_and_it_is_published(
 ) -> None:
     correlation = str(uuid4())
     response = await service.client.post(
-        "/v1/tickets", json=NEW_TICKET, headers={**AGENT, "X-Correlation-Id": correlation}
+        "/v1/tickets", json=NEW_TICKET, headers={**service.auth(), "X-Correlation-Id": correlation}
     )
     assert response.status_code == 201, response.text
     body = response.json()
@@ -52,7 +51,7 @@ async def test_an_agent_opens_a_ticket_and_it_is_published(
     assert response.headers["location"] == f"/v1/tickets/{body['id']}"
     assert response.headers["x-correlation-id"] == correlation
 
-    fetched = await service.client.get(f"/v1/tickets/{body['id']}", headers=AGENT)
+    fetched = await service.client.get(f"/v1/tickets/{body['id']}", headers=service.auth())
     assert fetched.status_code == 200
     assert fetched.json() == body
 
@@ -73,13 +72,15 @@ async def test_an_agent_opens_a_ticket_and_it_is_published(
 async def test_invalid_input_gets_422_with_the_fields_at_fault(service: RunningService) -> None:
     bad = {**NEW_TICKET, "subject": "x" * 251, "priority": "whenever", "colour": "red"}
     del bad["requester"]
-    response = await service.client.post("/v1/tickets", json=bad, headers=AGENT)
+    response = await service.client.post("/v1/tickets", json=bad, headers=service.auth())
     assert response.status_code == 422
     fields = {tuple(e["loc"][1:]) for e in response.json()["detail"]}
     assert {("subject",), ("priority",), ("colour",), ("requester",)} <= fields
 
     garbage = await service.client.post(
-        "/v1/tickets", content=b"{not json", headers={**AGENT, "Content-Type": "application/json"}
+        "/v1/tickets",
+        content=b"{not json",
+        headers={**service.auth(), "Content-Type": "application/json"},
     )
     assert garbage.status_code == 422
 
@@ -87,18 +88,20 @@ async def test_invalid_input_gets_422_with_the_fields_at_fault(service: RunningS
 async def test_tenants_are_isolated_and_callers_must_say_who_they_are(
     service: RunningService,
 ) -> None:
-    opened = (await service.client.post("/v1/tickets", json=NEW_TICKET, headers=AGENT)).json()
-    other = {"X-Tenant-Id": "globex", "X-Agent-Id": "agent-1"}
+    opened = (
+        await service.client.post("/v1/tickets", json=NEW_TICKET, headers=service.auth())
+    ).json()
+    other = service.auth(tenant="globex", agent="agent-1")
     assert (
         await service.client.get(f"/v1/tickets/{opened['id']}", headers=other)
     ).status_code == 404
     assert (await service.client.post("/v1/tickets", json=NEW_TICKET)).status_code == 401
-    missing = await service.client.get(f"/v1/tickets/{uuid4()}", headers=AGENT)
+    missing = await service.client.get(f"/v1/tickets/{uuid4()}", headers=service.auth())
     assert missing.status_code == 404
 
 
 async def test_an_idempotency_key_opens_one_ticket(service: RunningService) -> None:
-    headers = {**AGENT, "Idempotency-Key": "form-submit-81723"}
+    headers = {**service.auth(), "Idempotency-Key": "form-submit-81723"}
     first, again = await asyncio.gather(
         service.client.post("/v1/tickets", json=NEW_TICKET, headers=headers),
         service.client.post("/v1/tickets", json=NEW_TICKET, headers=headers),
@@ -136,7 +139,7 @@ async def test_intake_opens_one_ticket_per_external_id_and_dead_letters_garbage(
     assert envelope.payload.opened_by.kind == "system"
     assert await find_on_topic(kafka_bootstrap, TICKETS, _for_ticket(later_id))
 
-    headers = {"X-Tenant-Id": tenant, "X-Agent-Id": "agent-1"}
+    headers = service.auth(tenant=tenant, agent="agent-1")
     state = (await service.client.get(f"/v1/tickets/{ticket_id}", headers=headers)).json()
     assert state["number"] in (1, 2)
     assert state["channel"] == "api"

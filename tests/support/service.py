@@ -11,8 +11,10 @@ import httpx
 import uvicorn
 from pydantic import SecretStr
 
+from ticketing.auth import Principal, Role
 from ticketing.bootstrap import INTAKE_TOPIC, create_app
 from ticketing.config import Settings
+from ticketing.tokens import mint
 
 from support.fixtures import start_group_at_end, topic_exists
 
@@ -22,6 +24,13 @@ class RunningService:
     base_url: str
     client: httpx.AsyncClient
     settings: Settings
+
+    def auth(
+        self, tenant: str = "acme", agent: str = "agent-7", role: str = "agent"
+    ) -> dict[str, str]:
+        """Headers of a signed-in agent (a real JWT, signed with the service's secret)."""
+        token = mint(self.settings, Principal(tenant, agent, Role(role)), ttl_s=600)
+        return {"Authorization": f"Bearer {token}"}
 
 
 def _free_port() -> int:

@@ -11,6 +11,7 @@ from helpdesk_runtime.http import CorrelationIdMiddleware, health_router
 from helpdesk_runtime.kafka import TopicSpec
 from helpdesk_runtime.service import ConsumerSpec, ServiceRuntime
 from ticketing import api
+from ticketing.auth import TokenVerifier
 from ticketing.config import Settings
 from ticketing.intake import submissions_handler
 
@@ -48,7 +49,8 @@ def create_app(
     settings: Settings | None = None, clock: Callable[[], datetime] = _utc_now
 ) -> FastAPI:
     """The ticketing service: HTTP API, intake consumer and outbox relay in one process."""
-    runtime = build_runtime(settings or Settings(), clock)
+    settings = settings or Settings()
+    runtime = build_runtime(settings, clock)
     app = FastAPI(
         title="Ticketing API",
         version="0.1.0",
@@ -58,5 +60,7 @@ def create_app(
     app.state.runtime = runtime
     app.add_middleware(CorrelationIdMiddleware)
     app.include_router(health_router(runtime))
-    app.include_router(api.router(api.ApiDeps(pool=lambda: runtime.pool, clock=clock)))
+    verifier = TokenVerifier(settings)  # a key configuration that cannot work fails here
+    deps = api.ApiDeps(pool=lambda: runtime.pool, clock=clock, verifier=lambda: verifier)
+    app.include_router(api.router(deps))
     return app

@@ -1,7 +1,7 @@
 """Command handlers: load, decide (domain), append. Dependencies come in as arguments."""
 
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -35,6 +35,23 @@ class CommandContext:
     tenant_id: str
     correlation_id: UUID
     causation_id: UUID | None = None
+
+
+class TicketNotFoundError(Exception):
+    """No such ticket for this tenant (another tenant's ticket is not found either)."""
+
+    def __init__(self, ticket_id: UUID) -> None:
+        super().__init__(f"ticket {ticket_id} not found")
+
+
+class StaleVersionError(Exception):
+    """The caller decided on an older version of the ticket than the stored one."""
+
+    def __init__(self, expected: int, current: int) -> None:
+        super().__init__(
+            f"the ticket is at version {current}, not {expected}; reload it and try again"
+        )
+        self.current = current
 
 
 def envelopes_for(ticket: Ticket, ctx: CommandContext, at: datetime) -> list[EventEnvelope[Any]]:
@@ -135,3 +152,43 @@ async def open_submitted_tickets(
         events += envelopes_for(ticket, ctx, at)
     await store.append(events)
     return rejections
+
+
+async def load(store: EventStore, tenant_id: str, ticket_id: UUID) -> Ticket:
+    ticket = Ticket.from_history(await store.load(tenant_id, ticket_id))
+    if ticket is None:
+        raise TicketNotFoundError(ticket_id)
+    return ticket
+
+
+async def change_ticket(
+    ticket_id: UUID,
+    ctx: CommandContext,
+    decide: Callable[[Ticket], object],
+    *,
+    store: EventStore,
+    now: datetime,
+    expected_version: int | None = None,
+) -> Ticket:
+    """Load, check the version the caller saw, let the domain decide, append what it recorded."""
+    ticket = await load(store, ctx.tenant_id, ticket_id)
+    if expected_version is not None and expected_version != ticket.version:
+        raise StaleVersionError(expected_version, ticket.version)
+    decide(ticket)
+    await store.append(envelopes_for(ticket, ctx, now))
+    return ticket
+
+
+async def change_tickets(
+    ticket_ids: Sequence[UUID],
+    ctx: CommandContext,
+    decide: Callable[[list[Ticket]], object],
+    *,
+    store: EventStore,
+    now: datetime,
+) -> list[Ticket]:
+    """The same for a decision across tickets (merge, problems): one atomic append."""
+    tickets = [await load(store, ctx.tenant_id, i) for i in ticket_ids]
+    decide(tickets)
+    await store.append([e for t in tickets for e in envelopes_for(t, ctx, now)])
+    return tickets

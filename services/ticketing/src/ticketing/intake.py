@@ -7,9 +7,9 @@ from typing import Any
 from helpdesk_contracts import EventEnvelope
 from helpdesk_runtime.consumer import BatchHandler, Rejection
 from helpdesk_runtime.db import Connection
-from helpdesk_runtime.eventstore import PostgresEventStore
 from ticketing.handlers import open_submitted_tickets
 from ticketing.numbers import PostgresTicketNumbers
+from ticketing.projection import ProjectingEventStore
 
 
 def submissions_handler(clock: Callable[[], datetime]) -> BatchHandler:
@@ -18,7 +18,7 @@ def submissions_handler(clock: Callable[[], datetime]) -> BatchHandler:
     async def handle(conn: Connection, batch: Sequence[EventEnvelope[Any]]) -> Sequence[Rejection]:
         return await open_submitted_tickets(
             batch,
-            store=PostgresEventStore(conn),
+            store=ProjectingEventStore(conn),
             numbers=PostgresTicketNumbers(conn),
             now=clock(),
         )

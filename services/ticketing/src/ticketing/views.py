@@ -1,5 +1,6 @@
 """What the API returns for a ticket."""
 
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 from uuid import UUID
@@ -8,6 +9,7 @@ from pydantic import BaseModel, ConfigDict
 
 from helpdesk_contracts import (
     Channel,
+    EventEnvelope,
     ExternalRef,
     Organisation,
     Priority,
@@ -39,6 +41,12 @@ class TicketView(BaseModel):
     custom_fields: dict[str, Any]
     assignee_id: str | None
     group_id: str | None
+    followers: list[str]
+    follow_up_of: UUID | None
+    merged_into: UUID | None
+    duplicates: list[UUID]
+    problem_id: UUID | None
+    incidents: list[UUID]
     public_replies: int
     customer_replies: int
     internal_notes: int
@@ -50,3 +58,52 @@ class TicketView(BaseModel):
     @classmethod
     def of(cls, ticket: Ticket) -> "TicketView":
         return cls.model_validate(ticket, from_attributes=True)
+
+
+class TicketSummary(BaseModel):
+    """A row of the ticket list."""
+
+    id: UUID
+    number: int
+    version: int
+    subject: str
+    status: TicketStatus
+    priority: Priority
+    type: TicketType
+    channel: Channel
+    requester_id: str
+    requester_name: str | None
+    organisation_id: str | None
+    tier: str | None
+    assignee_id: str | None
+    group_id: str | None
+    tags: list[str]
+    opened_at: datetime
+    updated_at: datetime
+    solved_at: datetime | None
+
+    @classmethod
+    def of_row(cls, row: Mapping[str, Any]) -> "TicketSummary":
+        return cls.model_validate({**row, "id": row["ticket_id"]})
+
+
+class TimelineEntry(BaseModel):
+    """One event of a ticket's history."""
+
+    version: int
+    event_id: UUID
+    event_type: str
+    occurred_at: datetime
+    correlation_id: UUID
+    data: dict[str, Any]
+
+    @classmethod
+    def of(cls, e: EventEnvelope[Any]) -> "TimelineEntry":
+        return cls(
+            version=e.aggregate_version or 0,
+            event_id=e.event_id,
+            event_type=e.event_type,
+            occurred_at=e.occurred_at,
+            correlation_id=e.correlation_id,
+            data=e.payload.model_dump(mode="json"),
+        )

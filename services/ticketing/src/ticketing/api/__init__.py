@@ -1,0 +1,17 @@
+"""The agents' HTTP API (thin: authenticate, parse, call a handler, shape the answer)."""
+
+from fastapi import APIRouter
+
+from ticketing.api.commands import commands_router
+from ticketing.api.deps import ApiDeps
+from ticketing.api.queries import queries_router
+
+
+def router(deps: ApiDeps) -> APIRouter:
+    api = APIRouter()
+    api.include_router(queries_router(deps))
+    api.include_router(commands_router(deps))
+    return api
+
+
+__all__ = ["ApiDeps", "router"]

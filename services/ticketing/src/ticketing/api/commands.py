@@ -1,0 +1,216 @@
+"""Commands: open, reply, note, update, merge, link to a problem, solve a problem."""
+
+from collections.abc import Callable
+from typing import Annotated, Any
+from uuid import UUID, uuid4
+
+from fastapi import APIRouter, Depends, Header, Request, Response, status
+
+from helpdesk_contracts import Actor, ActorKind
+from helpdesk_runtime.eventstore import ConcurrencyError
+from helpdesk_runtime.http import correlation_id_of
+from ticketing import handlers
+from ticketing.api.deps import ApiDeps, expected_version, http_errors
+from ticketing.api.schemas import (
+    LinkProblemRequest,
+    MergeRequest,
+    NoteRequest,
+    OpenTicketRequest,
+    ReplyRequest,
+    SolveProblemRequest,
+    UpdateTicketRequest,
+)
+from ticketing.auth import Principal, Role, authenticate, require_role
+from ticketing.domain import OpenTicket, Ticket, link_incident, merge, solve_problem
+from ticketing.numbers import PostgresTicketNumbers
+from ticketing.projection import ProjectingEventStore
+from ticketing.views import TicketView
+
+
+def _actor(p: Principal) -> Actor:
+    return Actor(kind=ActorKind.AGENT, id=p.agent_id)
+
+
+def commands_router(deps: ApiDeps) -> APIRouter:
+    api = APIRouter(prefix="/v1/tickets", tags=["tickets"])
+    signed_in = authenticate(deps.verifier)
+    Agent = Annotated[Principal, Depends(signed_in)]  # noqa: N806
+    Supervisor = Annotated[Principal, Depends(require_role(Role.SUPERVISOR, signed_in))]  # noqa: N806
+    Version = Annotated[int | None, Depends(expected_version)]  # noqa: N806
+
+    def context(request: Request, caller: Principal) -> handlers.CommandContext:
+        return handlers.CommandContext(caller.tenant_id, correlation_id_of(request))
+
+    async def change(
+        request: Request,
+        response: Response,
+        caller: Principal,
+        ticket_id: UUID,
+        decide: Callable[[Ticket], None],
+        version: int | None,
+    ) -> TicketView:
+        async with http_errors(), deps.pool().acquire() as conn, conn.transaction():
+            ticket = await handlers.change_ticket(
+                ticket_id,
+                context(request, caller),
+                decide,
+                store=ProjectingEventStore(conn),
+                now=deps.clock(),
+                expected_version=version,
+            )
+        response.headers["ETag"] = f'"{ticket.version}"'
+        return TicketView.of(ticket)
+
+    async def change_many(
+        request: Request,
+        caller: Principal,
+        ids: list[UUID],
+        decide: Callable[[list[Ticket]], object],
+    ) -> list[TicketView]:
+        async with http_errors(), deps.pool().acquire() as conn, conn.transaction():
+            tickets = await handlers.change_tickets(
+                ids, context(request, caller), decide, store=ProjectingEventStore(conn),
+                now=deps.clock(),
+            )  # fmt: skip
+        return [TicketView.of(t) for t in tickets]
+
+    @api.post(
+        "",
+        status_code=status.HTTP_201_CREATED,
+        response_model=TicketView,
+        responses={200: {"description": "Already opened with this Idempotency-Key"}},
+    )
+    async def open_ticket(
+        body: OpenTicketRequest,
+        caller: Agent,
+        request: Request,
+        response: Response,
+        idempotency_key: Annotated[
+            str | None,
+            Header(min_length=1, max_length=200, description="Re-sent requests open one ticket"),
+        ] = None,
+    ) -> Any:
+        cmd = OpenTicket(
+            **body.model_dump(exclude={"tags"}), tags=tuple(body.tags), opened_by=_actor(caller)
+        )
+        ticket_id = (
+            handlers.ticket_id_for_idempotency_key(caller.tenant_id, idempotency_key)
+            if idempotency_key
+            else uuid4()
+        )
+        ticket, created = await _open(deps, cmd, context(request, caller), ticket_id)
+        response.headers["Location"] = f"/v1/tickets/{ticket.id}"
+        response.headers["ETag"] = f'"{ticket.version}"'
+        if not created:
+            response.status_code = status.HTTP_200_OK
+        return TicketView.of(ticket)
+
+    @api.post("/{ticket_id}/replies", response_model=TicketView)
+    async def reply(
+        ticket_id: UUID, body: ReplyRequest, caller: Agent, request: Request, response: Response,
+        version: Version,
+    ) -> Any:  # fmt: skip
+        at = deps.clock()
+        return await change(
+            request, response, caller, ticket_id,
+            lambda t: t.reply(_actor(caller), body.body, message_id=uuid4(), at=at,
+                              channel=body.channel, then=body.status),
+            version,
+        )  # fmt: skip
+
+    @api.post("/{ticket_id}/notes", response_model=TicketView)
+    async def add_note(
+        ticket_id: UUID, body: NoteRequest, caller: Agent, request: Request, response: Response,
+        version: Version,
+    ) -> Any:  # fmt: skip
+        at = deps.clock()
+        return await change(
+            request, response, caller, ticket_id,
+            lambda t: t.add_note(_actor(caller), body.body, note_id=uuid4(), at=at),
+            version,
+        )  # fmt: skip
+
+    @api.patch("/{ticket_id}", response_model=TicketView)
+    async def update(
+        ticket_id: UUID, body: UpdateTicketRequest, caller: Agent, request: Request,
+        response: Response, version: Version,
+    ) -> Any:  # fmt: skip
+        at, by, given = deps.clock(), _actor(caller), body.given()
+
+        def decide(t: Ticket) -> None:
+            if "priority" in given and body.priority:
+                t.change_priority(body.priority, by, at)
+            if "type" in given and body.type:
+                t.change_type(body.type, by, at)
+            if "assignee_id" in given or "group_id" in given:
+                t.assign(
+                    given.get("assignee_id", t.assignee_id), given.get("group_id", t.group_id),
+                    by, at,
+                )  # fmt: skip
+            if body.tags is not None:
+                t.set_tags(body.tags, by, at)
+            if body.custom_fields is not None:
+                t.update_fields(body.custom_fields, by, at)
+            if body.followers is not None:
+                t.set_followers(body.followers, by, at)
+            if body.status is not None:  # last: closing forbids every other change
+                t.move_to(body.status, by, at, reason=body.resolution)
+
+        return await change(request, response, caller, ticket_id, decide, version)
+
+    @api.post("/{ticket_id}/merge", response_model=list[TicketView])
+    async def merge_into(
+        ticket_id: UUID, body: MergeRequest, caller: Agent, request: Request
+    ) -> Any:
+        at = deps.clock()
+        return await change_many(
+            request, caller, [ticket_id, body.into_ticket_id],
+            lambda ts: merge(ts[0], ts[1], _actor(caller), at),
+        )  # fmt: skip
+
+    @api.post("/{ticket_id}/problem", response_model=list[TicketView])
+    async def link_to_problem(
+        ticket_id: UUID, body: LinkProblemRequest, caller: Agent, request: Request
+    ) -> Any:
+        at = deps.clock()
+        return await change_many(
+            request, caller, [ticket_id, body.problem_id],
+            lambda ts: link_incident(ts[0], ts[1], _actor(caller), at),
+        )  # fmt: skip
+
+    @api.post("/{ticket_id}/solve-problem", response_model=list[TicketView])
+    async def solve_with_incidents(
+        ticket_id: UUID, body: SolveProblemRequest, caller: Supervisor, request: Request
+    ) -> Any:
+        """Solve a problem and all its open incidents; each requester gets `message`."""
+        async with http_errors(), deps.pool().acquire() as conn:
+            problem = await handlers.load(ProjectingEventStore(conn), caller.tenant_id, ticket_id)
+        at = deps.clock()
+        return await change_many(
+            request, caller, [ticket_id, *problem.incidents],
+            lambda ts: solve_problem(ts[0], ts[1:], _actor(caller), at, message=body.message),
+        )  # fmt: skip
+
+    return api
+
+
+async def _open(
+    deps: ApiDeps, cmd: OpenTicket, ctx: handlers.CommandContext, ticket_id: UUID
+) -> tuple[Ticket, bool]:
+    # A concurrent request with the same Idempotency-Key loses the append race; the retry
+    # then finds the ticket the winner opened.
+    async with http_errors():
+        for _ in range(3):
+            try:
+                async with deps.pool().acquire() as conn, conn.transaction():
+                    return await handlers.open_ticket(
+                        cmd,
+                        ctx,
+                        ticket_id=ticket_id,
+                        store=ProjectingEventStore(conn),
+                        numbers=PostgresTicketNumbers(conn),
+                        now=deps.clock(),
+                    )
+            except ConcurrencyError:
+                continue
+        raise ConcurrencyError("the same ticket was opened three times concurrently")

@@ -1,0 +1,60 @@
+"""What the routes need, and the one place where handler errors become HTTP answers."""
+
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Annotated
+
+import asyncpg
+from fastapi import Header, HTTPException, status
+
+from helpdesk_runtime.eventstore import ConcurrencyError
+from ticketing.auth import TokenVerifier
+from ticketing.domain import TicketError
+from ticketing.handlers import StaleVersionError, TicketNotFoundError
+
+
+@dataclass(frozen=True)
+class ApiDeps:
+    pool: Callable[[], asyncpg.Pool]
+    clock: Callable[[], datetime]
+    verifier: Callable[[], TokenVerifier]
+
+
+@asynccontextmanager
+async def http_errors() -> AsyncIterator[None]:
+    """Turn the handlers' refusals into 404 / 409 / 422 with the reason as `detail`."""
+    try:
+        yield
+    except TicketNotFoundError as exc:  # also another tenant's ticket: never reveal it exists
+        raise HTTPException(status.HTTP_404_NOT_FOUND, str(exc)) from exc
+    except StaleVersionError as exc:
+        raise HTTPException(
+            status.HTTP_409_CONFLICT, str(exc), headers={"ETag": f'"{exc.current}"'}
+        ) from exc
+    except ConcurrencyError as exc:
+        raise HTTPException(
+            status.HTTP_409_CONFLICT, "the ticket changed at the same moment; retry"
+        ) from exc
+    except TicketError as exc:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY, str(exc)) from exc
+
+
+def expected_version(
+    if_match: Annotated[
+        str | None,
+        Header(
+            description='The ticket version the change was decided on (its ETag, e.g. "7");'
+            " a stale version is refused with 409"
+        ),
+    ] = None,
+) -> int | None:
+    if if_match is None or if_match.strip() == "*":
+        return None
+    try:
+        return int(if_match.strip().removeprefix("W/").strip('"'))
+    except ValueError as exc:
+        raise HTTPException(
+            status.HTTP_400_BAD_REQUEST, 'If-Match must be a ticket version such as "7"'
+        ) from exc

@@ -1,0 +1,152 @@
+"""The ticket list read model, kept by re-folding each changed ticket with the domain's fold.
+
+Using `Ticket.from_history` here means the row is always exactly the aggregate's state, and
+the live projection and a rebuild run the same code. A ticket is re-folded from its whole
+stream when it changes: cheap for tickets of normal length (see the closing note on
+snapshots for very long ones).
+"""
+
+import json
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from typing import Any
+from uuid import UUID
+
+import asyncpg
+
+from helpdesk_contracts import (
+    CustomerReplied,
+    EventEnvelope,
+    InternalNoteAdded,
+    Priority,
+    ResponseSent,
+    TicketOpened,
+)
+from helpdesk_runtime.db import Connection
+from helpdesk_runtime.eventstore import EVENT_COLUMNS, PostgresEventStore, envelope_from_row
+from ticketing.domain import Ticket
+
+Envelope = EventEnvelope[Any]
+PRIORITY_RANK = {Priority.LOW: 0, Priority.NORMAL: 1, Priority.HIGH: 2, Priority.URGENT: 3}
+
+_COLUMNS = (
+    "tenant_id, ticket_id, number, version, subject, status, priority, priority_rank, type,"
+    " channel, requester_id, requester_name, requester_email, organisation_id, tier,"
+    " assignee_id, group_id, tags, custom_fields, followers, merged_into, problem_id,"
+    " incidents, public_replies, customer_replies, internal_notes, opened_at, updated_at,"
+    " solved_at, closed_at"
+)
+_JSON_LISTS = ("tags", "followers", "incidents")
+_SELECT = ", ".join(
+    f"ARRAY(SELECT jsonb_array_elements_text({c}))::{'uuid' if c == 'incidents' else 'text'}[]"
+    if c in _JSON_LISTS
+    else c
+    for c in (c.strip() for c in _COLUMNS.split(","))
+)
+# List columns travel as JSON: unnest cannot take arrays of arrays of different lengths.
+_UPSERT = f"""
+    INSERT INTO ticket_list ({_COLUMNS}, search)
+    SELECT {_SELECT}, to_tsvector('simple', search_text) FROM unnest(
+        $1::text[], $2::uuid[], $3::bigint[], $4::int[], $5::text[], $6::text[], $7::text[],
+        $8::smallint[], $9::text[], $10::text[], $11::text[], $12::text[], $13::text[],
+        $14::text[], $15::text[], $16::text[], $17::text[], $18::jsonb[], $19::jsonb[],
+        $20::jsonb[], $21::uuid[], $22::uuid[], $23::jsonb[], $24::int[], $25::int[], $26::int[],
+        $27::timestamptz[], $28::timestamptz[], $29::timestamptz[], $30::timestamptz[],
+        $31::text[]
+    ) AS x({_COLUMNS}, search_text)
+    ON CONFLICT (tenant_id, ticket_id) DO UPDATE SET
+        ({_COLUMNS}, search) = (
+            {", ".join("EXCLUDED." + c.strip() for c in _COLUMNS.split(","))}, EXCLUDED.search)
+    WHERE ticket_list.version < EXCLUDED.version
+"""
+
+
+def _search_text(history: Iterable[Envelope]) -> str:
+    parts: list[str] = []
+    for e in history:
+        match e.payload:
+            case TicketOpened():
+                parts += [e.payload.subject, e.payload.description]
+            case ResponseSent() | CustomerReplied() | InternalNoteAdded():
+                parts.append(e.payload.body)
+    return "\n".join(parts)
+
+
+def _row(t: Ticket, search_text: str) -> tuple[Any, ...]:
+    requester, org = t.requester, t.organisation
+    return (
+        t.tenant_id, t.id, t.number, t.version, t.subject, t.status.value, t.priority.value,
+        PRIORITY_RANK[t.priority], t.type.value, t.channel.value,
+        requester.customer_id if requester else "", requester.name if requester else None,
+        requester.email if requester else None, org.id if org else None,
+        org.tier if org else None, t.assignee_id, t.group_id, json.dumps(t.tags),
+        json.dumps(t.custom_fields), json.dumps(t.followers), t.merged_into, t.problem_id,
+        json.dumps([str(i) for i in t.incidents]), t.public_replies, t.customer_replies,
+        t.internal_notes, t.opened_at, t.updated_at, t.solved_at, t.closed_at, search_text,
+    )  # fmt: skip
+
+
+async def upsert(conn: Connection, histories: Sequence[Sequence[Envelope]]) -> None:
+    """Fold each ticket's whole history and write its row (older versions never win)."""
+    rows = []
+    for history in histories:
+        ticket = Ticket.from_history(history)
+        if ticket is not None:
+            rows.append(_row(ticket, _search_text(history)))
+    if rows:
+        await conn.execute(_UPSERT, *(list(column) for column in zip(*rows, strict=True)))
+
+
+async def histories(
+    conn: Connection, streams: Iterable[tuple[str, UUID]]
+) -> dict[tuple[str, UUID], list[Envelope]]:
+    """The stored streams of these tickets, in one query."""
+    keys = list(streams)
+    rows = await conn.fetch(
+        f"""
+        SELECT {EVENT_COLUMNS} FROM events e
+        JOIN unnest($1::text[], $2::uuid[]) AS k(t, s) ON e.tenant_id = k.t AND e.stream_id = k.s
+        ORDER BY e.stream_id, e.version
+        """,
+        [t for t, _ in keys],
+        [s for _, s in keys],
+    )
+    found: dict[tuple[str, UUID], list[Envelope]] = defaultdict(list)
+    for row in rows:
+        found[(row["tenant_id"], row["stream_id"])].append(envelope_from_row(row))
+    return found
+
+
+class ProjectingEventStore(PostgresEventStore):
+    """The event store whose appends also update the ticket list, in the same transaction."""
+
+    def __init__(self, conn: Connection) -> None:
+        super().__init__(conn)
+        self._conn_for_views = conn
+
+    async def append(self, envelopes: Sequence[Envelope]) -> None:
+        if not envelopes:
+            return
+        new: dict[tuple[str, UUID], list[Envelope]] = defaultdict(list)
+        for e in envelopes:
+            assert e.aggregate_id is not None
+            new[(e.tenant_id, e.aggregate_id)].append(e)
+        # Before the append, which takes the table lock: the lock is held only for the insert.
+        stored = await histories(self._conn_for_views, new)
+        await upsert(self._conn_for_views, [stored.get(k, []) + v for k, v in new.items()])
+        await super().append(envelopes)
+
+
+async def rebuild(pool: asyncpg.Pool, batch: int = 500) -> int:
+    """Drop the ticket list and fold it again from the event log; returns the tickets done."""
+    done = 0
+    async with pool.acquire() as conn, conn.transaction():
+        await conn.execute("TRUNCATE ticket_list")
+        streams = await conn.fetch("SELECT DISTINCT tenant_id, stream_id FROM events")
+        keys = [(r["tenant_id"], r["stream_id"]) for r in streams]
+        for start in range(0, len(keys), batch):
+            chunk = keys[start : start + batch]
+            found = await histories(conn, chunk)
+            await upsert(conn, [found[k] for k in chunk])
+            done += len(chunk)
+    return done
