@@ -38,7 +38,7 @@ async def http_errors() -> AsyncIterator[None]:
             status.HTTP_409_CONFLICT, "the ticket changed at the same moment; retry"
         ) from exc
     except TicketError as exc:
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY, str(exc)) from exc
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(exc)) from exc
 
 
 def expected_version(

@@ -1,0 +1,215 @@
+"""Agents working tickets through the real service: commands, lists, authorisation, rebuild."""
+
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+from uuid import uuid4
+
+import asyncpg
+import jwt
+import pytest
+
+from helpdesk_contracts import parse_envelope
+from ticketing.projection import rebuild
+
+from support.fixtures import find_on_topic
+from support.service import RunningService, ticketing_service
+
+TICKETS = "ticketing.tickets.v1"
+
+
+@pytest.fixture
+async def service(database_url: str, kafka_bootstrap: str) -> AsyncIterator[RunningService]:
+    async with ticketing_service(database_url, kafka_bootstrap) as running:
+        yield running
+
+
+async def _open(service: RunningService, tenant: str = "acme", **fields: Any) -> dict[str, Any]:
+    body = {
+        "subject": "Invoice shows the wrong amount",
+        "description": "I was charged twice this month.",
+        "requester": {"customer_id": "c-1", "name": "Anna"},
+        **fields,
+    }
+    response = await service.client.post("/v1/tickets", json=body, headers=service.auth(tenant))
+    assert response.status_code == 201, response.text
+    return dict(response.json())
+
+
+async def test_a_ticket_is_worked_from_new_to_closed(service: RunningService) -> None:
+    agent = service.auth()
+    t = await _open(service)
+    url = f"/v1/tickets/{t['id']}"
+
+    r = await service.client.post(
+        f"{url}/replies", json={"body": "Could you send the invoice?", "status": "pending"},
+        headers={**agent, "If-Match": '"1"'},
+    )  # fmt: skip
+    assert r.status_code == 200, r.text
+    assert (r.json()["status"], r.json()["public_replies"], r.headers["etag"]) == (
+        "pending",
+        1,
+        '"3"',
+    )
+
+    stale = await service.client.patch(
+        url, json={"priority": "urgent"}, headers={**agent, "If-Match": '"1"'}
+    )
+    assert stale.status_code == 409
+    assert "version 3" in stale.json()["detail"]
+
+    r = await service.client.patch(
+        url,
+        json={"priority": "urgent", "tags": ["VIP", "billing"], "assignee_id": "agent-9",
+              "group_id": "billing", "custom_fields": {"order_id": "A-1042"}},
+        headers={**agent, "If-Match": r.headers["etag"]},
+    )  # fmt: skip
+    assert r.status_code == 200, r.text
+    state = r.json()
+    assert (state["priority"], state["assignee_id"], sorted(state["tags"])) == (
+        "urgent", "agent-9", ["billing", "vip"],
+    )  # fmt: skip
+    await service.client.post(f"{url}/notes", json={"body": "Refund approved"}, headers=agent)
+
+    illegal = await service.client.patch(url, json={"status": "closed"}, headers=agent)
+    assert illegal.status_code == 422
+    assert "only a solved ticket can be closed" in illegal.json()["detail"]
+
+    for step in ({"status": "solved", "resolution": "refunded"}, {"status": "closed"}):
+        assert (await service.client.patch(url, json=step, headers=agent)).status_code == 200
+    refused = await service.client.post(f"{url}/notes", json={"body": "late"}, headers=agent)
+    assert refused.status_code == 422
+    assert "closed" in refused.json()["detail"]
+
+    timeline = (await service.client.get(f"{url}/timeline", headers=agent)).json()
+    assert [e["event_type"] for e in timeline] == [
+        "TicketOpened", "ResponseSent", "TicketStatusChanged", "TicketPriorityChanged",
+        "TicketAssigned", "TicketTagsChanged", "TicketFieldsChanged", "InternalNoteAdded",
+        "TicketSolved", "TicketClosed",
+    ]  # fmt: skip
+
+
+async def test_lists_filter_sort_search_and_page_with_a_cursor(service: RunningService) -> None:
+    tenant = f"t{uuid4().hex[:8]}"
+    agent = service.auth(tenant, agent="agent-5")
+    for i, priority in enumerate(["low", "urgent", "normal", "high", "urgent", "normal", "low"]):
+        await _open(service, tenant, subject=f"Ticket {i}", priority=priority,
+                    tags=["billing"] if i % 2 else ["login"])  # fmt: skip
+    searched = await _open(service, tenant, subject="Refund", description="parcel never arrived")
+    await service.client.patch(
+        f"/v1/tickets/{searched['id']}", json={"assignee_id": "agent-5"}, headers=agent
+    )
+
+    seen: list[int] = []
+    cursor = None
+    while True:
+        params: dict[str, Any] = {"limit": 3, "sort": "number", "order": "asc"}
+        if cursor:
+            params["cursor"] = cursor
+        page = (await service.client.get("/v1/tickets", params=params, headers=agent)).json()
+        seen += [t["number"] for t in page["items"]]
+        cursor = page["next_cursor"]
+        if cursor is None:
+            break
+    assert seen == list(range(1, 9))
+
+    async def numbers(**params: Any) -> list[int]:
+        r = await service.client.get("/v1/tickets", params=params, headers=agent)
+        assert r.status_code == 200, r.text
+        return sorted(t["number"] for t in r.json()["items"])
+
+    assert await numbers(priority="urgent") == [2, 5]
+    assert await numbers(tag="billing") == [2, 4, 6]
+    assert await numbers(q="parcel") == [8]
+    assert await numbers(assignee_id="agent-5") == [8]
+    queue = (await service.client.get("/v1/queue", headers=agent)).json()
+    assert [t["number"] for t in queue["items"]] == [8]
+    counts = (await service.client.get("/v1/tickets/counts", headers=agent)).json()
+    assert counts["new"] == 8
+    assert counts["solved"] == 0
+    bad = await service.client.get("/v1/tickets", params={"cursor": "garbage"}, headers=agent)
+    assert bad.status_code == 400
+
+
+async def test_authentication_and_roles_are_enforced(service: RunningService) -> None:
+    t = await _open(service)
+    url = f"/v1/tickets/{t['id']}"
+    assert (await service.client.get(url)).status_code == 401
+    forged = jwt.encode({"sub": "a", "tenant_id": "acme", "role": "admin",
+                         "exp": int(time.time()) + 60}, "not-the-secret-" * 3)  # fmt: skip
+    r = await service.client.get(url, headers={"Authorization": f"Bearer {forged}"})
+    assert r.status_code == 401
+    assert r.headers["www-authenticate"].startswith("Bearer")
+    secret = service.settings.jwt_secret.get_secret_value()  # type: ignore[union-attr]
+    expired = jwt.encode({"sub": "a", "tenant_id": "acme", "role": "agent",
+                          "exp": int(time.time()) - 3600}, secret)  # fmt: skip
+    r = await service.client.get(url, headers={"Authorization": f"Bearer {expired}"})
+    assert r.status_code == 401
+    assert "expired" in r.json()["detail"]
+
+    other = service.auth(tenant="globex")
+    assert (await service.client.get(url, headers=other)).status_code == 404
+    hijack = await service.client.post(f"{url}/notes", json={"body": "x"}, headers=other)
+    assert hijack.status_code == 404
+    solve = await service.client.post(
+        f"{url}/solve-problem", json={"message": "fixed"}, headers=service.auth(role="agent")
+    )
+    assert solve.status_code == 403
+
+
+async def test_solving_a_problem_solves_its_incidents_and_tells_each_requester(
+    service: RunningService, kafka_bootstrap: str
+) -> None:
+    agent, supervisor = service.auth(), service.auth(role="supervisor")
+    problem = await _open(service, subject="Billing run charged twice", type="problem")
+    incidents = [await _open(service, type="incident") for _ in range(3)]
+    for incident in incidents:
+        r = await service.client.post(
+            f"/v1/tickets/{incident['id']}/problem", json={"problem_id": problem["id"]},
+            headers=agent,
+        )  # fmt: skip
+        assert r.status_code == 200, r.text
+    r = await service.client.post(
+        f"/v1/tickets/{problem['id']}/solve-problem",
+        json={"message": "The double charge is refunded."}, headers=supervisor,
+    )  # fmt: skip
+    assert r.status_code == 200, r.text
+    assert [t["status"] for t in r.json()] == ["solved"] * 4
+
+    for incident in incidents:
+        records = await find_on_topic(
+            kafka_bootstrap, TICKETS, lambda rec, i=incident: rec.key == i["id"].encode()
+        )
+        kinds = [parse_envelope(rec.value).event_type for rec in records]
+        assert kinds[-2:] == ["ResponseSent", "TicketSolved"]
+
+    duplicate = await _open(service)
+    merged = await service.client.post(
+        f"/v1/tickets/{duplicate['id']}/merge", json={"into_ticket_id": incidents[0]["id"]},
+        headers=agent,
+    )  # fmt: skip
+    assert merged.status_code == 200, merged.text
+    assert merged.json()[0]["status"] == "closed"
+    assert merged.json()[1]["duplicates"] == [duplicate["id"]]
+
+
+async def test_a_rebuild_gives_the_same_ticket_list_as_the_live_projection(
+    service: RunningService, pool: asyncpg.Pool
+) -> None:
+    agent = service.auth()
+    for i in range(5):
+        t = await _open(service, subject=f"Printer {i} jams", tags=["hardware"])
+        url = f"/v1/tickets/{t['id']}"
+        await service.client.post(f"{url}/replies", json={"body": f"Try {i}"}, headers=agent)
+        await service.client.patch(
+            url, json={"priority": "high", "tags": ["x", "y"]}, headers=agent
+        )
+        if i % 2:
+            await service.client.patch(url, json={"status": "solved"}, headers=agent)
+
+    query = "SELECT *, search::text AS search_text FROM ticket_list ORDER BY tenant_id, number"
+    live = [dict(r) for r in await pool.fetch(query)]
+    assert len(live) == 5
+    assert await rebuild(pool) == 5
+    rebuilt = [dict(r) for r in await pool.fetch(query)]
+    assert rebuilt == live
