@@ -13,6 +13,7 @@ from faststream.kafka import KafkaBroker
 from helpdesk_runtime.consumer import BatchConsumer, BatchHandler
 from helpdesk_runtime.db import Migration, create_pool, migrate, runtime_migrations
 from helpdesk_runtime.deadletters import DeadLetterPublisher
+from helpdesk_runtime.feed import AppendFeed
 from helpdesk_runtime.kafka import Producer, TopicSpec, ensure_topics
 from helpdesk_runtime.logging import configure_logging, get_logger
 from helpdesk_runtime.outbox import OutboxRelay, Router
@@ -56,6 +57,7 @@ class ServiceRuntime:
         )
         self.producer = Producer(settings.kafka_bootstrap_servers, settings.client_id)
         self._pool: asyncpg.Pool | None = None
+        self.feed: AppendFeed | None = None
         self.relay: OutboxRelay | None = None
         self._relay_task: asyncio.Task[None] | None = None
         self.consumers: dict[str, BatchConsumer] = {}
@@ -107,6 +109,8 @@ class ServiceRuntime:
         if s.kafka_create_topics and self._topics:
             await ensure_topics(s.kafka_bootstrap_servers, self._topics, s.kafka_replication_factor)
         await self.producer.start()
+        self.feed = AppendFeed(self._pool)
+        self.feed.start()
         await self.broker.start()
         if self._route is not None:
             self.relay = OutboxRelay(
@@ -129,6 +133,8 @@ class ServiceRuntime:
             with suppress(asyncio.CancelledError):
                 await self._relay_task
         await self.producer.stop()
+        if self.feed is not None:
+            await self.feed.stop()
         if self._pool is not None:
             await self._pool.close()
         log.info("service stopped")

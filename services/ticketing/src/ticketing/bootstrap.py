@@ -7,6 +7,7 @@ from fastapi import FastAPI
 
 from helpdesk_contracts import TOPICS, TicketSubmitted, dead_letter_topic, topic_for
 from helpdesk_runtime.db import load_migrations
+from helpdesk_runtime.feed import AppendFeed
 from helpdesk_runtime.http import CorrelationIdMiddleware, health_router
 from helpdesk_runtime.kafka import TopicSpec
 from helpdesk_runtime.service import ConsumerSpec, ServiceRuntime
@@ -61,6 +62,17 @@ def create_app(
     app.add_middleware(CorrelationIdMiddleware)
     app.include_router(health_router(runtime))
     verifier = TokenVerifier(settings)  # a key configuration that cannot work fails here
-    deps = api.ApiDeps(pool=lambda: runtime.pool, clock=clock, verifier=lambda: verifier)
+    deps = api.ApiDeps(
+        pool=lambda: runtime.pool,
+        clock=clock,
+        verifier=lambda: verifier,
+        feed=lambda: _started(runtime.feed),
+    )
     app.include_router(api.router(deps))
     return app
+
+
+def _started(feed: AppendFeed | None) -> AppendFeed:
+    if feed is None:
+        raise RuntimeError("the service runtime is not started")
+    return feed

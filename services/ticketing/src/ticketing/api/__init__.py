@@ -5,12 +5,14 @@ from fastapi import APIRouter
 from ticketing.api.commands import commands_router
 from ticketing.api.deps import ApiDeps
 from ticketing.api.queries import queries_router
+from ticketing.api.stream import stream_router
 
 
 def router(deps: ApiDeps) -> APIRouter:
     api = APIRouter()
     api.include_router(queries_router(deps))
     api.include_router(commands_router(deps))
+    api.include_router(stream_router(deps))
     return api
 
 

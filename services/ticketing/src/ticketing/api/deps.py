@@ -10,6 +10,7 @@ import asyncpg
 from fastapi import Header, HTTPException, status
 
 from helpdesk_runtime.eventstore import ConcurrencyError
+from helpdesk_runtime.feed import AppendFeed
 from ticketing.auth import TokenVerifier
 from ticketing.domain import TicketError
 from ticketing.handlers import StaleVersionError, TicketNotFoundError
@@ -20,6 +21,7 @@ class ApiDeps:
     pool: Callable[[], asyncpg.Pool]
     clock: Callable[[], datetime]
     verifier: Callable[[], TokenVerifier]
+    feed: Callable[[], AppendFeed]
 
 
 @asynccontextmanager
