@@ -9,9 +9,10 @@ import pytest
 
 from helpdesk_contracts import TicketOpened, parse_envelope
 from helpdesk_runtime.kafka import OutgoingMessage, Producer
+from ticketing.conversations import ticket_id_for_message
 from ticketing.handlers import ticket_id_for_submission
 
-from support.events import submitted
+from support.events import customer_message, submitted
 from support.fixtures import find_on_topic
 from support.service import RunningService, ticketing_service
 
@@ -157,3 +158,40 @@ async def test_ready_when_database_broker_and_relay_answer(service: RunningServi
     assert response.json()["checks"] == {"database": "ok", "kafka": "ok", "outbox_relay": "ok"}
     assert (await service.client.get("/health/live")).status_code == 200
     assert "/v1/tickets" in (await service.client.get("/openapi.json")).json()["paths"]
+
+
+async def test_customer_messages_open_reply_and_follow_up_through_kafka(
+    service: RunningService, producer: Producer, kafka_bootstrap: str
+) -> None:
+    tenant = f"t{uuid4().hex[:8]}"
+    thread = f"<{uuid4().hex}@mail.example.com>"
+    agent = service.auth(tenant=tenant)
+
+    async def send(message_id: str, body: str) -> str:
+        envelope = customer_message(thread, message_id, tenant=tenant, body=body)
+        await producer.send_many([OutgoingMessage(INTAKE, envelope.to_json(), key=thread.encode())])
+        return str(ticket_id_for_message(tenant, "mail-gateway", message_id))
+
+    first_id = await send("m-1", "Where is my parcel?")
+    assert await find_on_topic(kafka_bootstrap, TICKETS, _for_ticket(first_id))
+    await send("m-2", "Any news?")
+    await send("m-2", "Any news?")  # re-sent by the gateway
+
+    async def state(ticket_id: str) -> dict[str, Any]:
+        r = await service.client.get(f"/v1/tickets/{ticket_id}", headers=agent)
+        assert r.status_code == 200, r.text
+        return dict(r.json())
+
+    async with asyncio.timeout(15):
+        while (await state(first_id))["customer_replies"] < 1:  # noqa: ASYNC110 (polls the API)
+            await asyncio.sleep(0.1)
+    for step in ({"status": "solved"}, {"status": "closed"}):
+        r = await service.client.patch(f"/v1/tickets/{first_id}", json=step, headers=agent)
+        assert r.status_code == 200, r.text
+
+    follow_up_id = await send("m-3", "It happened again")
+    records = await find_on_topic(kafka_bootstrap, TICKETS, _for_ticket(follow_up_id))
+    opened = parse_envelope(records[0].value).payload
+    assert isinstance(opened, TicketOpened)
+    assert str(opened.follow_up_of) == first_id
+    assert (await state(first_id))["customer_replies"] == 1  # the re-sent m-2 counted once

@@ -7,6 +7,7 @@ from helpdesk_contracts import (
     Actor,
     ActorKind,
     Channel,
+    CustomerMessageReceived,
     EventEnvelope,
     InternalNoteAdded,
     Priority,
@@ -75,3 +76,20 @@ def envelopes_of(ticket: Any, at: Any) -> list[EventEnvelope[Any]]:
         )
         for version, event in ticket.pending_versions()
     ]
+
+
+def customer_message(
+    thread: str, message: str, tenant: str = "acme", body: str = "Where is my parcel?"
+) -> EventEnvelope[Any]:
+    return EventEnvelope.new(
+        CustomerMessageReceived(
+            source="mail-gateway",
+            external_thread_id=thread,
+            external_message_id=message,
+            subject="Parcel not delivered",
+            body=body,
+            requester=Requester(customer_id="c-77", email="maria@example.com"),
+        ),
+        tenant_id=tenant,
+        producer="mail-gateway",
+    )

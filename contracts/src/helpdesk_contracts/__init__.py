@@ -15,7 +15,7 @@ from helpdesk_contracts.envelope import (
 )
 from helpdesk_contracts.errors import ContractError
 from helpdesk_contracts.feedback import SCORE_RANGES, FeedbackReceived, SurveyKind
-from helpdesk_contracts.intake import TicketSubmitted
+from helpdesk_contracts.intake import CustomerMessageReceived, TicketSubmitted
 from helpdesk_contracts.ticketing import (
     CustomerReplied,
     DuplicateMerged,
@@ -67,6 +67,7 @@ __all__ = [
     "Channel",
     "ContractError",
     "CustomFields",
+    "CustomerMessageReceived",
     "CustomerReplied",
     "DlqHeader",
     "DuplicateMerged",

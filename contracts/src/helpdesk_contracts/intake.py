@@ -1,10 +1,16 @@
-"""Intake: how another company system asks the helpdesk to open a ticket.
+"""Intake: how another company system asks the helpdesk to open a ticket or add to one.
 
 Publish `TicketSubmitted` to `ticketing.intake.v1`, keyed by `external_id`, with no
 `aggregate_id` in the envelope. The ticketing service opens at most one ticket per
 (tenant_id, source, external_id): re-sending a submission (after a timeout, a retry or a
 replay) is safe and opens no second ticket. The ticket it opens carries
 `external_ref = {source, external_id}` in its `TicketOpened` event.
+
+Publish `CustomerMessageReceived`, keyed by `external_thread_id`, for every message a
+customer sends in a conversation the publisher tracks (a mail thread, a chat): the first
+message of a thread opens a ticket, later ones are added to it as the customer's replies,
+and a message to a thread whose ticket is closed opens a follow-up ticket. Each message is
+applied once per (tenant_id, source, external_message_id).
 """
 
 from __future__ import annotations
@@ -49,3 +55,28 @@ class TicketSubmitted(Event):
     def partition_key(self) -> str:
         """Intake events are keyed by the publisher's external id."""
         return self.external_id
+
+
+class CustomerMessageReceived(Event):
+    """A customer wrote in a conversation another system tracks (mail gateway, chat, website)."""
+
+    event_type = "CustomerMessageReceived"
+
+    source: SystemName
+    """The publishing system; threads and messages are identified within it."""
+    external_thread_id: Identifier
+    """The conversation, e.g. the root Message-ID of a mail thread; one ticket per thread."""
+    external_message_id: Identifier
+    """This message; a re-sent message with the same id is applied once."""
+    subject: Subject
+    """Used when the message opens a ticket."""
+    body: Description
+    requester: Requester
+    channel: Channel = Channel.EMAIL
+    priority: Priority = Priority.NORMAL
+    tags: Tags = ()
+    organisation: Organisation | None = None
+
+    def partition_key(self) -> str:
+        """Keyed by thread, so one conversation's messages arrive in order."""
+        return self.external_thread_id

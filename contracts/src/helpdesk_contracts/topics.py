@@ -16,7 +16,7 @@ from typing import Literal
 from helpdesk_contracts.envelope import Event, registered_events
 from helpdesk_contracts.errors import ContractError
 from helpdesk_contracts.feedback import FeedbackReceived
-from helpdesk_contracts.intake import TicketSubmitted
+from helpdesk_contracts.intake import CustomerMessageReceived, TicketSubmitted
 from helpdesk_contracts.ticketing import (
     CustomerReplied,
     DuplicateMerged,
@@ -61,7 +61,7 @@ _TOPICS = (
         name="ticketing.intake.v1",
         description="Requests from other company systems to open a ticket.",
         key="payload.external_id (the publisher's own id)",
-        event_types=(TicketSubmitted,),
+        event_types=(TicketSubmitted, CustomerMessageReceived),
         producers=(COMPANY_SYSTEMS,),
         consumers=("ticketing",),
         compatibility="backward",

@@ -26,6 +26,7 @@ pytestmark = pytest.mark.unit
 
 EXPECTED_EVENT_TYPES = {
     "TicketSubmitted",
+    "CustomerMessageReceived",
     "TicketOpened",
     "ResponseSent",
     "CustomerReplied",

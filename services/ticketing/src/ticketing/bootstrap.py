@@ -14,7 +14,7 @@ from helpdesk_runtime.service import ConsumerSpec, ServiceRuntime
 from ticketing import api
 from ticketing.auth import TokenVerifier
 from ticketing.config import Settings
-from ticketing.intake import submissions_handler
+from ticketing.intake import ACCEPTS, intake_handler
 
 INTAKE_TOPIC = topic_for(TicketSubmitted.event_type).name
 TICKETS_TOPIC = "ticketing.tickets.v1"
@@ -38,9 +38,9 @@ def build_runtime(settings: Settings, clock: Callable[[], datetime] = _utc_now) 
             ConsumerSpec(
                 topic=INTAKE_TOPIC,
                 group_id=settings.intake_group_id,
-                handler=submissions_handler(clock),
-                accepts=frozenset({TicketSubmitted.event_type}),
-                description="Tickets submitted by other company systems",
+                handler=intake_handler(clock),
+                accepts=ACCEPTS,
+                description="Tickets and customers' messages from other company systems",
             )
         ],
     )

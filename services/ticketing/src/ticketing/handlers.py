@@ -56,6 +56,13 @@ class StaleVersionError(Exception):
 
 def envelopes_for(ticket: Ticket, ctx: CommandContext, at: datetime) -> list[EventEnvelope[Any]]:
     """Wrap the ticket's new events, numbered after its stored version."""
+    return envelopes_for_changes(ticket, ctx, at, since=0)
+
+
+def envelopes_for_changes(
+    ticket: Ticket, ctx: CommandContext, at: datetime, *, since: int
+) -> list[EventEnvelope[Any]]:
+    """Wrap the ticket's new events from `changes[since]` on (one cause among several)."""
     return [
         EventEnvelope.new(
             event,
@@ -67,7 +74,7 @@ def envelopes_for(ticket: Ticket, ctx: CommandContext, at: datetime) -> list[Eve
             aggregate_version=version,
             occurred_at=at,
         )
-        for version, event in ticket.pending_versions()
+        for version, event in list(ticket.pending_versions())[since:]
     ]
 
 

@@ -1,26 +1,36 @@
-"""Intake from other company systems: `TicketSubmitted` batches from Kafka."""
+"""Intake from other company systems: batches from `ticketing.intake.v1`."""
 
 from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
 
-from helpdesk_contracts import EventEnvelope
+from helpdesk_contracts import CustomerMessageReceived, EventEnvelope, TicketSubmitted
 from helpdesk_runtime.consumer import BatchHandler, Rejection
 from helpdesk_runtime.db import Connection
+from ticketing.conversations import receive_customer_messages
 from ticketing.handlers import open_submitted_tickets
 from ticketing.numbers import PostgresTicketNumbers
 from ticketing.projection import ProjectingEventStore
+from ticketing.threads import PostgresThreads
+
+ACCEPTS = frozenset({TicketSubmitted.event_type, CustomerMessageReceived.event_type})
 
 
-def submissions_handler(clock: Callable[[], datetime]) -> BatchHandler:
+def intake_handler(clock: Callable[[], datetime]) -> BatchHandler:
     """The batch handler the intake consumer runs inside its transaction."""
 
     async def handle(conn: Connection, batch: Sequence[EventEnvelope[Any]]) -> Sequence[Rejection]:
-        return await open_submitted_tickets(
-            batch,
-            store=ProjectingEventStore(conn),
-            numbers=PostgresTicketNumbers(conn),
-            now=clock(),
+        store, numbers, now = ProjectingEventStore(conn), PostgresTicketNumbers(conn), clock()
+        # The two kinds are keyed independently (external id vs thread), so each keeps its
+        # own order; nothing orders one kind against the other.
+        submissions = [e for e in batch if isinstance(e.payload, TicketSubmitted)]
+        messages = [e for e in batch if isinstance(e.payload, CustomerMessageReceived)]
+        rejections = await open_submitted_tickets(
+            submissions, store=store, numbers=numbers, now=now
         )
+        rejections += await receive_customer_messages(
+            messages, store=store, numbers=numbers, threads=PostgresThreads(conn), now=now
+        )
+        return rejections
 
     return handle

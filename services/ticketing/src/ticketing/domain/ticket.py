@@ -104,6 +104,7 @@ class Ticket:
     public_replies: int = 0
     customer_replies: int = 0
     internal_notes: int = 0
+    message_ids: set[UUID] = field(default_factory=set, repr=False)
     changes: list[Event] = field(default_factory=list, repr=False)
 
     # -- building -------------------------------------------------------------------------
@@ -362,8 +363,10 @@ class Ticket:
                 self.opened_at = at
             case ResponseSent():
                 self.public_replies += 1
+                self.message_ids.add(event.message_id)
             case CustomerReplied():
                 self.customer_replies += 1
+                self.message_ids.add(event.message_id)
             case InternalNoteAdded():
                 self.internal_notes += 1
             case TicketAssigned():
