@@ -213,3 +213,39 @@ async def test_a_rebuild_gives_the_same_ticket_list_as_the_live_projection(
     assert await rebuild(pool) == 5
     rebuilt = [dict(r) for r in await pool.fetch(query)]
     assert rebuilt == live
+
+
+async def test_supervisors_keep_canned_responses_and_agents_apply_them(
+    service: RunningService,
+) -> None:
+    agent, supervisor = service.auth(), service.auth(role="supervisor")
+    macro = {
+        "name": "Refund issued",
+        "body": "Hi {{requester.first_name}}, ticket #{{ticket.number}} is refunded.",
+        "status": "solved",
+        "add_tags": ["refunded"],
+    }
+    assert (
+        await service.client.post("/v1/canned-responses", json=macro, headers=agent)
+    ).status_code == 403
+    created = await service.client.post("/v1/canned-responses", json=macro, headers=supervisor)
+    assert created.status_code == 201, created.text
+    again = await service.client.post("/v1/canned-responses", json=macro, headers=supervisor)
+    assert again.status_code == 409
+    bad = {**macro, "name": "Bad", "body": "Dear {{customer.title}}"}
+    refused = await service.client.post("/v1/canned-responses", json=bad, headers=supervisor)
+    assert refused.status_code == 422
+    listed = (await service.client.get("/v1/canned-responses", headers=agent)).json()
+    assert [m["name"] for m in listed] == ["Refund issued"]
+
+    t = await _open(service, requester={"customer_id": "c-9", "name": "Maria Ivanova"})
+    applied = await service.client.post(
+        f"/v1/tickets/{t['id']}/canned-responses/{created.json()['id']}", headers=agent
+    )
+    assert applied.status_code == 200, applied.text
+    assert (applied.json()["status"], applied.json()["tags"]) == ("solved", ["refunded"])
+    timeline = (await service.client.get(f"/v1/tickets/{t['id']}/timeline", headers=agent)).json()
+    reply = next(e for e in timeline if e["event_type"] == "ResponseSent")
+    assert reply["data"]["body"] == f"Hi Maria, ticket #{t['number']} is refunded."
+    other_tenant = service.auth(tenant="globex")
+    assert (await service.client.get("/v1/canned-responses", headers=other_tenant)).json() == []
