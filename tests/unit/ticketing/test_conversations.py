@@ -6,7 +6,7 @@ from typing import Any
 from helpdesk_contracts import Actor, ActorKind, TicketOpened, TicketStatus
 from helpdesk_runtime.eventstore import InMemoryEventStore
 from ticketing.conversations import receive_customer_messages
-from ticketing.domain import Ticket
+from ticketing.domain import Ticket, merge
 from ticketing.numbers import InMemoryTicketNumbers
 from ticketing.threads import InMemoryThreads
 
@@ -91,3 +91,19 @@ async def test_a_customer_reply_moves_a_pending_ticket_back_to_open() -> None:
     await desk.store.append(envelopes_of(ticket, NOW))
     await desk.receive(customer_message("t-1", "m-2"))
     assert (await desk.ticket_of("t-1")).status is TicketStatus.OPEN
+
+
+async def test_a_message_to_a_merged_duplicates_thread_goes_to_the_ticket_it_was_merged_into() -> (
+    None
+):
+    desk = Desk()
+    await desk.receive(customer_message("t-1", "m-1"), customer_message("t-2", "m-2"))
+    duplicate, target = await desk.ticket_of("t-1"), await desk.ticket_of("t-2")
+    merge(duplicate, target, AGENT, NOW)
+    await desk.store.append(envelopes_of(duplicate, NOW) + envelopes_of(target, NOW))
+
+    await desk.receive(customer_message("t-1", "m-3", body="Any update?"))
+    assert (await desk.ticket_of("t-1")).id == target.id
+    after = await desk.ticket_of("t-2")
+    assert after.customer_replies == 1
+    assert [k for _, k in desk.kinds()].count("TicketOpened") == 2  # no follow-up opened

@@ -64,6 +64,12 @@ async def receive_customer_messages(
         message_id = message_id_for(tenant, m.source, m.external_message_id)
         opened_by_it = ticket_id_for_message(tenant, m.source, m.external_message_id)
         thread_ticket = await ticket(tenant, current[key]) if key in current else None
+        while thread_ticket is not None and thread_ticket.merged_into is not None:
+            # The conversation continues on the ticket its duplicate was merged into.
+            thread_ticket = await ticket(tenant, thread_ticket.merged_into)
+            if thread_ticket is not None:
+                current[key] = thread_ticket.id
+                await threads.point(key, thread_ticket.id)
         if thread_ticket is not None and (
             message_id in thread_ticket.message_ids or thread_ticket.id == opened_by_it
         ):
