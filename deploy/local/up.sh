@@ -53,6 +53,9 @@ wait_ready() { # name port
 
 start_service ticketing "$TICKETING_PORT" ticketing
 wait_ready ticketing "$TICKETING_PORT"
+# A demo tenant, so the README's examples work; real tenants are provisioned the same way.
+(cd "$REPO_ROOT" && DATABASE_URL="${DATABASE_ADMIN_URL%/*}/ticketing" LOG_FORMAT=json \
+  uv run --frozen python -m ticketing tenants add acme --name "Acme (demo)" >/dev/null 2>&1)
 
 cat <<MSG
 

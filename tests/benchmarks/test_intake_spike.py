@@ -18,6 +18,7 @@ from helpdesk_contracts import EventEnvelope, Requester, TicketSubmitted
 from helpdesk_runtime.kafka import OutgoingMessage, Producer
 from ticketing.bootstrap import INTAKE_TOPIC, build_runtime
 from ticketing.config import Settings
+from ticketing.tenants import add as register
 
 from support.fixtures import start_group_at_end
 
@@ -66,6 +67,9 @@ async def test_a_spike_of_submissions_is_drained(
     )
     runtime = build_runtime(settings)
     await runtime.start()  # creates the topics if this broker has none yet
+    async with runtime.pool.acquire() as conn:
+        for tenant in tenants:
+            await register(conn, tenant, f"Bench {tenant}")
     await runtime.stop()
     await start_group_at_end(kafka_bootstrap, INTAKE_TOPIC, settings.intake_group_id)
 

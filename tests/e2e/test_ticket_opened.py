@@ -115,6 +115,7 @@ async def test_intake_opens_one_ticket_per_external_id_and_dead_letters_garbage(
     service: RunningService, producer: Producer, kafka_bootstrap: str
 ) -> None:
     tenant = f"t{uuid4().hex[:8]}"
+    await service.register_tenant(tenant)
     external_id = f"mail-{uuid4().hex[:8]}"
     first, resent = submitted(external_id, tenant=tenant), submitted(external_id, tenant=tenant)
     later = submitted(f"{external_id}-2", tenant=tenant)
@@ -164,6 +165,7 @@ async def test_customer_messages_open_reply_and_follow_up_through_kafka(
     service: RunningService, producer: Producer, kafka_bootstrap: str
 ) -> None:
     tenant = f"t{uuid4().hex[:8]}"
+    await service.register_tenant(tenant)
     thread = f"<{uuid4().hex}@mail.example.com>"
     agent = service.auth(tenant=tenant)
 
@@ -195,3 +197,18 @@ async def test_customer_messages_open_reply_and_follow_up_through_kafka(
     assert isinstance(opened, TicketOpened)
     assert str(opened.follow_up_of) == first_id
     assert (await state(first_id))["customer_replies"] == 1  # the re-sent m-2 counted once
+
+
+async def test_intake_for_an_unknown_tenant_is_dead_lettered_with_the_reason(
+    service: RunningService, producer: Producer, kafka_bootstrap: str
+) -> None:
+    stranger = f"t{uuid4().hex[:8]}"
+    envelope = submitted(f"ext-{uuid4().hex[:6]}", tenant=stranger)
+    await producer.send_many([OutgoingMessage(INTAKE, envelope.to_json(), key=stranger.encode())])
+    letters = await find_on_topic(
+        kafka_bootstrap, f"{INTAKE}.dlq", lambda r: r.key == stranger.encode()
+    )
+    assert len(letters) == 1
+    headers = dict(letters[0].headers)
+    assert headers["dlq-error-type"] == b"rejected"
+    assert f"unknown tenant '{stranger}'".encode() in headers["dlq-reason"]

@@ -7,10 +7,12 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from uuid import uuid4
 
+import asyncpg
 import httpx
 import uvicorn
 from pydantic import SecretStr
 
+from ticketing import tenants
 from ticketing.auth import Principal, Role
 from ticketing.bootstrap import INTAKE_TOPIC, create_app
 from ticketing.config import Settings
@@ -24,6 +26,14 @@ class RunningService:
     base_url: str
     client: httpx.AsyncClient
     settings: Settings
+
+    async def register_tenant(self, tenant_id: str) -> None:
+        """Provision a tenant, as ops would with `python -m ticketing tenants add`."""
+        conn = await asyncpg.connect(self.settings.database_url.get_secret_value())
+        try:
+            await tenants.add(conn, tenant_id, f"Tenant {tenant_id}")
+        finally:
+            await conn.close()
 
     def auth(
         self, tenant: str = "acme", agent: str = "agent-7", role: str = "agent"

@@ -7,12 +7,14 @@ from typing import Any
 from helpdesk_contracts import CustomerMessageReceived, EventEnvelope, TicketSubmitted
 from helpdesk_runtime.consumer import BatchHandler, Rejection
 from helpdesk_runtime.db import Connection
+from ticketing import tenants
 from ticketing.conversations import receive_customer_messages
 from ticketing.handlers import open_submitted_tickets
 from ticketing.numbers import PostgresTicketNumbers
 from ticketing.projection import ProjectingEventStore
 from ticketing.threads import PostgresThreads
 
+_REGISTER = "register it with `python -m ticketing tenants add <id> --name <name>`"
 ACCEPTS = frozenset({TicketSubmitted.event_type, CustomerMessageReceived.event_type})
 
 
@@ -20,12 +22,21 @@ def intake_handler(clock: Callable[[], datetime]) -> BatchHandler:
     """The batch handler the intake consumer runs inside its transaction."""
 
     async def handle(conn: Connection, batch: Sequence[EventEnvelope[Any]]) -> Sequence[Rejection]:
+        registered = await tenants.known(conn, (e.tenant_id for e in batch))
+        rejections = [
+            Rejection(e.event_id, f"unknown tenant {e.tenant_id!r}: {_REGISTER}")
+            for e in batch
+            if e.tenant_id not in registered
+        ]
+        batch = [e for e in batch if e.tenant_id in registered]
+        if not batch:
+            return rejections
         store, numbers, now = ProjectingEventStore(conn), PostgresTicketNumbers(conn), clock()
         # The two kinds are keyed independently (external id vs thread), so each keeps its
         # own order; nothing orders one kind against the other.
         submissions = [e for e in batch if isinstance(e.payload, TicketSubmitted)]
         messages = [e for e in batch if isinstance(e.payload, CustomerMessageReceived)]
-        rejections = await open_submitted_tickets(
+        rejections += await open_submitted_tickets(
             submissions, store=store, numbers=numbers, now=now
         )
         rejections += await receive_customer_messages(
