@@ -21,4 +21,4 @@ schemas:
 
 # Throughput figures against the local servers (run `make up` or infra.sh up first).
 bench:
-	uv run pytest tests/benchmarks -m benchmark -s -p no:randomly
+	uv run pytest tests/benchmarks -m benchmark -s

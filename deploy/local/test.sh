@@ -6,6 +6,13 @@ set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 cd "$REPO_ROOT"
 
+# Tests get servers of their own (other ports, other data), apart from what `make up` runs:
+# a developer's running system never sees test traffic, and tests never see its backlog.
+export HELPDESK_LOCAL_DIR="${HELPDESK_TEST_LOCAL_DIR:-$LOCAL_DIR/test}"
+export HELPDESK_KAFKA_PORT="${HELPDESK_TEST_KAFKA_PORT:-29092}"
+export HELPDESK_KAFKA_CONTROLLER_PORT="${HELPDESK_TEST_KAFKA_CONTROLLER_PORT:-29093}"
+export HELPDESK_PG_PORT="${HELPDESK_TEST_PG_PORT:-25432}"
+
 sync_python
 
 say "lint and types"

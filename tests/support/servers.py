@@ -2,7 +2,8 @@
 
 In order: servers named by KAFKA_BOOTSTRAP_SERVERS / DATABASE_ADMIN_URL; testcontainers
 when HELPDESK_TESTCONTAINERS=1 (machines with Docker); otherwise the project's own
-deploy/local/infra.sh starts them (and leaves them running for the next run).
+deploy/local/infra.sh starts a test instance of them, on ports and data of its own (and
+leaves it running for the next run).
 """
 
 import os
@@ -21,10 +22,22 @@ class Servers:
     database_admin_url: str  # a superuser DSN; tests create their own databases
 
 
+# The same separate instance deploy/local/test.sh uses, apart from what `make up` runs.
+TEST_INSTANCE = {
+    "HELPDESK_LOCAL_DIR": str(REPO / ".local" / "test"),
+    "HELPDESK_KAFKA_PORT": "29092",
+    "HELPDESK_KAFKA_CONTROLLER_PORT": "29093",
+    "HELPDESK_PG_PORT": "25432",
+}
+
+
 def _from_infra_script() -> Servers:
     script = REPO / "deploy" / "local" / "infra.sh"
-    subprocess.run([str(script), "up"], check=True)
-    env = subprocess.run([str(script), "env"], check=True, capture_output=True, text=True)
+    environment = {**TEST_INSTANCE, **os.environ}
+    subprocess.run([str(script), "up"], check=True, env=environment)
+    env = subprocess.run(
+        [str(script), "env"], check=True, capture_output=True, text=True, env=environment
+    )
     values = dict(
         line.removeprefix("export ").split("=", 1)
         for line in env.stdout.splitlines()
