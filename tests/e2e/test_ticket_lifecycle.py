@@ -38,6 +38,11 @@ async def _open(service: RunningService, tenant: str = "acme", **fields: Any) ->
 
 async def test_a_ticket_is_worked_from_new_to_closed(service: RunningService) -> None:
     agent = service.auth()
+    order_field = {"key": "order_id", "title": "Order", "type": "text"}
+    defined = await service.client.put(
+        "/v1/fields/order_id", json=order_field, headers=service.auth(role="admin")
+    )
+    assert defined.status_code == 200, defined.text
     t = await _open(service)
     url = f"/v1/tickets/{t['id']}"
 
@@ -249,3 +254,33 @@ async def test_supervisors_keep_canned_responses_and_agents_apply_them(
     assert reply["data"]["body"] == f"Hi Maria, ticket #{t['number']} is refunded."
     other_tenant = service.auth(tenant="globex")
     assert (await service.client.get("/v1/canned-responses", headers=other_tenant)).json() == []
+
+
+async def test_custom_fields_are_typed_per_tenant(service: RunningService) -> None:
+    admin, agent = service.auth(role="admin"), service.auth()
+    plan = {"key": "plan", "title": "Plan", "type": "dropdown", "options": ["free", "pro"]}
+    as_agent = await service.client.put("/v1/fields/plan", json=plan, headers=agent)
+    assert as_agent.status_code == 403
+    assert (
+        await service.client.put("/v1/fields/plan", json=plan, headers=admin)
+    ).status_code == 200
+    listed = (await service.client.get("/v1/fields", headers=agent)).json()
+    assert [f["key"] for f in listed] == ["plan"]
+
+    t = await _open(service, custom_fields={"plan": "pro"})
+    assert t["custom_fields"] == {"plan": "pro"}
+    wrong = await service.client.patch(
+        f"/v1/tickets/{t['id']}", json={"custom_fields": {"plan": "gold"}}, headers=agent
+    )
+    assert wrong.status_code == 422
+    assert "'plan' must be one of ['free', 'pro']" in wrong.json()["detail"]
+    unknown = await service.client.post(
+        "/v1/tickets",
+        json={"subject": "s", "description": "d", "requester": {"customer_id": "c"},
+              "custom_fields": {"colour": "red"}},
+        headers=agent,
+    )  # fmt: skip
+    assert unknown.status_code == 422
+    assert "'colour' is not a custom field" in unknown.json()["detail"]
+    other = service.auth(tenant="globex")
+    assert (await service.client.get("/v1/fields", headers=other)).json() == []

@@ -3,7 +3,7 @@ from uuid import uuid4
 
 from helpdesk_contracts import Actor, ActorKind, Requester, TicketOpened
 from helpdesk_runtime.eventstore import InMemoryEventStore
-from ticketing.domain import OpenTicket
+from ticketing.domain import FieldDefinition, FieldType, OpenTicket
 from ticketing.handlers import (
     CommandContext,
     open_submitted_tickets,
@@ -74,3 +74,20 @@ async def test_a_submission_from_the_future_opens_the_ticket_now() -> None:
         [ahead, behind], store=store, numbers=InMemoryTicketNumbers(), now=NOW
     )
     assert [r.envelope.occurred_at for r in store.recorded] == [NOW, NOW - timedelta(minutes=5)]
+
+
+async def test_a_submission_with_an_undefined_custom_field_is_rejected_with_the_reason() -> None:
+    store = InMemoryEventStore()
+    plan = FieldDefinition(key="plan", title="Plan", type=FieldType.DROPDOWN, options=("pro",))
+    good = submitted("m-1")
+    bad = submitted("m-2").model_copy(
+        update={"payload": good.payload.model_copy(update={"external_id": "m-2",
+                                                           "custom_fields": {"plan": "gold"}})}
+    )  # fmt: skip
+    rejected = await open_submitted_tickets(
+        [good, bad], store=store, numbers=InMemoryTicketNumbers(), now=NOW,
+        fields={"acme": {"plan": plan}},
+    )  # fmt: skip
+    assert [r.event_id for r in rejected] == [bad.event_id]
+    assert "'plan' must be one of ['pro']" in rejected[0].reason
+    assert len(store.recorded) == 1

@@ -1,7 +1,7 @@
 """Command handlers: load, decide (domain), append. Dependencies come in as arguments."""
 
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -10,7 +10,7 @@ from uuid import UUID, uuid5
 from helpdesk_contracts import Actor, ActorKind, EventEnvelope, ExternalRef, TicketSubmitted
 from helpdesk_runtime.consumer import Rejection
 from helpdesk_runtime.eventstore import EventStore
-from ticketing.domain import OpenTicket, Ticket, TicketError
+from ticketing.domain import FieldDefinition, OpenTicket, Ticket, TicketError, check_fields
 from ticketing.numbers import TicketNumbers
 
 PRODUCER = "ticketing"
@@ -119,8 +119,12 @@ async def open_submitted_tickets(
     store: EventStore,
     numbers: TicketNumbers,
     now: datetime,
+    fields: Mapping[str, Mapping[str, FieldDefinition]] | None = None,
 ) -> list[Rejection]:
-    """Open one ticket per new (tenant, source, external id) in the batch; repeats are no-ops."""
+    """Open one ticket per new (tenant, source, external id) in the batch; repeats are no-ops.
+
+    `fields` holds each tenant's custom field definitions; a tenant with none takes none.
+    """
     wanted: dict[tuple[str, UUID], EventEnvelope[Any]] = {}
     for envelope in submissions:
         s: TicketSubmitted = envelope.payload
@@ -145,6 +149,7 @@ async def open_submitted_tickets(
         number = next_number[tenant]
         next_number[tenant] += 1
         try:
+            check_fields(envelope.payload.custom_fields, (fields or {}).get(tenant, {}))
             ticket = Ticket.open(
                 _command_from(envelope.payload),
                 ticket_id=ticket_id,

@@ -7,7 +7,7 @@ from typing import Any
 from helpdesk_contracts import CustomerMessageReceived, EventEnvelope, TicketSubmitted
 from helpdesk_runtime.consumer import BatchHandler, Rejection
 from helpdesk_runtime.db import Connection
-from ticketing import tenants
+from ticketing import fields_store, tenants
 from ticketing.conversations import receive_customer_messages
 from ticketing.handlers import open_submitted_tickets
 from ticketing.numbers import PostgresTicketNumbers
@@ -36,8 +36,9 @@ def intake_handler(clock: Callable[[], datetime]) -> BatchHandler:
         # own order; nothing orders one kind against the other.
         submissions = [e for e in batch if isinstance(e.payload, TicketSubmitted)]
         messages = [e for e in batch if isinstance(e.payload, CustomerMessageReceived)]
+        fields = await fields_store.of_tenants(conn, (e.tenant_id for e in submissions))
         rejections += await open_submitted_tickets(
-            submissions, store=store, numbers=numbers, now=now
+            submissions, store=store, numbers=numbers, now=now, fields=fields
         )
         rejections += await receive_customer_messages(
             messages, store=store, numbers=numbers, threads=PostgresThreads(conn), now=now

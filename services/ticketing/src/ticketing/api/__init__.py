@@ -4,6 +4,7 @@ from fastapi import APIRouter
 
 from ticketing.api.commands import commands_router
 from ticketing.api.deps import ApiDeps
+from ticketing.api.fields import fields_router
 from ticketing.api.macros import macros_router
 from ticketing.api.queries import queries_router
 from ticketing.api.stream import stream_router
@@ -15,6 +16,7 @@ def router(deps: ApiDeps) -> APIRouter:
     api.include_router(commands_router(deps))
     api.include_router(stream_router(deps))
     api.include_router(macros_router(deps))
+    api.include_router(fields_router(deps))
     return api
 
 

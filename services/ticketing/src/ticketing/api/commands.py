@@ -9,7 +9,7 @@ from fastapi import APIRouter, Depends, Header, Request, Response, status
 from helpdesk_contracts import Actor, ActorKind
 from helpdesk_runtime.eventstore import ConcurrencyError
 from helpdesk_runtime.http import correlation_id_of
-from ticketing import handlers
+from ticketing import fields_store, handlers
 from ticketing.api.deps import ApiDeps, expected_version, http_errors
 from ticketing.api.schemas import (
     LinkProblemRequest,
@@ -21,7 +21,14 @@ from ticketing.api.schemas import (
     UpdateTicketRequest,
 )
 from ticketing.auth import Principal, Role, authenticate, require_role
-from ticketing.domain import OpenTicket, Ticket, link_incident, merge, solve_problem
+from ticketing.domain import (
+    OpenTicket,
+    Ticket,
+    check_fields,
+    link_incident,
+    merge,
+    solve_problem,
+)
 from ticketing.numbers import PostgresTicketNumbers
 from ticketing.projection import ProjectingEventStore
 from ticketing.views import TicketView
@@ -136,6 +143,10 @@ def commands_router(deps: ApiDeps) -> APIRouter:
         response: Response, version: Version,
     ) -> Any:  # fmt: skip
         at, by, given = deps.clock(), _actor(caller), body.given()
+        definitions = {}
+        if body.custom_fields is not None:
+            async with deps.pool().acquire() as conn:
+                definitions = await fields_store.of_tenant(conn, caller.tenant_id)
 
         def decide(t: Ticket) -> None:
             if "priority" in given and body.priority:
@@ -150,6 +161,7 @@ def commands_router(deps: ApiDeps) -> APIRouter:
             if body.tags is not None:
                 t.set_tags(body.tags, by, at)
             if body.custom_fields is not None:
+                check_fields(body.custom_fields, definitions)
                 t.update_fields(body.custom_fields, by, at)
             if body.followers is not None:
                 t.set_followers(body.followers, by, at)
@@ -203,6 +215,9 @@ async def _open(
         for _ in range(3):
             try:
                 async with deps.pool().acquire() as conn, conn.transaction():
+                    check_fields(
+                        cmd.custom_fields, await fields_store.of_tenant(conn, ctx.tenant_id)
+                    )
                     return await handlers.open_ticket(
                         cmd,
                         ctx,

@@ -1,15 +1,19 @@
 """The ticketing domain: pure rules, no I/O."""
 
+from ticketing.domain.fields import FieldDefinition, FieldType, check_fields
 from ticketing.domain.macros import CannedResponse, apply_canned_response, render
 from ticketing.domain.relations import link_incident, merge, solve_problem
 from ticketing.domain.ticket import OpenTicket, Ticket, TicketError
 
 __all__ = [
     "CannedResponse",
+    "FieldDefinition",
+    "FieldType",
     "OpenTicket",
     "Ticket",
     "TicketError",
     "apply_canned_response",
+    "check_fields",
     "link_incident",
     "merge",
     "render",

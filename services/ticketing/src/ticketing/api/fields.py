@@ -1,0 +1,41 @@
+"""Custom field definitions: admins keep them, agents read them to build forms."""
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, HTTPException, status
+
+from ticketing import fields_store
+from ticketing.api.deps import ApiDeps
+from ticketing.auth import Principal, Role, authenticate, require_role
+from ticketing.domain import FieldDefinition
+
+
+def fields_router(deps: ApiDeps) -> APIRouter:
+    api = APIRouter(prefix="/v1/fields", tags=["custom fields"])
+    signed_in = authenticate(deps.verifier)
+    Agent = Annotated[Principal, Depends(signed_in)]  # noqa: N806
+    Admin = Annotated[Principal, Depends(require_role(Role.ADMIN, signed_in))]  # noqa: N806
+
+    @api.get("", response_model=list[FieldDefinition])
+    async def list_fields(caller: Agent) -> Any:
+        async with deps.pool().acquire() as conn:
+            return list((await fields_store.of_tenant(conn, caller.tenant_id)).values())
+
+    @api.put("/{key}", response_model=FieldDefinition)
+    async def define_field(key: str, body: FieldDefinition, caller: Admin) -> Any:
+        """Define a field, or change its definition (values already stored are kept)."""
+        if body.key != key:
+            raise HTTPException(
+                status.HTTP_422_UNPROCESSABLE_CONTENT, "the key in the path and the body differ"
+            )
+        async with deps.pool().acquire() as conn:
+            await fields_store.put(conn, caller.tenant_id, body)
+        return body
+
+    @api.delete("/{key}", status_code=status.HTTP_204_NO_CONTENT)
+    async def delete_field(key: str, caller: Admin) -> None:
+        async with deps.pool().acquire() as conn:
+            if not await fields_store.remove(conn, caller.tenant_id, key):
+                raise HTTPException(status.HTTP_404_NOT_FOUND, f"no custom field {key!r}")
+
+    return api
