@@ -284,3 +284,46 @@ async def test_custom_fields_are_typed_per_tenant(service: RunningService) -> No
     assert "'colour' is not a custom field" in unknown.json()["detail"]
     other = service.auth(tenant="globex")
     assert (await service.client.get("/v1/fields", headers=other)).json() == []
+
+
+async def test_tickets_are_assigned_automatically_by_turn_load_and_availability(
+    service: RunningService,
+) -> None:
+    admin, agent = service.auth(role="admin"), service.auth()
+    group = {"name": "Billing", "strategy": "round_robin", "members": ["ann", "bob", "cat"]}
+    r = await service.client.put("/v1/groups/billing", json=group, headers=admin)
+    assert r.status_code == 200, r.text
+
+    async def auto_assign(group_id: str = "billing") -> Any:
+        t = await _open(service)
+        return await service.client.post(
+            f"/v1/tickets/{t['id']}/auto-assign", json={"group_id": group_id}, headers=agent
+        )
+
+    turns = [(await auto_assign()).json()["assignee_id"] for _ in range(4)]
+    assert turns == ["ann", "bob", "cat", "ann"]
+
+    off = await service.client.put(
+        "/v1/agents/me/availability", json={"available": False}, headers=service.auth(agent="bob")
+    )
+    assert off.status_code == 204
+    assert (await auto_assign()).json()["assignee_id"] == "cat"  # bob's turn, but bob is away
+
+    least = {**group, "strategy": "least_loaded"}
+    await service.client.put("/v1/groups/billing", json=least, headers=admin)
+    assert (await auto_assign()).json()[
+        "assignee_id"
+    ] == "ann"  # ann 2 open, cat 2: ann waited longer
+
+    for name in ("ann", "cat"):
+        await service.client.put(
+            f"/v1/agents/{name}/availability", json={"available": False},
+            headers=service.auth(role="supervisor"),
+        )  # fmt: skip
+    queued = (await auto_assign()).json()
+    assert (queued["assignee_id"], queued["group_id"]) == (None, "billing")
+    assert (await auto_assign("nope")).status_code == 404
+    listed = (await service.client.get("/v1/groups", headers=agent)).json()
+    assert [(m["agent_id"], m["available"]) for m in listed[0]["members"]] == [
+        ("ann", False), ("bob", False), ("cat", False),
+    ]  # fmt: skip

@@ -5,6 +5,7 @@ from fastapi import APIRouter
 from ticketing.api.commands import commands_router
 from ticketing.api.deps import ApiDeps
 from ticketing.api.fields import fields_router
+from ticketing.api.groups import groups_router
 from ticketing.api.macros import macros_router
 from ticketing.api.queries import queries_router
 from ticketing.api.stream import stream_router
@@ -17,6 +18,7 @@ def router(deps: ApiDeps) -> APIRouter:
     api.include_router(stream_router(deps))
     api.include_router(macros_router(deps))
     api.include_router(fields_router(deps))
+    api.include_router(groups_router(deps))
     return api
 
 
