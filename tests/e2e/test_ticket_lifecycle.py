@@ -127,6 +127,9 @@ async def test_lists_filter_sort_search_and_page_with_a_cursor(service: RunningS
     assert await numbers(tag="billing") == [2, 4, 6]
     assert await numbers(q="parcel") == [8]
     assert await numbers(assignee_id="agent-5") == [8]
+    assert await numbers(opened_from="2020-01-01T00:00:00Z") == list(range(1, 9))
+    assert await numbers(opened_to="2020-01-01T00:00:00Z") == []
+    assert await numbers(updated_from="2999-01-01T00:00:00Z") == []
     queue = (await service.client.get("/v1/queue", headers=agent)).json()
     assert [t["number"] for t in queue["items"]] == [8]
     counts = (await service.client.get("/v1/tickets/counts", headers=agent)).json()
