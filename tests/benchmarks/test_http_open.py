@@ -31,7 +31,7 @@ async def test_agents_open_tickets_over_http(database_url: str, kafka_bootstrap:
         queue = iter(range(REQUESTS))
 
         async def agent(n: int) -> None:
-            headers = {"X-Tenant-Id": f"bench{n % 5}", "X-Agent-Id": f"agent-{n}"}
+            headers = service.auth(tenant=f"bench{n % 5}", agent=f"agent-{n}")
             for _ in queue:
                 started = time.perf_counter()
                 response = await service.client.post("/v1/tickets", json=BODY, headers=headers)

@@ -78,7 +78,9 @@ async def ticketing_service(
                 task.result()  # raises the start-up error
             await asyncio.sleep(0.05)
     base_url = f"http://127.0.0.1:{port}"
-    async with httpx.AsyncClient(base_url=base_url, timeout=10) as client:
-        yield RunningService(base_url, client, settings)
-    server.should_exit = True
-    await task
+    try:
+        async with httpx.AsyncClient(base_url=base_url, timeout=10) as client:
+            yield RunningService(base_url, client, settings)
+    finally:  # also when the test failed: never leave a server running on a dropped database
+        server.should_exit = True
+        await task

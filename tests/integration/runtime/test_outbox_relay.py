@@ -11,6 +11,7 @@ import asyncpg
 
 from helpdesk_contracts import parse_envelope
 from helpdesk_runtime.eventstore import PostgresEventStore
+from helpdesk_runtime.feed import AppendFeed
 from helpdesk_runtime.kafka import Producer
 from helpdesk_runtime.outbox import OutboxRelay
 
@@ -120,7 +121,9 @@ async def test_concurrent_writers_and_two_relays_publish_everything_once_in_orde
 
     # Two relays play two replicas: the checkpoint row lock lets one publish at a time.
     relays = [_relay(pool, producer, topic, batch_size=7) for _ in range(2)]
-    running = [asyncio.create_task(r.run()) for r in relays]
+    feed = AppendFeed(pool)
+    feed.start()
+    running = [asyncio.create_task(r.run(feed)) for r in relays]
     await asyncio.gather(*(writer(s) for s in streams))
 
     total = len(streams) * events_per_stream
@@ -130,6 +133,7 @@ async def test_concurrent_writers_and_two_relays_publish_everything_once_in_orde
     for task in running:
         task.cancel()
     await asyncio.gather(*running, return_exceptions=True)
+    await feed.stop()
 
     assert await topic_size(kafka_bootstrap, topic) == total  # the log holds no duplicate
     records = await consume(kafka_bootstrap, topic, until=total)

@@ -10,12 +10,12 @@ republishes (consumers are idempotent by event id).
 import asyncio
 import time
 from collections.abc import Callable
-from contextlib import suppress
 
 import asyncpg
 
 from helpdesk_contracts import headers_of
 from helpdesk_runtime.eventstore import EVENT_COLUMNS, wire_json
+from helpdesk_runtime.feed import AppendFeed
 from helpdesk_runtime.kafka import OutgoingMessage, Producer
 from helpdesk_runtime.logging import get_logger
 
@@ -60,7 +60,6 @@ class OutboxRelay:
         self._name = name
         self._batch_size = batch_size
         self._poll_interval_s = poll_interval_s
-        self._wake = asyncio.Event()
         self.published = 0
         self.last_error: str | None = None
         self.last_pass_at = 0.0
@@ -95,22 +94,11 @@ class OutboxRelay:
         self.published += len(rows)
         return len(rows)
 
-    async def run(self) -> None:
-        """Relay until cancelled: woken by NOTIFY from appends, polling as a fallback."""
-        async with self._pool.acquire() as listener:
-            await listener.add_listener("events_appended", self._on_notify)
-            try:
-                await self._loop()
-            finally:
-                await listener.remove_listener("events_appended", self._on_notify)
-
-    def _on_notify(self, *_: object) -> None:
-        self._wake.set()
-
-    async def _loop(self) -> None:
+    async def run(self, feed: AppendFeed) -> None:
+        """Relay until cancelled: woken by the feed of appends, polling as a fallback."""
         failures = 0
         while True:
-            self._wake.clear()
+            seen = feed.generation
             try:
                 published = await self.publish_pending()
                 failures, self.last_error = 0, None
@@ -121,7 +109,5 @@ class OutboxRelay:
                 log.warning("outbox relay pass failed", error=self.last_error, failures=failures)
                 await asyncio.sleep(min(0.1 * 2**failures, 10.0))
                 continue
-            if published == self._batch_size:
-                continue  # more is waiting
-            with suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self._poll_interval_s)
+            if published < self._batch_size:  # else more is waiting
+                await feed.wait(self._poll_interval_s, after=seen)

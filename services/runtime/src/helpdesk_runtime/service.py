@@ -120,7 +120,7 @@ class ServiceRuntime:
                 batch_size=s.outbox_batch_size,
                 poll_interval_s=s.outbox_poll_interval_s,
             )
-            self._relay_task = asyncio.create_task(self.relay.run(), name="outbox-relay")
+            self._relay_task = asyncio.create_task(self.relay.run(self.feed), name="outbox-relay")
         self.started = True
         log.info("service started", kafka=s.kafka_bootstrap_servers)
 

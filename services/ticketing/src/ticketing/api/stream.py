@@ -62,6 +62,7 @@ def stream_router(deps: ApiDeps) -> APIRouter:
             yield "retry: 3000\n\n"
             quiet_since = time.monotonic()
             while not await request.is_disconnected():
+                seen = deps.feed().generation
                 async with deps.pool().acquire() as conn:
                     rows = await conn.fetch(
                         f"SELECT {EVENT_COLUMNS} FROM events WHERE tenant_id = $1"
@@ -79,7 +80,7 @@ def stream_router(deps: ApiDeps) -> APIRouter:
                 if time.monotonic() - quiet_since >= HEARTBEAT_S:
                     yield ": keep-alive\n\n"  # keeps proxies from closing an idle stream
                     quiet_since = time.monotonic()
-                await deps.feed().wait(1.0)
+                await deps.feed().wait(1.0, after=seen)
 
         return StreamingResponse(
             events(),
