@@ -330,3 +330,15 @@ async def test_tickets_are_assigned_automatically_by_turn_load_and_availability(
     assert [(m["agent_id"], m["available"]) for m in listed[0]["members"]] == [
         ("ann", False), ("bob", False), ("cat", False),
     ]  # fmt: skip
+
+
+async def test_input_the_events_refuse_gets_422_with_the_reason_not_500(
+    service: RunningService,
+) -> None:
+    t = await _open(service)
+    too_long = "x" * 60
+    r = await service.client.patch(
+        f"/v1/tickets/{t['id']}", json={"tags": [too_long]}, headers=service.auth()
+    )
+    assert r.status_code == 422, r.text
+    assert "tags" in r.text

@@ -8,6 +8,7 @@ from typing import Annotated
 
 import asyncpg
 from fastapi import Header, HTTPException, status
+from pydantic import ValidationError
 
 from helpdesk_runtime.eventstore import ConcurrencyError
 from helpdesk_runtime.feed import AppendFeed
@@ -41,6 +42,9 @@ async def http_errors() -> AsyncIterator[None]:
         ) from exc
     except TicketError as exc:
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(exc)) from exc
+    except ValidationError as exc:  # input the request model let through but an event refuses
+        detail = [{"loc": list(e["loc"]), "msg": e["msg"], "type": e["type"]} for e in exc.errors()]
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, detail) from exc
 
 
 def expected_version(
