@@ -342,3 +342,16 @@ async def test_input_the_events_refuse_gets_422_with_the_reason_not_500(
     )
     assert r.status_code == 422, r.text
     assert "tags" in r.text
+
+
+async def test_values_the_database_cannot_store_get_422_not_500(service: RunningService) -> None:
+    admin = service.auth(role="admin")
+    nul = "bad\x00name"
+    r = await service.client.put("/v1/groups/g1", json={"name": nul, "members": []}, headers=admin)
+    assert r.status_code == 422, r.text
+    assert "cannot be stored" in r.json()["detail"]
+    r = await service.client.get("/v1/tickets", params={"tag": nul}, headers=admin)
+    assert r.status_code == 422, r.text
+    macro = {"name": "m", "body": "hi", "add_tags": [""]}
+    r = await service.client.post("/v1/canned-responses", json=macro, headers=admin)
+    assert r.status_code == 422, r.text

@@ -2,7 +2,8 @@
 
 from uuid import UUID, uuid4
 
-from fastapi import APIRouter, Request
+import asyncpg
+from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import JSONResponse
 from starlette.datastructures import Headers, MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -66,3 +67,15 @@ class CorrelationIdMiddleware:
 
         with bound(correlation_id=str(correlation_id)):
             await self.app(scope, receive, send_with_id)
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    """Input the database cannot store (a NUL character, say) is the caller's error: 422."""
+
+    @app.exception_handler(asyncpg.DataError)
+    async def unstorable(_request: Request, exc: asyncpg.DataError) -> JSONResponse:
+        reason = str(exc).splitlines()[0]
+        return JSONResponse(
+            {"detail": f"the request holds a value that cannot be stored: {reason}"},
+            status_code=422,
+        )

@@ -8,7 +8,11 @@ from fastapi import FastAPI
 from helpdesk_contracts import TOPICS, TicketSubmitted, dead_letter_topic, topic_for
 from helpdesk_runtime.db import load_migrations
 from helpdesk_runtime.feed import AppendFeed
-from helpdesk_runtime.http import CorrelationIdMiddleware, health_router
+from helpdesk_runtime.http import (
+    CorrelationIdMiddleware,
+    health_router,
+    install_error_handlers,
+)
 from helpdesk_runtime.kafka import TopicSpec
 from helpdesk_runtime.service import ConsumerSpec, ServiceRuntime
 from ticketing import api
@@ -60,6 +64,7 @@ def create_app(
     )
     app.state.runtime = runtime
     app.add_middleware(CorrelationIdMiddleware)
+    install_error_handlers(app)
     app.include_router(health_router(runtime))
     verifier = TokenVerifier(settings)  # a key configuration that cannot work fails here
     deps = api.ApiDeps(

@@ -10,7 +10,7 @@ from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from helpdesk_contracts import Actor, Priority, TicketStatus
+from helpdesk_contracts import Actor, Priority, Tags, TicketStatus
 from ticketing.domain.ticket import Ticket
 
 _PLACEHOLDER = re.compile(r"\{\{\s*([a-z_.]+)\s*\}\}")
@@ -31,8 +31,8 @@ class CannedResponse(BaseModel):
     name: str = Field(min_length=1, max_length=100)
     body: str = Field(min_length=1, max_length=65_536)
     status: TicketStatus | None = None
-    add_tags: tuple[str, ...] = ()
-    remove_tags: tuple[str, ...] = ()
+    add_tags: Tags = ()
+    remove_tags: Tags = ()
     priority: Priority | None = None
 
     @field_validator("body")
