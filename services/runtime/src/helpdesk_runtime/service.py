@@ -54,6 +54,8 @@ class ServiceRuntime:
             graceful_timeout=settings.shutdown_grace_s,
             # Not "faststream": that logger gets FastStream's own stdout handler at import.
             logger=logging.getLogger("helpdesk.broker"),
+            # "Received"/"Processed" for every batch is noise at month-start volume.
+            log_level=logging.DEBUG,
         )
         self.producer = Producer(settings.kafka_bootstrap_servers, settings.client_id)
         self._pool: asyncpg.Pool | None = None
