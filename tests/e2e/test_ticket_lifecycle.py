@@ -74,6 +74,7 @@ async def test_a_ticket_is_worked_from_new_to_closed(service: RunningService) ->
     assert (state["priority"], state["assignee_id"], sorted(state["tags"])) == (
         "urgent", "agent-9", ["billing", "vip"],
     )  # fmt: skip
+    assert (await service.client.get(url, headers=agent)).json() == state  # as the log says
     await service.client.post(f"{url}/notes", json={"body": "Refund approved"}, headers=agent)
 
     illegal = await service.client.patch(url, json={"status": "closed"}, headers=agent)

@@ -1,6 +1,7 @@
 """Commands: open, reply, note, update, merge, link to a problem, solve a problem."""
 
 from collections.abc import Callable
+from datetime import datetime
 from typing import Annotated, Any
 from uuid import UUID, uuid4
 
@@ -53,16 +54,17 @@ def commands_router(deps: ApiDeps) -> APIRouter:
         response: Response,
         caller: Principal,
         ticket_id: UUID,
-        decide: Callable[[Ticket], None],
+        decide: Callable[[Ticket, datetime], None],
         version: int | None,
     ) -> TicketView:
+        at = deps.clock()  # one instant for the state and for the events' occurred_at
         async with http_errors(), deps.pool().acquire() as conn, conn.transaction():
             ticket = await handlers.change_ticket(
                 ticket_id,
                 context(request, caller),
-                decide,
+                lambda t: decide(t, at),
                 store=ProjectingEventStore(conn),
-                now=deps.clock(),
+                now=at,
                 expected_version=version,
             )
         response.headers["ETag"] = f'"{ticket.version}"'
@@ -72,12 +74,13 @@ def commands_router(deps: ApiDeps) -> APIRouter:
         request: Request,
         caller: Principal,
         ids: list[UUID],
-        decide: Callable[[list[Ticket]], object],
+        decide: Callable[[list[Ticket], datetime], object],
     ) -> list[TicketView]:
+        at = deps.clock()
         async with http_errors(), deps.pool().acquire() as conn, conn.transaction():
             tickets = await handlers.change_tickets(
-                ids, context(request, caller), decide, store=ProjectingEventStore(conn),
-                now=deps.clock(),
+                ids, context(request, caller), lambda ts: decide(ts, at),
+                store=ProjectingEventStore(conn), now=at,
             )  # fmt: skip
         return [TicketView.of(t) for t in tickets]
 
@@ -117,10 +120,9 @@ def commands_router(deps: ApiDeps) -> APIRouter:
         ticket_id: UUID, body: ReplyRequest, caller: Agent, request: Request, response: Response,
         version: Version,
     ) -> Any:  # fmt: skip
-        at = deps.clock()
         return await change(
             request, response, caller, ticket_id,
-            lambda t: t.reply(_actor(caller), body.body, message_id=uuid4(), at=at,
+            lambda t, at: t.reply(_actor(caller), body.body, message_id=uuid4(), at=at,
                               channel=body.channel, then=body.status),
             version,
         )  # fmt: skip
@@ -130,10 +132,9 @@ def commands_router(deps: ApiDeps) -> APIRouter:
         ticket_id: UUID, body: NoteRequest, caller: Agent, request: Request, response: Response,
         version: Version,
     ) -> Any:  # fmt: skip
-        at = deps.clock()
         return await change(
             request, response, caller, ticket_id,
-            lambda t: t.add_note(_actor(caller), body.body, note_id=uuid4(), at=at),
+            lambda t, at: t.add_note(_actor(caller), body.body, note_id=uuid4(), at=at),
             version,
         )  # fmt: skip
 
@@ -142,13 +143,13 @@ def commands_router(deps: ApiDeps) -> APIRouter:
         ticket_id: UUID, body: UpdateTicketRequest, caller: Agent, request: Request,
         response: Response, version: Version,
     ) -> Any:  # fmt: skip
-        at, by, given = deps.clock(), _actor(caller), body.given()
+        by, given = _actor(caller), body.given()
         definitions = {}
         if body.custom_fields is not None:
             async with deps.pool().acquire() as conn:
                 definitions = await fields_store.of_tenant(conn, caller.tenant_id)
 
-        def decide(t: Ticket) -> None:
+        def decide(t: Ticket, at: datetime) -> None:
             if "priority" in given and body.priority:
                 t.change_priority(body.priority, by, at)
             if "type" in given and body.type:
@@ -174,20 +175,18 @@ def commands_router(deps: ApiDeps) -> APIRouter:
     async def merge_into(
         ticket_id: UUID, body: MergeRequest, caller: Agent, request: Request
     ) -> Any:
-        at = deps.clock()
         return await change_many(
             request, caller, [ticket_id, body.into_ticket_id],
-            lambda ts: merge(ts[0], ts[1], _actor(caller), at),
+            lambda ts, at: merge(ts[0], ts[1], _actor(caller), at),
         )  # fmt: skip
 
     @api.post("/{ticket_id}/problem", response_model=list[TicketView])
     async def link_to_problem(
         ticket_id: UUID, body: LinkProblemRequest, caller: Agent, request: Request
     ) -> Any:
-        at = deps.clock()
         return await change_many(
             request, caller, [ticket_id, body.problem_id],
-            lambda ts: link_incident(ts[0], ts[1], _actor(caller), at),
+            lambda ts, at: link_incident(ts[0], ts[1], _actor(caller), at),
         )  # fmt: skip
 
     @api.post("/{ticket_id}/solve-problem", response_model=list[TicketView])
@@ -197,10 +196,9 @@ def commands_router(deps: ApiDeps) -> APIRouter:
         """Solve a problem and all its open incidents; each requester gets `message`."""
         async with http_errors(), deps.pool().acquire() as conn:
             problem = await handlers.load(ProjectingEventStore(conn), caller.tenant_id, ticket_id)
-        at = deps.clock()
         return await change_many(
             request, caller, [ticket_id, *problem.incidents],
-            lambda ts: solve_problem(ts[0], ts[1:], _actor(caller), at, message=body.message),
+            lambda ts, at: solve_problem(ts[0], ts[1:], _actor(caller), at, message=body.message),
         )  # fmt: skip
 
     return api
