@@ -23,7 +23,12 @@ from helpdesk_contracts import (
     TicketOpened,
 )
 from helpdesk_runtime.db import Connection
-from helpdesk_runtime.eventstore import EVENT_COLUMNS, PostgresEventStore, envelope_from_row
+from helpdesk_runtime.eventstore import (
+    EVENT_COLUMNS,
+    PostgresEventStore,
+    StreamKey,
+    envelope_from_row,
+)
 from ticketing.domain import Ticket
 
 Envelope = EventEnvelope[Any]
@@ -118,23 +123,36 @@ async def histories(
 
 
 class ProjectingEventStore(PostgresEventStore):
-    """The event store whose appends also update the ticket list, in the same transaction."""
+    """The event store whose appends also update the ticket list, in the same transaction.
+
+    Streams this store loaded are remembered: the handler loaded them to decide, and the
+    projection folds the same history (a concurrent writer makes the append conflict and
+    the whole transaction, projection included, roll back).
+    """
 
     def __init__(self, conn: Connection) -> None:
         super().__init__(conn)
-        self._conn_for_views = conn
+        self._known: dict[StreamKey, list[Envelope]] = {}
+
+    async def load(self, tenant_id: str, stream_id: UUID) -> list[Envelope]:
+        history = await super().load(tenant_id, stream_id)
+        self._known[(tenant_id, stream_id)] = history
+        return history
 
     async def append(self, envelopes: Sequence[Envelope]) -> None:
         if not envelopes:
             return
-        new: dict[tuple[str, UUID], list[Envelope]] = defaultdict(list)
+        new: dict[StreamKey, list[Envelope]] = defaultdict(list)
         for e in envelopes:
             assert e.aggregate_id is not None
             new[(e.tenant_id, e.aggregate_id)].append(e)
+        unknown = [k for k in new if k not in self._known]
+        stored = self._known | (await histories(self._conn, unknown) if unknown else {})
+        folded = {k: stored.get(k, []) + v for k, v in new.items()}
         # Before the append, which takes the table lock: the lock is held only for the insert.
-        stored = await histories(self._conn_for_views, new)
-        await upsert(self._conn_for_views, [stored.get(k, []) + v for k, v in new.items()])
+        await upsert(self._conn, list(folded.values()))
         await super().append(envelopes)
+        self._known.update(folded)
 
 
 async def rebuild(pool: asyncpg.Pool, batch: int = 500) -> int:
