@@ -75,7 +75,13 @@ async def test_invalid_input_gets_422_with_the_fields_at_fault(service: RunningS
     del bad["requester"]
     response = await service.client.post("/v1/tickets", json=bad, headers=service.auth())
     assert response.status_code == 422
-    fields = {tuple(e["loc"][1:]) for e in response.json()["detail"]}
+    assert response.headers["content-type"] == "application/problem+json"
+    problem = response.json()
+    assert (problem["title"], problem["status"], problem["instance"]) == (
+        "Unprocessable Content", 422, "/v1/tickets",
+    )  # fmt: skip
+    assert problem["detail"].startswith("the request is invalid: body.")
+    fields = {tuple(e["loc"][1:]) for e in problem["errors"]}
     assert {("subject",), ("priority",), ("colour",), ("requester",)} <= fields
 
     garbage = await service.client.post(
@@ -84,6 +90,29 @@ async def test_invalid_input_gets_422_with_the_fields_at_fault(service: RunningS
         headers={**service.auth(), "Content-Type": "application/json"},
     )
     assert garbage.status_code == 422
+    assert garbage.json()["errors"][0]["type"] == "json_invalid"
+
+    text = await service.client.post(
+        "/v1/tickets",
+        content=b"subject: printer",
+        headers={**service.auth(), "Content-Type": "text/plain"},
+    )
+    assert text.status_code == 415, text.text
+    assert text.json()["detail"] == "the body is text/plain; send application/json"
+
+
+async def test_the_openapi_document_declares_every_problem_an_operation_answers(
+    service: RunningService,
+) -> None:
+    schema = (await service.client.get("/openapi.json")).json()
+    assert "HTTPValidationError" not in schema["components"]["schemas"]
+    open_ticket = schema["paths"]["/v1/tickets"]["post"]["responses"]
+    assert {"401", "415", "422", "503"} <= open_ticket.keys()
+    assert list(open_ticket["422"]["content"]) == ["application/problem+json"]
+    change = schema["paths"]["/v1/tickets/{ticket_id}"]["patch"]["responses"]
+    assert {"401", "404", "409", "415", "422"} <= change.keys()
+    live = schema["paths"]["/health/live"]["get"]["responses"]
+    assert set(live) == {"200"}
 
 
 async def test_tenants_are_isolated_and_callers_must_say_who_they_are(
@@ -156,7 +185,7 @@ async def test_intake_opens_one_ticket_per_external_id_and_dead_letters_garbage(
 async def test_ready_when_database_broker_and_relay_answer(service: RunningService) -> None:
     response = await service.client.get("/health/ready")
     assert response.status_code == 200, response.text
-    assert response.json()["checks"] == {"database": "ok", "kafka": "ok", "outbox_relay": "ok"}
+    assert response.json()["checks"] == {"database": "ok", "kafka": "ok", "job:outbox-relay": "ok"}
     assert (await service.client.get("/health/live")).status_code == 200
     assert "/v1/tickets" in (await service.client.get("/openapi.json")).json()["paths"]
 

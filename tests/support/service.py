@@ -12,11 +12,11 @@ import httpx
 import uvicorn
 from pydantic import SecretStr
 
+from helpdesk_runtime.auth import Principal, Role
+from helpdesk_runtime.tokens import mint
 from ticketing import tenants
-from ticketing.auth import Principal, Role
 from ticketing.bootstrap import INTAKE_TOPIC, create_app
 from ticketing.config import Settings
-from ticketing.tokens import mint
 
 from support.fixtures import start_group_at_end, topic_exists
 

@@ -1,15 +1,21 @@
-"""HTTP pieces every service shares: health probes and correlation ids."""
+"""The HTTP edge every service shares: one app factory, health, correlation ids, CORS."""
 
+from collections.abc import Callable, Iterable
 from uuid import UUID, uuid4
 
-import asyncpg
 from fastapi import APIRouter, FastAPI, Request
+from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
 from starlette.datastructures import Headers, MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from helpdesk_runtime.auth import TokenVerifier
+from helpdesk_runtime.http_auth import HttpAuth
 from helpdesk_runtime.logging import bound
+from helpdesk_runtime.problems import JsonBodyMiddleware, declare_problems, install_problem_handlers
 from helpdesk_runtime.service import ServiceRuntime
+from helpdesk_runtime.settings import Part
+from helpdesk_runtime.tokens import StreamTokens
 
 CORRELATION_HEADER = "X-Correlation-Id"
 
@@ -69,13 +75,51 @@ class CorrelationIdMiddleware:
             await self.app(scope, receive, send_with_id)
 
 
-def install_error_handlers(app: FastAPI) -> None:
-    """Input the database cannot store (a NUL character, say) is the caller's error: 422."""
+# What a browser app on another origin may send and read (CORS).
+_REQUEST_HEADERS = [
+    "Authorization", "Content-Type", "If-Match", "Idempotency-Key", "Last-Event-ID",
+    CORRELATION_HEADER,
+]  # fmt: skip
+_RESPONSE_HEADERS = ["ETag", "Location", "Retry-After", CORRELATION_HEADER]
 
-    @app.exception_handler(asyncpg.DataError)
-    async def unstorable(_request: Request, exc: asyncpg.DataError) -> JSONResponse:
-        reason = str(exc).splitlines()[0]
-        return JSONResponse(
-            {"detail": f"the request holds a value that cannot be stored: {reason}"},
-            status_code=422,
+
+def create_app(
+    runtime: ServiceRuntime,
+    *,
+    title: str,
+    version: str,
+    description: str,
+    api: Callable[[HttpAuth], Iterable[APIRouter]] = lambda _: (),
+    live_stream: bool = False,
+) -> FastAPI:
+    """A service's HTTP app: its routers (when this process runs the API) on the shared edge.
+
+    `api` receives the authentication dependencies and returns the service's routers. A
+    process that runs only consumers or jobs still answers health and metrics.
+    """
+    settings = runtime.settings
+    app = FastAPI(title=title, version=version, description=description, lifespan=runtime.lifespan)
+    app.state.runtime = runtime
+    install_problem_handlers(app)
+    app.include_router(health_router(runtime))
+    if settings.runs(Part.API):
+        # A key configuration that cannot work fails here, at start-up.
+        auth = HttpAuth(TokenVerifier(settings), StreamTokens(settings))
+        for router in api(auth):
+            app.include_router(router)
+        if live_stream:
+            app.include_router(auth.stream_token_router())
+    declare_problems(app)
+    # Outermost last: CORS answers preflights before anything else looks at the request.
+    app.add_middleware(JsonBodyMiddleware)
+    app.add_middleware(CorrelationIdMiddleware)
+    if settings.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE"],
+            allow_headers=_REQUEST_HEADERS,
+            expose_headers=_RESPONSE_HEADERS,
+            max_age=600,
         )
+    return app

@@ -1,9 +1,9 @@
-"""One service process: pool, producer, Kafka subscribers, outbox relay, HTTP lifespan."""
+"""One service process: pool, producer, Kafka subscribers, background jobs, HTTP lifespan."""
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Sequence
-from contextlib import asynccontextmanager, suppress
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -14,10 +14,11 @@ from helpdesk_runtime.consumer import BatchConsumer, BatchHandler
 from helpdesk_runtime.db import Migration, create_pool, migrate, runtime_migrations
 from helpdesk_runtime.deadletters import DeadLetterPublisher
 from helpdesk_runtime.feed import AppendFeed
+from helpdesk_runtime.jobs import Job, JobSupervisor
 from helpdesk_runtime.kafka import Producer, TopicSpec, ensure_topics
 from helpdesk_runtime.logging import configure_logging, get_logger
 from helpdesk_runtime.outbox import OutboxRelay, Router
-from helpdesk_runtime.settings import ServiceSettings
+from helpdesk_runtime.settings import Part, ServiceSettings
 from helpdesk_runtime.subscriptions import subscribe_batch
 
 log = get_logger(__name__)
@@ -32,6 +33,10 @@ class ConsumerSpec:
     description: str = ""
 
 
+JobFactory = Callable[["ServiceRuntime"], Awaitable[None]]
+"""A service's own background job: a coroutine over the started runtime, run until cancelled."""
+
+
 class ServiceRuntime:
     """Owns the service's connections; started and stopped by `lifespan`."""
 
@@ -43,9 +48,11 @@ class ServiceRuntime:
         topics: Sequence[TopicSpec] = (),
         route: Router | None = None,
         consumers: Sequence[ConsumerSpec] = (),
+        jobs: dict[str, JobFactory] | None = None,
     ) -> None:
         self.settings = settings
-        self._migrations = [*runtime_migrations(), *migrations]
+        self.migrations = [*runtime_migrations(), *migrations]
+        self._own_jobs = jobs or {}
         self._topics = topics
         self._route = route
         self.broker = KafkaBroker(
@@ -61,10 +68,11 @@ class ServiceRuntime:
         self._pool: asyncpg.Pool | None = None
         self.feed: AppendFeed | None = None
         self.relay: OutboxRelay | None = None
-        self._relay_task: asyncio.Task[None] | None = None
+        self.jobs = JobSupervisor([])
         self.consumers: dict[str, BatchConsumer] = {}
-        for spec in consumers:
-            self._subscribe(spec)
+        if settings.runs(Part.CONSUMERS):
+            for spec in consumers:
+                self._subscribe(spec)
         self.started = False
 
     @property
@@ -107,22 +115,15 @@ class ServiceRuntime:
             min_size=s.database_pool_min,
             max_size=s.database_pool_max,
         )
-        await migrate(self._pool, self._migrations)
+        await migrate(self._pool, self.migrations)
         if s.kafka_create_topics and self._topics:
             await ensure_topics(s.kafka_bootstrap_servers, self._topics, s.kafka_replication_factor)
         await self.producer.start()
         self.feed = AppendFeed(self._pool)
         self.feed.start()
         await self.broker.start()
-        if self._route is not None:
-            self.relay = OutboxRelay(
-                self._pool,
-                self.producer,
-                self._route,
-                batch_size=s.outbox_batch_size,
-                poll_interval_s=s.outbox_poll_interval_s,
-            )
-            self._relay_task = asyncio.create_task(self.relay.run(self.feed), name="outbox-relay")
+        self.jobs = JobSupervisor(self._jobs() if s.runs(Part.JOBS) else [])
+        self.jobs.start()
         self.started = True
         log.info("service started", kafka=s.kafka_bootstrap_servers)
 
@@ -130,16 +131,30 @@ class ServiceRuntime:
         self.started = False
         # Subscribers first: in-flight batches finish (within graceful_timeout) and commit.
         await self.broker.stop()
-        if self._relay_task is not None:
-            self._relay_task.cancel()
-            with suppress(asyncio.CancelledError):
-                await self._relay_task
+        await self.jobs.stop()
         await self.producer.stop()
         if self.feed is not None:
             await self.feed.stop()
         if self._pool is not None:
             await self._pool.close()
         log.info("service stopped")
+
+    def _jobs(self) -> list[Job]:
+        jobs: list[Job] = []
+        feed = self.feed
+        assert feed is not None
+        if self._route is not None:
+            relay = self.relay = OutboxRelay(
+                self.pool,
+                self.producer,
+                self._route,
+                batch_size=self.settings.outbox_batch_size,
+                poll_interval_s=self.settings.outbox_poll_interval_s,
+            )
+            jobs.append(Job("outbox-relay", lambda: relay.run(feed)))
+        for name, work in self._own_jobs.items():
+            jobs.append(Job(name, lambda work=work: work(self)))  # type: ignore[misc]
+        return jobs
 
     @asynccontextmanager
     async def lifespan(self, _app: Any = None) -> AsyncIterator[None]:
@@ -159,9 +174,7 @@ class ServiceRuntime:
         except Exception as exc:
             checks["database"] = f"unavailable: {type(exc).__name__}"
         checks["kafka"] = "ok" if self.started and await self.broker.ping(2.0) else "unavailable"
-        if self._relay_task is not None:
-            relay_ok = not self._relay_task.done() and self.relay is not None
-            checks["outbox_relay"] = "ok" if relay_ok else "stopped"
-            if self.relay is not None and self.relay.last_error:
-                checks["outbox_relay"] = f"failing: {self.relay.last_error}"
+        checks |= self.jobs.health()
+        if self.relay is not None and self.relay.last_error:
+            checks["job:outbox-relay"] = f"failing: {self.relay.last_error}"
         return checks

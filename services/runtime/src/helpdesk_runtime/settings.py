@@ -1,7 +1,28 @@
 """Settings every service shares, read once from the environment at start-up."""
 
-from pydantic import Field, SecretStr
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from enum import StrEnum
+from typing import Annotated, Any, Self
+
+from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+DEV_JWT_SECRET = "dev-secret-change-me-local-only-0123456789"  # 32+ bytes for HS256
+DEV_STREAM_TOKEN_SECRET = "dev-stream-secret-local-only-0123456789"
+_JWT_KEY_SOURCES = ("jwt_secret", "jwt_public_key", "jwt_jwks_url")
+
+
+class Part(StrEnum):
+    """What a process runs; each can scale as a Deployment of its own."""
+
+    API = "api"  # the service's HTTP routes (health and metrics are always served)
+    CONSUMERS = "consumers"  # the Kafka subscribers
+    JOBS = "jobs"  # background jobs: the outbox relay, timers, the service's own jobs
+
+
+def _comma_separated(value: Any) -> Any:
+    if isinstance(value, str):
+        return [part.strip() for part in value.split(",") if part.strip()]
+    return value
 
 
 class ServiceSettings(BaseSettings):
@@ -13,6 +34,8 @@ class ServiceSettings(BaseSettings):
     environment: str = "local"
     log_level: str = "INFO"
     log_format: str = Field(default="auto", pattern="^(auto|json|console)$")
+    # PARTS=consumers runs only the subscribers, say; the default runs everything.
+    parts: Annotated[frozenset[Part], NoDecode] = frozenset(Part)
 
     database_url: SecretStr = SecretStr("postgresql://helpdesk@127.0.0.1:15432/helpdesk")
     database_pool_min: int = Field(default=2, ge=1)
@@ -26,6 +49,27 @@ class ServiceSettings(BaseSettings):
 
     http_host: str = "0.0.0.0"
     http_port: int = Field(default=8000, ge=1, le=65535)
+    # Origins of browser apps (the agents' frontend) allowed to call the API, comma-separated.
+    cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
+
+    # JWT bearer authentication: exactly one key source (JWT_SECRET, JWT_PUBLIC_KEY or
+    # JWT_JWKS_URL) must be set; ENVIRONMENT=local falls back to a development secret.
+    jwt_secret: SecretStr | None = None
+    jwt_public_key: str | None = None
+    jwt_jwks_url: str | None = Field(default=None, pattern="^https?://")
+    jwt_issuer: str | None = None
+    jwt_audience: str | None = None
+    jwt_leeway_s: float = Field(default=30.0, ge=0)
+    # Empty means by key source: HS256 for a secret, RS256 and ES256 for keys. The env var is
+    # a comma-separated list, e.g. JWT_ALGORITHMS=RS256,PS256.
+    jwt_algorithms: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    jwt_tenant_claim: str = Field(default="tenant_id", min_length=1)
+    jwt_role_claim: str = Field(default="role", min_length=1)
+    jwt_jwks_cache_s: float = Field(default=300.0, gt=0)
+    # Signs the short-lived tokens a browser's EventSource puts in the stream URL (it cannot
+    # send an Authorization header). Every replica of a service must share it.
+    stream_token_secret: SecretStr | None = None
+    stream_token_ttl_s: int = Field(default=60, ge=5, le=3600)
 
     consumer_batch_size: int = Field(default=500, ge=1)
     consumer_batch_timeout_ms: int = Field(default=100, ge=1)
@@ -42,3 +86,59 @@ class ServiceSettings(BaseSettings):
     @property
     def client_id(self) -> str:
         return self.kafka_client_id or self.service_name
+
+    def runs(self, part: Part) -> bool:
+        """Whether this process runs `part` (see PARTS)."""
+        return part in self.parts
+
+    @field_validator("parts", "cors_origins", "jwt_algorithms", mode="before")
+    @classmethod
+    def _split(cls, value: Any) -> Any:
+        return _comma_separated(value)
+
+    @field_validator("parts")
+    @classmethod
+    def _some_part(cls, value: frozenset[Part]) -> frozenset[Part]:
+        if not value:
+            raise ValueError("PARTS names nothing to run; use some of api, consumers, jobs")
+        return value
+
+    @field_validator(*_JWT_KEY_SOURCES, "stream_token_secret", mode="before")
+    @classmethod
+    def _blank_is_unset(cls, value: Any) -> Any:
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("jwt_algorithms")
+    @classmethod
+    def _never_none(cls, value: list[str]) -> list[str]:
+        if any(a.lower() == "none" for a in value):
+            raise ValueError('the "none" algorithm accepts unsigned tokens and is never allowed')
+        return value
+
+    @model_validator(mode="before")
+    @classmethod
+    def _dev_secrets_when_local(cls, data: Any) -> Any:
+        # Only a local environment falls back to well-known development secrets. Any other
+        # environment must configure them, or start-up fails (see _secrets_configured).
+        if not isinstance(data, dict) or data.get("environment", "local") != "local":
+            return data
+        if not any(data.get(name) for name in _JWT_KEY_SOURCES):
+            data = {**data, "jwt_secret": SecretStr(DEV_JWT_SECRET)}
+        if not data.get("stream_token_secret"):
+            data = {**data, "stream_token_secret": SecretStr(DEV_STREAM_TOKEN_SECRET)}
+        return data
+
+    @model_validator(mode="after")
+    def _secrets_configured(self) -> Self:
+        configured = [name.upper() for name in _JWT_KEY_SOURCES if getattr(self, name) is not None]
+        if len(configured) != 1:
+            found = ", ".join(configured) or "none (only ENVIRONMENT=local has a dev secret)"
+            raise ValueError(
+                "configure exactly one JWT key source: JWT_SECRET, JWT_PUBLIC_KEY or "
+                f"JWT_JWKS_URL; found: {found}"
+            )
+        if self.stream_token_secret is None and self.runs(Part.API):
+            raise ValueError(
+                "STREAM_TOKEN_SECRET is not set (only ENVIRONMENT=local has a dev secret)"
+            )
+        return self

@@ -3,20 +3,16 @@
 from collections.abc import Callable
 from datetime import UTC, datetime
 
-from fastapi import FastAPI
+from fastapi import APIRouter, FastAPI
 
 from helpdesk_contracts import TOPICS, TicketSubmitted, dead_letter_topic, topic_for
 from helpdesk_runtime.db import load_migrations
 from helpdesk_runtime.feed import AppendFeed
-from helpdesk_runtime.http import (
-    CorrelationIdMiddleware,
-    health_router,
-    install_error_handlers,
-)
+from helpdesk_runtime.http import create_app as create_service_app
+from helpdesk_runtime.http_auth import HttpAuth
 from helpdesk_runtime.kafka import TopicSpec
 from helpdesk_runtime.service import ConsumerSpec, ServiceRuntime
 from ticketing import api
-from ticketing.auth import TokenVerifier
 from ticketing.config import Settings
 from ticketing.intake import ACCEPTS, intake_handler
 
@@ -53,28 +49,27 @@ def build_runtime(settings: Settings, clock: Callable[[], datetime] = _utc_now) 
 def create_app(
     settings: Settings | None = None, clock: Callable[[], datetime] = _utc_now
 ) -> FastAPI:
-    """The ticketing service: HTTP API, intake consumer and outbox relay in one process."""
+    """The ticketing service: HTTP API, intake consumer and outbox relay (see PARTS)."""
     settings = settings or Settings()
     runtime = build_runtime(settings, clock)
-    app = FastAPI(
+
+    def routers(auth: HttpAuth) -> list[APIRouter]:
+        deps = api.ApiDeps(
+            pool=lambda: runtime.pool,
+            clock=clock,
+            auth=auth,
+            feed=lambda: _started(runtime.feed),
+        )
+        return [api.router(deps)]
+
+    return create_service_app(
+        runtime,
         title="Ticketing API",
         version="0.1.0",
-        description="Tickets kept as an event log: open them, read their state.",
-        lifespan=runtime.lifespan,
+        description="Tickets kept as an event log: open them, work them, read their state.",
+        api=routers,
+        live_stream=True,
     )
-    app.state.runtime = runtime
-    app.add_middleware(CorrelationIdMiddleware)
-    install_error_handlers(app)
-    app.include_router(health_router(runtime))
-    verifier = TokenVerifier(settings)  # a key configuration that cannot work fails here
-    deps = api.ApiDeps(
-        pool=lambda: runtime.pool,
-        clock=clock,
-        verifier=lambda: verifier,
-        feed=lambda: _started(runtime.feed),
-    )
-    app.include_router(api.router(deps))
-    return app
 
 
 def _started(feed: AppendFeed | None) -> AppendFeed:

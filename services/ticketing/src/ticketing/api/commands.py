@@ -8,8 +8,10 @@ from uuid import UUID, uuid4
 from fastapi import APIRouter, Depends, Header, Request, Response, status
 
 from helpdesk_contracts import Actor, ActorKind
+from helpdesk_runtime.auth import Principal, Role
 from helpdesk_runtime.eventstore import ConcurrencyError
 from helpdesk_runtime.http import correlation_id_of
+from helpdesk_runtime.problems import problem_responses
 from ticketing import fields_store, handlers
 from ticketing.api.deps import ApiDeps, expected_version, http_errors
 from ticketing.api.schemas import (
@@ -21,7 +23,6 @@ from ticketing.api.schemas import (
     SolveProblemRequest,
     UpdateTicketRequest,
 )
-from ticketing.auth import Principal, Role, authenticate, require_role
 from ticketing.domain import (
     OpenTicket,
     Ticket,
@@ -34,6 +35,9 @@ from ticketing.numbers import PostgresTicketNumbers
 from ticketing.projection import ProjectingEventStore
 from ticketing.views import TicketView
 
+CHANGE = problem_responses(400, 404, 409)  # If-Match, no such ticket, stale or concurrent
+MANY = problem_responses(404, 409)
+
 
 def _actor(p: Principal) -> Actor:
     return Actor(kind=ActorKind.AGENT, id=p.agent_id)
@@ -41,9 +45,8 @@ def _actor(p: Principal) -> Actor:
 
 def commands_router(deps: ApiDeps) -> APIRouter:
     api = APIRouter(prefix="/v1/tickets", tags=["tickets"])
-    signed_in = authenticate(deps.verifier)
-    Agent = Annotated[Principal, Depends(signed_in)]  # noqa: N806
-    Supervisor = Annotated[Principal, Depends(require_role(Role.SUPERVISOR, signed_in))]  # noqa: N806
+    Agent = Annotated[Principal, Depends(deps.auth.principal)]  # noqa: N806
+    Supervisor = Annotated[Principal, Depends(deps.auth.at_least(Role.SUPERVISOR))]  # noqa: N806
     Version = Annotated[int | None, Depends(expected_version)]  # noqa: N806
 
     def context(request: Request, caller: Principal) -> handlers.CommandContext:
@@ -88,7 +91,10 @@ def commands_router(deps: ApiDeps) -> APIRouter:
         "",
         status_code=status.HTTP_201_CREATED,
         response_model=TicketView,
-        responses={200: {"description": "Already opened with this Idempotency-Key"}},
+        responses={
+            200: {"description": "Already opened with this Idempotency-Key"},
+            **problem_responses(409),
+        },
     )
     async def open_ticket(
         body: OpenTicketRequest,
@@ -115,7 +121,7 @@ def commands_router(deps: ApiDeps) -> APIRouter:
             response.status_code = status.HTTP_200_OK
         return TicketView.of(ticket)
 
-    @api.post("/{ticket_id}/replies", response_model=TicketView)
+    @api.post("/{ticket_id}/replies", response_model=TicketView, responses=CHANGE)
     async def reply(
         ticket_id: UUID, body: ReplyRequest, caller: Agent, request: Request, response: Response,
         version: Version,
@@ -127,7 +133,7 @@ def commands_router(deps: ApiDeps) -> APIRouter:
             version,
         )  # fmt: skip
 
-    @api.post("/{ticket_id}/notes", response_model=TicketView)
+    @api.post("/{ticket_id}/notes", response_model=TicketView, responses=CHANGE)
     async def add_note(
         ticket_id: UUID, body: NoteRequest, caller: Agent, request: Request, response: Response,
         version: Version,
@@ -138,7 +144,7 @@ def commands_router(deps: ApiDeps) -> APIRouter:
             version,
         )  # fmt: skip
 
-    @api.patch("/{ticket_id}", response_model=TicketView)
+    @api.patch("/{ticket_id}", response_model=TicketView, responses=CHANGE)
     async def update(
         ticket_id: UUID, body: UpdateTicketRequest, caller: Agent, request: Request,
         response: Response, version: Version,
@@ -171,7 +177,7 @@ def commands_router(deps: ApiDeps) -> APIRouter:
 
         return await change(request, response, caller, ticket_id, decide, version)
 
-    @api.post("/{ticket_id}/merge", response_model=list[TicketView])
+    @api.post("/{ticket_id}/merge", response_model=list[TicketView], responses=MANY)
     async def merge_into(
         ticket_id: UUID, body: MergeRequest, caller: Agent, request: Request
     ) -> Any:
@@ -180,7 +186,7 @@ def commands_router(deps: ApiDeps) -> APIRouter:
             lambda ts, at: merge(ts[0], ts[1], _actor(caller), at),
         )  # fmt: skip
 
-    @api.post("/{ticket_id}/problem", response_model=list[TicketView])
+    @api.post("/{ticket_id}/problem", response_model=list[TicketView], responses=MANY)
     async def link_to_problem(
         ticket_id: UUID, body: LinkProblemRequest, caller: Agent, request: Request
     ) -> Any:
@@ -189,7 +195,11 @@ def commands_router(deps: ApiDeps) -> APIRouter:
             lambda ts, at: link_incident(ts[0], ts[1], _actor(caller), at),
         )  # fmt: skip
 
-    @api.post("/{ticket_id}/solve-problem", response_model=list[TicketView])
+    @api.post(
+        "/{ticket_id}/solve-problem",
+        response_model=list[TicketView],
+        responses=problem_responses(403, 404, 409),
+    )
     async def solve_with_incidents(
         ticket_id: UUID, body: SolveProblemRequest, caller: Supervisor, request: Request
     ) -> Any:

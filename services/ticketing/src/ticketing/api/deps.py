@@ -12,7 +12,7 @@ from pydantic import ValidationError
 
 from helpdesk_runtime.eventstore import ConcurrencyError
 from helpdesk_runtime.feed import AppendFeed
-from ticketing.auth import TokenVerifier
+from helpdesk_runtime.http_auth import HttpAuth
 from ticketing.domain import TicketError
 from ticketing.handlers import StaleVersionError, TicketNotFoundError
 
@@ -21,7 +21,7 @@ from ticketing.handlers import StaleVersionError, TicketNotFoundError
 class ApiDeps:
     pool: Callable[[], asyncpg.Pool]
     clock: Callable[[], datetime]
-    verifier: Callable[[], TokenVerifier]
+    auth: HttpAuth
     feed: Callable[[], AppendFeed]
 
 

@@ -4,24 +4,24 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, status
 
+from helpdesk_runtime.auth import Principal, Role
+from helpdesk_runtime.problems import problem_responses
 from ticketing import fields_store
 from ticketing.api.deps import ApiDeps
-from ticketing.auth import Principal, Role, authenticate, require_role
 from ticketing.domain import FieldDefinition
 
 
 def fields_router(deps: ApiDeps) -> APIRouter:
     api = APIRouter(prefix="/v1/fields", tags=["custom fields"])
-    signed_in = authenticate(deps.verifier)
-    Agent = Annotated[Principal, Depends(signed_in)]  # noqa: N806
-    Admin = Annotated[Principal, Depends(require_role(Role.ADMIN, signed_in))]  # noqa: N806
+    Agent = Annotated[Principal, Depends(deps.auth.principal)]  # noqa: N806
+    Admin = Annotated[Principal, Depends(deps.auth.at_least(Role.ADMIN))]  # noqa: N806
 
     @api.get("", response_model=list[FieldDefinition])
     async def list_fields(caller: Agent) -> Any:
         async with deps.pool().acquire() as conn:
             return list((await fields_store.of_tenant(conn, caller.tenant_id)).values())
 
-    @api.put("/{key}", response_model=FieldDefinition)
+    @api.put("/{key}", response_model=FieldDefinition, responses=problem_responses(403))
     async def define_field(key: str, body: FieldDefinition, caller: Admin) -> Any:
         """Define a field, or change its definition (values already stored are kept)."""
         if body.key != key:
@@ -32,7 +32,9 @@ def fields_router(deps: ApiDeps) -> APIRouter:
             await fields_store.put(conn, caller.tenant_id, body)
         return body
 
-    @api.delete("/{key}", status_code=status.HTTP_204_NO_CONTENT)
+    @api.delete(
+        "/{key}", status_code=status.HTTP_204_NO_CONTENT, responses=problem_responses(403, 404)
+    )
     async def delete_field(key: str, caller: Admin) -> None:
         async with deps.pool().acquire() as conn:
             if not await fields_store.remove(conn, caller.tenant_id, key):

@@ -8,10 +8,11 @@ from fastapi import APIRouter, Depends, HTTPException, Request, Response, status
 from pydantic import BaseModel, ConfigDict, Field
 
 from helpdesk_contracts import Actor, ActorKind
+from helpdesk_runtime.auth import Principal, Role
 from helpdesk_runtime.http import correlation_id_of
+from helpdesk_runtime.problems import problem_responses
 from ticketing import groups_store, handlers
 from ticketing.api.deps import ApiDeps, http_errors
-from ticketing.auth import Principal, Role, authenticate, require_role
 from ticketing.domain import Strategy, choose
 from ticketing.projection import ProjectingEventStore
 from ticketing.views import TicketView
@@ -51,10 +52,9 @@ class AutoAssignRequest(BaseModel):
 
 def groups_router(deps: ApiDeps) -> APIRouter:
     api = APIRouter(tags=["assignment"])
-    signed_in = authenticate(deps.verifier)
-    Agent = Annotated[Principal, Depends(signed_in)]  # noqa: N806
-    Supervisor = Annotated[Principal, Depends(require_role(Role.SUPERVISOR, signed_in))]  # noqa: N806
-    Admin = Annotated[Principal, Depends(require_role(Role.ADMIN, signed_in))]  # noqa: N806
+    Agent = Annotated[Principal, Depends(deps.auth.principal)]  # noqa: N806
+    Supervisor = Annotated[Principal, Depends(deps.auth.at_least(Role.SUPERVISOR))]  # noqa: N806
+    Admin = Annotated[Principal, Depends(deps.auth.at_least(Role.ADMIN))]  # noqa: N806
 
     @api.get("/v1/groups", response_model=list[Group])
     async def list_groups(caller: Agent) -> Any:
@@ -62,7 +62,7 @@ def groups_router(deps: ApiDeps) -> APIRouter:
             found = await groups_store.groups(conn, caller.tenant_id)
         return [Group.model_validate({**g, "members": _members(g)}) for g in found]
 
-    @api.put("/v1/groups/{group_id}", response_model=Group)
+    @api.put("/v1/groups/{group_id}", response_model=Group, responses=problem_responses(403))
     async def put_group(group_id: str, body: GroupRequest, caller: Admin) -> Any:
         """Create or replace a group (members who stay keep their availability and turn)."""
         async with deps.pool().acquire() as conn, conn.transaction():
@@ -80,16 +80,28 @@ def groups_router(deps: ApiDeps) -> APIRouter:
             ):
                 raise HTTPException(status.HTTP_404_NOT_FOUND, f"{agent_id} is in no group")
 
-    @api.put("/v1/agents/me/availability", status_code=status.HTTP_204_NO_CONTENT)
+    @api.put(
+        "/v1/agents/me/availability",
+        status_code=status.HTTP_204_NO_CONTENT,
+        responses=problem_responses(404),
+    )
     async def set_my_availability(body: Availability, caller: Agent) -> None:
         """Take me off (or put me back into) automatic assignment."""
         await availability(caller, caller.agent_id, body)
 
-    @api.put("/v1/agents/{agent_id}/availability", status_code=status.HTTP_204_NO_CONTENT)
+    @api.put(
+        "/v1/agents/{agent_id}/availability",
+        status_code=status.HTTP_204_NO_CONTENT,
+        responses=problem_responses(403, 404),
+    )
     async def set_availability(agent_id: str, body: Availability, caller: Supervisor) -> None:
         await availability(caller, agent_id, body)
 
-    @api.post("/v1/tickets/{ticket_id}/auto-assign", response_model=TicketView)
+    @api.post(
+        "/v1/tickets/{ticket_id}/auto-assign",
+        response_model=TicketView,
+        responses=problem_responses(404, 409),
+    )
     async def auto_assign(
         ticket_id: UUID, body: AutoAssignRequest, caller: Agent, request: Request,
         response: Response,

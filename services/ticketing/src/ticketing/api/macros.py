@@ -6,10 +6,11 @@ from uuid import UUID, uuid4
 from fastapi import APIRouter, Depends, HTTPException, Request, Response, status
 
 from helpdesk_contracts import Actor, ActorKind
+from helpdesk_runtime.auth import Principal, Role
 from helpdesk_runtime.http import correlation_id_of
+from helpdesk_runtime.problems import problem_responses
 from ticketing import handlers, macros_store
 from ticketing.api.deps import ApiDeps, expected_version, http_errors
-from ticketing.auth import Principal, Role, authenticate, require_role
 from ticketing.domain import CannedResponse, apply_canned_response
 from ticketing.projection import ProjectingEventStore
 from ticketing.views import TicketView
@@ -21,9 +22,8 @@ class StoredCannedResponse(CannedResponse):
 
 def macros_router(deps: ApiDeps) -> APIRouter:
     api = APIRouter(tags=["canned responses"])
-    signed_in = authenticate(deps.verifier)
-    Agent = Annotated[Principal, Depends(signed_in)]  # noqa: N806
-    Supervisor = Annotated[Principal, Depends(require_role(Role.SUPERVISOR, signed_in))]  # noqa: N806
+    Agent = Annotated[Principal, Depends(deps.auth.principal)]  # noqa: N806
+    Supervisor = Annotated[Principal, Depends(deps.auth.at_least(Role.SUPERVISOR))]  # noqa: N806
 
     @api.get("/v1/canned-responses", response_model=list[StoredCannedResponse])
     async def list_canned_responses(caller: Agent) -> Any:
@@ -35,6 +35,7 @@ def macros_router(deps: ApiDeps) -> APIRouter:
         "/v1/canned-responses",
         status_code=status.HTTP_201_CREATED,
         response_model=StoredCannedResponse,
+        responses=problem_responses(403, 409),
     )
     async def add_canned_response(body: CannedResponse, caller: Supervisor) -> Any:
         macro_id = uuid4()
@@ -45,13 +46,21 @@ def macros_router(deps: ApiDeps) -> APIRouter:
                 raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from exc
         return StoredCannedResponse(id=macro_id, **body.model_dump())
 
-    @api.delete("/v1/canned-responses/{macro_id}", status_code=status.HTTP_204_NO_CONTENT)
+    @api.delete(
+        "/v1/canned-responses/{macro_id}",
+        status_code=status.HTTP_204_NO_CONTENT,
+        responses=problem_responses(403, 404),
+    )
     async def delete_canned_response(macro_id: UUID, caller: Supervisor) -> None:
         async with deps.pool().acquire() as conn:
             if not await macros_store.remove(conn, caller.tenant_id, macro_id):
                 raise HTTPException(status.HTTP_404_NOT_FOUND, "no such canned response")
 
-    @api.post("/v1/tickets/{ticket_id}/canned-responses/{macro_id}", response_model=TicketView)
+    @api.post(
+        "/v1/tickets/{ticket_id}/canned-responses/{macro_id}",
+        response_model=TicketView,
+        responses=problem_responses(400, 404, 409),
+    )
     async def apply(
         ticket_id: UUID,
         macro_id: UUID,

@@ -8,8 +8,9 @@ from fastapi import APIRouter, Depends, HTTPException, Query, Response, status
 from pydantic import BaseModel
 
 from helpdesk_contracts import Priority, TicketStatus
+from helpdesk_runtime.auth import Principal
+from helpdesk_runtime.problems import problem_responses
 from ticketing.api.deps import ApiDeps, http_errors
-from ticketing.auth import Principal, authenticate
 from ticketing.domain import Ticket
 from ticketing.handlers import TicketNotFoundError
 from ticketing.projection import ProjectingEventStore
@@ -17,6 +18,8 @@ from ticketing.queries import CursorError, Sort, TicketFilter, counts_by_status,
 from ticketing.views import TicketSummary, TicketView, TimelineEntry
 
 WORKING = [TicketStatus.NEW, TicketStatus.OPEN, TicketStatus.PENDING, TicketStatus.ON_HOLD]
+
+NOT_FOUND = problem_responses(404)
 
 
 class TicketPage(BaseModel):
@@ -26,7 +29,7 @@ class TicketPage(BaseModel):
 
 def queries_router(deps: ApiDeps) -> APIRouter:
     api = APIRouter(tags=["tickets"])
-    Agent = Annotated[Principal, Depends(authenticate(deps.verifier))]  # noqa: N806
+    Agent = Annotated[Principal, Depends(deps.auth.principal)]  # noqa: N806
 
     async def page(caller: Principal, f: TicketFilter, **options: Any) -> TicketPage:
         async with deps.pool().acquire() as conn:
@@ -36,7 +39,7 @@ def queries_router(deps: ApiDeps) -> APIRouter:
                 raise HTTPException(status.HTTP_400_BAD_REQUEST, str(exc)) from exc
         return TicketPage(items=[TicketSummary.of_row(r) for r in rows], next_cursor=cursor)
 
-    @api.get("/v1/tickets", response_model=TicketPage)
+    @api.get("/v1/tickets", response_model=TicketPage, responses=problem_responses(400))
     async def search(
         caller: Agent,
         status_: Annotated[list[TicketStatus], Query(alias="status")] = [],  # noqa: B006
@@ -69,7 +72,7 @@ def queries_router(deps: ApiDeps) -> APIRouter:
             caller, f, sort=sort, descending=order == "desc", limit=limit, cursor=cursor
         )
 
-    @api.get("/v1/queue", response_model=TicketPage)
+    @api.get("/v1/queue", response_model=TicketPage, responses=problem_responses(400))
     async def my_queue(
         caller: Agent, limit: Annotated[int, Query(ge=1, le=100)] = 25, cursor: str | None = None
     ) -> Any:
@@ -91,7 +94,7 @@ def queries_router(deps: ApiDeps) -> APIRouter:
             raise HTTPException(status.HTTP_404_NOT_FOUND, str(TicketNotFoundError(ticket_id)))
         return events
 
-    @api.get("/v1/tickets/{ticket_id}", response_model=TicketView)
+    @api.get("/v1/tickets/{ticket_id}", response_model=TicketView, responses=NOT_FOUND)
     async def get_ticket(ticket_id: UUID, caller: Agent, response: Response) -> Any:
         """One ticket's current state, rebuilt from its events."""
         ticket = Ticket.from_history(await history(caller, ticket_id))
@@ -99,7 +102,9 @@ def queries_router(deps: ApiDeps) -> APIRouter:
         response.headers["ETag"] = f'"{ticket.version}"'
         return TicketView.of(ticket)
 
-    @api.get("/v1/tickets/{ticket_id}/timeline", response_model=list[TimelineEntry])
+    @api.get(
+        "/v1/tickets/{ticket_id}/timeline", response_model=list[TimelineEntry], responses=NOT_FOUND
+    )
     async def timeline(ticket_id: UUID, caller: Agent) -> Any:
         """Everything that happened to the ticket, oldest first."""
         return [TimelineEntry.of(e) for e in await history(caller, ticket_id)]

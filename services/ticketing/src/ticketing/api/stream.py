@@ -13,9 +13,10 @@ from uuid import UUID
 from fastapi import APIRouter, Depends, Header, HTTPException, Query, Request, status
 from fastapi.responses import StreamingResponse
 
+from helpdesk_runtime.auth import Principal
 from helpdesk_runtime.eventstore import EVENT_COLUMNS, wire_json
+from helpdesk_runtime.problems import problem_responses
 from ticketing.api.deps import ApiDeps
-from ticketing.auth import Principal, authenticate
 
 HEARTBEAT_S = 15.0
 BATCH = 500
@@ -23,7 +24,7 @@ BATCH = 500
 
 def stream_router(deps: ApiDeps) -> APIRouter:
     api = APIRouter(tags=["stream"])
-    Agent = Annotated[Principal, Depends(authenticate(deps.verifier))]  # noqa: N806
+    Reader = Annotated[Principal, Depends(deps.auth.stream_reader)]  # noqa: N806
 
     async def _after(caller: Principal, after: int | None, last_event_id: str | None) -> int:
         if last_event_id is not None:
@@ -45,10 +46,13 @@ def stream_router(deps: ApiDeps) -> APIRouter:
     @api.get(
         "/v1/stream",
         response_class=StreamingResponse,
-        responses={200: {"content": {"text/event-stream": {}}, "description": "SSE events"}},
+        responses={
+            200: {"content": {"text/event-stream": {}}, "description": "SSE events"},
+            **problem_responses(400),
+        },
     )
     async def stream(
-        caller: Agent,
+        caller: Reader,
         request: Request,
         ticket_id: Annotated[UUID | None, Query(description="Only this ticket's changes")] = None,
         after: Annotated[int | None, Query(ge=0, description="Replay from this position")] = None,

@@ -1,4 +1,5 @@
-"""JWT bearer authentication: the verifier, the FastAPI dependencies and the token CLI."""
+"""JWT bearer authentication: the verifier, the FastAPI dependencies, stream tokens and the
+token command every service has."""
 
 import time
 from collections.abc import AsyncIterator, Callable
@@ -12,17 +13,28 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from fastapi import Depends, FastAPI
 from pydantic import SecretStr, ValidationError
 
-from ticketing.auth import (
-    AuthConfigError,
-    AuthError,
-    Principal,
-    Role,
-    TokenVerifier,
-    authenticate,
-    require_role,
-)
-from ticketing.config import DEV_JWT_SECRET, Settings
-from ticketing.tokens import main
+from helpdesk_runtime.auth import AuthConfigError, AuthError, Principal, Role, TokenVerifier
+from helpdesk_runtime.cli import ServiceCli
+from helpdesk_runtime.http_auth import HttpAuth
+from helpdesk_runtime.problems import install_problem_handlers
+from helpdesk_runtime.settings import DEV_JWT_SECRET, ServiceSettings
+from helpdesk_runtime.tokens import StreamTokens
+
+
+class Settings(ServiceSettings):
+    service_name: str = "svc"
+
+
+def _not_needed(_: Settings) -> Any:
+    raise AssertionError("the token command needs neither the runtime nor the app")
+
+
+cli = ServiceCli[Settings](name="svc", settings=Settings, runtime=_not_needed, app=_not_needed)
+
+
+def main(argv: list[str]) -> int:
+    return cli.main(["token", *argv])
+
 
 SECRET = "unit-test-secret-" * 4  # 64+ bytes, or PyJWT warns about HS512 keys
 OTHER_SECRET = "another-secret-" * 5
@@ -34,6 +46,8 @@ def _no_auth_env(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in ("ENVIRONMENT", "JWT_SECRET", "JWT_PUBLIC_KEY", "JWT_JWKS_URL", "JWT_ISSUER"):
         monkeypatch.delenv(name, raising=False)
     for name in ("JWT_AUDIENCE", "JWT_ALGORITHMS", "JWT_TENANT_CLAIM", "JWT_ROLE_CLAIM"):
+        monkeypatch.delenv(name, raising=False)
+    for name in ("PARTS", "STREAM_TOKEN_SECRET"):
         monkeypatch.delenv(name, raising=False)
 
 
@@ -172,6 +186,7 @@ def test_local_settings_fall_back_to_the_dev_secret_and_others_must_configure_a_
 def test_settings_read_the_env_and_never_accept_alg_none(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("ENVIRONMENT", "production")
     monkeypatch.setenv("JWT_JWKS_URL", "https://idp/jwks")
+    monkeypatch.setenv("STREAM_TOKEN_SECRET", "s" * 40)
     monkeypatch.setenv("JWT_ALGORITHMS", "RS256, PS256")
     assert Settings().jwt_algorithms == ["RS256", "PS256"]
     monkeypatch.setenv("JWT_ALGORITHMS", "RS256,none")
@@ -196,16 +211,25 @@ def test_settings_that_cannot_work_fail_at_start_up(
 
 def app_with_auth(verifier: TokenVerifier) -> FastAPI:
     app = FastAPI()
-    authenticated = authenticate(lambda: verifier)
+    install_problem_handlers(app)
+    auth = HttpAuth(verifier, StreamTokens(settings()))
+    Caller = Annotated[Principal, Depends(auth.principal)]  # noqa: N806
 
     @app.get("/me")
-    async def me(caller: Annotated[Principal, Depends(authenticated)]) -> dict[str, str]:
+    async def me(caller: Caller) -> dict[str, str]:
         return {"tenant": caller.tenant_id, "agent": caller.agent_id, "role": caller.role}
 
-    @app.post("/escalations", dependencies=[Depends(require_role(Role.SUPERVISOR, authenticated))])
-    async def escalate(caller: Annotated[Principal, Depends(authenticated)]) -> dict[str, str]:
+    @app.post("/escalations", dependencies=[Depends(auth.at_least(Role.SUPERVISOR))])
+    async def escalate(caller: Caller) -> dict[str, str]:
         return {"by": caller.agent_id}
 
+    @app.get("/stream")
+    async def stream(
+        caller: Annotated[Principal, Depends(auth.stream_reader)],
+    ) -> dict[str, str]:
+        return {"agent": caller.agent_id}
+
+    app.include_router(auth.stream_token_router())
     return app
 
 
@@ -227,14 +251,21 @@ async def test_no_token_gets_401_with_a_bearer_challenge(client: httpx.AsyncClie
         response = await client.get("/me", headers=headers)
         assert response.status_code == 401
         assert response.headers["WWW-Authenticate"].startswith("Bearer")
-        assert response.json() == {"detail": "a bearer token is required"}
+        assert response.json()["detail"] == "a bearer token is required"
+        assert response.headers["content-type"] == "application/problem+json"
 
 
 async def test_a_bad_token_gets_401_with_its_reason(client: httpx.AsyncClient) -> None:
     response = await client.get("/me", headers=bearer(token(key=OTHER_SECRET)))
     assert response.status_code == 401
     assert response.headers["WWW-Authenticate"] == 'Bearer error="invalid_token"'
-    assert response.json() == {"detail": "the token's signature is invalid"}
+    assert response.json() == {
+        "type": "about:blank",
+        "title": "Unauthorized",
+        "status": 401,
+        "detail": "the token's signature is invalid",
+        "instance": "/me",
+    }
 
 
 async def test_a_good_token_gets_through(client: httpx.AsyncClient) -> None:
@@ -246,7 +277,7 @@ async def test_a_good_token_gets_through(client: httpx.AsyncClient) -> None:
 async def test_a_role_without_the_right_gets_403(client: httpx.AsyncClient) -> None:
     response = await client.post("/escalations", headers=bearer(token(role="agent")))
     assert response.status_code == 403
-    assert response.json() == {"detail": "this action needs the supervisor role"}
+    assert response.json()["detail"] == "this action needs the supervisor role"
     for role in ("supervisor", "admin"):
         response = await client.post("/escalations", headers=bearer(token(role=role)))
         assert response.status_code == 200, response.text
@@ -295,3 +326,43 @@ def test_the_cli_explains_what_is_missing(
         main(["--tenant", "Not A Tenant", "--agent", "agent-7"])
     assert exited.value.code == 2
     assert "tenant id must match" in capsys.readouterr().err
+
+
+async def test_a_stream_token_opens_the_stream_and_nothing_else(client: httpx.AsyncClient) -> None:
+    minted = await client.post("/v1/stream-tokens", headers=bearer(token()))
+    assert minted.status_code == 201, minted.text
+    body = minted.json()
+    assert body["expires_in"] == Settings().stream_token_ttl_s
+    stream_token = body["token"]
+    response = await client.get("/stream", params={"access_token": stream_token})
+    assert response.status_code == 200
+    assert response.json() == {"agent": "agent-7"}
+    # Single purpose: not a bearer token for anything else.
+    assert (await client.get("/me", headers=bearer(stream_token))).status_code == 401
+    # The stream still takes a bearer token; a bearer token in the URL is not a stream token.
+    assert (await client.get("/stream", headers=bearer(token()))).status_code == 200
+    refused = await client.get("/stream", params={"access_token": token()})
+    assert refused.status_code == 401
+    assert "not a valid stream token" in refused.json()["detail"]
+    assert (await client.post("/v1/stream-tokens")).status_code == 401
+
+
+def test_a_stream_token_expires_and_is_bound_to_its_service() -> None:
+    tokens = StreamTokens(settings())
+    principal = Principal("acme", "agent-7", Role.SUPERVISOR, "Anna")
+    assert tokens.verify(tokens.mint(principal)) == principal
+    with pytest.raises(AuthError, match="expired"):
+        tokens.verify(tokens.mint(principal, now=time.time() - 3600))
+    other_service = StreamTokens(settings(service_name="sla"))
+    with pytest.raises(AuthError, match="not a valid stream token"):
+        other_service.verify(tokens.mint(principal))
+
+
+def test_outside_local_a_stream_secret_is_required_where_the_api_runs() -> None:
+    production: dict[str, Any] = {"environment": "production", "jwt_jwks_url": "https://idp/jwks"}
+    with pytest.raises(ValidationError, match="STREAM_TOKEN_SECRET"):
+        Settings.model_validate(production)
+    workers = Settings.model_validate({**production, "parts": "consumers,jobs"})
+    assert workers.stream_token_secret is None
+    api = Settings.model_validate({**production, "stream_token_secret": "s" * 40})
+    assert api.stream_token_secret is not None

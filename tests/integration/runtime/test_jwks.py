@@ -14,10 +14,17 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
 from jwt.algorithms import RSAAlgorithm
 
-from ticketing.auth import AuthError, KeysUnavailableError, Principal, Role, TokenVerifier
-from ticketing.config import Settings
+from helpdesk_runtime.auth import AuthError, KeysUnavailableError, Principal, Role, TokenVerifier
+
+from support.runtime import service_settings
 
 KID = "key-2026-11"
+
+
+def jwks_settings(url: str) -> Any:
+    return service_settings(
+        "postgresql://unused", "unused:9092", environment="test", jwt_jwks_url=url, parts="jobs"
+    )
 
 
 @dataclass
@@ -27,7 +34,7 @@ class Jwks:
     requests: list[str] = field(default_factory=list)
 
     def verifier(self) -> TokenVerifier:
-        return TokenVerifier(Settings(environment="test", jwt_jwks_url=self.url))
+        return TokenVerifier(jwks_settings(self.url))
 
 
 def new_key() -> rsa.RSAPrivateKey:
@@ -108,6 +115,6 @@ async def test_an_unreachable_jwks_endpoint_is_not_blamed_on_the_token() -> None
     with socket.socket() as sock:  # a port nothing listens on once the socket is closed
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-    settings = Settings(environment="test", jwt_jwks_url=f"http://127.0.0.1:{port}/jwks.json")
+    settings = jwks_settings(f"http://127.0.0.1:{port}/jwks.json")
     with pytest.raises(KeysUnavailableError):
         await TokenVerifier(settings).verify(rs256_token(new_key()))

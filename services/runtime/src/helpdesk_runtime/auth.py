@@ -1,24 +1,21 @@
 """JWT bearer authentication: which agent of which tenant is calling, and with which role."""
 
 import asyncio
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Annotated, Any
+from typing import Any
 
 import jwt
 from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from cryptography.hazmat.primitives.serialization import load_pem_public_key
-from fastapi import Depends, HTTPException, status
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from jwt.algorithms import get_default_algorithms
 from jwt.types import Options
 from pydantic import TypeAdapter, ValidationError
 
 from helpdesk_contracts import TenantId
 from helpdesk_contracts.values import Identifier
-from ticketing.config import Settings
+from helpdesk_runtime.settings import ServiceSettings
 
 PublicKey = rsa.RSAPublicKey | ec.EllipticCurvePublicKey | ed25519.Ed25519PublicKey
 
@@ -60,10 +57,6 @@ class Principal:
             raise ValueError("the agent id (sub) must be 1..200 characters, not blank")
 
 
-Authenticated = Callable[..., Awaitable[Principal]]
-"""A FastAPI dependency that gives the request's Principal."""
-
-
 class AuthError(Exception):
     """A token was refused; `reason` is safe to show the caller."""
 
@@ -83,7 +76,10 @@ class AuthConfigError(ValueError):
 class TokenVerifier:
     """Checks bearer tokens against the configured key source and reads their Principal."""
 
-    def __init__(self, settings: Settings) -> None:
+    realm: str
+
+    def __init__(self, settings: ServiceSettings) -> None:
+        self.realm = settings.service_name
         self._key: PublicKey | str | None = None
         self._jwks: jwt.PyJWKClient | None = None
         if settings.jwt_secret is not None:
@@ -121,16 +117,9 @@ class TokenVerifier:
             )
         except jwt.PyJWTError as exc:
             raise AuthError(_reason(exc, token)) from None
-        name = claims.get("name")
-        try:
-            return Principal(
-                tenant_id=claims[self._tenant_claim],
-                agent_id=claims["sub"],
-                role=_role(claims[self._role_claim]),
-                name=name if isinstance(name, str) else None,
-            )
-        except ValueError as exc:
-            raise AuthError(str(exc)) from None
+        return principal_from_claims(
+            claims, tenant_claim=self._tenant_claim, role_claim=self._role_claim
+        )
 
     async def _jwks_key(self, token: str) -> jwt.PyJWK:
         assert self._jwks is not None
@@ -149,49 +138,20 @@ class TokenVerifier:
             raise AuthError("no published signing key matches the token's kid") from None
 
 
-_bearer = HTTPBearer(
-    auto_error=False,
-    bearerFormat="JWT",
-    scheme_name="bearerAuth",
-    description="A JWT whose claims name the tenant, the agent (sub) and the role.",
-)
-
-
-def authenticate(verifier_provider: Callable[[], TokenVerifier]) -> Authenticated:
-    """A FastAPI dependency giving the request's Principal, or answering 401."""
-
-    async def authenticated(
-        credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
-    ) -> Principal:
-        if credentials is None:
-            raise _unauthorized("a bearer token is required", 'Bearer realm="ticketing"')
-        try:
-            return await verifier_provider().verify(credentials.credentials)
-        except AuthError as exc:
-            raise _unauthorized(exc.reason, 'Bearer error="invalid_token"') from None
-        except KeysUnavailableError as exc:
-            raise HTTPException(
-                status.HTTP_503_SERVICE_UNAVAILABLE, "the token cannot be checked now; retry"
-            ) from exc
-
-    return authenticated
-
-
-def require_role(role: Role, authenticated: Authenticated) -> Authenticated:
-    """A FastAPI dependency giving the Principal when its role is at least `role`, else 403."""
-
-    async def authorised(principal: Annotated[Principal, Depends(authenticated)]) -> Principal:
-        if not principal.role.at_least(role):
-            raise HTTPException(status.HTTP_403_FORBIDDEN, f"this action needs the {role} role")
-        return principal
-
-    return authorised
-
-
-def _unauthorized(detail: str, challenge: str) -> HTTPException:
-    return HTTPException(
-        status.HTTP_401_UNAUTHORIZED, detail, headers={"WWW-Authenticate": challenge}
-    )
+def principal_from_claims(
+    claims: dict[str, Any], *, tenant_claim: str, role_claim: str
+) -> Principal:
+    """The Principal a verified token's claims name; AuthError when they name none."""
+    name = claims.get("name")
+    try:
+        return Principal(
+            tenant_id=claims[tenant_claim],
+            agent_id=claims["sub"],
+            role=_role(claims[role_claim]),
+            name=name if isinstance(name, str) else None,
+        )
+    except ValueError as exc:
+        raise AuthError(str(exc)) from None
 
 
 def _is_valid(adapter: TypeAdapter[str], value: object) -> bool:

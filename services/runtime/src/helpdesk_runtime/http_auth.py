@@ -1,0 +1,114 @@
+"""The FastAPI dependencies that tell a route who calls: bearer tokens, roles, stream tokens."""
+
+from collections.abc import Awaitable, Callable
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, HTTPException, Query, status
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from pydantic import BaseModel, Field
+
+from helpdesk_runtime.auth import AuthError, KeysUnavailableError, Principal, Role, TokenVerifier
+from helpdesk_runtime.problems import problem_responses
+from helpdesk_runtime.tokens import StreamTokens
+
+Authenticated = Callable[..., Awaitable[Principal]]
+"""A FastAPI dependency that gives the request's Principal."""
+
+_bearer = HTTPBearer(
+    auto_error=False,
+    bearerFormat="JWT",
+    scheme_name="bearerAuth",
+    description="A JWT whose claims name the tenant, the agent (sub) and the role.",
+)
+
+
+class StreamToken(BaseModel):
+    """A token that opens this service's live stream, and for how long it does."""
+
+    token: str
+    expires_in: int = Field(description="Seconds; open the stream before then")
+    usage: str = Field(description="How to use it, e.g. GET /v1/stream?access_token=…")
+
+
+class HttpAuth:
+    """Builds the dependencies a service's routes declare: `principal`, `at_least(role)`."""
+
+    def __init__(self, verifier: TokenVerifier, stream_tokens: StreamTokens) -> None:
+        self._verifier = verifier
+        self._stream_tokens = stream_tokens
+        self.principal: Authenticated = self._bearer_principal
+        self.stream_reader: Authenticated = self._stream_reader
+
+    async def _bearer_principal(
+        self, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
+    ) -> Principal:
+        if credentials is None:
+            raise _unauthorized("a bearer token is required", f'Bearer realm="{self._realm}"')
+        try:
+            return await self._verifier.verify(credentials.credentials)
+        except AuthError as exc:
+            raise _unauthorized(exc.reason, 'Bearer error="invalid_token"') from None
+        except KeysUnavailableError as exc:
+            raise HTTPException(
+                status.HTTP_503_SERVICE_UNAVAILABLE, "the token cannot be checked now; retry"
+            ) from exc
+
+    async def _stream_reader(
+        self,
+        credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+        access_token: Annotated[
+            str | None,
+            Query(
+                description="A stream token from POST /v1/stream-tokens, for clients such as"
+                " a browser's EventSource that cannot send an Authorization header"
+            ),
+        ] = None,
+    ) -> Principal:
+        if credentials is not None or access_token is None:
+            return await self._bearer_principal(credentials)
+        try:
+            return self._stream_tokens.verify(access_token)
+        except AuthError as exc:
+            raise _unauthorized(exc.reason, 'Bearer error="invalid_token"') from None
+
+    def at_least(self, role: Role) -> Authenticated:
+        """A dependency giving the Principal when its role is at least `role`, else 403."""
+        authenticated = self.principal
+
+        async def authorised(principal: Annotated[Principal, Depends(authenticated)]) -> Principal:
+            if not principal.role.at_least(role):
+                raise HTTPException(status.HTTP_403_FORBIDDEN, f"this action needs the {role} role")
+            return principal
+
+        return authorised
+
+    @property
+    def _realm(self) -> str:
+        return self._verifier.realm
+
+    def stream_token_router(self) -> APIRouter:
+        """`POST /v1/stream-tokens`: trade a bearer token for a short-lived stream token."""
+        router = APIRouter(tags=["stream"])
+        Caller = Annotated[Principal, Depends(self.principal)]  # noqa: N806
+
+        @router.post("/v1/stream-tokens", response_model=StreamToken, status_code=201)
+        async def stream_token(caller: Caller) -> StreamToken:
+            """A token for the live stream's URL, valid for a minute or so (a browser's
+            `EventSource` cannot send the Authorization header). Ask for a new one to
+            reconnect, with `after` set to the last event id seen."""
+            return StreamToken(
+                token=self._stream_tokens.mint(caller),
+                expires_in=self._stream_tokens.ttl_s,
+                usage="GET /v1/stream?access_token=<token>",
+            )
+
+        return router
+
+
+def _unauthorized(detail: str, challenge: str) -> HTTPException:
+    return HTTPException(
+        status.HTTP_401_UNAUTHORIZED, detail, headers={"WWW-Authenticate": challenge}
+    )
+
+
+FORBIDDEN = problem_responses(403)
