@@ -5,6 +5,7 @@ import socket
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from typing import Any
 from uuid import uuid4
 
 import asyncpg
@@ -13,6 +14,7 @@ import uvicorn
 from pydantic import SecretStr
 
 from helpdesk_runtime.auth import Principal, Role
+from helpdesk_runtime.service import ServiceRuntime
 from helpdesk_runtime.tokens import mint
 from ticketing import tenants
 from ticketing.bootstrap import INTAKE_TOPIC, create_app
@@ -26,6 +28,7 @@ class RunningService:
     base_url: str
     client: httpx.AsyncClient
     settings: Settings
+    runtime: ServiceRuntime
 
     async def register_tenant(self, tenant_id: str) -> None:
         """Provision a tenant, as ops would with `python -m ticketing tenants add`."""
@@ -52,25 +55,28 @@ def _free_port() -> int:
 
 @asynccontextmanager
 async def ticketing_service(
-    database_url: str, kafka_bootstrap: str
+    database_url: str, kafka_bootstrap: str, **overrides: Any
 ) -> AsyncIterator[RunningService]:
+    """The service on a free port; `overrides` are Settings fields (e.g. cors_origins)."""
     port = _free_port()
     group_id = f"ticketing-intake-{uuid4().hex[:8]}"
-    settings = Settings(
-        database_url=SecretStr(database_url),
-        kafka_bootstrap_servers=kafka_bootstrap,
-        intake_group_id=group_id,
-        http_port=port,
-        consumer_batch_timeout_ms=50,
-        outbox_poll_interval_s=0.2,
-        log_format="console",
-        shutdown_grace_s=5.0,
+    settings = Settings.model_validate(
+        {
+            "database_url": SecretStr(database_url),
+            "kafka_bootstrap_servers": kafka_bootstrap,
+            "intake_group_id": group_id,
+            "http_port": port,
+            "consumer_batch_timeout_ms": 50,
+            "outbox_poll_interval_s": 0.2,
+            "log_format": "console",
+            "shutdown_grace_s": 5.0,
+            **overrides,
+        }
     )
     if await topic_exists(kafka_bootstrap, INTAKE_TOPIC):
         await start_group_at_end(kafka_bootstrap, INTAKE_TOPIC, group_id)
-    server = uvicorn.Server(
-        uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_config=None)
-    )
+    app = create_app(settings)
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None))
     task = asyncio.create_task(server.serve())
     async with asyncio.timeout(60):
         while not server.started:
@@ -80,7 +86,7 @@ async def ticketing_service(
     base_url = f"http://127.0.0.1:{port}"
     try:
         async with httpx.AsyncClient(base_url=base_url, timeout=10) as client:
-            yield RunningService(base_url, client, settings)
+            yield RunningService(base_url, client, settings, app.state.runtime)
     finally:  # also when the test failed: never leave a server running on a dropped database
         server.should_exit = True
         await task

@@ -87,4 +87,8 @@ class JobSupervisor:
             state.running_since = None
             state.restarts += 1
             failures += 1
-            await asyncio.sleep(min(self._backoff_s * 2 ** (failures - 1), self._max_backoff_s))
+            await asyncio.sleep(self.pause(failures))
+
+    def pause(self, failures: int) -> float:
+        """Seconds to wait before the next start, after `failures` ends in a row."""
+        return float(min(self._backoff_s * 2 ** (failures - 1), self._max_backoff_s))

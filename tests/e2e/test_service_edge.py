@@ -1,0 +1,121 @@
+"""What every service gets from the runtime, seen from outside: the command line, PARTS, CORS."""
+
+import asyncio
+import os
+import sys
+import uuid
+from collections.abc import AsyncIterator
+
+import asyncpg
+import pytest
+
+from support.servers import Servers
+from support.service import ticketing_service
+
+FRONTEND = "https://agents.example.com"
+
+
+@pytest.fixture
+async def empty_database_url(real_servers: Servers) -> AsyncIterator[str]:
+    name = f"helpdesk_empty_{uuid.uuid4().hex[:12]}"
+    admin = await asyncpg.connect(real_servers.database_admin_url)
+    await admin.execute(f'CREATE DATABASE "{name}"')
+    yield f"{real_servers.database_admin_url.rpartition('/')[0]}/{name}"
+    await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    await admin.close()
+
+
+async def run_cli(*args: str, database_url: str) -> tuple[int, str]:
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "ticketing", *args,
+        env={**os.environ, "DATABASE_URL": database_url, "LOG_FORMAT": "json"},
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+    )  # fmt: skip
+    output, _ = await process.communicate()
+    assert process.returncode is not None
+    return process.returncode, output.decode()
+
+
+async def test_migrate_is_safe_from_several_processes_at_once_and_twice(
+    empty_database_url: str,
+) -> None:
+    results = await asyncio.gather(
+        *(run_cli("migrate", database_url=empty_database_url) for _ in range(3))
+    )
+    assert [code for code, _ in results] == [0, 0, 0], results
+    conn = await asyncpg.connect(empty_database_url)
+    try:
+        names = [r["name"] for r in await conn.fetch("SELECT name FROM schema_migrations")]
+        assert len(names) == len(set(names))
+        assert "ticketing/0001_ticket_numbers.sql" in names
+        assert await conn.fetchval("SELECT to_regclass('ticket_list') IS NOT NULL")
+    finally:
+        await conn.close()
+    code, output = await run_cli("migrate", database_url=empty_database_url)
+    assert code == 0
+    assert "nothing new" in output
+
+
+async def test_the_token_command_mints_a_token_the_api_accepts(
+    database_url: str, kafka_bootstrap: str
+) -> None:
+    code, output = await run_cli(
+        "token", "--tenant", "acme", "--agent", "a1", database_url=database_url
+    )
+    assert code == 0, output
+    async with ticketing_service(database_url, kafka_bootstrap) as service:
+        answer = await service.client.get(
+            "/v1/tickets", headers={"Authorization": f"Bearer {output.strip()}"}
+        )
+        assert answer.status_code == 200, answer.text
+
+
+async def test_a_consumers_only_process_serves_health_but_no_api(
+    database_url: str, kafka_bootstrap: str
+) -> None:
+    async with ticketing_service(database_url, kafka_bootstrap, parts="consumers") as service:
+        ready = await service.client.get("/health/ready")
+        assert ready.status_code == 200, ready.text
+        assert ready.json()["checks"] == {"database": "ok", "kafka": "ok"}  # no relay job
+        assert (await service.client.get("/v1/tickets", headers=service.auth())).status_code == 404
+        paths = (await service.client.get("/openapi.json")).json()["paths"]
+        assert "/v1/tickets" not in paths
+
+
+async def test_an_api_and_jobs_process_relays_but_does_not_consume(
+    database_url: str, kafka_bootstrap: str
+) -> None:
+    async with ticketing_service(database_url, kafka_bootstrap, parts="api,jobs") as service:
+        ready = await service.client.get("/health/ready")
+        assert ready.json()["checks"]["job:outbox-relay"] == "ok"
+        app_runtime = service.runtime
+        assert app_runtime.consumers == {}
+        assert not app_runtime.broker.subscribers
+
+
+async def test_a_browser_app_on_an_allowed_origin_may_call_the_api(
+    database_url: str, kafka_bootstrap: str
+) -> None:
+    async with ticketing_service(database_url, kafka_bootstrap, cors_origins=FRONTEND) as service:
+        preflight = await service.client.options(
+            "/v1/tickets",
+            headers={
+                "Origin": FRONTEND,
+                "Access-Control-Request-Method": "POST",
+                "Access-Control-Request-Headers": "authorization, content-type, idempotency-key",
+            },
+        )
+        assert preflight.status_code == 200, preflight.text
+        assert preflight.headers["access-control-allow-origin"] == FRONTEND
+        listed = await service.client.get(
+            "/v1/tickets", headers={**service.auth(), "Origin": FRONTEND}
+        )
+        assert listed.headers["access-control-allow-origin"] == FRONTEND
+        assert "ETag" in listed.headers["access-control-expose-headers"]
+
+        elsewhere = await service.client.options(
+            "/v1/tickets",
+            headers={"Origin": "https://evil.example", "Access-Control-Request-Method": "GET"},
+        )
+        assert elsewhere.status_code == 400
+        assert "access-control-allow-origin" not in elsewhere.headers
