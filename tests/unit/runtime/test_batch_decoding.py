@@ -1,5 +1,6 @@
 """The consumer's decode step and dead-letter format, without servers."""
 
+import json
 from typing import Any
 from uuid import uuid4
 
@@ -11,9 +12,9 @@ from helpdesk_runtime.deadletters import DeadLetter, dead_letter_message
 from support.events import opened, submitted
 
 
-def _record(value: bytes, offset: int = 0) -> ConsumerRecord[bytes, bytes]:
+def _record(value: bytes, offset: int = 0, topic: str = "t") -> ConsumerRecord[bytes, bytes]:
     return ConsumerRecord(
-        topic="t",
+        topic=topic,
         partition=2,
         offset=offset,
         timestamp=0,
@@ -48,14 +49,15 @@ def test_sorts_a_batch_into_usable_events_and_dead_letters() -> None:
         _record(submitted("x").to_json(), 3),
         _record(b"{" + b" " * 20_000 + b"}", 4),
     ]
-    decoded, letters = _consumer()._decode(records)
+    decoded, letters, skipped = _consumer()._decode(records)
+    assert skipped == []
     assert [d.envelope.event_id for d in decoded] == [good.event_id]
     assert [(x.record.offset, x.error_type) for x in letters] == [
         (2, "invalid"),
         (3, "unexpected_event_type"),
         (4, "oversize"),
     ]
-    assert "not consumed from t" in letters[1].reason
+    assert letters[1].reason == "event type 'TicketSubmitted' belongs on ticketing.intake.v1, not t"
 
 
 def test_a_dead_letter_keeps_the_original_and_adds_the_reason() -> None:
@@ -68,3 +70,23 @@ def test_a_dead_letter_keeps_the_original_and_adds_the_reason() -> None:
     assert headers["dlq-reason"] == b"bad JSON"
     assert headers["dlq-consumer"] == b"ticketing-intake"
     assert (headers["dlq-source-partition"], headers["dlq-source-offset"]) == (b"2", b"41")
+
+
+def test_a_tolerant_reader_skips_types_it_does_not_handle_but_not_broken_ones() -> None:
+    newer = opened(uuid4()).model_dump(mode="json") | {"event_type": "TicketTeleported"}
+    sibling = opened(uuid4()).model_dump(mode="json") | {"event_type": "TicketSolved"}
+    broken = opened(uuid4()).model_dump(mode="json")
+    del broken["payload"]["subject"]
+    records = [
+        _record(json.dumps(newer).encode(), 0, topic="ticketing.tickets.v1"),
+        _record(json.dumps(sibling).encode(), 1, topic="ticketing.tickets.v1"),
+        _record(json.dumps(broken).encode(), 2, topic="ticketing.tickets.v1"),
+    ]
+    decoded, letters, skipped = _consumer()._decode(records)
+    assert decoded == []
+    assert [(x.record.offset, x.event_type, x.reason) for x in skipped] == [
+        (0, "TicketTeleported", "unknown_event_type"),
+        (1, "TicketSolved", "not_consumed"),
+    ]
+    assert [(x.record.offset, x.error_type) for x in letters] == [(2, "invalid")]
+    assert "subject" in letters[0].reason

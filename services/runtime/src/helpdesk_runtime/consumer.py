@@ -1,7 +1,10 @@
 """Batch-first idempotent consumers.
 
-A batch is decoded record by record: what cannot be decoded or is not expected here goes
-to the dead-letter topic with the reason. The rest is applied in ONE transaction, with the
+A batch is decoded record by record. A tolerant reader skips (and counts) an event type it
+does not handle: one its contracts release does not know yet (a newer producer added it
+to a backward-compatible topic) or one it does not consume. What cannot be decoded, fails
+validation, or is a known type published to the wrong topic goes to the dead-letter topic
+with the reason. The rest is applied in ONE transaction, with the
 inbox rows that make redelivery harmless, because a transaction per event would cap the
 service at the disk's fsync rate. Failures are split in two kinds:
 
@@ -12,6 +15,7 @@ service at the disk's fsync rate. Failures are split in two kinds:
 """
 
 import asyncio
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeAlias
@@ -19,13 +23,15 @@ from typing import Any, TypeAlias
 import asyncpg
 from aiokafka.errors import KafkaError
 from aiokafka.structs import ConsumerRecord
+from pydantic_core import from_json
 
-from helpdesk_contracts import ContractError, parse_envelope
+from helpdesk_contracts import ContractError, parse_envelope, topic_for
 from helpdesk_runtime import inbox
 from helpdesk_runtime.db import Connection
 from helpdesk_runtime.deadletters import DeadLetter, DeadLetterPublisher
 from helpdesk_runtime.eventstore import ConcurrencyError, Envelope
 from helpdesk_runtime.logging import bound, get_logger
+from helpdesk_runtime.metrics import Metrics
 
 log = get_logger(__name__)
 
@@ -63,12 +69,22 @@ class BatchOutcome:
     applied: int = 0
     duplicates: int = 0
     dead_lettered: int = 0
+    skipped: int = 0
 
 
 @dataclass(frozen=True)
 class _Decoded:
     envelope: Envelope
     record: Record
+
+
+@dataclass(frozen=True)
+class Skipped:
+    """A record of an event type this consumer does not handle, and why."""
+
+    record: Record
+    event_type: str
+    reason: str  # unknown_event_type | not_consumed
 
 
 class BatchConsumer:
@@ -85,8 +101,11 @@ class BatchConsumer:
         max_message_bytes: int = 1_048_576,
         retry_attempts: int = 5,
         retry_backoff_s: float = 0.2,
+        metrics: Metrics | None = None,
     ) -> None:
         self.name = name
+        self.metrics = metrics or Metrics()
+        self._logged_skips: set[tuple[str, str]] = set()
         self._pool = pool
         self._handler = handler
         self._dead_letters = dead_letters
@@ -97,35 +116,79 @@ class BatchConsumer:
 
     async def process(self, records: Sequence[Record]) -> BatchOutcome:
         """Handle one batch; returns normally only when every record is applied or dead-lettered."""
+        started = time.perf_counter()
         outcome = BatchOutcome()
-        decoded, letters = self._decode(records)
+        decoded, letters, skipped = self._decode(records)
+        self._count_skipped(skipped)
+        outcome.skipped += len(skipped)
+        copies = len(records) - len(decoded) - len(letters) - len(skipped)
+        if copies:  # the same event twice in one batch: applied once, counted as a duplicate
+            self.metrics.duplicates.labels(self.name, records[0].topic).inc(copies)
+            outcome.duplicates += copies
         await self._dead_letters.publish(letters)
+        self._count_dead_letters(letters)
         outcome.dead_lettered += len(letters)
         if decoded:
             await self._apply_with_retry(decoded, outcome)
+        self.metrics.batch_size.labels(self.name).observe(len(records))
+        self.metrics.handler_seconds.labels(self.name).observe(time.perf_counter() - started)
         return outcome
 
-    def _decode(self, records: Sequence[Record]) -> tuple[list[_Decoded], list[DeadLetter]]:
+    def _decode(
+        self, records: Sequence[Record]
+    ) -> tuple[list[_Decoded], list[DeadLetter], list[Skipped]]:
         decoded: dict[Any, _Decoded] = {}
         letters: list[DeadLetter] = []
+        skipped: list[Skipped] = []
         for r in records:
-            size = len(r.value or b"")
-            if size > self._max_bytes:
-                reason = f"message is {size} bytes; the limit is {self._max_bytes}"
-                letters.append(DeadLetter(r, reason, "oversize"))
-                continue
+            result = self._decode_one(r)
+            if isinstance(result, DeadLetter):
+                letters.append(result)
+            elif isinstance(result, Skipped):
+                skipped.append(result)
+            else:  # a redelivered copy inside the same batch is applied once
+                decoded.setdefault(result.event_id, _Decoded(result, r))
+        return list(decoded.values()), letters, skipped
+
+    def _decode_one(self, r: Record) -> Envelope | DeadLetter | Skipped:
+        size = len(r.value or b"")
+        if size > self._max_bytes:
+            reason = f"message is {size} bytes; the limit is {self._max_bytes}"
+            return DeadLetter(r, reason, "oversize")
+        try:
+            data = from_json(r.value or b"", allow_inf_nan=False)
+        except ValueError as exc:
+            return DeadLetter(r, f"invalid JSON: {exc}", "invalid")
+        event_type = data.get("event_type") if isinstance(data, dict) else None
+        if isinstance(event_type, str) and event_type not in self._accepts:
             try:
-                envelope = parse_envelope(r.value or b"")
-            except ContractError as exc:
-                letters.append(DeadLetter(r, str(exc), "invalid"))
-                continue
-            if envelope.event_type not in self._accepts:
-                reason = f"event type {envelope.event_type!r} is not consumed from {r.topic}"
-                letters.append(DeadLetter(r, reason, "unexpected_event_type"))
-                continue
-            # A redelivered copy inside the same batch is applied once.
-            decoded.setdefault(envelope.event_id, _Decoded(envelope, r))
-        return list(decoded.values()), letters
+                home = topic_for(event_type).name
+            except ContractError:  # newer than our contracts: a tolerant reader skips it
+                return Skipped(r, event_type, "unknown_event_type")
+            if home == r.topic:
+                return Skipped(r, event_type, "not_consumed")
+            reason = f"event type {event_type!r} belongs on {home}, not {r.topic}"
+            return DeadLetter(r, reason, "unexpected_event_type")
+        try:
+            return parse_envelope(data)
+        except ContractError as exc:
+            return DeadLetter(r, str(exc), "invalid")
+
+    def _count_skipped(self, skipped: Sequence[Skipped]) -> None:
+        for x in skipped:
+            label = self.metrics.event_type_label(x.event_type)
+            self.metrics.skipped.labels(self.name, x.record.topic, label, x.reason).inc()
+            if (x.record.topic, label) not in self._logged_skips:  # once per type, not per event
+                self._logged_skips.add((x.record.topic, label))
+                log.info(
+                    "skipping an event type this consumer does not handle",
+                    consumer=self.name, topic=x.record.topic, event_type=x.event_type[:100],
+                    reason=x.reason,
+                )  # fmt: skip
+
+    def _count_dead_letters(self, letters: Sequence[DeadLetter]) -> None:
+        for x in letters:
+            self.metrics.dead_lettered.labels(self.name, x.record.topic, x.error_type).inc()
 
     async def _apply_with_retry(self, batch: list[_Decoded], outcome: BatchOutcome) -> None:
         for attempt in range(1, self._attempts + 1):
@@ -146,9 +209,9 @@ class BatchConsumer:
                 if len(batch) == 1:
                     reason = f"handler failed: {type(exc).__name__}: {exc}"
                     log.exception("handler failed on one event", consumer=self.name)
-                    await self._dead_letters.publish(
-                        [DeadLetter(batch[0].record, reason, "failed")]
-                    )
+                    letter = DeadLetter(batch[0].record, reason, "failed")
+                    await self._dead_letters.publish([letter])
+                    self._count_dead_letters([letter])
                     outcome.dead_lettered += 1
                     return
                 for single in batch:  # find the event that fails; apply the others
@@ -172,9 +235,37 @@ class BatchConsumer:
                 rejections = await self._handler(conn, todo) if todo else []
             # Published before the commit: if the commit is lost the batch is redelivered
             # and the letter sent twice, whereas publishing after it could lose the letter.
-            await self._dead_letters.publish(
-                [DeadLetter(by_id[x.event_id].record, x.reason, "rejected") for x in rejections]
-            )
+            letters = [
+                DeadLetter(by_id[x.event_id].record, x.reason, "rejected") for x in rejections
+            ]
+            await self._dead_letters.publish(letters)
+        self._count_dead_letters(letters)
         outcome.applied += len(todo) - len(rejections)
         outcome.duplicates += len(batch) - len(todo)
         outcome.dead_lettered += len(rejections)
+        self._count_applied(batch, fresh, {x.event_id for x in rejections})
+
+    def _count_applied(self, batch: Sequence[_Decoded], fresh: set[Any], refused: set[Any]) -> None:
+        m = self.metrics
+        for d in batch:
+            topic = d.record.topic
+            if d.envelope.event_id not in fresh:
+                m.duplicates.labels(self.name, topic).inc()
+                continue
+            m.observe_age(self.name, topic, d.envelope.occurred_at)
+            if d.envelope.event_id not in refused:
+                m.consumed.labels(self.name, topic, d.envelope.event_type).inc()
+
+    def observe_lag(
+        self, records: Sequence[Record], highwater: Callable[[str, int], int | None]
+    ) -> None:
+        """Each partition's distance from its end after this batch (`highwater` of the client)."""
+        last: dict[tuple[str, int], int] = {}
+        for r in records:
+            last[(r.topic, r.partition)] = max(r.offset, last.get((r.topic, r.partition), -1))
+        for (topic, partition), offset in last.items():
+            end = highwater(topic, partition)
+            if end is not None:
+                self.metrics.lag.labels(self.name, topic, str(partition)).set(
+                    max(end - offset - 1, 0)
+                )

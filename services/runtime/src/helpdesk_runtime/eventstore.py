@@ -158,6 +158,33 @@ EVENT_COLUMNS = (
 )
 
 
+async def read_after(
+    conn: Connection,
+    position: int,
+    limit: int,
+    *,
+    tenant_id: str | None = None,
+    stream_id: UUID | None = None,
+) -> list[asyncpg.Record]:
+    """Stored events after `position`, in position (= commit) order: what the outbox relay
+    publishes (all tenants), and what a live stream shows (one tenant, maybe one stream)."""
+    if tenant_id is None:
+        return await conn.fetch(_AFTER, position, limit)
+    # Its own statement, so that the (tenant_id, position) index serves a quiet tenant
+    # among busy ones (a generic plan for "tenant IS NULL OR ..." would scan them all).
+    return await conn.fetch(_TENANT_AFTER, position, limit, tenant_id, stream_id)
+
+
+_AFTER = (
+    f"SELECT {EVENT_COLUMNS}, recorded_at FROM events WHERE position > $1"
+    " ORDER BY position LIMIT $2"
+)
+_TENANT_AFTER = (
+    f"SELECT {EVENT_COLUMNS}, recorded_at FROM events WHERE tenant_id = $3 AND position > $1"
+    " AND ($4::uuid IS NULL OR stream_id = $4) ORDER BY position LIMIT $2"
+)
+
+
 def envelope_from_row(row: asyncpg.Record) -> Envelope:
     """Rebuild the typed envelope from a stored row."""
     return parse_envelope(wire_json(row))

@@ -1,17 +1,20 @@
 """The HTTP edge every service shares: one app factory, health, correlation ids, CORS."""
 
+import time
 from collections.abc import Callable, Iterable
 from uuid import UUID, uuid4
 
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.middleware.cors import CORSMiddleware
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.datastructures import Headers, MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from helpdesk_runtime.auth import TokenVerifier
 from helpdesk_runtime.http_auth import HttpAuth
 from helpdesk_runtime.logging import bound
+from helpdesk_runtime.metrics import Metrics
 from helpdesk_runtime.problems import JsonBodyMiddleware, declare_problems, install_problem_handlers
 from helpdesk_runtime.service import ServiceRuntime
 from helpdesk_runtime.settings import Part
@@ -38,6 +41,52 @@ def health_router(runtime: ServiceRuntime) -> APIRouter:
         )
 
     return router
+
+
+def metrics_router(runtime: ServiceRuntime) -> APIRouter:
+    """`/metrics` in Prometheus' text format."""
+    router = APIRouter(tags=["health"])
+
+    @router.get(
+        "/metrics",
+        response_class=Response,
+        responses={200: {"content": {CONTENT_TYPE_LATEST: {}}, "description": "Prometheus text"}},
+    )
+    async def metrics() -> Response:
+        await runtime.metrics.refresh()
+        return Response(generate_latest(runtime.metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+    return router
+
+
+class HttpMetricsMiddleware:
+    """Requests by method, route template and status, and how long they took."""
+
+    def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
+        self.app = app
+        self.metrics = metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = 500
+
+        async def send_with_status(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_status)
+        finally:
+            # The template, never the path: /v1/tickets/{ticket_id}, one series for all ids.
+            route = getattr(scope.get("route"), "path", "unmatched")
+            method = scope["method"]
+            self.metrics.http_requests.labels(method, route, str(status)).inc()
+            self.metrics.http_seconds.labels(method, route).observe(time.perf_counter() - started)
 
 
 def correlation_id_of(request: Request) -> UUID:
@@ -102,6 +151,7 @@ def create_app(
     app.state.runtime = runtime
     install_problem_handlers(app)
     app.include_router(health_router(runtime))
+    app.include_router(metrics_router(runtime))
     if settings.runs(Part.API):
         # A key configuration that cannot work fails here, at start-up.
         auth = HttpAuth(TokenVerifier(settings), StreamTokens(settings))
@@ -113,6 +163,7 @@ def create_app(
     # Outermost last: CORS answers preflights before anything else looks at the request.
     app.add_middleware(JsonBodyMiddleware)
     app.add_middleware(CorrelationIdMiddleware)
+    app.add_middleware(HttpMetricsMiddleware, metrics=runtime.metrics)
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware,

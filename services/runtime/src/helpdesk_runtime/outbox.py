@@ -10,14 +10,16 @@ republishes (consumers are idempotent by event id).
 import asyncio
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime
 
 import asyncpg
 
 from helpdesk_contracts import headers_of
-from helpdesk_runtime.eventstore import EVENT_COLUMNS, wire_json
+from helpdesk_runtime.eventstore import read_after, wire_json
 from helpdesk_runtime.feed import AppendFeed
 from helpdesk_runtime.kafka import OutgoingMessage, Producer
 from helpdesk_runtime.logging import get_logger
+from helpdesk_runtime.metrics import Metrics
 
 log = get_logger(__name__)
 
@@ -53,7 +55,9 @@ class OutboxRelay:
         name: str = "kafka",
         batch_size: int = 1000,
         poll_interval_s: float = 1.0,
+        metrics: Metrics | None = None,
     ) -> None:
+        self.metrics = metrics or Metrics()
         self._pool = pool
         self._producer = producer
         self._route = route
@@ -77,22 +81,38 @@ class OutboxRelay:
             )
             if checkpoint is None:
                 return 0
-            rows = await conn.fetch(
-                f"SELECT {EVENT_COLUMNS} FROM events WHERE position > $1"
-                " ORDER BY position LIMIT $2",
-                checkpoint,
-                self._batch_size,
-            )
+            rows = await read_after(conn, checkpoint, self._batch_size)
             if not rows:
                 return 0
-            await self._producer.send_many([to_message(r, self._route) for r in rows])
+            messages = [to_message(r, self._route) for r in rows]
+            started = time.perf_counter()
+            await self._producer.send_many(messages)
+            self.metrics.publish_seconds.labels(self._name).observe(time.perf_counter() - started)
             await conn.execute(
                 "UPDATE outbox_checkpoints SET position = $2, updated_at = now() WHERE relay = $1",
                 self._name,
                 rows[-1]["position"],
             )
         self.published += len(rows)
+        self._count(rows, messages)
         return len(rows)
+
+    def _count(self, rows: list[asyncpg.Record], messages: list[OutgoingMessage]) -> None:
+        now = datetime.now(UTC)
+        delay = self.metrics.publish_delay.labels(self._name)
+        for row, message in zip(rows, messages, strict=True):
+            self.metrics.produced.labels(message.topic, row["event_type"]).inc()
+            delay.observe(max((now - row["recorded_at"]).total_seconds(), 0.0))
+
+    async def backlog(self) -> int:
+        """Stored events not yet published by this relay."""
+        async with self._pool.acquire() as conn:
+            waiting: int = await conn.fetchval(
+                "SELECT coalesce(max(e.position), 0) - coalesce("
+                " (SELECT position FROM outbox_checkpoints WHERE relay = $1), 0) FROM events e",
+                self._name,
+            )
+        return max(waiting, 0)
 
     async def run(self, feed: AppendFeed) -> None:
         """Relay until cancelled: woken by the feed of appends, polling as a fallback."""

@@ -3,7 +3,7 @@
 import asyncio
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,6 +17,7 @@ from helpdesk_runtime.feed import AppendFeed
 from helpdesk_runtime.jobs import Job, JobSupervisor
 from helpdesk_runtime.kafka import Producer, TopicSpec, ensure_topics
 from helpdesk_runtime.logging import configure_logging, get_logger
+from helpdesk_runtime.metrics import Metrics
 from helpdesk_runtime.outbox import OutboxRelay, Router
 from helpdesk_runtime.settings import Part, ServiceSettings
 from helpdesk_runtime.subscriptions import subscribe_batch
@@ -51,6 +52,8 @@ class ServiceRuntime:
         jobs: dict[str, JobFactory] | None = None,
     ) -> None:
         self.settings = settings
+        self.metrics = Metrics()
+        self.metrics.on_refresh(self._refresh_metrics)
         self.migrations = [*runtime_migrations(), *migrations]
         self._own_jobs = jobs or {}
         self._topics = topics
@@ -94,6 +97,7 @@ class ServiceRuntime:
                     max_message_bytes=self.settings.consumer_max_message_bytes,
                     retry_attempts=self.settings.consumer_retry_attempts,
                     retry_backoff_s=self.settings.consumer_retry_backoff_s,
+                    metrics=self.metrics,
                 )
             return found
 
@@ -150,11 +154,25 @@ class ServiceRuntime:
                 self._route,
                 batch_size=self.settings.outbox_batch_size,
                 poll_interval_s=self.settings.outbox_poll_interval_s,
+                metrics=self.metrics,
             )
             jobs.append(Job("outbox-relay", lambda: relay.run(feed)))
         for name, work in self._own_jobs.items():
             jobs.append(Job(name, lambda work=work: work(self)))  # type: ignore[misc]
         return jobs
+
+    async def _refresh_metrics(self) -> None:
+        m = self.metrics
+        if self._pool is not None:
+            idle = self._pool.get_idle_size()
+            m.pool_size.labels("in_use").set(self._pool.get_size() - idle)
+            m.pool_size.labels("idle").set(idle)
+            m.pool_max.set(self._pool.get_max_size())
+        for name, state in self.jobs.states.items():
+            m.job_restarts.labels(name).set(state.restarts)
+        if self.relay is not None:
+            with suppress(Exception):  # a scrape during an outage still answers
+                m.outbox_backlog.labels("kafka").set(await self.relay.backlog())
 
     @asynccontextmanager
     async def lifespan(self, _app: Any = None) -> AsyncIterator[None]:

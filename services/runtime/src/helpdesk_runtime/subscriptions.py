@@ -4,7 +4,7 @@ import dataclasses
 from collections.abc import Callable
 from typing import Any
 
-from aiokafka.structs import ConsumerRecord
+from aiokafka.structs import ConsumerRecord, TopicPartition
 from faststream import AckPolicy
 from faststream.kafka import KafkaBroker
 from faststream.kafka.annotations import KafkaMessage
@@ -72,3 +72,5 @@ def subscribe_batch(
         records: tuple[ConsumerRecord[bytes, bytes], ...] = message.raw_message
         with bound(topic=topic):  # a batch spans partitions: dead letters name their own
             await consumer().process(records)
+        client: Any = message.consumer  # the AIOKafkaConsumer that fetched the batch
+        consumer().observe_lag(records, lambda t, p: client.highwater(TopicPartition(t, p)))

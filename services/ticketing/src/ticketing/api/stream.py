@@ -14,7 +14,7 @@ from fastapi import APIRouter, Depends, Header, HTTPException, Query, Request, s
 from fastapi.responses import StreamingResponse
 
 from helpdesk_runtime.auth import Principal
-from helpdesk_runtime.eventstore import EVENT_COLUMNS, wire_json
+from helpdesk_runtime.eventstore import read_after, wire_json
 from helpdesk_runtime.problems import problem_responses
 from ticketing.api.deps import ApiDeps
 
@@ -68,12 +68,9 @@ def stream_router(deps: ApiDeps) -> APIRouter:
             while not await request.is_disconnected():
                 seen = deps.feed().generation
                 async with deps.pool().acquire() as conn:
-                    rows = await conn.fetch(
-                        f"SELECT {EVENT_COLUMNS} FROM events WHERE tenant_id = $1"
-                        " AND position > $2 AND ($3::uuid IS NULL OR stream_id = $3)"
-                        " ORDER BY position LIMIT $4",
-                        caller.tenant_id, position, ticket_id, BATCH,
-                    )  # fmt: skip
+                    rows = await read_after(
+                        conn, position, BATCH, tenant_id=caller.tenant_id, stream_id=ticket_id
+                    )
                 for row in rows:
                     position = row["position"]
                     data = wire_json(row).decode()
