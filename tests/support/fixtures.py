@@ -124,9 +124,9 @@ async def topic_size(bootstrap: str, topic: str) -> int:
 
 
 async def find_on_topic(
-    bootstrap: str, topic: str, predicate: Any, *, timeout_s: float = 30.0
+    bootstrap: str, topic: str, predicate: Any, *, until: int = 1, timeout_s: float = 30.0
 ) -> list[Any]:
-    """Records of `topic` (from the beginning) that match, once at least one has arrived."""
+    """Records of `topic` (from the beginning) that match, once `until` of them arrived."""
     consumer = AIOKafkaConsumer(
         topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest", group_id=None
     )
@@ -134,7 +134,7 @@ async def find_on_topic(
     found: list[Any] = []
     try:
         async with asyncio.timeout(timeout_s):
-            while not found:
+            while len(found) < until:
                 batch = await consumer.getmany(timeout_ms=300)
                 found += [r for recs in batch.values() for r in recs if predicate(r)]
             # drain what is already there, so duplicates would be seen too

@@ -32,6 +32,7 @@ from helpdesk_runtime.deadletters import DeadLetter, DeadLetterPublisher
 from helpdesk_runtime.eventstore import ConcurrencyError, Envelope
 from helpdesk_runtime.logging import bound, get_logger
 from helpdesk_runtime.metrics import Metrics
+from helpdesk_runtime.trace import HEADER, by_cause, continued
 
 log = get_logger(__name__)
 
@@ -231,7 +232,9 @@ class BatchConsumer:
                 if len(todo) == 1
                 else {}
             )
-            with bound(consumer=self.name, batch_size=len(todo), **trace):
+            # Each consumed event continues its publisher's trace in the events it causes.
+            spans = {d.envelope.event_id: continued(_trace_header(d.record)) for d in batch}
+            with bound(consumer=self.name, batch_size=len(todo), **trace), by_cause(spans):
                 rejections = await self._handler(conn, todo) if todo else []
             # Published before the commit: if the commit is lost the batch is redelivered
             # and the letter sent twice, whereas publishing after it could lose the letter.
@@ -269,3 +272,7 @@ class BatchConsumer:
                 self.metrics.lag.labels(self.name, topic, str(partition)).set(
                     max(end - offset - 1, 0)
                 )
+
+
+def _trace_header(record: Record) -> bytes | None:
+    return next((v for k, v in record.headers or () if k == HEADER), None)

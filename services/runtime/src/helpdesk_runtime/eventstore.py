@@ -18,6 +18,7 @@ import asyncpg
 
 from helpdesk_contracts import EventEnvelope, kafka_key, parse_envelope
 from helpdesk_runtime.db import Connection
+from helpdesk_runtime.trace import traceparent_for
 
 Envelope = EventEnvelope[Any]
 StreamKey = tuple[str, UUID]  # (tenant_id, stream_id): every lookup is tenant-scoped
@@ -87,11 +88,12 @@ class PostgresEventStore(EventStore):
                 """
                 INSERT INTO events (tenant_id, stream_id, version, event_id, event_type,
                     schema_version, occurred_at, producer, correlation_id, causation_id,
-                    partition_key, payload)
-                SELECT t, s, v, i, et, sv, o, p, c, ca, k, pl::jsonb
+                    partition_key, payload, traceparent)
+                SELECT t, s, v, i, et, sv, o, p, c, ca, k, pl::jsonb, tp
                 FROM unnest($1::text[], $2::uuid[], $3::int[], $4::uuid[], $5::text[],
                     $6::int[], $7::timestamptz[], $8::text[], $9::uuid[], $10::uuid[],
-                    $11::text[], $12::text[]) AS x(t, s, v, i, et, sv, o, p, c, ca, k, pl)
+                    $11::text[], $12::text[], $13::text[])
+                    AS x(t, s, v, i, et, sv, o, p, c, ca, k, pl, tp)
                 """,
                 [e.tenant_id for e in envelopes],
                 [e.aggregate_id for e in envelopes],
@@ -105,6 +107,7 @@ class PostgresEventStore(EventStore):
                 [e.causation_id for e in envelopes],
                 [kafka_key(e).decode() for e in envelopes],
                 [e.payload.model_dump_json() for e in envelopes],
+                [traceparent_for(e.causation_id) for e in envelopes],
             )
         except asyncpg.UniqueViolationError as exc:
             raise ConcurrencyError(exc.detail or str(exc)) from exc
@@ -176,11 +179,12 @@ async def read_after(
 
 
 _AFTER = (
-    f"SELECT {EVENT_COLUMNS}, recorded_at FROM events WHERE position > $1"
+    f"SELECT {EVENT_COLUMNS}, recorded_at, traceparent FROM events WHERE position > $1"
     " ORDER BY position LIMIT $2"
 )
 _TENANT_AFTER = (
-    f"SELECT {EVENT_COLUMNS}, recorded_at FROM events WHERE tenant_id = $3 AND position > $1"
+    f"SELECT {EVENT_COLUMNS}, recorded_at, traceparent FROM events"
+    " WHERE tenant_id = $3 AND position > $1"
     " AND ($4::uuid IS NULL OR stream_id = $4) ORDER BY position LIMIT $2"
 )
 

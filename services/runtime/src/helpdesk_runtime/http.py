@@ -11,6 +11,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.datastructures import Headers, MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from helpdesk_runtime import trace
 from helpdesk_runtime.auth import TokenVerifier
 from helpdesk_runtime.http_auth import HttpAuth
 from helpdesk_runtime.logging import bound
@@ -19,6 +20,7 @@ from helpdesk_runtime.problems import JsonBodyMiddleware, declare_problems, inst
 from helpdesk_runtime.service import ServiceRuntime
 from helpdesk_runtime.settings import Part
 from helpdesk_runtime.tokens import StreamTokens
+from helpdesk_runtime.trace import continued
 
 CORRELATION_HEADER = "X-Correlation-Id"
 
@@ -96,7 +98,8 @@ def correlation_id_of(request: Request) -> UUID:
 
 
 class CorrelationIdMiddleware:
-    """Take X-Correlation-Id from the caller (or make one), log with it, echo it back.
+    """Take X-Correlation-Id from the caller (or make one), log with it, echo it back; and
+    continue the caller's W3C trace context (or start one) for the events the request causes.
 
     Plain ASGI rather than `@app.middleware("http")`, whose BaseHTTPMiddleware costs an
     extra task and stream per request.
@@ -109,10 +112,12 @@ class CorrelationIdMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        headers = Headers(scope=scope)
         try:
-            correlation_id = UUID(Headers(scope=scope).get(CORRELATION_HEADER, ""))
+            correlation_id = UUID(headers.get(CORRELATION_HEADER, ""))
         except ValueError:
             correlation_id = uuid4()
+        span = continued(headers.get(trace.HEADER))
         scope.setdefault("state", {})["correlation_id"] = correlation_id
 
         async def send_with_id(message: Message) -> None:
@@ -120,7 +125,7 @@ class CorrelationIdMiddleware:
                 MutableHeaders(scope=message)[CORRELATION_HEADER] = str(correlation_id)
             await send(message)
 
-        with bound(correlation_id=str(correlation_id)):
+        with bound(correlation_id=str(correlation_id), trace_id=span.trace_id), trace.using(span):
             await self.app(scope, receive, send_with_id)
 
 

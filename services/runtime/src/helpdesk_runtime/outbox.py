@@ -20,6 +20,7 @@ from helpdesk_runtime.feed import AppendFeed
 from helpdesk_runtime.kafka import OutgoingMessage, Producer
 from helpdesk_runtime.logging import get_logger
 from helpdesk_runtime.metrics import Metrics
+from helpdesk_runtime.trace import HEADER
 
 log = get_logger(__name__)
 
@@ -35,11 +36,14 @@ def to_message(row: asyncpg.Record, route: Router) -> OutgoingMessage:
         row["event_id"],
         row["correlation_id"],
     )
+    headers.append(("content-type", b"application/json"))
+    if row["traceparent"] is not None:
+        headers.append((HEADER, row["traceparent"].encode()))
     return OutgoingMessage(
         topic=route(row["event_type"]),
         key=row["partition_key"].encode(),
         value=wire_json(row),
-        headers=[*headers, ("content-type", b"application/json")],
+        headers=headers,
     )
 
 
