@@ -78,37 +78,8 @@ class PostgresEventStore(EventStore):
         if not envelopes:
             return
         first = _first_versions(envelopes)
-        # Serialise appenders so that `position` order equals commit order: without it a
-        # bigserial taken by a transaction that commits later becomes visible after the
-        # relay has read past it, and that event would never be published. The lock is
-        # held only from here to commit; reads (ACCESS SHARE) are not blocked.
-        await self._conn.execute("LOCK TABLE events IN EXCLUSIVE MODE")
         try:
-            await self._conn.execute(
-                """
-                INSERT INTO events (tenant_id, stream_id, version, event_id, event_type,
-                    schema_version, occurred_at, producer, correlation_id, causation_id,
-                    partition_key, payload, traceparent)
-                SELECT t, s, v, i, et, sv, o, p, c, ca, k, pl::jsonb, tp
-                FROM unnest($1::text[], $2::uuid[], $3::int[], $4::uuid[], $5::text[],
-                    $6::int[], $7::timestamptz[], $8::text[], $9::uuid[], $10::uuid[],
-                    $11::text[], $12::text[], $13::text[])
-                    AS x(t, s, v, i, et, sv, o, p, c, ca, k, pl, tp)
-                """,
-                [e.tenant_id for e in envelopes],
-                [e.aggregate_id for e in envelopes],
-                [e.aggregate_version for e in envelopes],
-                [e.event_id for e in envelopes],
-                [e.event_type for e in envelopes],
-                [e.schema_version for e in envelopes],
-                [e.occurred_at for e in envelopes],
-                [e.producer for e in envelopes],
-                [e.correlation_id for e in envelopes],
-                [e.causation_id for e in envelopes],
-                [kafka_key(e).decode() for e in envelopes],
-                [e.payload.model_dump_json() for e in envelopes],
-                [traceparent_for(e.causation_id) for e in envelopes],
-            )
+            await insert_in_commit_order(self._conn, "events", envelopes)
         except asyncpg.UniqueViolationError as exc:
             raise ConcurrencyError(exc.detail or str(exc)) from exc
         skipped = await self._conn.fetch(
@@ -125,7 +96,6 @@ class PostgresEventStore(EventStore):
         if skipped:
             r = skipped[0]
             raise ConcurrencyError(f"stream {r['s']} is not at version {r['v'] - 1}")
-        await self._conn.execute("SELECT pg_notify('events_appended', '')")
 
     async def load(self, tenant_id: str, stream_id: UUID) -> list[Envelope]:
         rows = await self._conn.fetch(
@@ -154,6 +124,46 @@ class PostgresEventStore(EventStore):
         return {(r["tenant_id"], r["stream_id"]): r["version"] for r in rows}
 
 
+async def insert_in_commit_order(
+    conn: Connection, table: str, envelopes: Sequence[Envelope]
+) -> None:
+    """Insert envelopes into `events` or `outbox` so that positions become visible in order.
+
+    Serialises writers so that `position` order equals commit order: without it a bigserial
+    taken by a transaction that commits later becomes visible after the relay has read past
+    it, and that event would never be published. The lock is held only from here to commit;
+    reads (ACCESS SHARE) are not blocked. The relay and live streams are woken at commit.
+    """
+    assert table in ("events", "outbox")
+    await conn.execute(f"LOCK TABLE {table} IN EXCLUSIVE MODE")
+    await conn.execute(
+        f"""
+        INSERT INTO {table} (tenant_id, stream_id, version, event_id, event_type,
+            schema_version, occurred_at, producer, correlation_id, causation_id,
+            partition_key, payload, traceparent)
+        SELECT t, s, v, i, et, sv, o, p, c, ca, k, pl::jsonb, tp
+        FROM unnest($1::text[], $2::uuid[], $3::int[], $4::uuid[], $5::text[],
+            $6::int[], $7::timestamptz[], $8::text[], $9::uuid[], $10::uuid[],
+            $11::text[], $12::text[], $13::text[])
+            AS x(t, s, v, i, et, sv, o, p, c, ca, k, pl, tp)
+        """,
+        [e.tenant_id for e in envelopes],
+        [e.aggregate_id for e in envelopes],
+        [e.aggregate_version for e in envelopes],
+        [e.event_id for e in envelopes],
+        [e.event_type for e in envelopes],
+        [e.schema_version for e in envelopes],
+        [e.occurred_at for e in envelopes],
+        [e.producer for e in envelopes],
+        [e.correlation_id for e in envelopes],
+        [e.causation_id for e in envelopes],
+        [kafka_key(e).decode() for e in envelopes],
+        [e.payload.model_dump_json() for e in envelopes],
+        [traceparent_for(e.causation_id) for e in envelopes],
+    )
+    await conn.execute("SELECT pg_notify('events_appended', '')")
+
+
 EVENT_COLUMNS = (
     "position, tenant_id, stream_id, version, event_id, event_type, schema_version,"
     " occurred_at, producer, correlation_id, causation_id, partition_key,"
@@ -168,25 +178,24 @@ async def read_after(
     *,
     tenant_id: str | None = None,
     stream_id: UUID | None = None,
+    table: str = "events",
 ) -> list[asyncpg.Record]:
     """Stored events after `position`, in position (= commit) order: what the outbox relay
     publishes (all tenants), and what a live stream shows (one tenant, maybe one stream)."""
+    assert table in ("events", "outbox")
+    columns = f"{EVENT_COLUMNS}, recorded_at, traceparent"
     if tenant_id is None:
-        return await conn.fetch(_AFTER, position, limit)
+        return await conn.fetch(
+            f"SELECT {columns} FROM {table} WHERE position > $1 ORDER BY position LIMIT $2",
+            position, limit,
+        )  # fmt: skip
     # Its own statement, so that the (tenant_id, position) index serves a quiet tenant
     # among busy ones (a generic plan for "tenant IS NULL OR ..." would scan them all).
-    return await conn.fetch(_TENANT_AFTER, position, limit, tenant_id, stream_id)
-
-
-_AFTER = (
-    f"SELECT {EVENT_COLUMNS}, recorded_at, traceparent FROM events WHERE position > $1"
-    " ORDER BY position LIMIT $2"
-)
-_TENANT_AFTER = (
-    f"SELECT {EVENT_COLUMNS}, recorded_at, traceparent FROM events"
-    " WHERE tenant_id = $3 AND position > $1"
-    " AND ($4::uuid IS NULL OR stream_id = $4) ORDER BY position LIMIT $2"
-)
+    return await conn.fetch(
+        f"SELECT {columns} FROM {table} WHERE tenant_id = $3 AND position > $1"
+        " AND ($4::uuid IS NULL OR stream_id = $4) ORDER BY position LIMIT $2",
+        position, limit, tenant_id, stream_id,
+    )  # fmt: skip
 
 
 def envelope_from_row(row: asyncpg.Record) -> Envelope:
@@ -199,7 +208,7 @@ def wire_json(row: asyncpg.Record) -> bytes:
 
     The payload's JSON text is spliced in as stored, which keeps the outbox relay cheap.
     """
-    causation = row["causation_id"]
+    causation, stream = row["causation_id"], row["stream_id"]
     head = json.dumps(
         {
             "event_id": str(row["event_id"]),
@@ -210,7 +219,7 @@ def wire_json(row: asyncpg.Record) -> bytes:
             "producer": row["producer"],
             "correlation_id": str(row["correlation_id"]),
             "causation_id": str(causation) if causation else None,
-            "aggregate_id": str(row["stream_id"]),
+            "aggregate_id": str(stream) if stream is not None else None,
             "aggregate_version": row["version"],
         },
         separators=(",", ":"),

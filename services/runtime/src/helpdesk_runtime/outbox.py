@@ -1,7 +1,11 @@
-"""The outbox relay: publishes the event store to Kafka in commit order.
+"""The outbox: events committed with the state that caused them, published by one relay.
 
-Appends serialise on a table lock (eventstore.py), so `position` order is commit order and
-tailing by position never skips an event. The relay publishes a batch, waits for the
+An event-sourced service's event store is its outbox (`Source.EVENTS`). A service that keeps
+plain state (notifications' delivery log, say) calls `put` in the transaction that changes
+that state, and the relay publishes the `outbox` table (`Source.OUTBOX`) the same way, then
+deletes what it published. Writers of either table serialise on a table lock
+(eventstore.insert_in_commit_order), so `position` order is commit order and tailing by
+position never skips an event. The relay publishes a batch, waits for the
 broker's acknowledgements, then moves its checkpoint in the same transaction that holds the
 checkpoint row locked, so one replica relays at a time and a crash in between only
 republishes (consumers are idempotent by event id).
@@ -9,13 +13,15 @@ republishes (consumers are idempotent by event id).
 
 import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
+from enum import StrEnum
 
 import asyncpg
 
 from helpdesk_contracts import headers_of
-from helpdesk_runtime.eventstore import read_after, wire_json
+from helpdesk_runtime.db import Connection
+from helpdesk_runtime.eventstore import Envelope, insert_in_commit_order, read_after, wire_json
 from helpdesk_runtime.feed import AppendFeed
 from helpdesk_runtime.kafka import OutgoingMessage, Producer
 from helpdesk_runtime.logging import get_logger
@@ -25,6 +31,19 @@ from helpdesk_runtime.trace import HEADER
 log = get_logger(__name__)
 
 Router = Callable[[str], str]  # event type -> topic
+
+
+class Source(StrEnum):
+    """The table a relay publishes."""
+
+    EVENTS = "events"  # the event store of an event-sourced service
+    OUTBOX = "outbox"  # the outbox of a service that keeps plain state
+
+
+async def put(conn: Connection, envelopes: Sequence[Envelope]) -> None:
+    """Publish these events once the caller's transaction commits (and only if it does)."""
+    if envelopes:
+        await insert_in_commit_order(conn, Source.OUTBOX.value, envelopes)
 
 
 def to_message(row: asyncpg.Record, route: Router) -> OutgoingMessage:
@@ -56,7 +75,8 @@ class OutboxRelay:
         producer: Producer,
         route: Router,
         *,
-        name: str = "kafka",
+        source: Source = Source.EVENTS,
+        name: str | None = None,
         batch_size: int = 1000,
         poll_interval_s: float = 1.0,
         metrics: Metrics | None = None,
@@ -65,7 +85,9 @@ class OutboxRelay:
         self._pool = pool
         self._producer = producer
         self._route = route
-        self._name = name
+        self._source = source
+        # "kafka" names the event store's checkpoint, as it did before outboxes existed.
+        self.name = self._name = name or ("kafka" if source is Source.EVENTS else "kafka:outbox")
         self._batch_size = batch_size
         self._poll_interval_s = poll_interval_s
         self.published = 0
@@ -85,18 +107,21 @@ class OutboxRelay:
             )
             if checkpoint is None:
                 return 0
-            rows = await read_after(conn, checkpoint, self._batch_size)
+            rows = await read_after(conn, checkpoint, self._batch_size, table=self._source.value)
             if not rows:
                 return 0
             messages = [to_message(r, self._route) for r in rows]
             started = time.perf_counter()
             await self._producer.send_many(messages)
             self.metrics.publish_seconds.labels(self._name).observe(time.perf_counter() - started)
+            last = rows[-1]["position"]
             await conn.execute(
                 "UPDATE outbox_checkpoints SET position = $2, updated_at = now() WHERE relay = $1",
                 self._name,
-                rows[-1]["position"],
+                last,
             )
+            if self._source is Source.OUTBOX:  # published: the outbox keeps only what waits
+                await conn.execute("DELETE FROM outbox WHERE position <= $1", last)
         self.published += len(rows)
         self._count(rows, messages)
         return len(rows)
@@ -112,8 +137,9 @@ class OutboxRelay:
         """Stored events not yet published by this relay."""
         async with self._pool.acquire() as conn:
             waiting: int = await conn.fetchval(
-                "SELECT coalesce(max(e.position), 0) - coalesce("
-                " (SELECT position FROM outbox_checkpoints WHERE relay = $1), 0) FROM events e",
+                f"SELECT coalesce(max(e.position), 0) - coalesce("
+                " (SELECT position FROM outbox_checkpoints WHERE relay = $1), 0)"
+                f" FROM {self._source.value} e",
                 self._name,
             )
         return max(waiting, 0)

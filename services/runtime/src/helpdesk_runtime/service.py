@@ -18,7 +18,7 @@ from helpdesk_runtime.jobs import Job, JobSupervisor
 from helpdesk_runtime.kafka import Producer, TopicSpec, ensure_topics
 from helpdesk_runtime.logging import configure_logging, get_logger
 from helpdesk_runtime.metrics import Metrics
-from helpdesk_runtime.outbox import OutboxRelay, Router
+from helpdesk_runtime.outbox import OutboxRelay, Router, Source
 from helpdesk_runtime.settings import Part, ServiceSettings
 from helpdesk_runtime.subscriptions import subscribe_batch
 
@@ -48,6 +48,7 @@ class ServiceRuntime:
         migrations: Sequence[Migration] = (),
         topics: Sequence[TopicSpec] = (),
         route: Router | None = None,
+        publish_from: Source = Source.EVENTS,
         consumers: Sequence[ConsumerSpec] = (),
         jobs: dict[str, JobFactory] | None = None,
     ) -> None:
@@ -58,6 +59,7 @@ class ServiceRuntime:
         self._own_jobs = jobs or {}
         self._topics = topics
         self._route = route
+        self._publish_from = publish_from
         self.broker = KafkaBroker(
             settings.kafka_bootstrap_servers,
             client_id=settings.client_id,
@@ -152,6 +154,7 @@ class ServiceRuntime:
                 self.pool,
                 self.producer,
                 self._route,
+                source=self._publish_from,
                 batch_size=self.settings.outbox_batch_size,
                 poll_interval_s=self.settings.outbox_poll_interval_s,
                 metrics=self.metrics,
@@ -172,7 +175,7 @@ class ServiceRuntime:
             m.job_restarts.labels(name).set(state.restarts)
         if self.relay is not None:
             with suppress(Exception):  # a scrape during an outage still answers
-                m.outbox_backlog.labels("kafka").set(await self.relay.backlog())
+                m.outbox_backlog.labels(self.relay.name).set(await self.relay.backlog())
 
     @asynccontextmanager
     async def lifespan(self, _app: Any = None) -> AsyncIterator[None]:
