@@ -9,9 +9,10 @@ Wire format
        "correlation_id": "<uuid>", "causation_id": null,
        "aggregate_id": "<ticket uuid>", "aggregate_version": 1, "payload": {...}}
 
-- **Key** (`kafka_key(envelope)`): the ticket id (`aggregate_id`) as text for ticket events,
-  the publisher's `external_id` for intake events, and `ticket_id`, else `feedback_id`, for
-  feedback. One key always lands on one partition, so one ticket's events stay in order.
+- **Key** (`kafka_key(envelope)`): the ticket id (`aggregate_id`) as text for ticket events;
+  for intake, the publisher's `external_id` of a `TicketSubmitted` and `external_thread_id`
+  of a `CustomerMessageReceived`; `ticket_id`, else `feedback_id`, for feedback. One key
+  always lands on one partition, so one ticket's (or one thread's) events stay in order.
 - **Headers** (`kafka_headers(envelope)`): `event_type`, `schema_version`, `tenant_id`,
   `event_id` and `correlation_id` as UTF-8 text, mirroring the envelope so tools can route
   and filter without parsing the value. The value is authoritative.

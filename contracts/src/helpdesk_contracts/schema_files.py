@@ -1,10 +1,13 @@
 """Generate the committed JSON Schema files under contracts/schemas/ from the models.
 
-    python -m helpdesk_contracts.schema_files write contracts   # regenerate
-    python -m helpdesk_contracts.schema_files check contracts   # exit 1 if out of date
+    python -m helpdesk_contracts.schema_files write contracts     # regenerate
+    python -m helpdesk_contracts.schema_files check contracts     # exit 1 if out of date
+    python -m helpdesk_contracts.schema_files release contracts   # snapshot, see `releases`
 
 Everything under schemas/ is generated: one file per event type and version holding the
-full envelope (payload inlined), and topics.json, the topic registry.
+full envelope (payload inlined), and topics.json, the topic registry. `release` copies them
+to releases/<version>/ for the version in pyproject.toml, and refuses if they are not
+backward compatible with the last release (unless given --allow-breaking).
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from helpdesk_contracts.envelope import Event, envelope_model
+from helpdesk_contracts.releases import RELEASES_DIR, ReleaseError, contracts_version, record
 from helpdesk_contracts.topics import TOPICS, Topic
 
 SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
@@ -107,6 +111,11 @@ def render() -> dict[str, str]:
     return dict(sorted(files.items()))
 
 
+def rendered_schemas() -> dict[str, str]:
+    """The generated files by path relative to schemas/, as a release records them."""
+    return {path.removeprefix(f"{SCHEMAS_DIR}/"): text for path, text in render().items()}
+
+
 def check(contracts_dir: Path) -> list[str]:
     """Lines describing each generated file that is missing, differs or is stale."""
     expected = render()
@@ -137,6 +146,17 @@ def write(contracts_dir: Path) -> list[str]:
     return problems
 
 
+def release(contracts_dir: Path, *, allow_breaking: bool = False) -> str:
+    """Record the schemas as the release in pyproject.toml; a line saying what was done."""
+    if check(contracts_dir):
+        raise ReleaseError(f"the schema files are out of date; run: {_PROG} write {contracts_dir}")
+    version = contracts_version(contracts_dir)
+    where = f"{RELEASES_DIR}/{version}/"
+    if record(contracts_dir, version, rendered_schemas(), allow_breaking=allow_breaking):
+        return f"recorded: {where}"
+    return f"unchanged: {where} is recorded already"
+
+
 def _existing(contracts_dir: Path) -> set[str]:
     root = contracts_dir / SCHEMAS_DIR
     return {p.relative_to(contracts_dir).as_posix() for p in root.rglob("*") if p.is_file()}
@@ -147,11 +167,24 @@ _DONE = {"missing": "created", "differs": "updated", "stale": "removed"}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Command line: `write` or `check` the generated files of a contracts directory."""
+    """Command line: `write`, `check` or `release` the generated files of a contracts directory."""
     parser = argparse.ArgumentParser(prog=_PROG, description="Generated JSON Schema files.")
-    parser.add_argument("command", choices=["write", "check"])
+    parser.add_argument("command", choices=["write", "check", "release"])
     parser.add_argument("contracts_dir", type=Path)
+    parser.add_argument(
+        "--allow-breaking",
+        action="store_true",
+        help="release even if not backward compatible with the last release (a new major "
+        "version, or a change shown compatible by hand); say why in CHANGELOG.md",
+    )
     args = parser.parse_args(argv)
+    if args.command == "release":
+        try:
+            print(release(args.contracts_dir, allow_breaking=args.allow_breaking))
+        except ReleaseError as error:
+            print(error, file=sys.stderr)
+            return 1
+        return 0
     if args.command == "write":
         for line in write(args.contracts_dir):
             kind, path = line.split(": ", 1)

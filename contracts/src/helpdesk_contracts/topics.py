@@ -60,7 +60,10 @@ _TOPICS = (
     Topic(
         name="ticketing.intake.v1",
         description="Requests from other company systems to open a ticket.",
-        key="payload.external_id (the publisher's own id)",
+        key=(
+            "payload.external_id for TicketSubmitted, payload.external_thread_id for "
+            "CustomerMessageReceived (the publisher's own ids)"
+        ),
         event_types=(TicketSubmitted, CustomerMessageReceived),
         producers=(COMPANY_SYSTEMS,),
         consumers=("ticketing",),

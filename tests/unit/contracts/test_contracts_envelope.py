@@ -12,6 +12,7 @@ from pydantic import ValidationError
 from helpdesk_contracts import (
     Actor,
     ActorKind,
+    CustomerMessageReceived,
     Event,
     EventEnvelope,
     FeedbackReceived,
@@ -155,6 +156,18 @@ class TestKafka:
     def test_intake_events_are_keyed_by_external_id(self) -> None:
         envelope = EventEnvelope.new(submitted(), tenant_id="northwind", producer="webshop")
         assert kafka_key(envelope) == b"ORD-1"
+
+    def test_customer_messages_are_keyed_by_their_thread(self) -> None:
+        message = CustomerMessageReceived(
+            source="mail-gateway",
+            external_thread_id="<root@mail.example.com>",
+            external_message_id="<reply-2@mail.example.com>",
+            subject="Re: Broken",
+            body="Still broken.",
+            requester=Requester(customer_id="cus_1"),
+        )
+        envelope = EventEnvelope.new(message, tenant_id="northwind", producer="mail-gateway")
+        assert kafka_key(envelope) == b"<root@mail.example.com>"
 
     def test_feedback_is_keyed_by_ticket_then_feedback_id(self) -> None:
         feedback_id = uuid4()
