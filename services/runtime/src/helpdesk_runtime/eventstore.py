@@ -9,7 +9,8 @@ lost a race, and a check on the preceding version catches one that skipped ahead
 
 import json
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Sequence
+from collections import defaultdict
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
@@ -68,16 +69,32 @@ class EventStore(ABC):
         """Current version of each stream that exists."""
 
 
-class PostgresEventStore(EventStore):
-    """Event store over one asyncpg connection inside the caller's transaction."""
+InlineProjection = Callable[[Connection, Sequence[Sequence[Envelope]]], Awaitable[None]]
+"""A read model kept in the append's transaction: given each changed stream's whole history
+(new events included), it writes its rows. A rebuild calls it with the stored histories."""
 
-    def __init__(self, conn: Connection) -> None:
+
+class PostgresEventStore(EventStore):
+    """Event store over one asyncpg connection inside the caller's transaction.
+
+    Inline projections run in the same transaction as the append, so a read model is never
+    behind its events and a rejected append leaves it untouched. They receive each changed
+    stream's whole history: the streams this store loaded (the handler loaded them to
+    decide; a concurrent writer would make the append conflict) are not read again.
+    """
+
+    def __init__(self, conn: Connection, projections: Sequence[InlineProjection] = ()) -> None:
         self._conn = conn
+        self._projections = projections
+        self._loaded: dict[StreamKey, list[Envelope]] = {}
 
     async def append(self, envelopes: Sequence[Envelope]) -> None:
         if not envelopes:
             return
         first = _first_versions(envelopes)
+        if self._projections:
+            # Before the insert, which takes the table lock: the lock is held for less.
+            await self._project(envelopes)
         try:
             await insert_in_commit_order(self._conn, "events", envelopes)
         except asyncpg.UniqueViolationError as exc:
@@ -97,6 +114,18 @@ class PostgresEventStore(EventStore):
             r = skipped[0]
             raise ConcurrencyError(f"stream {r['s']} is not at version {r['v'] - 1}")
 
+    async def _project(self, envelopes: Sequence[Envelope]) -> None:
+        new: dict[StreamKey, list[Envelope]] = defaultdict(list)
+        for e in envelopes:
+            assert e.aggregate_id is not None  # checked by _first_versions
+            new[(e.tenant_id, e.aggregate_id)].append(e)
+        unknown = [key for key in new if key not in self._loaded]
+        stored = self._loaded | (await histories(self._conn, unknown) if unknown else {})
+        changed = {key: [*stored.get(key, []), *events] for key, events in new.items()}
+        for project in self._projections:
+            await project(self._conn, list(changed.values()))
+        self._loaded.update(changed)
+
     async def load(self, tenant_id: str, stream_id: UUID) -> list[Envelope]:
         rows = await self._conn.fetch(
             f"SELECT {EVENT_COLUMNS} FROM events WHERE tenant_id = $1 AND stream_id = $2"
@@ -104,7 +133,9 @@ class PostgresEventStore(EventStore):
             tenant_id,
             stream_id,
         )
-        return [envelope_from_row(r) for r in rows]
+        history = [envelope_from_row(r) for r in rows]
+        self._loaded[(tenant_id, stream_id)] = history
+        return history
 
     async def versions(self, streams: Iterable[StreamKey]) -> dict[StreamKey, int]:
         keys = list(streams)
@@ -122,6 +153,26 @@ class PostgresEventStore(EventStore):
             [s for _, s in keys],
         )
         return {(r["tenant_id"], r["stream_id"]): r["version"] for r in rows}
+
+
+async def histories(
+    conn: Connection, streams: Iterable[StreamKey]
+) -> dict[StreamKey, list[Envelope]]:
+    """The stored events of these streams, in version order, in one query."""
+    keys = list(streams)
+    rows = await conn.fetch(
+        f"""
+        SELECT {EVENT_COLUMNS} FROM events e
+        JOIN unnest($1::text[], $2::uuid[]) AS k(t, s) ON e.tenant_id = k.t AND e.stream_id = k.s
+        ORDER BY e.stream_id, e.version
+        """,
+        [t for t, _ in keys],
+        [s for _, s in keys],
+    )
+    found: dict[StreamKey, list[Envelope]] = defaultdict(list)
+    for row in rows:
+        found[(row["tenant_id"], row["stream_id"])].append(envelope_from_row(row))
+    return found
 
 
 async def insert_in_commit_order(
@@ -169,6 +220,14 @@ EVENT_COLUMNS = (
     " occurred_at, producer, correlation_id, causation_id, partition_key,"
     " payload::text AS payload"
 )
+
+
+async def latest_position(conn: Connection, tenant_id: str) -> int:
+    """The position of the tenant's latest event (0 when it has none): "from now on"."""
+    latest: int = await conn.fetchval(
+        "SELECT coalesce(max(position), 0) FROM events WHERE tenant_id = $1", tenant_id
+    )
+    return latest
 
 
 async def read_after(

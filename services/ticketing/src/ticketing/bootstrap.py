@@ -1,6 +1,7 @@
 """The one place where the ticketing service is wired together."""
 
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 
 from fastapi import APIRouter, FastAPI
@@ -15,6 +16,7 @@ from helpdesk_runtime.service import ConsumerSpec, ServiceRuntime
 from ticketing import api
 from ticketing.config import Settings
 from ticketing.intake import ACCEPTS, intake_handler
+from ticketing.unit_of_work import UnitOfWork, unit_of_work
 
 INTAKE_TOPIC = topic_for(TicketSubmitted.event_type).name
 TICKETS_TOPIC = "ticketing.tickets.v1"
@@ -53,9 +55,15 @@ def create_app(
     settings = settings or Settings()
     runtime = build_runtime(settings, clock)
 
+    @asynccontextmanager
+    async def transaction() -> AsyncIterator[UnitOfWork]:
+        async with runtime.pool.acquire() as conn, conn.transaction():
+            yield unit_of_work(conn)
+
     def routers(auth: HttpAuth) -> list[APIRouter]:
         deps = api.ApiDeps(
-            pool=lambda: runtime.pool,
+            transaction=transaction,
+            connection=lambda: runtime.pool.acquire(),
             clock=clock,
             auth=auth,
             feed=lambda: _started(runtime.feed),

@@ -10,9 +10,7 @@ from helpdesk_runtime.db import Connection
 from ticketing import fields_store, tenants
 from ticketing.conversations import receive_customer_messages
 from ticketing.handlers import open_submitted_tickets
-from ticketing.numbers import PostgresTicketNumbers
-from ticketing.projection import ProjectingEventStore
-from ticketing.threads import PostgresThreads
+from ticketing.unit_of_work import unit_of_work
 
 _REGISTER = "register it with `python -m ticketing tenants add <id> --name <name>`"
 ACCEPTS = frozenset({TicketSubmitted.event_type, CustomerMessageReceived.event_type})
@@ -31,17 +29,17 @@ def intake_handler(clock: Callable[[], datetime]) -> BatchHandler:
         batch = [e for e in batch if e.tenant_id in registered]
         if not batch:
             return rejections
-        store, numbers, now = ProjectingEventStore(conn), PostgresTicketNumbers(conn), clock()
+        uow, now = unit_of_work(conn), clock()
         # The two kinds are keyed independently (external id vs thread), so each keeps its
         # own order; nothing orders one kind against the other.
         submissions = [e for e in batch if isinstance(e.payload, TicketSubmitted)]
         messages = [e for e in batch if isinstance(e.payload, CustomerMessageReceived)]
         fields = await fields_store.of_tenants(conn, (e.tenant_id for e in submissions))
         rejections += await open_submitted_tickets(
-            submissions, store=store, numbers=numbers, now=now, fields=fields
+            submissions, store=uow.events, numbers=uow.numbers, now=now, fields=fields
         )
         rejections += await receive_customer_messages(
-            messages, store=store, numbers=numbers, threads=PostgresThreads(conn), now=now
+            messages, store=uow.events, numbers=uow.numbers, threads=uow.threads, now=now
         )
         return rejections
 

@@ -1,5 +1,7 @@
 """The ticket list read model, kept by re-folding each changed ticket with the domain's fold.
 
+It is an inline projection of the event store: written in the append's transaction.
+
 Using `Ticket.from_history` here means the row is always exactly the aggregate's state, and
 the live projection and a rebuild run the same code. A ticket is re-folded from its whole
 stream when it changes: cheap for tickets of normal length (see the closing note on
@@ -7,10 +9,8 @@ snapshots for very long ones).
 """
 
 import json
-from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from typing import Any
-from uuid import UUID
 
 import asyncpg
 
@@ -23,12 +23,7 @@ from helpdesk_contracts import (
     TicketOpened,
 )
 from helpdesk_runtime.db import Connection
-from helpdesk_runtime.eventstore import (
-    EVENT_COLUMNS,
-    PostgresEventStore,
-    StreamKey,
-    envelope_from_row,
-)
+from helpdesk_runtime.eventstore import histories
 from ticketing.domain import Ticket
 
 Envelope = EventEnvelope[Any]
@@ -91,68 +86,17 @@ def _row(t: Ticket, search_text: str) -> tuple[Any, ...]:
     )  # fmt: skip
 
 
-async def upsert(conn: Connection, histories: Sequence[Sequence[Envelope]]) -> None:
-    """Fold each ticket's whole history and write its row (older versions never win)."""
+async def upsert(conn: Connection, changed: Sequence[Sequence[Envelope]]) -> None:
+    """Fold each ticket's whole history and write its row (older versions never win).
+
+    The event store's inline projection (see bootstrap.unit_of_work) and `rebuild`."""
     rows = []
-    for history in histories:
+    for history in changed:
         ticket = Ticket.from_history(history)
         if ticket is not None:
             rows.append(_row(ticket, _search_text(history)))
     if rows:
         await conn.execute(_UPSERT, *(list(column) for column in zip(*rows, strict=True)))
-
-
-async def histories(
-    conn: Connection, streams: Iterable[tuple[str, UUID]]
-) -> dict[tuple[str, UUID], list[Envelope]]:
-    """The stored streams of these tickets, in one query."""
-    keys = list(streams)
-    rows = await conn.fetch(
-        f"""
-        SELECT {EVENT_COLUMNS} FROM events e
-        JOIN unnest($1::text[], $2::uuid[]) AS k(t, s) ON e.tenant_id = k.t AND e.stream_id = k.s
-        ORDER BY e.stream_id, e.version
-        """,
-        [t for t, _ in keys],
-        [s for _, s in keys],
-    )
-    found: dict[tuple[str, UUID], list[Envelope]] = defaultdict(list)
-    for row in rows:
-        found[(row["tenant_id"], row["stream_id"])].append(envelope_from_row(row))
-    return found
-
-
-class ProjectingEventStore(PostgresEventStore):
-    """The event store whose appends also update the ticket list, in the same transaction.
-
-    Streams this store loaded are remembered: the handler loaded them to decide, and the
-    projection folds the same history (a concurrent writer makes the append conflict and
-    the whole transaction, projection included, roll back).
-    """
-
-    def __init__(self, conn: Connection) -> None:
-        super().__init__(conn)
-        self._known: dict[StreamKey, list[Envelope]] = {}
-
-    async def load(self, tenant_id: str, stream_id: UUID) -> list[Envelope]:
-        history = await super().load(tenant_id, stream_id)
-        self._known[(tenant_id, stream_id)] = history
-        return history
-
-    async def append(self, envelopes: Sequence[Envelope]) -> None:
-        if not envelopes:
-            return
-        new: dict[StreamKey, list[Envelope]] = defaultdict(list)
-        for e in envelopes:
-            assert e.aggregate_id is not None
-            new[(e.tenant_id, e.aggregate_id)].append(e)
-        unknown = [k for k in new if k not in self._known]
-        stored = self._known | (await histories(self._conn, unknown) if unknown else {})
-        folded = {k: stored.get(k, []) + v for k, v in new.items()}
-        # Before the append, which takes the table lock: the lock is held only for the insert.
-        await upsert(self._conn, list(folded.values()))
-        await super().append(envelopes)
-        self._known.update(folded)
 
 
 async def rebuild(pool: asyncpg.Pool, batch: int = 500) -> int:

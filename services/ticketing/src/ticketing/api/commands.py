@@ -31,8 +31,6 @@ from ticketing.domain import (
     merge,
     solve_problem,
 )
-from ticketing.numbers import PostgresTicketNumbers
-from ticketing.projection import ProjectingEventStore
 from ticketing.views import TicketView
 
 CHANGE = problem_responses(400, 404, 409)  # If-Match, no such ticket, stale or concurrent
@@ -61,12 +59,12 @@ def commands_router(deps: ApiDeps) -> APIRouter:
         version: int | None,
     ) -> TicketView:
         at = deps.clock()  # one instant for the state and for the events' occurred_at
-        async with http_errors(), deps.pool().acquire() as conn, conn.transaction():
+        async with http_errors(), deps.transaction() as uow:
             ticket = await handlers.change_ticket(
                 ticket_id,
                 context(request, caller),
                 lambda t: decide(t, at),
-                store=ProjectingEventStore(conn),
+                store=uow.events,
                 now=at,
                 expected_version=version,
             )
@@ -80,10 +78,10 @@ def commands_router(deps: ApiDeps) -> APIRouter:
         decide: Callable[[list[Ticket], datetime], object],
     ) -> list[TicketView]:
         at = deps.clock()
-        async with http_errors(), deps.pool().acquire() as conn, conn.transaction():
+        async with http_errors(), deps.transaction() as uow:
             tickets = await handlers.change_tickets(
                 ids, context(request, caller), lambda ts: decide(ts, at),
-                store=ProjectingEventStore(conn), now=at,
+                store=uow.events, now=at,
             )  # fmt: skip
         return [TicketView.of(t) for t in tickets]
 
@@ -152,7 +150,7 @@ def commands_router(deps: ApiDeps) -> APIRouter:
         by, given = _actor(caller), body.given()
         definitions = {}
         if body.custom_fields is not None:
-            async with deps.pool().acquire() as conn:
+            async with deps.connection() as conn:
                 definitions = await fields_store.of_tenant(conn, caller.tenant_id)
 
         def decide(t: Ticket, at: datetime) -> None:
@@ -204,8 +202,8 @@ def commands_router(deps: ApiDeps) -> APIRouter:
         ticket_id: UUID, body: SolveProblemRequest, caller: Supervisor, request: Request
     ) -> Any:
         """Solve a problem and all its open incidents; each requester gets `message`."""
-        async with http_errors(), deps.pool().acquire() as conn:
-            problem = await handlers.load(ProjectingEventStore(conn), caller.tenant_id, ticket_id)
+        async with http_errors(), deps.transaction() as uow:
+            problem = await handlers.load(uow.events, caller.tenant_id, ticket_id)
         return await change_many(
             request, caller, [ticket_id, *problem.incidents],
             lambda ts, at: solve_problem(ts[0], ts[1:], _actor(caller), at, message=body.message),
@@ -222,16 +220,16 @@ async def _open(
     async with http_errors():
         for _ in range(3):
             try:
-                async with deps.pool().acquire() as conn, conn.transaction():
+                async with deps.transaction() as uow:
                     check_fields(
-                        cmd.custom_fields, await fields_store.of_tenant(conn, ctx.tenant_id)
+                        cmd.custom_fields, await fields_store.of_tenant(uow.conn, ctx.tenant_id)
                     )
                     return await handlers.open_ticket(
                         cmd,
                         ctx,
                         ticket_id=ticket_id,
-                        store=ProjectingEventStore(conn),
-                        numbers=PostgresTicketNumbers(conn),
+                        store=uow.events,
+                        numbers=uow.numbers,
                         now=deps.clock(),
                     )
             except ConcurrencyError:

@@ -1,25 +1,30 @@
 """What the routes need, and the one place where handler errors become HTTP answers."""
 
 from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated
 
-import asyncpg
 from fastapi import Header, HTTPException, status
 from pydantic import ValidationError
 
+from helpdesk_runtime.db import Connection
 from helpdesk_runtime.eventstore import ConcurrencyError
 from helpdesk_runtime.feed import AppendFeed
 from helpdesk_runtime.http_auth import HttpAuth
 from ticketing.domain import TicketError
 from ticketing.handlers import StaleVersionError, TicketNotFoundError
+from ticketing.unit_of_work import UnitOfWork
 
 
 @dataclass(frozen=True)
 class ApiDeps:
-    pool: Callable[[], asyncpg.Pool]
+    """Wired once, in bootstrap: routes open a transaction (commands) or a connection
+    (queries) and never build an adapter themselves."""
+
+    transaction: Callable[[], AbstractAsyncContextManager[UnitOfWork]]
+    connection: Callable[[], AbstractAsyncContextManager[Connection]]
     clock: Callable[[], datetime]
     auth: HttpAuth
     feed: Callable[[], AppendFeed]

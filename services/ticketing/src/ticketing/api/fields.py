@@ -18,7 +18,7 @@ def fields_router(deps: ApiDeps) -> APIRouter:
 
     @api.get("", response_model=list[FieldDefinition])
     async def list_fields(caller: Agent) -> Any:
-        async with deps.pool().acquire() as conn:
+        async with deps.connection() as conn:
             return list((await fields_store.of_tenant(conn, caller.tenant_id)).values())
 
     @api.put("/{key}", response_model=FieldDefinition, responses=problem_responses(403))
@@ -28,7 +28,7 @@ def fields_router(deps: ApiDeps) -> APIRouter:
             raise HTTPException(
                 status.HTTP_422_UNPROCESSABLE_CONTENT, "the key in the path and the body differ"
             )
-        async with deps.pool().acquire() as conn:
+        async with deps.connection() as conn:
             await fields_store.put(conn, caller.tenant_id, body)
         return body
 
@@ -36,7 +36,7 @@ def fields_router(deps: ApiDeps) -> APIRouter:
         "/{key}", status_code=status.HTTP_204_NO_CONTENT, responses=problem_responses(403, 404)
     )
     async def delete_field(key: str, caller: Admin) -> None:
-        async with deps.pool().acquire() as conn:
+        async with deps.connection() as conn:
             if not await fields_store.remove(conn, caller.tenant_id, key):
                 raise HTTPException(status.HTTP_404_NOT_FOUND, f"no custom field {key!r}")
 

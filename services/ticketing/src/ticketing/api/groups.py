@@ -14,7 +14,6 @@ from helpdesk_runtime.problems import problem_responses
 from ticketing import groups_store, handlers
 from ticketing.api.deps import ApiDeps, http_errors
 from ticketing.domain import Strategy, choose
-from ticketing.projection import ProjectingEventStore
 from ticketing.views import TicketView
 
 
@@ -58,23 +57,23 @@ def groups_router(deps: ApiDeps) -> APIRouter:
 
     @api.get("/v1/groups", response_model=list[Group])
     async def list_groups(caller: Agent) -> Any:
-        async with deps.pool().acquire() as conn:
+        async with deps.connection() as conn:
             found = await groups_store.groups(conn, caller.tenant_id)
         return [Group.model_validate({**g, "members": _members(g)}) for g in found]
 
     @api.put("/v1/groups/{group_id}", response_model=Group, responses=problem_responses(403))
     async def put_group(group_id: str, body: GroupRequest, caller: Admin) -> Any:
         """Create or replace a group (members who stay keep their availability and turn)."""
-        async with deps.pool().acquire() as conn, conn.transaction():
+        async with deps.transaction() as uow:
             await groups_store.put_group(
-                conn, caller.tenant_id, group_id, body.name, body.strategy, body.members
+                uow.conn, caller.tenant_id, group_id, body.name, body.strategy, body.members
             )
-            found = await groups_store.groups(conn, caller.tenant_id)
+            found = await groups_store.groups(uow.conn, caller.tenant_id)
         group = next(g for g in found if g["group_id"] == group_id)
         return Group.model_validate({**group, "members": _members(group)})
 
     async def availability(caller: Principal, agent_id: str, body: Availability) -> None:
-        async with deps.pool().acquire() as conn:
+        async with deps.connection() as conn:
             if not await groups_store.set_availability(
                 conn, caller.tenant_id, agent_id, body.available
             ):
@@ -110,8 +109,8 @@ def groups_router(deps: ApiDeps) -> APIRouter:
         available the ticket waits in the group's queue, unassigned."""
         at = deps.clock()
         ctx = handlers.CommandContext(caller.tenant_id, correlation_id_of(request))
-        async with http_errors(), deps.pool().acquire() as conn, conn.transaction():
-            found = await groups_store.candidates(conn, caller.tenant_id, body.group_id)
+        async with http_errors(), deps.transaction() as uow:
+            found = await groups_store.candidates(uow.conn, caller.tenant_id, body.group_id)
             if found is None:
                 raise HTTPException(status.HTTP_404_NOT_FOUND, f"no group {body.group_id!r}")
             chosen = choose(*found)
@@ -121,11 +120,13 @@ def groups_router(deps: ApiDeps) -> APIRouter:
                 lambda t: t.assign(
                     chosen, body.group_id, Actor(kind=ActorKind.AGENT, id=caller.agent_id), at
                 ),
-                store=ProjectingEventStore(conn),
+                store=uow.events,
                 now=at,
             )
             if chosen is not None:
-                await groups_store.mark_assigned(conn, caller.tenant_id, body.group_id, chosen, at)
+                await groups_store.mark_assigned(
+                    uow.conn, caller.tenant_id, body.group_id, chosen, at
+                )
         response.headers["ETag"] = f'"{ticket.version}"'
         return TicketView.of(ticket)
 

@@ -12,7 +12,6 @@ from helpdesk_runtime.problems import problem_responses
 from ticketing import handlers, macros_store
 from ticketing.api.deps import ApiDeps, expected_version, http_errors
 from ticketing.domain import CannedResponse, apply_canned_response
-from ticketing.projection import ProjectingEventStore
 from ticketing.views import TicketView
 
 
@@ -27,7 +26,7 @@ def macros_router(deps: ApiDeps) -> APIRouter:
 
     @api.get("/v1/canned-responses", response_model=list[StoredCannedResponse])
     async def list_canned_responses(caller: Agent) -> Any:
-        async with deps.pool().acquire() as conn:
+        async with deps.connection() as conn:
             found = await macros_store.all_of(conn, caller.tenant_id)
         return [StoredCannedResponse(id=i, **m.model_dump()) for i, m in found]
 
@@ -39,7 +38,7 @@ def macros_router(deps: ApiDeps) -> APIRouter:
     )
     async def add_canned_response(body: CannedResponse, caller: Supervisor) -> Any:
         macro_id = uuid4()
-        async with deps.pool().acquire() as conn:
+        async with deps.connection() as conn:
             try:
                 await macros_store.add(conn, caller.tenant_id, macro_id, body, caller.agent_id)
             except macros_store.DuplicateNameError as exc:
@@ -52,7 +51,7 @@ def macros_router(deps: ApiDeps) -> APIRouter:
         responses=problem_responses(403, 404),
     )
     async def delete_canned_response(macro_id: UUID, caller: Supervisor) -> None:
-        async with deps.pool().acquire() as conn:
+        async with deps.connection() as conn:
             if not await macros_store.remove(conn, caller.tenant_id, macro_id):
                 raise HTTPException(status.HTTP_404_NOT_FOUND, "no such canned response")
 
@@ -71,8 +70,8 @@ def macros_router(deps: ApiDeps) -> APIRouter:
     ) -> Any:
         """Reply with the template filled in, and make the macro's status/tag/priority changes."""
         agent, at = Actor(kind=ActorKind.AGENT, id=caller.agent_id), deps.clock()
-        async with http_errors(), deps.pool().acquire() as conn, conn.transaction():
-            macro = await macros_store.get(conn, caller.tenant_id, macro_id)
+        async with http_errors(), deps.transaction() as uow:
+            macro = await macros_store.get(uow.conn, caller.tenant_id, macro_id)
             if macro is None:
                 raise HTTPException(status.HTTP_404_NOT_FOUND, "no such canned response")
             ticket = await handlers.change_ticket(
@@ -81,7 +80,7 @@ def macros_router(deps: ApiDeps) -> APIRouter:
                 lambda t: apply_canned_response(
                     t, macro, agent, at, message_id=uuid4(), agent_name=caller.name
                 ),
-                store=ProjectingEventStore(conn),
+                store=uow.events,
                 now=at,
                 expected_version=version,
             )

@@ -13,7 +13,6 @@ from helpdesk_runtime.problems import problem_responses
 from ticketing.api.deps import ApiDeps, http_errors
 from ticketing.domain import Ticket
 from ticketing.handlers import TicketNotFoundError
-from ticketing.projection import ProjectingEventStore
 from ticketing.queries import CursorError, Sort, TicketFilter, counts_by_status, list_tickets
 from ticketing.views import TicketSummary, TicketView, TimelineEntry
 
@@ -32,7 +31,7 @@ def queries_router(deps: ApiDeps) -> APIRouter:
     Agent = Annotated[Principal, Depends(deps.auth.principal)]  # noqa: N806
 
     async def page(caller: Principal, f: TicketFilter, **options: Any) -> TicketPage:
-        async with deps.pool().acquire() as conn:
+        async with deps.connection() as conn:
             try:
                 rows, cursor = await list_tickets(conn, caller.tenant_id, f, **options)
             except CursorError as exc:
@@ -83,13 +82,13 @@ def queries_router(deps: ApiDeps) -> APIRouter:
     @api.get("/v1/tickets/counts", response_model=dict[str, int])
     async def counts(caller: Agent) -> Any:
         """Tickets per status, for a dashboard (every status is listed, zeros included)."""
-        async with deps.pool().acquire() as conn:
+        async with deps.connection() as conn:
             found = await counts_by_status(conn, caller.tenant_id)
         return {s.value: found.get(s.value, 0) for s in TicketStatus}
 
     async def history(caller: Principal, ticket_id: UUID) -> list[Any]:
-        async with http_errors(), deps.pool().acquire() as conn:
-            events = await ProjectingEventStore(conn).load(caller.tenant_id, ticket_id)
+        async with http_errors(), deps.transaction() as uow:
+            events = await uow.events.load(caller.tenant_id, ticket_id)
         if not events:  # another tenant's ticket too: never reveal it exists
             raise HTTPException(status.HTTP_404_NOT_FOUND, str(TicketNotFoundError(ticket_id)))
         return events

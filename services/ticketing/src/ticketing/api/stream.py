@@ -14,7 +14,7 @@ from fastapi import APIRouter, Depends, Header, HTTPException, Query, Request, s
 from fastapi.responses import StreamingResponse
 
 from helpdesk_runtime.auth import Principal
-from helpdesk_runtime.eventstore import read_after, wire_json
+from helpdesk_runtime.eventstore import latest_position, read_after, wire_json
 from helpdesk_runtime.problems import problem_responses
 from ticketing.api.deps import ApiDeps
 
@@ -36,12 +36,8 @@ def stream_router(deps: ApiDeps) -> APIRouter:
                 ) from exc
         if after is not None:
             return after
-        async with deps.pool().acquire() as conn:  # from now on
-            latest: int = await conn.fetchval(
-                "SELECT coalesce(max(position), 0) FROM events WHERE tenant_id = $1",
-                caller.tenant_id,
-            )
-            return latest
+        async with deps.connection() as conn:  # from now on
+            return await latest_position(conn, caller.tenant_id)
 
     @api.get(
         "/v1/stream",
@@ -67,7 +63,7 @@ def stream_router(deps: ApiDeps) -> APIRouter:
             quiet_since = time.monotonic()
             while not await request.is_disconnected():
                 seen = deps.feed().generation
-                async with deps.pool().acquire() as conn:
+                async with deps.connection() as conn:
                     rows = await read_after(
                         conn, position, BATCH, tenant_id=caller.tenant_id, stream_id=ticket_id
                     )
