@@ -18,3 +18,28 @@ sync_python() {
   ensure_uv
   (cd "$REPO_ROOT" && uv sync --frozen --quiet)
 }
+
+# The browser end-to-end tests drive Debian's Chromium (Playwright never downloads a browser
+# here). Installed once when it is missing; a no-op afterwards. CI runs this as root.
+ensure_chromium() {
+  command -v chromium >/dev/null 2>&1 && return 0
+  local sudo="" log
+  if [[ $EUID -ne 0 ]]; then
+    command -v sudo >/dev/null 2>&1 || {
+      say "chromium is missing: as root, run apt-get install --no-install-recommends chromium"
+      exit 1
+    }
+    sudo="sudo"
+  fi
+  say "installing chromium (Debian package) for the browser end-to-end tests"
+  log="$(mktemp)"
+  if ! $sudo env DEBIAN_FRONTEND=noninteractive sh -c \
+    'apt-get update -q && apt-get install -y -q --no-install-recommends chromium' >"$log" 2>&1; then
+    cat "$log" >&2
+    rm -f "$log"
+    say "could not install chromium (apt-get failed, output above)"
+    exit 1
+  fi
+  rm -f "$log"
+  command -v chromium >/dev/null 2>&1 || { say "chromium is not on PATH after installing it"; exit 1; }
+}

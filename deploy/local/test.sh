@@ -14,6 +14,8 @@ export HELPDESK_KAFKA_CONTROLLER_PORT="${HELPDESK_TEST_KAFKA_CONTROLLER_PORT:-29
 export HELPDESK_PG_PORT="${HELPDESK_TEST_PG_PORT:-25432}"
 
 sync_python
+ensure_chromium
+export HELPDESK_REQUIRE_BROWSER=1 # the browser tests fail, never skip, without chromium
 
 say "lint and types"
 uv run --frozen ruff check .

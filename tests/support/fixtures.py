@@ -4,13 +4,20 @@ import asyncio
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
-from helpdesk_runtime.db import create_pool, load_migrations, migrate, runtime_migrations
+from helpdesk_runtime.db import (
+    Migration,
+    create_pool,
+    load_migrations,
+    migrate,
+    runtime_migrations,
+)
 from helpdesk_runtime.kafka import Producer
 
 from support.servers import Servers, servers
@@ -22,31 +29,73 @@ def real_servers() -> Iterator[Servers]:
         yield found
 
 
-def _dsn(admin_url: str, database: str) -> str:
-    base, _, _ = admin_url.rpartition("/")
-    return f"{base}/{database}"
+# Services connect as a role of their own that is not a superuser, and so do the tests: a
+# migration or a query that needs more than owning its database fails here first.
+SERVICE_ROLE = "helpdesk_service"
+SERVICE_PASSWORD = "helpdesk-service-local"
+
+
+def _dsn(admin_url: str, database: str, *, as_service: bool = False) -> str:
+    url = urlsplit(admin_url)
+    netloc = url.netloc
+    if as_service:
+        netloc = f"{SERVICE_ROLE}:{SERVICE_PASSWORD}@{url.hostname}:{url.port}"
+    return urlunsplit((url.scheme, netloc, f"/{database}", url.query, ""))
 
 
 @pytest.fixture(scope="session")
-async def template_database(real_servers: Servers) -> AsyncIterator[str]:
-    """A database with every migration applied, copied for each test (fast and isolated)."""
-    name = f"helpdesk_template_{uuid.uuid4().hex[:8]}"
+async def service_role(real_servers: Servers) -> str:
     admin = await asyncpg.connect(real_servers.database_admin_url)
-    await admin.execute(f'CREATE DATABASE "{name}"')
-    pool = await create_pool(_dsn(real_servers.database_admin_url, name), min_size=1, max_size=2)
-    await migrate(pool, [*runtime_migrations(), *load_migrations("ticketing", "ticketing")])
+    try:
+        exists = await admin.fetchval("SELECT 1 FROM pg_roles WHERE rolname = $1", SERVICE_ROLE)
+        if not exists:
+            await admin.execute(
+                f"CREATE ROLE {SERVICE_ROLE} LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE"
+                f" PASSWORD '{SERVICE_PASSWORD}'"
+            )
+    finally:
+        await admin.close()
+    return SERVICE_ROLE
+
+
+async def template_with(
+    servers: Servers, role: str, migrations: list[Migration]
+) -> AsyncIterator[str]:
+    """A database owned by the service role with `migrations` applied (as that role)."""
+    name = f"helpdesk_template_{uuid.uuid4().hex[:8]}"
+    admin = await asyncpg.connect(servers.database_admin_url)
+    await admin.execute(f'CREATE DATABASE "{name}" OWNER {role}')
+    pool = await create_pool(
+        _dsn(servers.database_admin_url, name, as_service=True), min_size=1, max_size=2
+    )
+    await migrate(pool, migrations)
     await pool.close()
     yield name
     await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
     await admin.close()
 
 
+@pytest.fixture(scope="session")
+async def template_database(real_servers: Servers, service_role: str) -> AsyncIterator[str]:
+    """The ticketing service's schema, copied for each test (fast and isolated).
+
+    tests/integration/runtime overrides it with the runtime's own tables alone."""
+    migrations = [*runtime_migrations(), *load_migrations("ticketing", "ticketing")]
+    async for name in template_with(real_servers, service_role, migrations):
+        yield name
+
+
 @pytest.fixture
-async def database_url(real_servers: Servers, template_database: str) -> AsyncIterator[str]:
+async def database_url(
+    real_servers: Servers, service_role: str, template_database: str
+) -> AsyncIterator[str]:
+    """A fresh database of the test's own, reached as the service role."""
     name = f"helpdesk_test_{uuid.uuid4().hex[:12]}"
     admin = await asyncpg.connect(real_servers.database_admin_url)
-    await admin.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template_database}"')
-    yield _dsn(real_servers.database_admin_url, name)
+    await admin.execute(
+        f'CREATE DATABASE "{name}" TEMPLATE "{template_database}" OWNER {service_role}'
+    )
+    yield _dsn(real_servers.database_admin_url, name, as_service=True)
     await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
     await admin.close()
 
