@@ -13,12 +13,27 @@ sync_python
 "$INFRA" up
 eval "$("$INFRA" env)"
 
-create_database() {
+# Each service has a database of its own, owned by a login role of its own that is not
+# a superuser: it can create its tables, and nothing else in the cluster. A database made
+# by an earlier version of this script (owned by the admin) is handed over to its role.
+create_database() { # name
   local name="$1"
-  if [[ -z "$(psql "$DATABASE_ADMIN_URL" -Atc "SELECT 1 FROM pg_database WHERE datname = '$name'")" ]]; then
-    psql "$DATABASE_ADMIN_URL" -qc "CREATE DATABASE \"$name\""
-    say "database $name created"
-  fi
+  psql "$DATABASE_ADMIN_URL" -qAt -v ON_ERROR_STOP=1 <<SQL
+SELECT format('CREATE ROLE %I LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE', '$name')
+WHERE NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = '$name') \gexec
+SELECT format('CREATE DATABASE %I OWNER %I', '$name', '$name')
+WHERE NOT EXISTS (SELECT 1 FROM pg_database WHERE datname = '$name') \gexec
+ALTER DATABASE "$name" OWNER TO "$name";
+SQL
+  psql "${DATABASE_ADMIN_URL%/*}/$name" -qAt -v ON_ERROR_STOP=1 <<SQL
+SELECT format('ALTER TABLE public.%I OWNER TO %I', tablename, '$name')
+FROM pg_tables WHERE schemaname = 'public' AND tableowner <> '$name' \gexec
+SQL
+}
+
+service_url() { # name: the service's own role on its own database
+  local admin="${DATABASE_ADMIN_URL%/*}"
+  echo "postgresql://$1@${admin#*@}/$1"
 }
 
 start_service() { # name port module
@@ -30,7 +45,7 @@ start_service() { # name port module
   create_database "$name"
   (
     cd "$REPO_ROOT"
-    DATABASE_URL="${DATABASE_ADMIN_URL%/*}/$name" \
+    DATABASE_URL="$(service_url "$name")" \
       KAFKA_BOOTSTRAP_SERVERS="$KAFKA_BOOTSTRAP_SERVERS" \
       HTTP_PORT="$port" LOG_FORMAT=json \
       nohup uv run --frozen python -m "$module" >>"$LOG_DIR/$name.log" 2>&1 &
@@ -54,7 +69,7 @@ wait_ready() { # name port
 start_service ticketing "$TICKETING_PORT" ticketing
 wait_ready ticketing "$TICKETING_PORT"
 # A demo tenant, so the README's examples work; real tenants are provisioned the same way.
-(cd "$REPO_ROOT" && DATABASE_URL="${DATABASE_ADMIN_URL%/*}/ticketing" LOG_FORMAT=json \
+(cd "$REPO_ROOT" && DATABASE_URL="$(service_url ticketing)" LOG_FORMAT=json \
   uv run --frozen python -m ticketing tenants add acme --name "Acme (demo)" >/dev/null 2>&1)
 
 cat <<MSG
@@ -63,7 +78,7 @@ The helpdesk is up.
   Ticketing API      http://127.0.0.1:$TICKETING_PORT
   OpenAPI (try it)   http://127.0.0.1:$TICKETING_PORT/docs
   Kafka              $KAFKA_BOOTSTRAP_SERVERS
-  PostgreSQL         ${DATABASE_ADMIN_URL%/*}/ticketing
+  PostgreSQL         $(service_url ticketing)  (the service's own role)
   Logs               $LOG_DIR/
 Stop everything with: make down
 MSG

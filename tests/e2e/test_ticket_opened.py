@@ -241,3 +241,19 @@ async def test_intake_for_an_unknown_tenant_is_dead_lettered_with_the_reason(
     headers = dict(letters[0].headers)
     assert headers["dlq-error-type"] == b"rejected"
     assert f"unknown tenant '{stranger}'".encode() in headers["dlq-reason"]
+
+
+async def test_a_message_larger_than_the_consumer_accepts_is_dead_lettered_whole(
+    service: RunningService, producer: Producer, kafka_bootstrap: str
+) -> None:
+    # The broker takes up to 4 MiB; the service accepts 1 MiB: the rest is dead-lettered.
+    key = f"big-{uuid4().hex[:6]}".encode()
+    huge = b'{"event_type": "TicketSubmitted", "padding": "' + b"x" * 1_500_000 + b'"}'
+    await producer.send_many([OutgoingMessage(INTAKE, huge, key=key)])
+    letters = await find_on_topic(kafka_bootstrap, f"{INTAKE}.dlq", lambda r: r.key == key)
+    assert len(letters) == 1
+    assert letters[0].value == huge
+    headers = dict(letters[0].headers)
+    assert headers["dlq-error-type"] == b"oversize"
+    limit = service.settings.consumer_max_message_bytes
+    assert headers["dlq-reason"] == f"message is {len(huge)} bytes; the limit is {limit}".encode()

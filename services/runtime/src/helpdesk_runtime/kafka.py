@@ -28,9 +28,12 @@ class OutgoingMessage:
 class Producer:
     """aiokafka producer with idempotence (acks=all), a small linger and lz4 compression."""
 
-    def __init__(self, bootstrap_servers: str, client_id: str) -> None:
+    def __init__(
+        self, bootstrap_servers: str, client_id: str, max_message_bytes: int = 4_194_304
+    ) -> None:
         self._bootstrap_servers = bootstrap_servers
         self._client_id = client_id
+        self._max_message_bytes = max_message_bytes
         self._producer: AIOKafkaProducer | None = None
 
     async def start(self) -> None:
@@ -43,6 +46,7 @@ class Producer:
             linger_ms=5,
             compression_type="lz4",
             max_batch_size=256 * 1024,
+            max_request_size=self._max_message_bytes,
             request_timeout_ms=30_000,
         )
         await self._producer.start()

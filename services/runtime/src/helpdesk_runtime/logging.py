@@ -5,6 +5,7 @@ batch, so every line logged while handling it carries them.
 """
 
 import logging
+import re
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -12,7 +13,20 @@ from typing import Any
 
 import structlog
 
+_TOKEN_IN_URL = re.compile(r"(access_token=)[^&\s\"]+")
+
+
+def _redact_tokens(_logger: Any, _method: str, event: dict[str, Any]) -> dict[str, Any]:
+    # A stream token rides in the URL (EventSource cannot send headers), so access lines
+    # would carry it; it is short-lived and single-purpose, and still kept out of logs.
+    message = event.get("event")
+    if isinstance(message, str) and "access_token=" in message:
+        event["event"] = _TOKEN_IN_URL.sub(r"\1[redacted]", message)
+    return event
+
+
 _SHARED: list[structlog.types.Processor] = [
+    _redact_tokens,
     structlog.contextvars.merge_contextvars,
     structlog.processors.add_log_level,
     structlog.processors.TimeStamper(fmt="iso", utc=True),

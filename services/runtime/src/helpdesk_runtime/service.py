@@ -69,7 +69,9 @@ class ServiceRuntime:
             # "Received"/"Processed" for every batch is noise at month-start volume.
             log_level=logging.DEBUG,
         )
-        self.producer = Producer(settings.kafka_bootstrap_servers, settings.client_id)
+        self.producer = Producer(
+            settings.kafka_bootstrap_servers, settings.client_id, settings.kafka_max_message_bytes
+        )
         self._pool: asyncpg.Pool | None = None
         self.feed: AppendFeed | None = None
         self.relay: OutboxRelay | None = None

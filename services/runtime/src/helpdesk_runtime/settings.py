@@ -46,6 +46,9 @@ class ServiceSettings(BaseSettings):
     # Created at start-up when missing; in Kubernetes Strimzi owns topics and this stays off.
     kafka_create_topics: bool = True
     kafka_replication_factor: int = Field(default=1, ge=1)
+    # The largest record this service publishes: the broker's (or topic's) message.max.bytes,
+    # so that a dead letter of an oversized message (above CONSUMER_MAX_MESSAGE_BYTES) fits.
+    kafka_max_message_bytes: int = Field(default=4_194_304, ge=1024)
 
     http_host: str = "0.0.0.0"
     http_port: int = Field(default=8000, ge=1, le=65535)
@@ -86,6 +89,15 @@ class ServiceSettings(BaseSettings):
     @property
     def client_id(self) -> str:
         return self.kafka_client_id or self.service_name
+
+    @model_validator(mode="after")
+    def _dead_letters_fit(self) -> Self:
+        if self.kafka_max_message_bytes < self.consumer_max_message_bytes:
+            raise ValueError(
+                "KAFKA_MAX_MESSAGE_BYTES must be at least CONSUMER_MAX_MESSAGE_BYTES, or an"
+                " oversized message could not be dead-lettered"
+            )
+        return self
 
     def runs(self, part: Part) -> bool:
         """Whether this process runs `part` (see PARTS)."""
