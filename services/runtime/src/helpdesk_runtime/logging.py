@@ -7,7 +7,7 @@ batch, so every line logged while handling it carries them.
 import logging
 import re
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, MutableMapping
 from contextlib import contextmanager
 from typing import Any
 
@@ -16,7 +16,9 @@ import structlog
 _TOKEN_IN_URL = re.compile(r"(access_token=)[^&\s\"]+")
 
 
-def _redact_tokens(_logger: Any, _method: str, event: dict[str, Any]) -> dict[str, Any]:
+def _redact_tokens(
+    _logger: Any, _method: str, event: MutableMapping[str, Any]
+) -> MutableMapping[str, Any]:
     # A stream token rides in the URL (EventSource cannot send headers), so access lines
     # would carry it; it is short-lived and single-purpose, and still kept out of logs.
     message = event.get("event")
