@@ -119,3 +119,25 @@ async def test_a_browser_app_on_an_allowed_origin_may_call_the_api(
         )
         assert elsewhere.status_code == 400
         assert "access-control-allow-origin" not in elsewhere.headers
+
+
+async def test_registering_a_tenant_from_the_command_line_is_audited(database_url: str) -> None:
+    for name in ("Acme", "Acme Corp"):
+        code, output = await run_cli(
+            "tenants", "add", "acme", "--name", name, database_url=database_url
+        )
+        assert code == 0, output
+    conn = await asyncpg.connect(database_url)
+    try:
+        rows = await conn.fetch(
+            "SELECT actor, actor_role, action, before::text, after::text FROM audit_log"
+            " WHERE tenant_id = 'acme' AND entity = 'tenant' ORDER BY id"
+        )
+    finally:
+        await conn.close()
+    assert [(r["action"], r["actor_role"]) for r in rows] == [
+        ("created", "ops"),
+        ("updated", "ops"),
+    ]
+    assert all(r["actor"].startswith("ops:") for r in rows)
+    assert (rows[1]["before"], rows[1]["after"]) == ('{"name": "Acme"}', '{"name": "Acme Corp"}')

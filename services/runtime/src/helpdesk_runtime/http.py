@@ -12,6 +12,7 @@ from starlette.datastructures import Headers, MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from helpdesk_runtime import trace
+from helpdesk_runtime.audit import audit_router
 from helpdesk_runtime.auth import TokenVerifier
 from helpdesk_runtime.http_auth import HttpAuth
 from helpdesk_runtime.logging import bound
@@ -162,6 +163,7 @@ def create_app(
         auth = HttpAuth(TokenVerifier(settings), StreamTokens(settings))
         for router in api(auth):
             app.include_router(router)
+        app.include_router(audit_router(auth, lambda: runtime.pool.acquire()))
         if live_stream:
             app.include_router(auth.stream_token_router())
     declare_problems(app)

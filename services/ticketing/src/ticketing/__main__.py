@@ -6,11 +6,14 @@ python -m ticketing tenants list
 """
 
 import argparse
+import getpass
 
 import asyncpg
 from pydantic import TypeAdapter, ValidationError
 
 from helpdesk_contracts import TenantId
+from helpdesk_runtime import audit
+from helpdesk_runtime.audit import Action
 from helpdesk_runtime.cli import Command, ServiceCli
 from helpdesk_runtime.logging import get_logger
 from ticketing import tenants
@@ -29,7 +32,15 @@ async def _rebuild(_settings: Settings, _args: argparse.Namespace, pool: asyncpg
 async def _tenants(_settings: Settings, args: argparse.Namespace, pool: asyncpg.Pool) -> None:
     async with pool.acquire() as conn:
         if args.action == "add":
-            await tenants.add(conn, args.tenant_id, args.name)
+            async with conn.transaction():
+                before = dict(await tenants.all_of(conn)).get(args.tenant_id)
+                await tenants.add(conn, args.tenant_id, args.name)
+                await audit.record(
+                    conn, tenant_id=args.tenant_id, actor=f"ops:{getpass.getuser()}",
+                    entity="tenant", entity_id=args.tenant_id,
+                    action=Action.UPDATED if before else Action.CREATED,
+                    before={"name": before} if before else None, after={"name": args.name},
+                )  # fmt: skip
             log.info("tenant registered", tenant_id=args.tenant_id)
         else:
             for tenant_id, name in await tenants.all_of(conn):

@@ -8,6 +8,8 @@ from fastapi import APIRouter, Depends, HTTPException, Request, Response, status
 from pydantic import BaseModel, ConfigDict, Field
 
 from helpdesk_contracts import Actor, ActorKind
+from helpdesk_runtime import audit
+from helpdesk_runtime.audit import Action
 from helpdesk_runtime.auth import Principal, Role
 from helpdesk_runtime.http import correlation_id_of
 from helpdesk_runtime.problems import problem_responses
@@ -65,19 +67,29 @@ def groups_router(deps: ApiDeps) -> APIRouter:
     async def put_group(group_id: str, body: GroupRequest, caller: Admin) -> Any:
         """Create or replace a group (members who stay keep their availability and turn)."""
         async with deps.transaction() as uow:
+            before = _group(await groups_store.groups(uow.conn, caller.tenant_id), group_id)
             await groups_store.put_group(
                 uow.conn, caller.tenant_id, group_id, body.name, body.strategy, body.members
             )
-            found = await groups_store.groups(uow.conn, caller.tenant_id)
-        group = next(g for g in found if g["group_id"] == group_id)
-        return Group.model_validate({**group, "members": _members(group)})
+            after = _group(await groups_store.groups(uow.conn, caller.tenant_id), group_id)
+            await audit.record(
+                uow.conn, tenant_id=caller.tenant_id, actor=caller, entity="group",
+                entity_id=group_id, action=Action.UPDATED if before else Action.CREATED,
+                before=before, after=after,
+            )  # fmt: skip
+        assert after is not None
+        return after
 
     async def availability(caller: Principal, agent_id: str, body: Availability) -> None:
-        async with deps.connection() as conn:
+        async with deps.transaction() as uow:
             if not await groups_store.set_availability(
-                conn, caller.tenant_id, agent_id, body.available
+                uow.conn, caller.tenant_id, agent_id, body.available
             ):
                 raise HTTPException(status.HTTP_404_NOT_FOUND, f"{agent_id} is in no group")
+            await audit.record(
+                uow.conn, tenant_id=caller.tenant_id, actor=caller, entity="availability",
+                entity_id=agent_id, action=Action.UPDATED, after=body,
+            )  # fmt: skip
 
     @api.put(
         "/v1/agents/me/availability",
@@ -131,6 +143,11 @@ def groups_router(deps: ApiDeps) -> APIRouter:
         return TicketView.of(ticket)
 
     return api
+
+
+def _group(found: list[dict[str, object]], group_id: str) -> Group | None:
+    group = next((g for g in found if g["group_id"] == group_id), None)
+    return None if group is None else Group.model_validate({**group, "members": _members(group)})
 
 
 def _members(group: dict[str, object]) -> list[Member]:

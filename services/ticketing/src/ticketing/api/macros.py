@@ -6,6 +6,8 @@ from uuid import UUID, uuid4
 from fastapi import APIRouter, Depends, HTTPException, Request, Response, status
 
 from helpdesk_contracts import Actor, ActorKind
+from helpdesk_runtime import audit
+from helpdesk_runtime.audit import Action
 from helpdesk_runtime.auth import Principal, Role
 from helpdesk_runtime.http import correlation_id_of
 from helpdesk_runtime.problems import problem_responses
@@ -38,11 +40,15 @@ def macros_router(deps: ApiDeps) -> APIRouter:
     )
     async def add_canned_response(body: CannedResponse, caller: Supervisor) -> Any:
         macro_id = uuid4()
-        async with deps.connection() as conn:
+        async with deps.transaction() as uow:
             try:
-                await macros_store.add(conn, caller.tenant_id, macro_id, body, caller.agent_id)
+                await macros_store.add(uow.conn, caller.tenant_id, macro_id, body, caller.agent_id)
             except macros_store.DuplicateNameError as exc:
                 raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from exc
+            await audit.record(
+                uow.conn, tenant_id=caller.tenant_id, actor=caller, entity="canned_response",
+                entity_id=str(macro_id), action=Action.CREATED, after=body,
+            )  # fmt: skip
         return StoredCannedResponse(id=macro_id, **body.model_dump())
 
     @api.delete(
@@ -51,9 +57,14 @@ def macros_router(deps: ApiDeps) -> APIRouter:
         responses=problem_responses(403, 404),
     )
     async def delete_canned_response(macro_id: UUID, caller: Supervisor) -> None:
-        async with deps.connection() as conn:
-            if not await macros_store.remove(conn, caller.tenant_id, macro_id):
+        async with deps.transaction() as uow:
+            before = await macros_store.get(uow.conn, caller.tenant_id, macro_id)
+            if not await macros_store.remove(uow.conn, caller.tenant_id, macro_id):
                 raise HTTPException(status.HTTP_404_NOT_FOUND, "no such canned response")
+            await audit.record(
+                uow.conn, tenant_id=caller.tenant_id, actor=caller, entity="canned_response",
+                entity_id=str(macro_id), action=Action.DELETED, before=before,
+            )  # fmt: skip
 
     @api.post(
         "/v1/tickets/{ticket_id}/canned-responses/{macro_id}",
