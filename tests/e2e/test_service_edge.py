@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator
 import asyncpg
 import pytest
 
+from support.fixtures import service_dsn
 from support.servers import Servers
 from support.service import ticketing_service
 
@@ -16,11 +17,12 @@ FRONTEND = "https://agents.example.com"
 
 
 @pytest.fixture
-async def empty_database_url(real_servers: Servers) -> AsyncIterator[str]:
+async def empty_database_url(real_servers: Servers, service_role: str) -> AsyncIterator[str]:
+    """A database with nothing in it yet, owned by the service's role (as ops create it)."""
     name = f"helpdesk_empty_{uuid.uuid4().hex[:12]}"
     admin = await asyncpg.connect(real_servers.database_admin_url)
-    await admin.execute(f'CREATE DATABASE "{name}"')
-    yield f"{real_servers.database_admin_url.rpartition('/')[0]}/{name}"
+    await admin.execute(f'CREATE DATABASE "{name}" OWNER {service_role}')
+    yield service_dsn(real_servers.database_admin_url, name)
     await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
     await admin.close()
 
@@ -48,7 +50,17 @@ async def test_migrate_is_safe_from_several_processes_at_once_and_twice(
         names = [r["name"] for r in await conn.fetch("SELECT name FROM schema_migrations")]
         assert len(names) == len(set(names))
         assert "ticketing/0001_ticket_numbers.sql" in names
-        assert await conn.fetchval("SELECT to_regclass('ticket_list') IS NOT NULL")
+        tables = {
+            name: await conn.fetchval("SELECT to_regclass($1) IS NOT NULL", name)
+            for name in ("ticket_list", "events", "inbox", "audit_log", "outbox", "timers")
+        }
+        # Only the runtime's tables ticketing uses: it is event-sourced and sets no timers.
+        assert tables == {
+            "ticket_list": True, "events": True, "inbox": True, "audit_log": True,
+            "outbox": False, "timers": False,
+        }  # fmt: skip
+        owner = await conn.fetchval("SELECT tableowner FROM pg_tables WHERE tablename = 'events'")
+        assert owner == "helpdesk_service"  # the service's own role, not the admin
     finally:
         await conn.close()
     code, output = await run_cli("migrate", database_url=empty_database_url)

@@ -11,14 +11,10 @@ import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
-from helpdesk_runtime.db import (
-    Migration,
-    create_pool,
-    load_migrations,
-    migrate,
-    runtime_migrations,
-)
+from helpdesk_runtime.db import Migration, create_pool, migrate
 from helpdesk_runtime.kafka import Producer
+from ticketing.bootstrap import build_runtime
+from ticketing.config import Settings
 
 from support.servers import Servers, servers
 
@@ -33,6 +29,11 @@ def real_servers() -> Iterator[Servers]:
 # migration or a query that needs more than owning its database fails here first.
 SERVICE_ROLE = "helpdesk_service"
 SERVICE_PASSWORD = "helpdesk-service-local"
+
+
+def service_dsn(admin_url: str, database: str) -> str:
+    """A database's DSN for the service role (what a service's DATABASE_URL looks like)."""
+    return _dsn(admin_url, database, as_service=True)
 
 
 def _dsn(admin_url: str, database: str, *, as_service: bool = False) -> str:
@@ -80,7 +81,7 @@ async def template_database(real_servers: Servers, service_role: str) -> AsyncIt
     """The ticketing service's schema, copied for each test (fast and isolated).
 
     tests/integration/runtime overrides it with the runtime's own tables alone."""
-    migrations = [*runtime_migrations(), *load_migrations("ticketing", "ticketing")]
+    migrations = build_runtime(Settings()).migrations  # exactly what the service migrates
     async for name in template_with(real_servers, service_role, migrations):
         yield name
 

@@ -1,7 +1,9 @@
 """The asyncpg pool and a small forward-only migration runner."""
 
 import hashlib
+from collections.abc import Iterable
 from dataclasses import dataclass
+from enum import StrEnum
 from importlib import resources
 from typing import TypeAlias
 
@@ -31,16 +33,34 @@ class Migration:
         return hashlib.sha256(self.sql.encode()).hexdigest()
 
 
-def load_migrations(package: str, prefix: str) -> list[Migration]:
-    """The `*.sql` files of a package's `migrations` folder, in name order."""
-    folder = resources.files(package).joinpath("migrations")
-    files = sorted((f for f in folder.iterdir() if f.name.endswith(".sql")), key=lambda f: f.name)
+def load_migrations(package: str, prefix: str, folder: str = "migrations") -> list[Migration]:
+    """The `*.sql` files of a package's migrations folder, in name order."""
+    found = resources.files(package).joinpath(folder)
+    files = sorted((f for f in found.iterdir() if f.name.endswith(".sql")), key=lambda f: f.name)
     return [Migration(f"{prefix}/{f.name}", f.read_text(encoding="utf-8")) for f in files]
 
 
-def runtime_migrations() -> list[Migration]:
-    """The event store, outbox and inbox tables every service needs."""
-    return load_migrations("helpdesk_runtime", "runtime")
+class Component(StrEnum):
+    """A piece of the runtime that has tables; a service's database holds only those it uses."""
+
+    EVENT_STORE = "event_store"  # events (also the outbox of an event-sourced service)
+    INBOX = "inbox"  # consumers' idempotency
+    OUTBOX = "outbox"  # the outbox of a service that is not event-sourced
+    TIMERS = "timers"
+    AUDIT = "audit"  # who changed the tenant's configuration
+
+
+def runtime_migrations(components: Iterable[Component] = tuple(Component)) -> list[Migration]:
+    """The runtime's tables for these components (file names are unique across them)."""
+    wanted = set(components)
+    return [
+        migration
+        for component in Component
+        if component in wanted
+        for migration in load_migrations(
+            "helpdesk_runtime", "runtime", f"migrations/{component.value}"
+        )
+    ]
 
 
 async def create_pool(dsn: str, *, min_size: int = 2, max_size: int = 10) -> asyncpg.Pool:

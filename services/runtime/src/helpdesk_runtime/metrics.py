@@ -87,7 +87,9 @@ class Metrics:
             ["relay"], buckets=_AGE, registry=r,
         )  # fmt: skip
         self.timers_pending = Gauge(
-            "helpdesk_timers_pending", "Durable timers scheduled and not yet fired", registry=r
+            "helpdesk_timers_pending",
+            "Durable timers scheduled and not yet fired (PostgreSQL's estimate)",
+            registry=r,
         )
         self.timers_fired = Counter(
             "helpdesk_timers_fired", "Durable timers fired", ["kind"], registry=r

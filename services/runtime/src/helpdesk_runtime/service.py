@@ -2,7 +2,7 @@
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass
 from typing import Any
@@ -11,7 +11,7 @@ import asyncpg
 from faststream.kafka import KafkaBroker
 
 from helpdesk_runtime.consumer import BatchConsumer, BatchHandler
-from helpdesk_runtime.db import Migration, create_pool, migrate, runtime_migrations
+from helpdesk_runtime.db import Component, Migration, create_pool, migrate, runtime_migrations
 from helpdesk_runtime.deadletters import DeadLetterPublisher
 from helpdesk_runtime.feed import AppendFeed
 from helpdesk_runtime.jobs import Job, JobSupervisor
@@ -21,6 +21,7 @@ from helpdesk_runtime.metrics import Metrics
 from helpdesk_runtime.outbox import OutboxRelay, Router, Source
 from helpdesk_runtime.settings import Part, ServiceSettings
 from helpdesk_runtime.subscriptions import subscribe_batch
+from helpdesk_runtime.timers import TimerHandler, TimerScheduler, pending_count
 
 log = get_logger(__name__)
 
@@ -51,11 +52,26 @@ class ServiceRuntime:
         publish_from: Source = Source.EVENTS,
         consumers: Sequence[ConsumerSpec] = (),
         jobs: dict[str, JobFactory] | None = None,
+        timers: Mapping[str, TimerHandler] | None = None,
     ) -> None:
         self.settings = settings
         self.metrics = Metrics()
         self.metrics.on_refresh(self._refresh_metrics)
-        self.migrations = [*runtime_migrations(), *migrations]
+        self._timer_handlers = dict(timers or {})
+        self.timers: TimerScheduler | None = None
+        # Only the runtime's tables this service uses. Every service keeps configuration
+        # that admins change, so every one has the audit log.
+        components = {Component.AUDIT}
+        if route is not None:
+            components.add(
+                Component.EVENT_STORE if publish_from is Source.EVENTS else Component.OUTBOX
+            )
+        if consumers:
+            components.add(Component.INBOX)
+        if self._timer_handlers:
+            components.add(Component.TIMERS)
+        self.components = frozenset(components)
+        self.migrations = [*runtime_migrations(components), *migrations]
         self._own_jobs = jobs or {}
         self._topics = topics
         self._route = route
@@ -162,9 +178,22 @@ class ServiceRuntime:
                 metrics=self.metrics,
             )
             jobs.append(Job("outbox-relay", lambda: relay.run(feed)))
+        if self._timer_handlers:
+            timers = self.timers = TimerScheduler(
+                self.pool,
+                self._timer_handlers,
+                batch_size=self.settings.timer_batch_size,
+                poll_interval_s=self.settings.timer_poll_interval_s,
+                on_fired=self._timer_fired,
+            )
+            jobs.append(Job("timers", timers.run))
         for name, work in self._own_jobs.items():
             jobs.append(Job(name, lambda work=work: work(self)))  # type: ignore[misc]
         return jobs
+
+    def _timer_fired(self, kind: str, lateness_s: float) -> None:
+        self.metrics.timers_fired.labels(kind).inc()
+        self.metrics.timer_lateness.labels(kind).observe(max(lateness_s, 0.0))
 
     async def _refresh_metrics(self) -> None:
         m = self.metrics
@@ -175,9 +204,12 @@ class ServiceRuntime:
             m.pool_max.set(self._pool.get_max_size())
         for name, state in self.jobs.states.items():
             m.job_restarts.labels(name).set(state.restarts)
-        if self.relay is not None:
-            with suppress(Exception):  # a scrape during an outage still answers
+        with suppress(Exception):  # a scrape during an outage still answers
+            if self.relay is not None:
                 m.outbox_backlog.labels(self.relay.name).set(await self.relay.backlog())
+            if Component.TIMERS in self.components and self._pool is not None:
+                async with self._pool.acquire() as conn:
+                    m.timers_pending.set(await pending_count(conn))
 
     @asynccontextmanager
     async def lifespan(self, _app: Any = None) -> AsyncIterator[None]:

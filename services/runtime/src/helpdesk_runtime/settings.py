@@ -83,6 +83,10 @@ class ServiceSettings(BaseSettings):
     outbox_batch_size: int = Field(default=1000, ge=1)
     outbox_poll_interval_s: float = Field(default=1.0, gt=0)
 
+    timer_batch_size: int = Field(default=500, ge=1)
+    # How late a timer that another replica scheduled sooner than the next known one can be.
+    timer_poll_interval_s: float = Field(default=1.0, gt=0)
+
     # Below a pod's terminationGracePeriodSeconds (30 s by default).
     shutdown_grace_s: float = Field(default=20.0, gt=0)
 
