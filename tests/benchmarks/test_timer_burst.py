@@ -12,14 +12,16 @@ the sizes.
 import json
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from datetime import UTC, datetime, timedelta
 
 import asyncpg
+import pytest
 
-from helpdesk_runtime.db import Connection
+from helpdesk_runtime.db import Connection, runtime_migrations
 from helpdesk_runtime.timers import DueTimer, TimerScheduler, overdue_count, pending_count
 
+from support.fixtures import template_with
 from support.servers import Servers
 
 PENDING = int(os.environ.get("BENCH_TIMERS_PENDING", "1000000"))
@@ -33,6 +35,15 @@ NOW = MINUTE + timedelta(minutes=1)
 # to 30 days later. A fill writes either the ones due or the others: the due ones are
 # written together, as deadlines are (tickets opened in one minute fall due in one minute),
 # and every round of the benchmark fires timers laid out alike.
+
+
+@pytest.fixture(scope="module")
+async def template_database(real_servers: Servers, service_role: str) -> AsyncIterator[str]:
+    """The runtime's own tables (ticketing, the default, sets no timers)."""
+    async for name in template_with(real_servers, service_role, runtime_migrations()):
+        yield name
+
+
 _INSERT = """
     INSERT INTO timers (kind, key, tenant_id, due_at, payload)
     SELECT $1, $1 || ':' || g, 'bench' || (g % 20),

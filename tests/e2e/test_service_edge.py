@@ -3,28 +3,12 @@
 import asyncio
 import os
 import sys
-import uuid
-from collections.abc import AsyncIterator
 
 import asyncpg
-import pytest
 
-from support.fixtures import service_dsn
-from support.servers import Servers
 from support.service import ticketing_service
 
 FRONTEND = "https://agents.example.com"
-
-
-@pytest.fixture
-async def empty_database_url(real_servers: Servers, service_role: str) -> AsyncIterator[str]:
-    """A database with nothing in it yet, owned by the service's role (as ops create it)."""
-    name = f"helpdesk_empty_{uuid.uuid4().hex[:12]}"
-    admin = await asyncpg.connect(real_servers.database_admin_url)
-    await admin.execute(f'CREATE DATABASE "{name}" OWNER {service_role}')
-    yield service_dsn(real_servers.database_admin_url, name)
-    await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    await admin.close()
 
 
 async def run_cli(*args: str, database_url: str) -> tuple[int, str]:

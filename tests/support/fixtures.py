@@ -102,6 +102,17 @@ async def database_url(
 
 
 @pytest.fixture
+async def empty_database_url(real_servers: Servers, service_role: str) -> AsyncIterator[str]:
+    """A database with nothing in it yet, owned by the service role (as ops create one)."""
+    name = f"helpdesk_empty_{uuid.uuid4().hex[:12]}"
+    admin = await asyncpg.connect(real_servers.database_admin_url)
+    await admin.execute(f'CREATE DATABASE "{name}" OWNER {service_role}')
+    yield service_dsn(real_servers.database_admin_url, name)
+    await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    await admin.close()
+
+
+@pytest.fixture
 async def pool(database_url: str) -> AsyncIterator[asyncpg.Pool]:
     p = await create_pool(database_url, min_size=1, max_size=10)
     yield p
