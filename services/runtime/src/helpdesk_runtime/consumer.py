@@ -16,8 +16,10 @@ service at the disk's fsync rate. Failures are split in two kinds:
 
 import asyncio
 import time
+from collections import Counter, defaultdict
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any, TypeAlias
 
 import asyncpg
@@ -249,15 +251,28 @@ class BatchConsumer:
         self._count_applied(batch, fresh, {x.event_id for x in rejections})
 
     def _count_applied(self, batch: Sequence[_Decoded], fresh: set[Any], refused: set[Any]) -> None:
-        m = self.metrics
+        # Counted per (topic, type) first: one labelled update per group, not per event.
+        applied: Counter[tuple[str, str]] = Counter()
+        repeats: Counter[str] = Counter()
+        ages: dict[str, list[datetime]] = defaultdict(list)
         for d in batch:
-            topic = d.record.topic
-            if d.envelope.event_id not in fresh:
-                m.duplicates.labels(self.name, topic).inc()
+            topic, envelope = d.record.topic, d.envelope
+            if envelope.event_id not in fresh:
+                repeats[topic] += 1
                 continue
-            m.observe_age(self.name, topic, d.envelope.occurred_at)
-            if d.envelope.event_id not in refused:
-                m.consumed.labels(self.name, topic, d.envelope.event_type).inc()
+            ages[topic].append(envelope.occurred_at)
+            if envelope.event_id not in refused:
+                applied[(topic, envelope.event_type)] += 1
+        m = self.metrics
+        for topic, n in repeats.items():
+            m.duplicates.labels(self.name, topic).inc(n)
+        for (topic, event_type), n in applied.items():
+            m.consumed.labels(self.name, topic, event_type).inc(n)
+        now = datetime.now(UTC)
+        for topic, occurred in ages.items():
+            histogram = m.event_age.labels(self.name, topic)
+            for at in occurred:
+                histogram.observe(max((now - at).total_seconds(), 0.0))
 
     def observe_lag(
         self, records: Sequence[Record], highwater: Callable[[str, int], int | None]

@@ -7,7 +7,6 @@ need the database (outbox backlog, pending timers, pool use) are refreshed when 
 
 import re
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, disable_created_metrics
 
@@ -126,10 +125,6 @@ class Metrics:
             return "other"
         self._event_types.add(event_type)
         return event_type
-
-    def observe_age(self, consumer: str, topic: str, occurred_at: datetime) -> None:
-        age = (datetime.now(UTC) - occurred_at).total_seconds()
-        self.event_age.labels(consumer, topic).observe(max(age, 0.0))
 
     def on_refresh(self, refresher: Refresher) -> None:
         """Run `refresher` before each scrape (gauges read from the database)."""

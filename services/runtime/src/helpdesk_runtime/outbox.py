@@ -13,6 +13,7 @@ republishes (consumers are idempotent by event id).
 
 import asyncio
 import time
+from collections import Counter
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -127,10 +128,12 @@ class OutboxRelay:
         return len(rows)
 
     def _count(self, rows: list[asyncpg.Record], messages: list[OutgoingMessage]) -> None:
+        produced = Counter((m.topic, r["event_type"]) for r, m in zip(rows, messages, strict=True))
+        for (topic, event_type), n in produced.items():
+            self.metrics.produced.labels(topic, event_type).inc(n)
         now = datetime.now(UTC)
         delay = self.metrics.publish_delay.labels(self._name)
-        for row, message in zip(rows, messages, strict=True):
-            self.metrics.produced.labels(message.topic, row["event_type"]).inc()
+        for row in rows:
             delay.observe(max((now - row["recorded_at"]).total_seconds(), 0.0))
 
     async def backlog(self) -> int:
