@@ -19,7 +19,8 @@ import asyncpg
 import pytest
 
 from helpdesk_runtime.db import Connection, runtime_migrations
-from helpdesk_runtime.timers import DueTimer, TimerScheduler, overdue_count, pending_count
+from helpdesk_runtime.timer_scheduler import TimerScheduler
+from helpdesk_runtime.timers import DueTimer, overdue_count, pending_count
 
 from support.fixtures import template_with
 from support.servers import Servers

@@ -11,11 +11,10 @@ import asyncpg
 import pytest
 
 from helpdesk_runtime.db import Connection, create_pool
+from helpdesk_runtime.timer_scheduler import RetryPolicy, TimerScheduler
 from helpdesk_runtime.timers import (
     DueTimer,
-    RetryPolicy,
     Timer,
-    TimerScheduler,
     cancel,
     cancel_many,
     overdue_count,

@@ -5,7 +5,8 @@ from typing import Any
 
 import pytest
 
-from helpdesk_runtime.timers import MAX_PAYLOAD_BYTES, RetryPolicy, TimerScheduler, schedule
+from helpdesk_runtime.timer_scheduler import RetryPolicy, TimerScheduler
+from helpdesk_runtime.timers import MAX_PAYLOAD_BYTES, schedule
 
 _NO_CONNECTION: Any = None  # refused before any statement is sent
 

@@ -21,7 +21,8 @@ from helpdesk_runtime.metrics import Metrics
 from helpdesk_runtime.outbox import OutboxRelay, Router, Source
 from helpdesk_runtime.settings import Part, ServiceSettings
 from helpdesk_runtime.subscriptions import subscribe_batch
-from helpdesk_runtime.timers import TimerHandler, TimerScheduler, pending_count
+from helpdesk_runtime.timer_scheduler import TimerScheduler
+from helpdesk_runtime.timers import TimerHandler, pending_count
 
 log = get_logger(__name__)
 
