@@ -126,7 +126,16 @@ async def test_metrics_move_by_what_the_traffic_did(
         assert (await service.client.get("/v1/tickets", headers=headers)).status_code == 200
     missing = await service.client.get(f"/v1/tickets/{uuid4()}", headers=headers)
     assert missing.status_code == 404
+    text = {**headers, "Content-Type": "text/plain"}
+    assert (
+        await service.client.post("/v1/tickets", content=b"hi", headers=text)
+    ).status_code == 415
+    assert (await service.client.get(f"/nowhere/{uuid4()}")).status_code == 404
     http = await scrape(service)
+    refused = {"method": "POST", "route": "/v1/tickets", "status": "415"}
+    assert total(http, "helpdesk_http_requests_total", **refused) == 1  # answered before routing
+    nowhere = {"method": "GET", "route": "unmatched", "status": "404"}
+    assert total(http, "helpdesk_http_requests_total", **nowhere) == 1  # one series, any path
     route = {"method": "GET", "route": "/v1/tickets"}
     assert (
         total(http, "helpdesk_http_requests_total", **route, status="200")

@@ -4,7 +4,7 @@ import time
 from collections.abc import Callable, Iterable
 from uuid import UUID, uuid4
 
-from fastapi import APIRouter, FastAPI, Request
+from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -17,7 +17,7 @@ from helpdesk_runtime.auth import TokenVerifier
 from helpdesk_runtime.http_auth import HttpAuth
 from helpdesk_runtime.logging import bound
 from helpdesk_runtime.metrics import Metrics
-from helpdesk_runtime.problems import JsonBodyMiddleware, declare_problems, install_problem_handlers
+from helpdesk_runtime.problems import declare_problems, install_problem_handlers, json_bodies_only
 from helpdesk_runtime.service import ServiceRuntime
 from helpdesk_runtime.settings import Part
 from helpdesk_runtime.tokens import StreamTokens
@@ -153,7 +153,13 @@ def create_app(
     process that runs only consumers or jobs still answers health and metrics.
     """
     settings = runtime.settings
-    app = FastAPI(title=title, version=version, description=description, lifespan=runtime.lifespan)
+    app = FastAPI(
+        title=title,
+        version=version,
+        description=description,
+        lifespan=runtime.lifespan,
+        dependencies=[Depends(json_bodies_only)],
+    )
     app.state.runtime = runtime
     install_problem_handlers(app)
     app.include_router(health_router(runtime))
@@ -168,7 +174,6 @@ def create_app(
             app.include_router(auth.stream_token_router())
     declare_problems(app)
     # Outermost last: CORS answers preflights before anything else looks at the request.
-    app.add_middleware(JsonBodyMiddleware)
     app.add_middleware(CorrelationIdMiddleware)
     app.add_middleware(HttpMetricsMiddleware, metrics=runtime.metrics)
     if settings.cors_origins:

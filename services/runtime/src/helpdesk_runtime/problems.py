@@ -10,13 +10,12 @@ from http import HTTPStatus
 from typing import Any
 
 import asyncpg
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.types import ASGIApp, Receive, Scope, Send
 
 from helpdesk_runtime.logging import get_logger
 
@@ -137,30 +136,21 @@ def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
 _BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 
 
-class JsonBodyMiddleware:
-    """A request body that is not JSON gets 415 (not a confusing 422 about its fields)."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and scope["method"] in _BODY_METHODS:
-            headers = dict(scope["headers"])
-            content_type = headers.get(b"content-type", b"").decode("latin-1")
-            has_body = headers.get(b"content-length", b"0") != b"0" or (
-                b"transfer-encoding" in headers
-            )
-            media = content_type.split(";")[0].strip().lower()
-            if has_body and media and media != "application/json" and not media.endswith("+json"):
-                response = problem(
-                    415,
-                    f"the body is {media}; send application/json",
-                    instance=scope["path"],
-                    headers={"Accept": "application/json"},
-                )
-                await response(scope, receive, send)
-                return
-        await self.app(scope, receive, send)
+async def json_bodies_only(request: Request) -> None:
+    """An app-wide dependency: a request body that is not JSON gets 415, not a confusing 422
+    about its fields. A dependency, not a middleware, so it runs after routing (metrics
+    name the route) and before the body is validated."""
+    if request.method not in _BODY_METHODS:
+        return
+    headers = request.headers
+    has_body = headers.get("content-length", "0") != "0" or "transfer-encoding" in headers
+    media = headers.get("content-type", "").split(";")[0].strip().lower()
+    if has_body and media and media != "application/json" and not media.endswith("+json"):
+        raise HTTPException(
+            415,
+            f"the body is {media}; send application/json",
+            headers={"Accept": "application/json"},
+        )
 
 
 def declare_problems(app: FastAPI) -> None:
