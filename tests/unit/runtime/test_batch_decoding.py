@@ -77,10 +77,14 @@ def test_a_tolerant_reader_skips_types_it_does_not_handle_but_not_broken_ones() 
     sibling = opened(uuid4()).model_dump(mode="json") | {"event_type": "TicketSolved"}
     broken = opened(uuid4()).model_dump(mode="json")
     del broken["payload"]["subject"]
+    not_an_envelope = {"event_type": "TicketTeleported", "tenant_id": "NOT A TENANT"}
+    nameless = newer | {"event_type": ""}
     records = [
         _record(json.dumps(newer).encode(), 0, topic="ticketing.tickets.v1"),
         _record(json.dumps(sibling).encode(), 1, topic="ticketing.tickets.v1"),
         _record(json.dumps(broken).encode(), 2, topic="ticketing.tickets.v1"),
+        _record(json.dumps(not_an_envelope).encode(), 3, topic="ticketing.tickets.v1"),
+        _record(json.dumps(nameless).encode(), 4, topic="ticketing.tickets.v1"),
     ]
     decoded, letters, skipped = _consumer()._decode(records)
     assert decoded == []
@@ -88,5 +92,8 @@ def test_a_tolerant_reader_skips_types_it_does_not_handle_but_not_broken_ones() 
         (0, "TicketTeleported", "unknown_event_type"),
         (1, "TicketSolved", "not_consumed"),
     ]
-    assert [(x.record.offset, x.error_type) for x in letters] == [(2, "invalid")]
+    assert [(x.record.offset, x.error_type) for x in letters] == [
+        (2, "invalid"), (3, "invalid"), (4, "invalid"),
+    ]  # fmt: skip
     assert "subject" in letters[0].reason
+    assert "tenant_id" in letters[1].reason

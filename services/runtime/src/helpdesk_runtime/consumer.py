@@ -1,12 +1,13 @@
 """Batch-first idempotent consumers.
 
-A batch is decoded record by record. A tolerant reader skips (and counts) an event type it
-does not handle: one its contracts release does not know yet (a newer producer added it
-to a backward-compatible topic) or one it does not consume. What cannot be decoded, fails
-validation, or is a known type published to the wrong topic goes to the dead-letter topic
-with the reason. The rest is applied in ONE transaction, with the
-inbox rows that make redelivery harmless, because a transaction per event would cap the
-service at the disk's fsync rate. Failures are split in two kinds:
+A batch is decoded record by record. A tolerant reader skips (and counts) a well-formed
+envelope of an event type it does not handle: one its contracts release does not know yet
+(a newer producer added it to a backward-compatible topic) or one it does not consume.
+What cannot be decoded, is not a valid envelope, fails its type's validation (an
+unknown schema_version of a handled type included), or is a known type published to the
+wrong topic goes to the dead-letter topic with the reason. The rest is applied in ONE
+transaction, with the inbox rows that make redelivery harmless, because a transaction per
+event would cap the service at the disk's fsync rate. Failures are split in two kinds:
 
 - transient (database or broker unreachable, serialisation conflicts): the whole batch is
   retried with backoff, then the error propagates so the broker redelivers it later;
@@ -25,9 +26,10 @@ from typing import Any, TypeAlias
 import asyncpg
 from aiokafka.errors import KafkaError
 from aiokafka.structs import ConsumerRecord
+from pydantic import ValidationError
 from pydantic_core import from_json
 
-from helpdesk_contracts import ContractError, parse_envelope, topic_for
+from helpdesk_contracts import ContractError, EventEnvelope, parse_envelope, topic_for
 from helpdesk_runtime import inbox
 from helpdesk_runtime.db import Connection
 from helpdesk_runtime.deadletters import DeadLetter, DeadLetterPublisher
@@ -88,6 +90,11 @@ class Skipped:
     record: Record
     event_type: str
     reason: str  # unknown_event_type | not_consumed
+
+
+# An envelope whose payload is left as it came: what a message of a type this consumer does
+# not handle must still be, to be skipped rather than dead-lettered.
+_AnyPayload: Any = EventEnvelope[dict[str, Any]]  # type: ignore[type-var]
 
 
 class BatchConsumer:
@@ -165,13 +172,21 @@ class BatchConsumer:
         event_type = data.get("event_type") if isinstance(data, dict) else None
         if isinstance(event_type, str) and event_type not in self._accepts:
             try:
-                home = topic_for(event_type).name
-            except ContractError:  # newer than our contracts: a tolerant reader skips it
-                return Skipped(r, event_type, "unknown_event_type")
-            if home == r.topic:
-                return Skipped(r, event_type, "not_consumed")
-            reason = f"event type {event_type!r} belongs on {home}, not {r.topic}"
-            return DeadLetter(r, reason, "unexpected_event_type")
+                home: str | None = topic_for(event_type).name
+            except ContractError:
+                home = None  # newer than our contracts
+            if home is not None and home != r.topic:
+                reason = f"event type {event_type!r} belongs on {home}, not {r.topic}"
+                return DeadLetter(r, reason, "unexpected_event_type")
+            # Skipped only if it is a well-formed envelope: a type we do not handle is fine,
+            # a broken message is not, whatever type it names.
+            try:
+                _AnyPayload.model_validate(data)
+            except ValidationError as exc:
+                return DeadLetter(
+                    r, str(ContractError.from_validation_error("envelope", exc)), "invalid"
+                )
+            return Skipped(r, event_type, "not_consumed" if home else "unknown_event_type")
         try:
             return parse_envelope(data)
         except ContractError as exc:

@@ -62,6 +62,10 @@ def metrics_router(runtime: ServiceRuntime) -> APIRouter:
     return router
 
 
+# Label values from the request are bounded: a client inventing methods adds no series.
+_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+
+
 class HttpMetricsMiddleware:
     """Requests by method, route template and status, and how long they took."""
 
@@ -87,7 +91,7 @@ class HttpMetricsMiddleware:
         finally:
             # The template, never the path: /v1/tickets/{ticket_id}, one series for all ids.
             route = getattr(scope.get("route"), "path", "unmatched")
-            method = scope["method"]
+            method = scope["method"] if scope["method"] in _METHODS else "other"
             self.metrics.http_requests.labels(method, route, str(status)).inc()
             self.metrics.http_seconds.labels(method, route).observe(time.perf_counter() - started)
 
@@ -133,7 +137,7 @@ class CorrelationIdMiddleware:
 # What a browser app on another origin may send and read (CORS).
 _REQUEST_HEADERS = [
     "Authorization", "Content-Type", "If-Match", "Idempotency-Key", "Last-Event-ID",
-    CORRELATION_HEADER,
+    CORRELATION_HEADER, trace.HEADER, "tracestate",
 ]  # fmt: skip
 _RESPONSE_HEADERS = ["ETag", "Location", "Retry-After", CORRELATION_HEADER]
 

@@ -93,7 +93,8 @@ class ServiceRuntime:
         self.feed: AppendFeed | None = None
         self.relay: OutboxRelay | None = None
         self.jobs = JobSupervisor([])
-        self.consumers: dict[str, BatchConsumer] = {}
+        # One per (group, topic): a group may read several topics, each with its handler.
+        self.consumers: dict[tuple[str, str], BatchConsumer] = {}
         if settings.runs(Part.CONSUMERS):
             for spec in consumers:
                 self._subscribe(spec)
@@ -106,10 +107,12 @@ class ServiceRuntime:
         return self._pool
 
     def _subscribe(self, spec: ConsumerSpec) -> None:
-        def resolve() -> BatchConsumer:
-            found = self.consumers.get(spec.group_id)
-            if found is None:
-                found = self.consumers[spec.group_id] = BatchConsumer(
+        consumer: BatchConsumer | None = None
+
+        def resolve() -> BatchConsumer:  # built on the first batch: it needs the pool
+            nonlocal consumer
+            if consumer is None:
+                consumer = BatchConsumer(
                     name=spec.group_id,
                     pool=self.pool,
                     handler=spec.handler,
@@ -120,7 +123,8 @@ class ServiceRuntime:
                     retry_backoff_s=self.settings.consumer_retry_backoff_s,
                     metrics=self.metrics,
                 )
-            return found
+                self.consumers[(spec.group_id, spec.topic)] = consumer
+            return consumer
 
         subscribe_batch(
             self.broker,

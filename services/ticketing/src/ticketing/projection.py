@@ -89,7 +89,7 @@ def _row(t: Ticket, search_text: str) -> tuple[Any, ...]:
 async def upsert(conn: Connection, changed: Sequence[Sequence[Envelope]]) -> None:
     """Fold each ticket's whole history and write its row (older versions never win).
 
-    The event store's inline projection (see bootstrap.unit_of_work) and `rebuild`."""
+    The event store's inline projection (see unit_of_work.py) and `rebuild`."""
     rows = []
     for history in changed:
         ticket = Ticket.from_history(history)
