@@ -10,6 +10,7 @@ from typing import Any
 import asyncpg
 import pytest
 
+from helpdesk_runtime import trace
 from helpdesk_runtime.db import Connection, create_pool
 from helpdesk_runtime.timer_scheduler import RetryPolicy, TimerScheduler
 from helpdesk_runtime.timers import (
@@ -22,6 +23,7 @@ from helpdesk_runtime.timers import (
     schedule,
     schedule_many,
 )
+from helpdesk_runtime.trace import TraceContext
 
 T0 = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
 Handler = Callable[[Connection, Sequence[DueTimer]], Awaitable[None]]
@@ -160,27 +162,29 @@ async def test_cancel_removes_the_timer(pool: asyncpg.Pool) -> None:
     await put(pool, "t-2", T0)
     await put(pool, "t-3", T0)
     async with pool.acquire() as conn:
-        assert await cancel(conn, "sla.deadline", "t-1")
-        assert not await cancel(conn, "sla.deadline", "t-1")
-        assert await cancel_many(conn, "sla.deadline", ["t-2", "t-9"]) == 1
+        assert not await cancel(conn, "sla.deadline", "globex", "t-1")  # not globex's
+        assert await cancel(conn, "sla.deadline", "acme", "t-1")
+        assert not await cancel(conn, "sla.deadline", "acme", "t-1")
+        assert await cancel_many(conn, "sla.deadline", "globex", ["t-2"]) == 0
+        assert await cancel_many(conn, "sla.deadline", "acme", ["t-2", "t-9"]) == 1
     assert await scheduler(pool, FakeClock(T0 + timedelta(days=1))).fire_due() == 1
     assert await applied(pool) == ["t-3"]
 
 
-async def test_another_tenants_timer_is_never_moved(pool: asyncpg.Pool) -> None:
+async def test_tenants_with_the_same_key_have_timers_of_their_own(pool: asyncpg.Pool) -> None:
     await put(pool, "t-1", T0)
     async with pool.acquire() as conn:
-        with pytest.raises(ValueError, match="another tenant"):
-            await schedule_many(
-                conn,
-                [
-                    Timer("sla.deadline", "t-1", "globex", T0 + timedelta(days=1), {}),
-                    Timer("sla.deadline", "t-2", "globex", T0, {}),
-                ],
-            )
-    row = await stored(pool, "t-1")
-    assert row is not None
-    assert (row["tenant_id"], row["due_at"]) == ("acme", T0)
+        await schedule_many(
+            conn,
+            [
+                Timer("sla.deadline", "t-1", "globex", T0 + timedelta(days=1), {}),
+                Timer("sla.deadline", "t-2", "globex", T0, {}),
+            ],
+        )
+    rows = await pool.fetch("SELECT tenant_id, due_at FROM timers WHERE key = 't-1' ORDER BY 1")
+    assert [(r["tenant_id"], r["due_at"]) for r in rows] == [
+        ("acme", T0), ("globex", T0 + timedelta(days=1)),
+    ]  # fmt: skip
 
 
 @pytest.mark.usefixtures("effects")
@@ -424,3 +428,21 @@ async def test_pending_and_overdue_counts(pool: asyncpg.Pool) -> None:
         await conn.execute("ANALYZE timers")
         assert await pending_count(conn) == 30  # the estimate, from the statistics
         assert await overdue_count(conn, T0 + timedelta(hours=9, minutes=30)) == 10
+
+
+async def test_what_a_timer_causes_continues_the_trace_that_scheduled_it(
+    pool: asyncpg.Pool,
+) -> None:
+    scheduled_in = TraceContext.new()
+    with trace.using(scheduled_in):
+        await put(pool, "traced", T0)
+    seen: list[str | None] = []
+
+    async def handler(conn: Connection, due: Sequence[DueTimer]) -> None:
+        seen.append(trace.traceparent_for(None))
+
+    assert await scheduler(pool, FakeClock(T0), handler).fire_due() == 1
+    context = TraceContext.parse(seen[0])
+    assert context is not None
+    assert context.trace_id == scheduled_in.trace_id
+    assert context.span_id != scheduled_in.span_id

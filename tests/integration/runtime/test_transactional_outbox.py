@@ -9,6 +9,7 @@ from helpdesk_contracts import parse_envelope
 from helpdesk_runtime import outbox
 from helpdesk_runtime.kafka import Producer
 from helpdesk_runtime.outbox import OutboxRelay, Source
+from helpdesk_runtime.trace import TraceContext
 
 from support.events import submitted
 from support.fixtures import consume
@@ -47,3 +48,5 @@ async def test_an_event_is_published_once_only_when_its_state_change_commits(
     assert [parse_envelope(r.value) for r in records] == [kept]
     assert records[0].key == b"kept"  # the contracts' key: the external id
     assert parse_envelope(records[0].value).aggregate_id is None
+    # Written outside any request or consumed event: the relay starts a trace for it.
+    assert TraceContext.parse(dict(records[0].headers)["traceparent"]) is not None

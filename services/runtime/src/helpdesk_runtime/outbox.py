@@ -27,7 +27,7 @@ from helpdesk_runtime.feed import AppendFeed
 from helpdesk_runtime.kafka import OutgoingMessage, Producer
 from helpdesk_runtime.logging import get_logger
 from helpdesk_runtime.metrics import Metrics
-from helpdesk_runtime.trace import HEADER
+from helpdesk_runtime.trace import HEADER, TraceContext
 
 log = get_logger(__name__)
 
@@ -57,8 +57,10 @@ def to_message(row: asyncpg.Record, route: Router) -> OutgoingMessage:
         row["correlation_id"],
     )
     headers.append(("content-type", b"application/json"))
-    if row["traceparent"] is not None:
-        headers.append((HEADER, row["traceparent"].encode()))
+    # Every published event carries trace context: one stored without (appended by a job
+    # or a command line, outside any request or consumed event) starts a trace here.
+    traceparent = row["traceparent"] or TraceContext.new().header
+    headers.append((HEADER, traceparent.encode()))
     return OutgoingMessage(
         topic=route(row["event_type"]),
         key=row["partition_key"].encode(),

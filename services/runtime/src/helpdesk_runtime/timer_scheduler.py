@@ -21,12 +21,16 @@ from typing import Any
 
 import asyncpg
 
+from helpdesk_runtime import trace
 from helpdesk_runtime.db import Connection
 from helpdesk_runtime.logging import bound, get_logger
 from helpdesk_runtime.timers import Clock, DueTimer, OnFired, TimerHandler, utc_now
+from helpdesk_runtime.trace import TraceContext
 
 log = get_logger(__name__)
-_RETURNED = "t.kind, t.key, t.tenant_id, t.due_at, t.payload::text AS payload, t.attempts"
+_RETURNED = (
+    "t.kind, t.key, t.tenant_id, t.due_at, t.payload::text AS payload, t.attempts, t.traceparent"
+)
 
 
 @dataclass(frozen=True)
@@ -93,14 +97,14 @@ class TimerScheduler:
         # over the primary key; the rows it deletes are the ones it holds locked.
         self._claim_due = f"""
             WITH due AS MATERIALIZED (
-                SELECT kind, key FROM timers
+                SELECT kind, tenant_id, key FROM timers
                 WHERE due_at <= $1 AND kind = ANY($2::text[])
                 ORDER BY due_at
                 LIMIT {self._batch_size}
                 FOR UPDATE SKIP LOCKED
             )
             DELETE FROM timers t USING due
-            WHERE t.kind = due.kind AND t.key = due.key
+            WHERE t.kind = due.kind AND t.tenant_id = due.tenant_id AND t.key = due.key
             RETURNING {_RETURNED}
         """
 
@@ -156,7 +160,10 @@ class TimerScheduler:
         for t in timers:
             by_kind.setdefault(t.kind, []).append(t)
         for kind, group in by_kind.items():
-            with bound(timer_kind=kind, batch_size=len(group)):
+            # What the handler appends continues the trace of what scheduled the timer; a
+            # batch of many starts a trace of its own (a handler may narrow it per timer).
+            span = group[0].span() if len(group) == 1 else TraceContext.new()
+            with bound(timer_kind=kind, batch_size=len(group)), trace.using(span):
                 await self._handlers[kind](conn, group)
 
     async def _retry_apart(self, timers: list[DueTimer], cause: Exception) -> int:
@@ -183,6 +190,7 @@ class TimerScheduler:
             moved = await conn.fetchval(
                 _RECORD_FAILURE,
                 timer.kind,
+                timer.tenant_id,
                 timer.key,
                 timer.due_at,
                 timer.attempts,
@@ -240,12 +248,14 @@ def _due(row: asyncpg.Record) -> DueTimer:
         due_at=row["due_at"],
         payload=json.loads(row["payload"]),
         attempts=row["attempts"],
+        traceparent=row["traceparent"],
     )
 
 
 def _identities(timers: Sequence[DueTimer]) -> tuple[list[Any], ...]:
     return (
         [t.kind for t in timers],
+        [t.tenant_id for t in timers],
         [t.key for t in timers],
         [t.due_at for t in timers],
         [t.attempts for t in timers],
@@ -256,24 +266,26 @@ def _identities(timers: Sequence[DueTimer]) -> tuple[list[Any], ...]:
 # meanwhile is a new intention, and one another replica holds is skipped.
 _CLAIM_AGAIN = f"""
     WITH again AS MATERIALIZED (
-        SELECT t.kind, t.key
-        FROM unnest($1::text[], $2::text[], $3::timestamptz[], $4::int[]) AS x(k, s, d, a)
-        JOIN timers t ON t.kind = x.k AND t.key = x.s AND t.due_at = x.d AND t.attempts = x.a
+        SELECT t.kind, t.tenant_id, t.key
+        FROM unnest($1::text[], $2::text[], $3::text[], $4::timestamptz[], $5::int[])
+            AS x(k, n, s, d, a)
+        JOIN timers t ON t.kind = x.k AND t.tenant_id = x.n AND t.key = x.s
+            AND t.due_at = x.d AND t.attempts = x.a
         FOR UPDATE OF t SKIP LOCKED
     )
     DELETE FROM timers t USING again
-    WHERE t.kind = again.kind AND t.key = again.key
+    WHERE t.kind = again.kind AND t.tenant_id = again.tenant_id AND t.key = again.key
     RETURNING {_RETURNED}
 """
 
 _RECORD_FAILURE = """
-    UPDATE timers t SET attempts = t.attempts + 1, due_at = $5, last_error = $6
+    UPDATE timers t SET attempts = t.attempts + 1, due_at = $6, last_error = $7
     FROM (
-        SELECT kind, key FROM timers
-        WHERE kind = $1 AND key = $2 AND due_at = $3 AND attempts = $4
+        SELECT kind, tenant_id, key FROM timers
+        WHERE kind = $1 AND tenant_id = $2 AND key = $3 AND due_at = $4 AND attempts = $5
         FOR UPDATE SKIP LOCKED
     ) failed
-    WHERE t.kind = failed.kind AND t.key = failed.key
+    WHERE t.kind = failed.kind AND t.tenant_id = failed.tenant_id AND t.key = failed.key
     RETURNING true
 """
 

@@ -23,6 +23,7 @@ from typing import Any, TypeAlias
 
 from helpdesk_runtime.db import Connection
 from helpdesk_runtime.logging import get_logger
+from helpdesk_runtime.trace import TraceContext, continued, traceparent_for
 
 log = get_logger(__name__)
 Clock: TypeAlias = Callable[[], datetime]  # aware UTC datetimes
@@ -31,7 +32,7 @@ MAX_PAYLOAD_BYTES = 4096
 
 @dataclass(frozen=True)
 class Timer:
-    """A timer to schedule: (kind, key) names it, within the service's database."""
+    """A timer to schedule: (kind, tenant_id, key) names it, within the service's database."""
 
     kind: str
     key: str
@@ -45,6 +46,12 @@ class DueTimer(Timer):
     """A timer being fired, as scheduled, with its failed firings so far."""
 
     attempts: int = 0
+    traceparent: str | None = None  # of what scheduled it
+
+    def span(self) -> TraceContext:
+        """A span continuing the trace that scheduled this timer: a handler that appends
+        per timer can use `with trace.using(timer.span()):` to keep each trace apart."""
+        return continued(self.traceparent)
 
 
 TimerHandler: TypeAlias = Callable[[Connection, Sequence[DueTimer]], Awaitable[None]]
@@ -76,51 +83,46 @@ async def schedule(
     payload: Mapping[str, Any],
     tenant_id: str,
 ) -> None:
-    """Set timer (kind, key) to fire at `due_at`, or move it there, in the caller's transaction."""
+    """Set the tenant's timer (kind, key) to fire at `due_at`, or move it there, in the
+    caller's transaction."""
     await schedule_many(conn, [Timer(kind, key, tenant_id, due_at, payload)])
 
 
 async def schedule_many(conn: Connection, timers: Sequence[Timer]) -> None:
-    """Set or move many timers in one statement (a consumer's batch); the last of a
-    (kind, key) given twice wins.
-
-    Moving a timer resets its attempts: it is a new intention. A timer is never moved
-    across tenants: a key that another tenant's timer holds is refused with ValueError.
-    """
-    rows = list({(t.kind, t.key): _encode(t) for t in timers}.values())
+    """Set or move many timers in one statement (a consumer's batch); the last of a timer
+    given twice wins. Moving a timer resets its attempts: it is a new intention."""
+    rows = list({(t.kind, t.tenant_id, t.key): _encode(t) for t in timers}.values())
     if not rows:
         return
-    written = await conn.fetch(
+    await conn.execute(
         """
-        INSERT INTO timers AS t (kind, key, tenant_id, due_at, payload)
-        SELECT k, s, n, d, p::jsonb
-        FROM unnest($1::text[], $2::text[], $3::text[], $4::timestamptz[], $5::text[])
-            AS x(k, s, n, d, p)
-        ON CONFLICT (kind, key) DO UPDATE
+        INSERT INTO timers AS t (kind, key, tenant_id, due_at, payload, traceparent)
+        SELECT k, s, n, d, p::jsonb, tp
+        FROM unnest($1::text[], $2::text[], $3::text[], $4::timestamptz[], $5::text[],
+                    $6::text[]) AS x(k, s, n, d, p, tp)
+        ON CONFLICT (kind, tenant_id, key) DO UPDATE
             SET due_at = excluded.due_at, payload = excluded.payload,
-                attempts = 0, last_error = NULL
-            WHERE t.tenant_id = excluded.tenant_id
-        RETURNING kind, key
+                traceparent = excluded.traceparent, attempts = 0, last_error = NULL
         """,
         *(list(column) for column in zip(*rows, strict=True)),
+        [traceparent_for(None)] * len(rows),
     )
-    if len(written) != len(rows):
-        done = {(r["kind"], r["key"]) for r in written}
-        refused = [f"{k}/{s}" for k, s, *_ in rows if (k, s) not in done]
-        raise ValueError(f"timers held by another tenant: {', '.join(refused)}")
 
 
-async def cancel(conn: Connection, kind: str, key: str) -> bool:
-    """Remove timer (kind, key) in the caller's transaction; False when there was none."""
-    status = await conn.execute("DELETE FROM timers WHERE kind = $1 AND key = $2", kind, key)
+async def cancel(conn: Connection, kind: str, tenant_id: str, key: str) -> bool:
+    """Remove the tenant's timer (kind, key) in the caller's transaction; False if none."""
+    status = await conn.execute(
+        "DELETE FROM timers WHERE kind = $1 AND tenant_id = $2 AND key = $3", kind, tenant_id, key
+    )
     return status == "DELETE 1"
 
 
-async def cancel_many(conn: Connection, kind: str, keys: Sequence[str]) -> int:
-    """Remove the timers of `kind` with these keys; how many there were."""
+async def cancel_many(conn: Connection, kind: str, tenant_id: str, keys: Sequence[str]) -> int:
+    """Remove the tenant's timers of `kind` with these keys; how many there were."""
     status = await conn.execute(
-        "DELETE FROM timers WHERE kind = $1 AND key = ANY($2::text[])", kind, list(keys)
-    )
+        "DELETE FROM timers WHERE kind = $1 AND tenant_id = $2 AND key = ANY($3::text[])",
+        kind, tenant_id, list(keys),
+    )  # fmt: skip
     return int(status.split()[-1])
 
 
