@@ -64,3 +64,26 @@ async def test_a_job_that_returns_is_restarted_too_and_stop_cancels_every_job() 
 def test_the_pause_between_restarts_doubles_up_to_a_ceiling() -> None:
     supervisor = JobSupervisor([], backoff_s=0.5, max_backoff_s=30.0)
     assert [supervisor.pause(n) for n in range(1, 9)] == [0.5, 1, 2, 4, 8, 16, 30, 30]
+
+
+async def test_stop_lets_a_job_finish_its_pass_and_readiness_shows_what_fails() -> None:
+    finishing = asyncio.Event()
+    finished = False
+    problem: str | None = None
+
+    async def relay_like() -> None:
+        nonlocal finished
+        await finishing.wait()  # "the current pass": it must not be cut short
+        await asyncio.sleep(0)
+        finished = True
+
+    job = Job("relay", relay_like, stop=finishing.set, failing=lambda: problem)
+    supervisor = JobSupervisor([job])
+    supervisor.start()
+    await wait_until(lambda: supervisor.states["relay"].running_since is not None)
+    assert supervisor.health() == {"job:relay": "ok"}
+    problem = "OSError: broker unreachable"
+    assert supervisor.health() == {"job:relay": "failing: OSError: broker unreachable"}
+    await supervisor.stop(grace_s=5)
+    assert finished  # returned on its own, not cancelled
+    assert supervisor.states["relay"].restarts == 0  # and was not restarted

@@ -82,7 +82,7 @@ class ServiceCli(Generic[S]):
             host=settings.http_host,
             port=settings.http_port,
             log_config=None,  # our structlog configuration owns the root logger
-            timeout_graceful_shutdown=int(settings.shutdown_grace_s),
+            timeout_graceful_shutdown=max(1, int(settings.http_shutdown_s)),
         )
 
     async def _with_database(

@@ -24,7 +24,6 @@ from datetime import UTC, datetime
 from typing import Any, TypeAlias
 
 import asyncpg
-from aiokafka.errors import KafkaError
 from aiokafka.structs import ConsumerRecord
 from pydantic import ValidationError
 from pydantic_core import from_json
@@ -33,29 +32,15 @@ from helpdesk_contracts import ContractError, EventEnvelope, parse_envelope, top
 from helpdesk_runtime import inbox
 from helpdesk_runtime.db import Connection
 from helpdesk_runtime.deadletters import DeadLetter, DeadLetterPublisher
-from helpdesk_runtime.eventstore import ConcurrencyError, Envelope
+from helpdesk_runtime.eventstore import Envelope
 from helpdesk_runtime.logging import bound, get_logger
 from helpdesk_runtime.metrics import Metrics
 from helpdesk_runtime.trace import HEADER, by_cause, continued
+from helpdesk_runtime.transient import TRANSIENT_ERRORS
 
 log = get_logger(__name__)
 
 Record: TypeAlias = ConsumerRecord[bytes, bytes]
-
-TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
-    OSError,
-    TimeoutError,
-    ConnectionError,
-    KafkaError,
-    ConcurrencyError,
-    asyncpg.PostgresConnectionError,
-    asyncpg.InterfaceError,
-    asyncpg.SerializationError,
-    asyncpg.DeadlockDetectedError,
-    asyncpg.TooManyConnectionsError,
-    asyncpg.CannotConnectNowError,
-    asyncpg.QueryCanceledError,
-)
 
 
 @dataclass(frozen=True)

@@ -19,10 +19,17 @@ log = get_logger(__name__)
 
 @dataclass(frozen=True)
 class Job:
-    """A named coroutine to keep running (`run` is called again after each crash)."""
+    """A named coroutine to keep running (`run` is called again after each crash).
+
+    `stop` asks it to finish what it is doing and return (else it is cancelled on
+    shutdown); `failing` tells readiness what goes wrong while it keeps running (a job that
+    backs off on its own, like the relay in an outage, never crashes).
+    """
 
     name: str
     run: Callable[[], Awaitable[None]]
+    stop: Callable[[], None] | None = None
+    failing: Callable[[], str | None] | None = None
 
 
 @dataclass
@@ -44,6 +51,7 @@ class JobSupervisor:
         self._backoff_s = backoff_s
         self._max_backoff_s = max_backoff_s
         self._tasks: list[asyncio.Task[None]] = []
+        self._stopping = False
         self.states = {job.name: JobState() for job in self._jobs}
 
     def start(self) -> None:
@@ -52,30 +60,46 @@ class JobSupervisor:
             for job in self._jobs
         ]
 
-    async def stop(self) -> None:
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with suppress(asyncio.CancelledError):
-                await task
+    async def stop(self, grace_s: float = 5.0) -> None:
+        """Ask every job to finish its current pass; cancel what has not after `grace_s`."""
+        self._stopping = True
+        for job, task in zip(self._jobs, self._tasks, strict=True):
+            if job.stop is not None:
+                job.stop()
+            else:
+                task.cancel()  # it cannot be asked: nothing to wait for
+        if self._tasks:
+            _, late = await asyncio.wait(self._tasks, timeout=grace_s)
+            for task in late:
+                task.cancel()
+            for task in self._tasks:
+                with suppress(asyncio.CancelledError):
+                    await task
         self._tasks = []
 
     def health(self) -> dict[str, str]:
-        """Each job's state: "ok", or why it is not running right now."""
-        return {
-            f"job:{name}": "ok"
-            if state.running_since is not None
-            else f"restarting after: {state.last_error}"
-            for name, state in self.states.items()
-        }
+        """Each job's state: "ok", or what is wrong with it right now."""
+        checks = {}
+        for job in self._jobs:
+            state = self.states[job.name]
+            problem = job.failing() if job.failing is not None else None
+            if state.running_since is None:
+                checks[f"job:{job.name}"] = f"restarting after: {state.last_error}"
+            elif problem:
+                checks[f"job:{job.name}"] = f"failing: {problem}"
+            else:
+                checks[f"job:{job.name}"] = "ok"
+        return checks
 
     async def _keep_running(self, job: Job) -> None:
         state = self.states[job.name]
         failures = 0
-        while True:
+        while not self._stopping:
             state.running_since = time.monotonic()
             try:
                 await job.run()
+                if self._stopping:
+                    return
                 state.last_error = "returned"
                 log.error("background job returned; restarting it", job=job.name)
             except Exception as exc:

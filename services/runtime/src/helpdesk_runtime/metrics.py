@@ -90,6 +90,11 @@ class Metrics:
             "Durable timers scheduled and not yet fired (PostgreSQL's estimate)",
             registry=r,
         )
+        self.timers_overdue = Gauge(
+            "helpdesk_timers_overdue",
+            "Timers due and not fired yet: grows when no scheduler fires (lateness cannot show it)",
+            registry=r,
+        )
         self.timers_fired = Counter(
             "helpdesk_timers_fired", "Durable timers fired", ["kind"], registry=r
         )

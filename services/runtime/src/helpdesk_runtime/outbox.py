@@ -15,6 +15,7 @@ import asyncio
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
+from contextlib import suppress
 from datetime import UTC, datetime
 from enum import StrEnum
 
@@ -94,6 +95,7 @@ class OutboxRelay:
         self._batch_size = batch_size
         self._poll_interval_s = poll_interval_s
         self.published = 0
+        self._stopping = asyncio.Event()
         self.last_error: str | None = None
         self.last_pass_at = 0.0
 
@@ -149,10 +151,14 @@ class OutboxRelay:
             )
         return max(waiting, 0)
 
+    def stop(self) -> None:
+        """Return from `run` after the current pass."""
+        self._stopping.set()
+
     async def run(self, feed: AppendFeed) -> None:
-        """Relay until cancelled: woken by the feed of appends, polling as a fallback."""
+        """Relay until stopped: woken by the feed of appends, polling as a fallback."""
         failures = 0
-        while True:
+        while not self._stopping.is_set():
             seen = feed.generation
             try:
                 published = await self.publish_pending()
@@ -162,7 +168,8 @@ class OutboxRelay:
                 failures += 1
                 self.last_error = f"{type(exc).__name__}: {exc}"
                 log.warning("outbox relay pass failed", error=self.last_error, failures=failures)
-                await asyncio.sleep(min(0.1 * 2**failures, 10.0))
+                with suppress(TimeoutError):  # a backoff that a stop cuts short
+                    await asyncio.wait_for(self._stopping.wait(), min(0.1 * 2**failures, 10.0))
                 continue
             if published < self._batch_size:  # else more is waiting
                 await feed.wait(self._poll_interval_s, after=seen)

@@ -5,6 +5,7 @@ import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 import asyncpg
@@ -22,7 +23,7 @@ from helpdesk_runtime.outbox import OutboxRelay, Router, Source
 from helpdesk_runtime.settings import Part, ServiceSettings
 from helpdesk_runtime.subscriptions import subscribe_batch
 from helpdesk_runtime.timer_scheduler import TimerScheduler
-from helpdesk_runtime.timers import TimerHandler, pending_count
+from helpdesk_runtime.timers import TimerHandler, overdue_count, pending_count
 
 log = get_logger(__name__)
 
@@ -80,7 +81,7 @@ class ServiceRuntime:
         self.broker = KafkaBroker(
             settings.kafka_bootstrap_servers,
             client_id=settings.client_id,
-            graceful_timeout=settings.shutdown_grace_s,
+            graceful_timeout=settings.consumers_shutdown_s,
             # Not "faststream": that logger gets FastStream's own stdout handler at import.
             logger=logging.getLogger("helpdesk.broker"),
             # "Received"/"Processed" for every batch is noise at month-start volume.
@@ -157,15 +158,24 @@ class ServiceRuntime:
         log.info("service started", kafka=s.kafka_bootstrap_servers)
 
     async def stop(self) -> None:
+        """Stop in order, each step even if one before it failed (or never started)."""
         self.started = False
         # Subscribers first: in-flight batches finish (within graceful_timeout) and commit.
-        await self.broker.stop()
-        await self.jobs.stop()
-        await self.producer.stop()
+        # Then jobs finish their pass; the producer they publish with goes after them.
+        steps: list[tuple[str, Callable[[], Awaitable[None]]]] = [
+            ("kafka subscribers", self.broker.stop),
+            ("background jobs", lambda: self.jobs.stop(self.settings.jobs_shutdown_s)),
+            ("kafka producer", self.producer.stop),
+        ]
         if self.feed is not None:
-            await self.feed.stop()
+            steps.append(("append feed", self.feed.stop))
         if self._pool is not None:
-            await self._pool.close()
+            steps.append(("database pool", self._pool.close))
+        for what, step in steps:
+            try:
+                await step()
+            except Exception:
+                log.exception("stopping failed; going on", step=what)
         log.info("service stopped")
 
     def _jobs(self) -> list[Job]:
@@ -182,7 +192,9 @@ class ServiceRuntime:
                 poll_interval_s=self.settings.outbox_poll_interval_s,
                 metrics=self.metrics,
             )
-            jobs.append(Job("outbox-relay", lambda: relay.run(feed)))
+            jobs.append(
+                Job("outbox-relay", lambda: relay.run(feed), relay.stop, lambda: relay.last_error)
+            )
         if self._timer_handlers:
             timers = self.timers = TimerScheduler(
                 self.pool,
@@ -191,7 +203,7 @@ class ServiceRuntime:
                 poll_interval_s=self.settings.timer_poll_interval_s,
                 on_fired=self._timer_fired,
             )
-            jobs.append(Job("timers", timers.run))
+            jobs.append(Job("timers", timers.run, timers.stop, lambda: timers.last_error))
         for name, work in self._own_jobs.items():
             jobs.append(Job(name, lambda work=work: work(self)))  # type: ignore[misc]
         return jobs
@@ -215,10 +227,15 @@ class ServiceRuntime:
             if Component.TIMERS in self.components and self._pool is not None:
                 async with self._pool.acquire() as conn:
                     m.timers_pending.set(await pending_count(conn))
+                    m.timers_overdue.set(await overdue_count(conn, datetime.now(UTC)))
 
     @asynccontextmanager
     async def lifespan(self, _app: Any = None) -> AsyncIterator[None]:
-        await self.start()
+        try:
+            await self.start()
+        except BaseException:
+            await self.stop()  # what did start (the pool, the producer) is closed again
+            raise
         try:
             yield
         finally:
@@ -235,6 +252,4 @@ class ServiceRuntime:
             checks["database"] = f"unavailable: {type(exc).__name__}"
         checks["kafka"] = "ok" if self.started and await self.broker.ping(2.0) else "unavailable"
         checks |= self.jobs.health()
-        if self.relay is not None and self.relay.last_error:
-            checks["job:outbox-relay"] = f"failing: {self.relay.last_error}"
         return checks

@@ -87,8 +87,22 @@ class ServiceSettings(BaseSettings):
     # How late a timer that another replica scheduled sooner than the next known one can be.
     timer_poll_interval_s: float = Field(default=1.0, gt=0)
 
-    # Below a pod's terminationGracePeriodSeconds (30 s by default).
+    # The whole shutdown, below a pod's terminationGracePeriodSeconds (30 s by default):
+    # open HTTP requests and live streams get a quarter (5 s at most), then the consumers'
+    # in-flight batches, then the background jobs' current pass, one after the other.
     shutdown_grace_s: float = Field(default=20.0, gt=0)
+
+    @property
+    def http_shutdown_s(self) -> float:
+        return min(5.0, self.shutdown_grace_s / 4)
+
+    @property
+    def consumers_shutdown_s(self) -> float:
+        return (self.shutdown_grace_s - self.http_shutdown_s) * 2 / 3
+
+    @property
+    def jobs_shutdown_s(self) -> float:
+        return (self.shutdown_grace_s - self.http_shutdown_s) / 3
 
     @property
     def client_id(self) -> str:

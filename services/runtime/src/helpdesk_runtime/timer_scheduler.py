@@ -15,6 +15,7 @@ import json
 import time
 from collections import Counter
 from collections.abc import Mapping, Sequence
+from contextlib import suppress
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -26,6 +27,7 @@ from helpdesk_runtime.db import Connection
 from helpdesk_runtime.logging import bound, get_logger
 from helpdesk_runtime.timers import Clock, DueTimer, OnFired, TimerHandler, utc_now
 from helpdesk_runtime.trace import TraceContext
+from helpdesk_runtime.transient import TRANSIENT_ERRORS
 
 log = get_logger(__name__)
 _RETURNED = (
@@ -90,6 +92,7 @@ class TimerScheduler:
         self.fired: Counter[str] = Counter()  # per kind: committed firings
         self.failed: Counter[str] = Counter()  # per kind: failed attempts pushed back
         self.last_error: str | None = None
+        self._stopping = asyncio.Event()
         self.last_pass_at = 0.0  # time.monotonic() of the last pass that reached the database
         # The LIMIT is written into the statement, not passed: with a parameter a generic
         # plan would guess 10% of the table and could prefer a sequential scan and a sort.
@@ -113,8 +116,12 @@ class TimerScheduler:
         _, fired = await self._fire_batch()
         return fired
 
+    def stop(self) -> None:
+        """Return from `run` after the current batch (its transaction is not cut short)."""
+        self._stopping.set()
+
     async def run(self) -> None:
-        """Fire timers until cancelled; database errors are logged and backed off, never fatal.
+        """Fire timers until stopped; database errors are logged and backed off, never fatal.
 
         Full batches follow each other at once; otherwise it sleeps until the earliest
         pending timer (one index probe) or the poll interval, whichever comes first. A timer
@@ -122,7 +129,7 @@ class TimerScheduler:
         most the poll interval.
         """
         failures = 0
-        while True:
+        while not self._stopping.is_set():
             try:
                 claimed, _ = await self._fire_batch()
                 delay = 0.0 if claimed >= self._batch_size else await self._idle_delay(claimed)
@@ -133,7 +140,8 @@ class TimerScheduler:
                 self.last_error = f"{type(exc).__name__}: {exc}"
                 log.warning("timer pass failed", error=self.last_error, failures=failures)
                 delay = min(0.1 * 2**failures, 10.0)
-            await asyncio.sleep(delay)  # also yields between full batches
+            with suppress(TimeoutError):  # also yields between full batches
+                await asyncio.wait_for(self._stopping.wait(), delay)
 
     async def _fire_batch(self) -> tuple[int, int]:
         """(claimed, fired) for one batch."""
@@ -150,6 +158,8 @@ class TimerScheduler:
             if timers:
                 try:
                     await self._apply(conn, timers)
+                except TRANSIENT_ERRORS:
+                    raise  # the database or broker, not these timers: no attempt counted
                 except Exception as exc:  # rolls back the claim with the effects
                     raise _HandlerError(timers, exc) from exc
         self._count_fired(timers)
