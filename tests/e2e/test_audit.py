@@ -2,6 +2,7 @@
 
 from collections.abc import AsyncIterator
 
+import asyncpg
 import pytest
 
 from support.service import RunningService, ticketing_service
@@ -63,3 +64,25 @@ async def test_who_changed_what_and_when_is_recorded_for_admins(service: Running
     assert (await service.client.get("/v1/audit", headers=lead)).status_code == 403
     other_tenant = service.auth(tenant="globex", role="admin")
     assert (await service.client.get("/v1/audit", headers=other_tenant)).json()["items"] == []
+
+
+async def test_a_change_whose_audit_entry_fails_is_not_made(
+    service: RunningService, database_url: str
+) -> None:
+    # The service's own role owns the table: it can make the audit refuse one kind of entry.
+    conn = await asyncpg.connect(database_url)
+    try:
+        await conn.execute(
+            "ALTER TABLE audit_log ADD CONSTRAINT no_fields CHECK (entity <> 'custom_field')"
+        )
+    finally:
+        await conn.close()
+    admin = service.auth(role="admin")
+    plan = {"key": "plan", "title": "Plan", "type": "text"}
+    failed = await service.client.put("/v1/fields/plan", json=plan, headers=admin)
+    assert failed.status_code == 500
+    assert (await service.client.get("/v1/fields", headers=admin)).json() == []  # rolled back
+    group = {"name": "Billing", "members": ["ann"]}
+    assert (await service.client.put("/v1/groups/g1", json=group, headers=admin)).is_success
+    entries = (await service.client.get("/v1/audit", headers=admin)).json()["items"]
+    assert [e["entity"] for e in entries] == ["group"]

@@ -11,6 +11,7 @@ database.
 
 import argparse
 import asyncio
+import sys
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Generic, TypeVar
@@ -18,12 +19,14 @@ from typing import Generic, TypeVar
 import asyncpg
 import uvicorn
 from fastapi import FastAPI
+from pydantic import ValidationError
 
+from helpdesk_runtime.auth import Principal, Role
 from helpdesk_runtime.db import create_pool, migrate
 from helpdesk_runtime.logging import configure_logging, get_logger
 from helpdesk_runtime.service import ServiceRuntime
 from helpdesk_runtime.settings import ServiceSettings
-from helpdesk_runtime.tokens import add_token_arguments, print_token
+from helpdesk_runtime.tokens import mint
 
 S = TypeVar("S", bound=ServiceSettings)
 
@@ -59,7 +62,7 @@ class ServiceCli(Generic[S]):
         sub.add_parser("serve", help="run the service (the default)")
         sub.add_parser("migrate", help="apply the database migrations and exit")
         token = sub.add_parser("token", help="print a development bearer token")
-        add_token_arguments(token)
+        _token_arguments(token)
         own = {}
         for command in self.commands:
             own[command.name] = command
@@ -67,7 +70,7 @@ class ServiceCli(Generic[S]):
         args = parser.parse_args(argv)
 
         if args.command == "token":
-            return print_token(token, args, self.settings)
+            return _print_token(token, args, self.settings)
         settings = self.settings()
         if args.command in (None, "serve"):
             self._serve(settings)
@@ -97,3 +100,41 @@ class ServiceCli(Generic[S]):
             await command.run(settings, args, pool)
         finally:
             await pool.close()
+
+
+def _token_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options of the `token` command."""
+    parser.add_argument("--tenant", required=True, help="tenant id, e.g. acme")
+    parser.add_argument("--agent", required=True, help="agent id (the sub claim)")
+    parser.add_argument("--role", choices=[r.value for r in Role], default=Role.AGENT.value)
+    parser.add_argument("--name", help="the agent's display name")
+    parser.add_argument("--ttl", type=int, default=3600, help="seconds until it expires")
+
+
+def _print_token(
+    parser: argparse.ArgumentParser,
+    args: argparse.Namespace,
+    settings: Callable[[], ServiceSettings],
+) -> int:
+    """Print a development token; 0 on success, 2 on bad input or settings."""
+    if args.ttl <= 0:
+        parser.error("--ttl must be positive")
+    try:
+        principal = Principal(args.tenant, args.agent, Role(args.role), args.name)
+    except ValueError as exc:
+        parser.error(str(exc))
+    try:
+        configured = settings()
+    except ValidationError as exc:
+        problems = "; ".join(str(e["msg"]) for e in exc.errors())
+        print(f"{parser.prog}: error: invalid settings: {problems}", file=sys.stderr)
+        return 2
+    if configured.jwt_secret is None:
+        print(
+            f"{parser.prog}: error: JWT_SECRET is not set; this service verifies tokens with "
+            "JWT_PUBLIC_KEY or JWT_JWKS_URL, so get tokens from that issuer instead",
+            file=sys.stderr,
+        )
+        return 2
+    print(mint(configured, principal, args.ttl))
+    return 0

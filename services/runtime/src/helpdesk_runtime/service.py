@@ -56,6 +56,8 @@ class ServiceRuntime:
         jobs: dict[str, JobFactory] | None = None,
         timers: Mapping[str, TimerHandler] | None = None,
     ) -> None:
+        if publish_from is Source.OUTBOX and route is None:
+            raise ValueError("an outbox needs a route (event type -> topic) to be published")
         self.settings = settings
         self.metrics = Metrics()
         self.metrics.on_refresh(self._refresh_metrics)

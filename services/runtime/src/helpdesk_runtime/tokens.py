@@ -1,14 +1,10 @@
 """Tokens this platform signs itself: development bearer tokens and live-stream tokens."""
 
-import argparse
-import sys
 import time
-from collections.abc import Callable
 
 import jwt
-from pydantic import ValidationError
 
-from helpdesk_runtime.auth import AuthError, Principal, Role, principal_from_claims
+from helpdesk_runtime.auth import AuthError, Principal, principal_from_claims
 from helpdesk_runtime.settings import ServiceSettings
 
 
@@ -81,41 +77,3 @@ class StreamTokens:
         except jwt.PyJWTError:
             raise AuthError("this is not a valid stream token of this service") from None
         return principal_from_claims(claims, tenant_claim="tenant_id", role_claim="role")
-
-
-def add_token_arguments(parser: argparse.ArgumentParser) -> None:
-    """The options of the `token` command."""
-    parser.add_argument("--tenant", required=True, help="tenant id, e.g. acme")
-    parser.add_argument("--agent", required=True, help="agent id (the sub claim)")
-    parser.add_argument("--role", choices=[r.value for r in Role], default=Role.AGENT.value)
-    parser.add_argument("--name", help="the agent's display name")
-    parser.add_argument("--ttl", type=int, default=3600, help="seconds until it expires")
-
-
-def print_token(
-    parser: argparse.ArgumentParser,
-    args: argparse.Namespace,
-    settings: Callable[[], ServiceSettings],
-) -> int:
-    """Print a development token; 0 on success, 2 on bad input or settings."""
-    if args.ttl <= 0:
-        parser.error("--ttl must be positive")
-    try:
-        principal = Principal(args.tenant, args.agent, Role(args.role), args.name)
-    except ValueError as exc:
-        parser.error(str(exc))
-    try:
-        configured = settings()
-    except ValidationError as exc:
-        problems = "; ".join(str(e["msg"]) for e in exc.errors())
-        print(f"{parser.prog}: error: invalid settings: {problems}", file=sys.stderr)
-        return 2
-    if configured.jwt_secret is None:
-        print(
-            f"{parser.prog}: error: JWT_SECRET is not set; this service verifies tokens with "
-            "JWT_PUBLIC_KEY or JWT_JWKS_URL, so get tokens from that issuer instead",
-            file=sys.stderr,
-        )
-        return 2
-    print(mint(configured, principal, args.ttl))
-    return 0
