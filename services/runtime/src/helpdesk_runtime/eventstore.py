@@ -7,7 +7,6 @@ not the stream's current one: the primary key (stream_id, version) catches a wri
 lost a race, and a check on the preceding version catches one that skipped ahead.
 """
 
-import json
 from abc import ABC, abstractmethod
 from collections import defaultdict
 from collections.abc import Awaitable, Callable, Iterable, Sequence
@@ -17,9 +16,9 @@ from uuid import UUID
 
 import asyncpg
 
-from helpdesk_contracts import EventEnvelope, kafka_key, parse_envelope
+from helpdesk_contracts import EventEnvelope
 from helpdesk_runtime.db import Connection
-from helpdesk_runtime.trace import traceparent_for
+from helpdesk_runtime.event_log import EVENT_COLUMNS, envelope_from_row, insert_in_commit_order
 
 Envelope = EventEnvelope[Any]
 StreamKey = tuple[str, UUID]  # (tenant_id, stream_id): every lookup is tenant-scoped
@@ -173,117 +172,6 @@ async def histories(
     for row in rows:
         found[(row["tenant_id"], row["stream_id"])].append(envelope_from_row(row))
     return found
-
-
-async def insert_in_commit_order(
-    conn: Connection, table: str, envelopes: Sequence[Envelope]
-) -> None:
-    """Insert envelopes into `events` or `outbox` so that positions become visible in order.
-
-    Serialises writers so that `position` order equals commit order: without it a bigserial
-    taken by a transaction that commits later becomes visible after the relay has read past
-    it, and that event would never be published. The lock is held only from here to commit;
-    reads (ACCESS SHARE) are not blocked. The relay and live streams are woken at commit.
-    """
-    assert table in ("events", "outbox")
-    await conn.execute(f"LOCK TABLE {table} IN EXCLUSIVE MODE")
-    await conn.execute(
-        f"""
-        INSERT INTO {table} (tenant_id, stream_id, version, event_id, event_type,
-            schema_version, occurred_at, producer, correlation_id, causation_id,
-            partition_key, payload, traceparent)
-        SELECT t, s, v, i, et, sv, o, p, c, ca, k, pl::jsonb, tp
-        FROM unnest($1::text[], $2::uuid[], $3::int[], $4::uuid[], $5::text[],
-            $6::int[], $7::timestamptz[], $8::text[], $9::uuid[], $10::uuid[],
-            $11::text[], $12::text[], $13::text[])
-            AS x(t, s, v, i, et, sv, o, p, c, ca, k, pl, tp)
-        """,
-        [e.tenant_id for e in envelopes],
-        [e.aggregate_id for e in envelopes],
-        [e.aggregate_version for e in envelopes],
-        [e.event_id for e in envelopes],
-        [e.event_type for e in envelopes],
-        [e.schema_version for e in envelopes],
-        [e.occurred_at for e in envelopes],
-        [e.producer for e in envelopes],
-        [e.correlation_id for e in envelopes],
-        [e.causation_id for e in envelopes],
-        [kafka_key(e).decode() for e in envelopes],
-        [e.payload.model_dump_json() for e in envelopes],
-        [traceparent_for(e.causation_id) for e in envelopes],
-    )
-    await conn.execute("SELECT pg_notify('events_appended', '')")
-
-
-EVENT_COLUMNS = (
-    "position, tenant_id, stream_id, version, event_id, event_type, schema_version,"
-    " occurred_at, producer, correlation_id, causation_id, partition_key,"
-    " payload::text AS payload"
-)
-
-
-async def latest_position(conn: Connection, tenant_id: str) -> int:
-    """The position of the tenant's latest event (0 when it has none): "from now on"."""
-    latest: int = await conn.fetchval(
-        "SELECT coalesce(max(position), 0) FROM events WHERE tenant_id = $1", tenant_id
-    )
-    return latest
-
-
-async def read_after(
-    conn: Connection,
-    position: int,
-    limit: int,
-    *,
-    tenant_id: str | None = None,
-    stream_id: UUID | None = None,
-    table: str = "events",
-) -> list[asyncpg.Record]:
-    """Stored events after `position`, in position (= commit) order: what the outbox relay
-    publishes (all tenants), and what a live stream shows (one tenant, maybe one stream)."""
-    assert table in ("events", "outbox")
-    columns = f"{EVENT_COLUMNS}, recorded_at, traceparent"
-    if tenant_id is None:
-        return await conn.fetch(
-            f"SELECT {columns} FROM {table} WHERE position > $1 ORDER BY position LIMIT $2",
-            position, limit,
-        )  # fmt: skip
-    # Its own statement, so that the (tenant_id, position) index serves a quiet tenant
-    # among busy ones (a generic plan for "tenant IS NULL OR ..." would scan them all).
-    return await conn.fetch(
-        f"SELECT {columns} FROM {table} WHERE tenant_id = $3 AND position > $1"
-        " AND ($4::uuid IS NULL OR stream_id = $4) ORDER BY position LIMIT $2",
-        position, limit, tenant_id, stream_id,
-    )  # fmt: skip
-
-
-def envelope_from_row(row: asyncpg.Record) -> Envelope:
-    """Rebuild the typed envelope from a stored row."""
-    return parse_envelope(wire_json(row))
-
-
-def wire_json(row: asyncpg.Record) -> bytes:
-    """A stored row as envelope JSON, without re-validating what was valid when appended.
-
-    The payload's JSON text is spliced in as stored, which keeps the outbox relay cheap.
-    """
-    causation, stream = row["causation_id"], row["stream_id"]
-    head = json.dumps(
-        {
-            "event_id": str(row["event_id"]),
-            "event_type": row["event_type"],
-            "schema_version": row["schema_version"],
-            "occurred_at": row["occurred_at"].isoformat(),
-            "tenant_id": row["tenant_id"],
-            "producer": row["producer"],
-            "correlation_id": str(row["correlation_id"]),
-            "causation_id": str(causation) if causation else None,
-            "aggregate_id": str(stream) if stream is not None else None,
-            "aggregate_version": row["version"],
-        },
-        separators=(",", ":"),
-    )
-    return f'{head[:-1]},"payload":{row["payload"]}}}'.encode()
 
 
 class InMemoryEventStore(EventStore):

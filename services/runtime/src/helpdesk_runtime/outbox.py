@@ -4,7 +4,7 @@ An event-sourced service's event store is its outbox (`Source.EVENTS`). A servic
 plain state (notifications' delivery log, say) calls `put` in the transaction that changes
 that state, and the relay publishes the `outbox` table (`Source.OUTBOX`) the same way, then
 deletes what it published. Writers of either table serialise on a table lock
-(eventstore.insert_in_commit_order), so `position` order is commit order and tailing by
+(event_log.insert_in_commit_order), so `position` order is commit order and tailing by
 position never skips an event. The relay publishes a batch, waits for the
 broker's acknowledgements, then moves its checkpoint in the same transaction that holds the
 checkpoint row locked, so one replica relays at a time and a crash in between only
@@ -23,7 +23,7 @@ import asyncpg
 
 from helpdesk_contracts import headers_of
 from helpdesk_runtime.db import Connection
-from helpdesk_runtime.eventstore import Envelope, insert_in_commit_order, read_after, wire_json
+from helpdesk_runtime.event_log import Envelope, insert_in_commit_order, read_after, wire_json
 from helpdesk_runtime.feed import AppendFeed
 from helpdesk_runtime.kafka import OutgoingMessage, Producer
 from helpdesk_runtime.logging import get_logger
@@ -71,7 +71,7 @@ def to_message(row: asyncpg.Record, route: Router) -> OutgoingMessage:
 
 
 class OutboxRelay:
-    """Tails the events table and publishes what is new."""
+    """Tails the events or the outbox table and publishes what is new."""
 
     def __init__(
         self,

@@ -14,7 +14,7 @@ from fastapi import APIRouter, Depends, Header, HTTPException, Query, Request, s
 from fastapi.responses import StreamingResponse
 
 from helpdesk_runtime.auth import Principal
-from helpdesk_runtime.eventstore import latest_position, read_after, wire_json
+from helpdesk_runtime.event_log import latest_position, read_after, wire_json
 from helpdesk_runtime.problems import problem_responses
 from ticketing.api.deps import ApiDeps
 
