@@ -1,9 +1,17 @@
-"""Backward compatibility: can a reader built on the current schemas read every old message?
+"""Compatibility of the current schemas with the last release, in both directions.
 
 `breaking_changes(released, current)` compares two sets of generated schema files, a release
-snapshot (see `releases`) and the current ones, as Confluent Schema Registry's BACKWARD mode
-does: for every topic the release declares `backward`, every message valid under a released
-event schema must still be valid under the current schema of that event type and version.
+snapshot (see `releases`) and the current ones. For every topic the release declares
+`backward`:
+- a reader built on the current schemas reads every old message (Confluent Schema
+  Registry's BACKWARD mode): every message valid under a released event schema must still
+  be valid under the current schema of that event type and version;
+- a reader built on the release reads what the current producers write, as far as fields
+  go: a field the released schema requires must still be required, or older consumers
+  refuse the new messages (a field removed or renamed, or made optional).
+
+What older readers refuse although it is structurally additive, a new enum value or a
+relaxed limit, is allowed and documented as "upgrade the consumers first" (README).
 
 Breaking, besides what `subschema.schema_breaks` finds inside an event's schema:
 - a topic removed, or its compatibility lowered from `backward`;
@@ -22,6 +30,8 @@ from typing import Any
 from helpdesk_contracts.subschema import schema_breaks
 
 TOPICS_FILE = "topics.json"
+_REQUIRED_NOW = "required now"
+_NO_LONGER_REQUIRED = "no longer required (removed, renamed or optional): older readers need it"
 
 Schemas = Mapping[str, Any]
 """Parsed schema files by path relative to the schemas directory, "topics.json" included."""
@@ -67,5 +77,11 @@ def _breaking_changes(released: Schemas, current: Schemas) -> Iterator[BreakingC
             if schema is None:
                 yield BreakingChange(name, label, "", "event type removed from the topic")
                 continue
-            for path, reason in schema_breaks(released[event["schema"]], current[schema]):
+            old, new = released[event["schema"]], current[schema]
+            for path, reason in schema_breaks(old, new):
                 yield BreakingChange(name, label, path, reason)
+            # The other way round, only what older readers require: "required now" there
+            # means the current schema lets a message lack what the release requires.
+            for path, reason in schema_breaks(new, old):
+                if reason.startswith(_REQUIRED_NOW):
+                    yield BreakingChange(name, label, path, _NO_LONGER_REQUIRED)

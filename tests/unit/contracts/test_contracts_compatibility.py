@@ -243,6 +243,23 @@ def test_a_breaking_change_is_reported_with_topic_event_and_path(edit: Edit, exp
     assert breaks(changed(edit)) == [expected]
 
 
+NO_LONGER = "no longer required (removed, renamed or optional): older readers need it"
+
+
+def test_a_required_field_removed_renamed_or_made_optional_breaks_older_readers() -> None:
+    removed = changed(
+        lambda s: (
+            payload(s)["properties"].pop("subject"),
+            payload(s)["required"].remove("subject"),
+        )
+    )
+    assert breaks(removed) == [f"{OPENED_V1}: payload.subject: {NO_LONGER}"]
+    optional = changed(lambda s: payload(s)["required"].remove("requester"))
+    assert breaks(optional) == [f"{OPENED_V1}: payload.requester: {NO_LONGER}"]
+    envelope = changed(lambda s: s["required"].remove("correlation_id"))
+    assert breaks(envelope) == [f"{OPENED_V1}: correlation_id: {NO_LONGER}"]
+
+
 def test_a_changed_default_is_breaking() -> None:
     schemas = changed(lambda s: prop(s, "priority").update(default="low"), SUBMITTED)
     assert breaks(schemas) == [
@@ -315,11 +332,6 @@ ADDITIVE: list[tuple[str, Edit, str]] = [
     ("a raised maxLength", lambda s: prop(s, "subject").update(maxLength=500), OPENED),
     ("a lowered minLength", lambda s: prop(s, "subject").pop("minLength"), OPENED),
     ("a pattern removed", lambda s: s["properties"]["tenant_id"].pop("pattern"), OPENED),
-    (
-        "a required property made optional",
-        lambda s: payload(s)["required"].remove("number"),
-        OPENED,
-    ),
     (
         "a property made nullable",
         lambda s: payload(s)["properties"].update(
