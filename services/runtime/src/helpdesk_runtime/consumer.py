@@ -9,8 +9,9 @@ wrong topic goes to the dead-letter topic with the reason. The rest is applied i
 transaction, with the inbox rows that make redelivery harmless, because a transaction per
 event would cap the service at the disk's fsync rate. Failures are split in two kinds:
 
-- transient (database or broker unreachable, serialisation conflicts): the whole batch is
-  retried with backoff, then the error propagates so the broker redelivers it later;
+- transient (`transient.is_transient`: the database or broker unavailable or read-only, a
+  serialisation conflict): the whole batch is retried a few times with backoff, then the
+  error propagates and the subscription pauses until they are back (subscriptions.py);
 - anything else is taken to be caused by one event: the batch is re-applied one event at
   a time and only the events that still fail are dead-lettered.
 """
@@ -36,7 +37,7 @@ from helpdesk_runtime.eventstore import Envelope
 from helpdesk_runtime.logging import bound, get_logger
 from helpdesk_runtime.metrics import Metrics
 from helpdesk_runtime.trace import HEADER, by_cause, continued
-from helpdesk_runtime.transient import TRANSIENT_ERRORS
+from helpdesk_runtime.transient import is_transient
 
 log = get_logger(__name__)
 
@@ -198,17 +199,20 @@ class BatchConsumer:
             try:
                 await self._apply(batch, outcome)
                 return
-            except TRANSIENT_ERRORS as exc:
-                if attempt == self._attempts:
-                    raise  # the broker redelivers the batch; nothing was committed
-                log.warning(
-                    "batch failed, retrying",
-                    consumer=self.name,
-                    attempt=attempt,
-                    error=f"{type(exc).__name__}: {exc}",
-                )
-                await asyncio.sleep(self._backoff * 2 ** (attempt - 1))
             except Exception as exc:
+                if is_transient(exc):
+                    if attempt == self._attempts:
+                        # Nothing was committed: the subscription pauses until the
+                        # database and the broker answer, then the batch comes again.
+                        raise
+                    log.warning(
+                        "batch failed, retrying",
+                        consumer=self.name,
+                        attempt=attempt,
+                        error=f"{type(exc).__name__}: {exc}",
+                    )
+                    await asyncio.sleep(self._backoff * 2 ** (attempt - 1))
+                    continue
                 if len(batch) == 1:
                     reason = f"handler failed: {type(exc).__name__}: {exc}"
                     log.exception("handler failed on one event", consumer=self.name)

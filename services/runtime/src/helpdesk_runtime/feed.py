@@ -57,6 +57,9 @@ class AppendFeed:
 
             conn.add_termination_listener(on_lost)
             await conn.add_listener("events_appended", self._on_notify)
+            # Listening (again): the database is back. Wake the waiters at once (the relay
+            # backing off after an outage, say); appends made meanwhile sent no notice.
+            await self._wake()
             try:
                 await lost.wait()  # until cancelled, or the connection dies
             finally:

@@ -15,7 +15,6 @@ import asyncio
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
-from contextlib import suppress
 from datetime import UTC, datetime
 from enum import StrEnum
 
@@ -168,8 +167,8 @@ class OutboxRelay:
                 failures += 1
                 self.last_error = f"{type(exc).__name__}: {exc}"
                 log.warning("outbox relay pass failed", error=self.last_error, failures=failures)
-                with suppress(TimeoutError):  # a backoff that a stop cuts short
-                    await asyncio.wait_for(self._stopping.wait(), min(0.1 * 2**failures, 10.0))
+                # Back off, but wake as soon as the feed listens again (the database is back).
+                await feed.wait(min(0.1 * 2**failures, 5.0), after=seen)
                 continue
             if published < self._batch_size:  # else more is waiting
                 await feed.wait(self._poll_interval_s, after=seen)

@@ -21,11 +21,13 @@ from helpdesk_runtime.logging import configure_logging, get_logger
 from helpdesk_runtime.metrics import Metrics
 from helpdesk_runtime.outbox import OutboxRelay, Router, Source
 from helpdesk_runtime.settings import Part, ServiceSettings
-from helpdesk_runtime.subscriptions import subscribe_batch
+from helpdesk_runtime.subscriptions import Outage, subscribe_batch
 from helpdesk_runtime.timer_scheduler import TimerScheduler
 from helpdesk_runtime.timers import TimerHandler, overdue_count, pending_count
 
 log = get_logger(__name__)
+
+_WRITABLE = "SELECT NOT pg_is_in_recovery() AND current_setting('transaction_read_only') = 'off'"
 
 
 @dataclass(frozen=True)
@@ -98,6 +100,7 @@ class ServiceRuntime:
         self.jobs = JobSupervisor([])
         # One per (group, topic): a group may read several topics, each with its handler.
         self.consumers: dict[tuple[str, str], BatchConsumer] = {}
+        self.outages: list[Outage] = []
         if settings.runs(Part.CONSUMERS):
             for spec in consumers:
                 self._subscribe(spec)
@@ -129,11 +132,14 @@ class ServiceRuntime:
                 self.consumers[(spec.group_id, spec.topic)] = consumer
             return consumer
 
+        outage = Outage(f"{spec.group_id}:{spec.topic}", self.dependencies_available)
+        self.outages.append(outage)
         subscribe_batch(
             self.broker,
             topic=spec.topic,
             group_id=spec.group_id,
             consumer=resolve,
+            outage=outage,
             max_records=self.settings.consumer_batch_size,
             batch_timeout_ms=self.settings.consumer_batch_timeout_ms,
             description=spec.description,
@@ -166,6 +172,7 @@ class ServiceRuntime:
         # Then jobs finish their pass; the producer they publish with goes after them.
         steps: list[tuple[str, Callable[[], Awaitable[None]]]] = [
             ("kafka subscribers", self.broker.stop),
+            *((f"outage probe {o.name}", o.stop) for o in self.outages),
             ("background jobs", lambda: self.jobs.stop(self.settings.jobs_shutdown_s)),
             ("kafka producer", self.producer.stop),
         ]
@@ -243,15 +250,25 @@ class ServiceRuntime:
         finally:
             await self.stop()
 
+    async def database_writable(self) -> bool:
+        """Whether the database takes writes (a read-only one still answers `SELECT 1`)."""
+        async with asyncio.timeout(2), self.pool.acquire() as conn:
+            return bool(await conn.fetchval(_WRITABLE))
+
+    async def dependencies_available(self) -> bool:
+        """The probe a paused consumer waits on: writable database, reachable broker."""
+        return await self.database_writable() and await self.broker.ping(2.0)
+
     async def readiness(self) -> dict[str, str]:
         """Each dependency's state; all "ok" means ready for traffic."""
         checks: dict[str, str] = {}
         try:
-            async with asyncio.timeout(2):
-                await self.pool.fetchval("SELECT 1")
-            checks["database"] = "ok"
+            checks["database"] = "ok" if await self.database_writable() else "read-only"
         except Exception as exc:
             checks["database"] = f"unavailable: {type(exc).__name__}"
         checks["kafka"] = "ok" if self.started and await self.broker.ping(2.0) else "unavailable"
         checks |= self.jobs.health()
+        for outage in self.outages:
+            if outage.error is not None:
+                checks[f"consumer:{outage.name}"] = f"paused: {outage.error[:200]}"
         return checks

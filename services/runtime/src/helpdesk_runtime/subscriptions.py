@@ -1,7 +1,19 @@
-"""Wires a BatchConsumer to a FastStream batch subscriber."""
+"""Wires a BatchConsumer to a FastStream batch subscriber, and rides out outages.
 
+Offsets are committed only after a batch is applied (or dead-lettered). When it fails
+because the database or the broker is unavailable, the subscription rewinds to the batch,
+pauses its partitions and keeps polling, so the consumer keeps its place in the group (a
+handler blocked past max.poll.interval.ms would be thrown out, and the outage would become a
+rebalance loop); a probe with backoff resumes it once the database takes writes and the
+broker answers, and the same batch comes again. However long that takes, nothing is
+dead-lettered for it, and the outage is logged once when it starts and once when it ends.
+"""
+
+import asyncio
 import dataclasses
-from collections.abc import Callable
+import time
+from collections.abc import Awaitable, Callable
+from contextlib import suppress
 from typing import Any
 
 from aiokafka.structs import ConsumerRecord, TopicPartition
@@ -11,7 +23,10 @@ from faststream.kafka.annotations import KafkaMessage
 from faststream.message import StreamMessage
 
 from helpdesk_runtime.consumer import BatchConsumer
-from helpdesk_runtime.logging import bound
+from helpdesk_runtime.logging import bound, get_logger
+from helpdesk_runtime.transient import is_transient
+
+log = get_logger(__name__)
 
 
 def _decodable_headers(record: ConsumerRecord[Any, Any]) -> ConsumerRecord[Any, Any]:
@@ -42,12 +57,61 @@ async def _raw_decoder(message: StreamMessage[Any], original: Callable[..., Any]
     return message.body  # our BatchConsumer decodes; FastStream must not try JSON itself
 
 
+Probe = Callable[[], Awaitable[bool]]
+"""Whether the database takes writes and the broker answers, right now."""
+
+
+class Outage:
+    """One subscription's pause while its dependencies are away."""
+
+    def __init__(self, name: str, probe: Probe, max_backoff_s: float = 5.0) -> None:
+        self.name = name
+        self._probe = probe
+        self._max_backoff_s = max_backoff_s
+        self._waiting: asyncio.Task[None] | None = None
+        self.since: float | None = None
+        self.error: str | None = None
+
+    def begin(self, client: Any, exc: BaseException) -> None:
+        """Pause every assigned partition and resume them when the probe passes."""
+        client.pause(*client.assignment())
+        if self._waiting is not None and not self._waiting.done():
+            return
+        self.since, self.error = time.monotonic(), f"{type(exc).__name__}: {exc}"
+        log.warning("consumer paused: a dependency is unavailable", consumer=self.name,
+                    error=self.error[:500])  # fmt: skip
+        self._waiting = asyncio.create_task(self._resume_when_healthy(client))
+
+    async def _resume_when_healthy(self, client: Any) -> None:
+        delay = 0.2
+        while not await self._healthy():
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, self._max_backoff_s)
+        client.resume(*client.paused())
+        outage_s = time.monotonic() - (self.since or time.monotonic())
+        log.warning("consumer resumed", consumer=self.name, outage_s=round(outage_s, 1))
+        self.since = self.error = None
+
+    async def _healthy(self) -> bool:
+        try:
+            return await self._probe()
+        except Exception:
+            return False
+
+    async def stop(self) -> None:
+        if self._waiting is not None:
+            self._waiting.cancel()
+            with suppress(asyncio.CancelledError):
+                await self._waiting
+
+
 def subscribe_batch(
     broker: KafkaBroker,
     *,
     topic: str,
     group_id: str,
     consumer: Callable[[], BatchConsumer],
+    outage: Outage,
     max_records: int,
     batch_timeout_ms: int,
     description: str = "",
@@ -59,9 +123,9 @@ def subscribe_batch(
         batch=True,
         group_id=group_id,
         auto_offset_reset="earliest",
-        # Offsets are committed only after the batch is applied; on an error the batch is
-        # redelivered (never ACK_FIRST, which is at-most-once).
-        ack_policy=AckPolicy.NACK_ON_ERROR,
+        # We acknowledge: a batch is committed after it is applied, and rewound when an
+        # outage stops it (never ACK_FIRST, which is at-most-once).
+        ack_policy=AckPolicy.MANUAL,
         max_records=max_records,
         batch_timeout_ms=batch_timeout_ms,
         parser=_lenient_parser,
@@ -70,7 +134,15 @@ def subscribe_batch(
     )
     async def on_batch(body: Any, message: KafkaMessage) -> None:
         records: tuple[ConsumerRecord[bytes, bytes], ...] = message.raw_message
-        with bound(topic=topic):  # a batch spans partitions: dead letters name their own
-            await consumer().process(records)
         client: Any = message.consumer  # the AIOKafkaConsumer that fetched the batch
+        try:
+            with bound(topic=topic):  # a batch spans partitions: dead letters name their own
+                await consumer().process(records)
+        except Exception as exc:
+            await message.nack()  # rewind each partition to the batch's first record
+            if not is_transient(exc):
+                raise  # a bug: FastStream logs it, and the batch comes again
+            outage.begin(client, exc)
+            return
+        await message.ack()
         consumer().observe_lag(records, lambda t, p: client.highwater(TopicPartition(t, p)))

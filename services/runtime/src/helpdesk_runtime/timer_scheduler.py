@@ -27,7 +27,7 @@ from helpdesk_runtime.db import Connection
 from helpdesk_runtime.logging import bound, get_logger
 from helpdesk_runtime.timers import Clock, DueTimer, OnFired, TimerHandler, utc_now
 from helpdesk_runtime.trace import TraceContext
-from helpdesk_runtime.transient import TRANSIENT_ERRORS
+from helpdesk_runtime.transient import is_transient
 
 log = get_logger(__name__)
 _RETURNED = (
@@ -158,9 +158,9 @@ class TimerScheduler:
             if timers:
                 try:
                     await self._apply(conn, timers)
-                except TRANSIENT_ERRORS:
-                    raise  # the database or broker, not these timers: no attempt counted
                 except Exception as exc:  # rolls back the claim with the effects
+                    if is_transient(exc):
+                        raise  # the database or broker, not these timers: no attempt counted
                     raise _HandlerError(timers, exc) from exc
         self._count_fired(timers)
         return timers

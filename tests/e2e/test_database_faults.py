@@ -1,0 +1,143 @@
+"""A transient database fault never loses an event: intake waits (paused, still in its
+consumer group) until the database takes writes again, then opens every ticket once, and
+dead-letters nothing it should not."""
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from uuid import uuid4
+
+import asyncpg
+import pytest
+
+from helpdesk_contracts import kafka_key
+from helpdesk_runtime.kafka import OutgoingMessage, Producer
+
+from support.events import submitted
+from support.fixtures import find_on_topic
+from support.service import RunningService, ticketing_service
+
+INTAKE = "ticketing.intake.v1"
+
+
+@pytest.fixture
+async def service(database_url: str, kafka_bootstrap: str) -> AsyncIterator[RunningService]:
+    async with ticketing_service(
+        database_url, kafka_bootstrap, consumer_retry_attempts=2, consumer_retry_backoff_s=0.05
+    ) as running:
+        yield running
+
+
+async def terminate_sessions(admin_url: str, database: str) -> int:
+    admin = await asyncpg.connect(admin_url)
+    try:
+        return len(
+            await admin.fetch(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                " WHERE datname = $1 AND pid <> pg_backend_pid()",
+                database,
+            )
+        )
+    finally:
+        await admin.close()
+
+
+async def opened(database_url: str, tenant: str) -> tuple[int, int]:
+    """(tickets, TicketOpened events) of the tenant."""
+    conn = await asyncpg.connect(database_url)
+    try:
+        tickets = await conn.fetchval(
+            "SELECT count(*) FROM ticket_list WHERE tenant_id = $1", tenant
+        )
+        events = await conn.fetchval(
+            "SELECT count(*) FROM events WHERE tenant_id = $1 AND event_type = 'TicketOpened'",
+            tenant,
+        )
+        return tickets, events
+    finally:
+        await conn.close()
+
+
+async def publish(producer: Producer, tenant: str, count: int) -> list[bytes]:
+    envelopes = [submitted(f"m-{uuid4().hex[:10]}", tenant=tenant) for _ in range(count)]
+    await producer.send_many(
+        [OutgoingMessage(INTAKE, e.to_json(), kafka_key(e)) for e in envelopes]
+    )
+    return [kafka_key(e) for e in envelopes]
+
+
+async def wait_until_opened(database_url: str, tenant: str, count: int) -> None:
+    async with asyncio.timeout(60):
+        while (await opened(database_url, tenant))[0] < count:  # noqa: ASYNC110
+            await asyncio.sleep(0.2)
+
+
+async def no_dead_letters(kafka_bootstrap: str, keys: list[bytes]) -> None:
+    wanted = set(keys)
+    letters = await find_on_topic(
+        kafka_bootstrap, f"{INTAKE}.dlq", lambda r: r.key in wanted, timeout_s=3
+    )
+    assert letters == [], [dict(r.headers).get("dlq-reason") for r in letters]
+
+
+async def test_a_read_only_database_pauses_intake_until_it_takes_writes_again(
+    service: RunningService, database_url: str, real_servers: object, kafka_bootstrap: str,
+    producer: Producer,
+) -> None:  # fmt: skip
+    tenant = f"t{uuid4().hex[:8]}"
+    await service.register_tenant(tenant)
+    admin_url: str = real_servers.database_admin_url  # type: ignore[attr-defined]
+    database = database_url.rsplit("/", 1)[1]
+    admin = await asyncpg.connect(admin_url)
+    try:
+        # As after a failover: the database refuses writes, and the sessions are cut.
+        await admin.execute(f'ALTER DATABASE "{database}" SET default_transaction_read_only = on')
+        await terminate_sessions(admin_url, database)
+        keys = await publish(producer, tenant, 200)
+        async with asyncio.timeout(30):
+            while True:
+                ready = (await service.client.get("/health/ready")).json()
+                if any(v.startswith("paused") for v in ready["checks"].values()):
+                    break
+                await asyncio.sleep(0.1)
+        assert ready["checks"]["database"] == "read-only"
+        assert await opened(database_url, tenant) == (0, 0)
+        await admin.execute(f'ALTER DATABASE "{database}" RESET default_transaction_read_only')
+        await terminate_sessions(admin_url, database)  # new sessions take writes
+    finally:
+        await admin.close()
+    await wait_until_opened(database_url, tenant, 200)
+    assert await opened(database_url, tenant) == (200, 200)
+    await no_dead_letters(kafka_bootstrap, keys)
+    async with asyncio.timeout(30):
+        while (await service.client.get("/health/ready")).status_code != 200:  # noqa: ASYNC110
+            await asyncio.sleep(0.1)
+
+
+async def test_sessions_cut_again_and_again_lose_and_double_nothing(
+    service: RunningService, database_url: str, real_servers: object, kafka_bootstrap: str,
+    producer: Producer,
+) -> None:  # fmt: skip
+    tenant = f"t{uuid4().hex[:8]}"
+    await service.register_tenant(tenant)
+    admin_url: str = real_servers.database_admin_url  # type: ignore[attr-defined]
+    database = database_url.rsplit("/", 1)[1]
+
+    async def keep_cutting() -> None:
+        while True:
+            await terminate_sessions(admin_url, database)
+            await asyncio.sleep(0.2)
+
+    cutter = asyncio.create_task(keep_cutting())
+    try:
+        keys: list[bytes] = []
+        for _ in range(10):  # a steady stream while the sessions keep dying
+            keys += await publish(producer, tenant, 30)
+            await asyncio.sleep(0.2)
+    finally:
+        cutter.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await cutter
+    await wait_until_opened(database_url, tenant, 300)
+    assert await opened(database_url, tenant) == (300, 300)
+    await no_dead_letters(kafka_bootstrap, keys)
