@@ -137,3 +137,15 @@ async def test_registering_a_tenant_from_the_command_line_is_audited(database_ur
     ]
     assert all(r["actor"].startswith("ops:") for r in rows)
     assert (rows[1]["before"], rows[1]["after"]) == ('{"name": "Acme"}', '{"name": "Acme Corp"}')
+
+
+async def test_liveness_and_the_api_answer_while_kafka_is_out_of_reach(
+    database_url: str,
+) -> None:
+    nowhere = "127.0.0.1:9"  # the discard port: no broker will ever answer there
+    async with ticketing_service(database_url, nowhere, connected=False) as service:
+        assert (await service.client.get("/health/live")).status_code == 200
+        ready = await service.client.get("/health/ready")
+        assert ready.status_code == 503
+        assert ready.json()["checks"]["kafka"] == "connecting"
+        assert (await service.client.get("/v1/tickets", headers=service.auth())).status_code == 200

@@ -55,9 +55,11 @@ def _free_port() -> int:
 
 @asynccontextmanager
 async def ticketing_service(
-    database_url: str, kafka_bootstrap: str, **overrides: Any
+    database_url: str, kafka_bootstrap: str, *, connected: bool = True, **overrides: Any
 ) -> AsyncIterator[RunningService]:
-    """The service on a free port; `overrides` are Settings fields (e.g. cors_origins)."""
+    """The service on a free port; `overrides` are Settings fields (e.g. cors_origins).
+
+    With `connected`, it yields once Kafka is connected (consumers in their group)."""
     port = _free_port()
     group_id = f"ticketing-intake-{uuid4().hex[:8]}"
     settings = Settings.model_validate(
@@ -73,7 +75,7 @@ async def ticketing_service(
             **overrides,
         }
     )
-    if await topic_exists(kafka_bootstrap, INTAKE_TOPIC):
+    if connected and await topic_exists(kafka_bootstrap, INTAKE_TOPIC):
         await start_group_at_end(kafka_bootstrap, INTAKE_TOPIC, group_id)
     app = create_app(settings)
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None))
@@ -85,6 +87,8 @@ async def ticketing_service(
             await asyncio.sleep(0.05)
     base_url = f"http://127.0.0.1:{port}"
     try:
+        if connected:
+            await app.state.runtime.connected()  # the consumers joined their group, jobs run
         async with httpx.AsyncClient(base_url=base_url, timeout=10) as client:
             yield RunningService(base_url, client, settings, app.state.runtime)
     finally:  # also when the test failed: never leave a server running on a dropped database

@@ -31,6 +31,7 @@ async def test_the_runtime_fires_due_timers_as_a_job_and_counts_them(
     runtime = ServiceRuntime(settings, timers={"remind": remind})
     assert Component.TIMERS in runtime.components
     async with runtime.lifespan():
+        await runtime.connected()
         now = datetime.now(UTC)
         async with runtime.pool.acquire() as conn, conn.transaction():
             await timers.schedule(conn, "remind", "a", now - timedelta(seconds=30), {}, "acme")

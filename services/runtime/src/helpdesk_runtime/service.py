@@ -101,6 +101,7 @@ class ServiceRuntime:
         # One per (group, topic): a group may read several topics, each with its handler.
         self.consumers: dict[tuple[str, str], BatchConsumer] = {}
         self.outages: list[Outage] = []
+        self._connecting: asyncio.Task[None] | None = None
         if settings.runs(Part.CONSUMERS):
             for spec in consumers:
                 self._subscribe(spec)
@@ -154,16 +155,43 @@ class ServiceRuntime:
             max_size=s.database_pool_max,
         )
         await migrate(self._pool, self.migrations)
-        if s.kafka_create_topics and self._topics:
-            await ensure_topics(s.kafka_bootstrap_servers, self._topics, s.kafka_replication_factor)
-        await self.producer.start()
         self.feed = AppendFeed(self._pool)
         self.feed.start()
-        await self.broker.start()
+        # Kafka in the background: joining the consumer group can take a session timeout
+        # (after a crash the old member must expire first), and the HTTP port - liveness
+        # included - must not wait for it. Readiness says "connecting" meanwhile.
+        self._connecting = asyncio.create_task(self._connect_kafka(), name="kafka-connect")
+        self.started = True
+        log.info("service started; connecting to Kafka", kafka=s.kafka_bootstrap_servers)
+
+    async def _connect_kafka(self) -> None:
+        s = self.settings
+        delay = 0.5
+        while True:
+            try:
+                if s.kafka_create_topics and self._topics:
+                    await ensure_topics(
+                        s.kafka_bootstrap_servers, self._topics, s.kafka_replication_factor
+                    )
+                await self.producer.start()
+                await self.broker.start()
+                break
+            except Exception as exc:  # the broker is not there yet: try again, quietly
+                for stop in (self.broker.stop, self.producer.stop):
+                    with suppress(Exception):
+                        await stop()
+                log.warning("kafka not reachable yet", error=f"{type(exc).__name__}: {exc}",
+                            retry_in_s=delay)  # fmt: skip
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 10.0)
         self.jobs = JobSupervisor(self._jobs() if s.runs(Part.JOBS) else [])
         self.jobs.start()
-        self.started = True
-        log.info("service started", kafka=s.kafka_bootstrap_servers)
+        log.info("kafka connected")
+
+    async def connected(self) -> None:
+        """Wait until the producer, the subscribers and the jobs run (for tests and tools)."""
+        if self._connecting is not None:
+            await asyncio.shield(self._connecting)
 
     async def stop(self) -> None:
         """Stop in order, each step even if one before it failed (or never started)."""
@@ -171,6 +199,7 @@ class ServiceRuntime:
         # Subscribers first: in-flight batches finish (within graceful_timeout) and commit.
         # Then jobs finish their pass; the producer they publish with goes after them.
         steps: list[tuple[str, Callable[[], Awaitable[None]]]] = [
+            ("kafka connection", self._stop_connecting),
             ("kafka subscribers", self.broker.stop),
             *((f"outage probe {o.name}", o.stop) for o in self.outages),
             ("background jobs", lambda: self.jobs.stop(self.settings.jobs_shutdown_s)),
@@ -186,6 +215,12 @@ class ServiceRuntime:
             except Exception:
                 log.exception("stopping failed; going on", step=what)
         log.info("service stopped")
+
+    async def _stop_connecting(self) -> None:
+        if self._connecting is not None and not self._connecting.done():
+            self._connecting.cancel()
+            with suppress(asyncio.CancelledError):
+                await self._connecting
 
     def _jobs(self) -> list[Job]:
         jobs: list[Job] = []
@@ -266,7 +301,12 @@ class ServiceRuntime:
             checks["database"] = "ok" if await self.database_writable() else "read-only"
         except Exception as exc:
             checks["database"] = f"unavailable: {type(exc).__name__}"
-        checks["kafka"] = "ok" if self.started and await self.broker.ping(2.0) else "unavailable"
+        if self._connecting is None or not self._connecting.done():
+            checks["kafka"] = "connecting"
+        else:
+            checks["kafka"] = (
+                "ok" if self.started and await self.broker.ping(2.0) else "unavailable"
+            )
         checks |= self.jobs.health()
         for outage in self.outages:
             if outage.error is not None:
