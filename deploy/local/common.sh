@@ -43,3 +43,9 @@ ensure_chromium() {
   rm -f "$log"
   command -v chromium >/dev/null 2>&1 || { say "chromium is not on PATH after installing it"; exit 1; }
 }
+
+# The pids of a service started from this checkout, found by its command line (not only
+# the pid file: a crashed `make up` may have left one behind, and a pid can be reused).
+service_pids() { # module
+  pgrep -f "^$REPO_ROOT/.venv/bin/python[0-9.]* -m $1\$" || true
+}

@@ -37,18 +37,26 @@ service_url() { # name: the service's own role on its own database
 }
 
 start_service() { # name port module
-  local name="$1" port="$2" module="$3" pid_file="$RUN_DIR/$1.pid"
-  if [[ -f "$pid_file" ]] && kill -0 "$(cat "$pid_file")" 2>/dev/null; then
-    say "$name already running (pid $(cat "$pid_file"))"
+  local name="$1" port="$2" module="$3" pid_file="$RUN_DIR/$1.pid" running
+  running="$(service_pids "$module" | head -n 1)"
+  if [[ -n "$running" ]]; then
+    echo "$running" >"$pid_file"
+    say "$name already running (pid $running)"
     return
+  fi
+  if curl -s -o /dev/null "http://127.0.0.1:$port/" 2>/dev/null; then
+    say "port $port is taken by another program; set HELPDESK_${name^^}_PORT to another port"
+    exit 1
   fi
   create_database "$name"
   (
     cd "$REPO_ROOT"
+    # The venv's python itself, not `uv run`: the pid file then names the service, so a
+    # signal reaches it and a crash is seen (uv would stay behind as a wrapper).
     DATABASE_URL="$(service_url "$name")" \
       KAFKA_BOOTSTRAP_SERVERS="$KAFKA_BOOTSTRAP_SERVERS" \
       HTTP_PORT="$port" LOG_FORMAT=json \
-      nohup uv run --frozen python -m "$module" >>"$LOG_DIR/$name.log" 2>&1 &
+      nohup "$REPO_ROOT/.venv/bin/python" -m "$module" >>"$LOG_DIR/$name.log" 2>&1 &
     echo $! >"$pid_file"
   )
   say "$name starting (pid $(cat "$pid_file"), log $LOG_DIR/$name.log)"
