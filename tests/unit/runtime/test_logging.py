@@ -1,10 +1,11 @@
 """Log lines never carry a stream token from a URL."""
 
+import json
 import logging
 
 import pytest
 
-from helpdesk_runtime.logging import configure_logging
+from helpdesk_runtime.logging import broker_outage, configure_logging
 
 
 def test_an_access_line_with_a_stream_token_is_logged_without_it(
@@ -18,3 +19,27 @@ def test_an_access_line_with_a_stream_token_is_logged_without_it(
     line = capsys.readouterr().err
     assert "secret" not in line
     assert "access_token=[redacted]&after=7" in line
+
+
+def test_a_broker_outage_is_logged_once_with_its_duration_when_it_ends(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    configure_logging("tests", "INFO", "json")
+    client, app = logging.getLogger("aiokafka"), logging.getLogger("helpdesk.tests")
+    client.warning("Heartbeat failed for group g: rebalancing")  # not an outage: kept
+    for _ in range(500):  # the client's reconnect loop
+        client.error("Unable connect to node with id 1: [Errno 111] Connect call failed")
+        logging.getLogger("aiokafka.consumer.fetcher").error("Failed fetch messages from 1")
+    app.warning("our own lines are never held back")
+    broker_outage.end()
+    broker_outage.end()  # only once
+    lines = [json.loads(line) for line in capsys.readouterr().err.splitlines()]
+    assert [line["event"] for line in lines] == [
+        "Heartbeat failed for group g: rebalancing",
+        "kafka unreachable: Unable connect to node with id 1: [Errno 111] Connect call failed",
+        "our own lines are never held back",
+        "kafka reachable again",
+    ]
+    assert lines[-1]["log_lines_held_back"] == 999
+    assert lines[-1]["outage_s"] >= 0
+    assert not broker_outage.in_outage

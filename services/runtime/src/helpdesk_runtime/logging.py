@@ -7,6 +7,7 @@ batch, so every line logged while handling it carries them.
 import logging
 import re
 import sys
+import time
 from collections.abc import Iterator, MutableMapping
 from contextlib import contextmanager
 from typing import Any
@@ -36,6 +37,52 @@ _SHARED: list[structlog.types.Processor] = [
 ]
 
 
+class BrokerOutageFilter(logging.Filter):
+    """While the broker is unreachable the Kafka client logs every failed attempt, hundreds
+    of lines a second: keep the first, hold back the rest, and say how long it lasted when
+    the broker answers again (`end`, called by the service's broker watch)."""
+
+    _SIGNS = (
+        "Unable connect to node", "Unable to update metadata", "NodeNotReadyError",
+        "KafkaConnectionError", "coordinator dead", "Connection reset",
+    )  # fmt: skip
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.since: float | None = None
+        self.held_back = 0
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not record.name.startswith("aiokafka") or record.levelno < logging.WARNING:
+            return True
+        if self.since is not None:
+            self.held_back += 1
+            return False
+        message = record.getMessage()
+        if any(sign in message for sign in self._SIGNS):
+            self.since = time.monotonic()
+            record.msg, record.args = f"kafka unreachable: {message}", ()
+        return True
+
+    @property
+    def in_outage(self) -> bool:
+        return self.since is not None
+
+    def end(self) -> None:
+        """The broker answers again: log the outage's duration, once."""
+        if self.since is None:
+            return
+        get_logger(__name__).warning(
+            "kafka reachable again",
+            outage_s=round(time.monotonic() - self.since, 1),
+            log_lines_held_back=self.held_back,
+        )
+        self.since, self.held_back = None, 0
+
+
+broker_outage = BrokerOutageFilter()
+
+
 def configure_logging(service: str, level: str = "INFO", fmt: str = "auto") -> None:
     """Route structlog and the standard library (uvicorn, aiokafka …) through one chain."""
     use_json = fmt == "json" or (fmt == "auto" and not sys.stderr.isatty())
@@ -62,6 +109,7 @@ def configure_logging(service: str, level: str = "INFO", fmt: str = "auto") -> N
             processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, *final],
         )
     )
+    handler.addFilter(broker_outage)
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())

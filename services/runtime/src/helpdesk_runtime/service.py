@@ -17,7 +17,7 @@ from helpdesk_runtime.deadletters import DeadLetterPublisher
 from helpdesk_runtime.feed import AppendFeed
 from helpdesk_runtime.jobs import Job, JobSupervisor
 from helpdesk_runtime.kafka import Producer, TopicSpec, ensure_topics
-from helpdesk_runtime.logging import configure_logging, get_logger
+from helpdesk_runtime.logging import broker_outage, configure_logging, get_logger
 from helpdesk_runtime.metrics import Metrics
 from helpdesk_runtime.outbox import OutboxRelay, Router, Source
 from helpdesk_runtime.settings import Part, ServiceSettings
@@ -86,6 +86,7 @@ class ServiceRuntime:
             settings.kafka_bootstrap_servers,
             client_id=settings.client_id,
             graceful_timeout=settings.consumers_shutdown_s,
+            retry_backoff_ms=settings.kafka_retry_backoff_ms,
             # Not "faststream": that logger gets FastStream's own stdout handler at import.
             logger=logging.getLogger("helpdesk.broker"),
             # "Received"/"Processed" for every batch is noise at month-start volume.
@@ -102,6 +103,7 @@ class ServiceRuntime:
         self.consumers: dict[tuple[str, str], BatchConsumer] = {}
         self.outages: list[Outage] = []
         self._connecting: asyncio.Task[None] | None = None
+        self.kafka_connected = asyncio.Event()
         if settings.runs(Part.CONSUMERS):
             for spec in consumers:
                 self._subscribe(spec)
@@ -186,12 +188,20 @@ class ServiceRuntime:
                 delay = min(delay * 2, 10.0)
         self.jobs = JobSupervisor(self._jobs() if s.runs(Part.JOBS) else [])
         self.jobs.start()
+        self.kafka_connected.set()
         log.info("kafka connected")
+        await self._watch_broker()
+
+    async def _watch_broker(self) -> None:
+        """Notice when the broker answers again after an outage (the log held back)."""
+        while True:
+            await asyncio.sleep(1.0)
+            if broker_outage.in_outage and await self.broker.ping(1.0):
+                broker_outage.end()
 
     async def connected(self) -> None:
         """Wait until the producer, the subscribers and the jobs run (for tests and tools)."""
-        if self._connecting is not None:
-            await asyncio.shield(self._connecting)
+        await self.kafka_connected.wait()
 
     async def stop(self) -> None:
         """Stop in order, each step even if one before it failed (or never started)."""
@@ -301,7 +311,7 @@ class ServiceRuntime:
             checks["database"] = "ok" if await self.database_writable() else "read-only"
         except Exception as exc:
             checks["database"] = f"unavailable: {type(exc).__name__}"
-        if self._connecting is None or not self._connecting.done():
+        if not self.kafka_connected.is_set():
             checks["kafka"] = "connecting"
         else:
             checks["kafka"] = (

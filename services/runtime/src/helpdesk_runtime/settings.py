@@ -49,6 +49,9 @@ class ServiceSettings(BaseSettings):
     # The largest record this service publishes: the broker's (or topic's) message.max.bytes,
     # so that a dead letter of an oversized message (above CONSUMER_MAX_MESSAGE_BYTES) fits.
     kafka_max_message_bytes: int = Field(default=4_194_304, ge=1024)
+    # Between the client's attempts when the broker is away: aiokafka's 100 ms default made
+    # every client loop try ten times a second through an outage.
+    kafka_retry_backoff_ms: int = Field(default=500, ge=10)
 
     http_host: str = "0.0.0.0"
     http_port: int = Field(default=8000, ge=1, le=65535)
