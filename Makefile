@@ -1,5 +1,5 @@
 # The two commands: `make up` runs the system, `make test` runs every check and test.
-.PHONY: up down test test-unit lint schemas bench
+.PHONY: up down test test-unit lint schemas bench chaos
 
 up:
 	deploy/local/up.sh
@@ -22,3 +22,8 @@ schemas:
 # Throughput figures against the local servers (run `make up` or infra.sh up first).
 bench:
 	uv run pytest tests/benchmarks -m benchmark -s
+
+# Faults under load, the long form (make test runs a short one): 500 events/s for 40 s,
+# 10 s outages, on Kafka and PostgreSQL of its own.
+chaos:
+	CHAOS_RATE=500 CHAOS_SECONDS=40 CHAOS_OUTAGE_S=10 deploy/local/test.sh tests/chaos -s

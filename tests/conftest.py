@@ -6,7 +6,13 @@ import pytest
 
 pytest_plugins = ["support.fixtures"]
 
-_TIERS = {"unit": "unit", "integration": "integration", "e2e": "e2e", "benchmarks": "benchmark"}
+_TIERS = {
+    "unit": "unit",
+    "integration": "integration",
+    "e2e": "e2e",
+    "chaos": "chaos",
+    "benchmarks": "benchmark",
+}
 _HERE = Path(__file__).parent
 
 
