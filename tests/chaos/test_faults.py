@@ -229,10 +229,16 @@ async def test_a_fault_under_load_loses_and_doubles_nothing(
     tickets, opened = await counts(database_url, tenant)
     keys = set(load.sent)
     letters = await on_topic(servers.kafka_bootstrap, f"{INTAKE}.dlq", lambda r: r.key in keys)
-    published = await on_topic(
-        servers.kafka_bootstrap, "ticketing.tickets.v1",
-        lambda r: dict(r.headers).get("tenant_id") == tenant.encode(),
-    )  # fmt: skip
+    published: list[Any] = []
+
+    async def all_published() -> bool:  # the relay publishes after the commit it tails
+        published[:] = await on_topic(
+            servers.kafka_bootstrap, "ticketing.tickets.v1",
+            lambda r: dict(r.headers).get("tenant_id") == tenant.encode(),
+        )  # fmt: skip
+        return len({r.key for r in published}) >= expected
+
+    await eventually(all_published, 60)
     tickets_on_topic = {parse_envelope(r.value).aggregate_id for r in published}
     warnings = [
         line for line in service.log_lines()[log_from:]

@@ -5,7 +5,7 @@ import logging
 
 import pytest
 
-from helpdesk_runtime.logging import broker_outage, configure_logging
+from helpdesk_runtime.logging import FailureStreak, broker_outage, configure_logging
 
 
 def test_an_access_line_with_a_stream_token_is_logged_without_it(
@@ -43,3 +43,21 @@ def test_a_broker_outage_is_logged_once_with_its_duration_when_it_ends(
     assert lines[-1]["log_lines_held_back"] == 999
     assert lines[-1]["outage_s"] >= 0
     assert not broker_outage.in_outage
+
+
+def test_a_failure_streak_is_logged_when_it_starts_now_and_then_and_when_it_ends(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    configure_logging("tests", "INFO", "json")
+    streak = FailureStreak("outbox relay", every_s=3600)
+    for _ in range(1000):
+        streak.failed(OSError("connection refused"))
+    streak.succeeded()
+    streak.succeeded()  # nothing to say: it was not failing
+    lines = [json.loads(line) for line in capsys.readouterr().err.splitlines()]
+    assert [line["event"] for line in lines] == [
+        "outbox relay failing",
+        "outbox relay working again",
+    ]
+    assert lines[0]["error"] == "OSError: connection refused"
+    assert lines[1]["failed_attempts"] == 1000

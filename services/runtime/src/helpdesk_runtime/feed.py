@@ -5,7 +5,7 @@ from contextlib import suppress
 
 import asyncpg
 
-from helpdesk_runtime.logging import get_logger
+from helpdesk_runtime.logging import FailureStreak, get_logger
 
 log = get_logger(__name__)
 
@@ -21,6 +21,7 @@ class AppendFeed:
         self._pool = pool
         self._changed = asyncio.Condition()
         self._task: asyncio.Task[None] | None = None
+        self._streak = FailureStreak("append feed (LISTEN)")
         self.generation = 0
 
     def start(self) -> None:
@@ -43,9 +44,9 @@ class AppendFeed:
         while True:
             try:
                 await self._listen_until_lost()
-                log.warning("append feed lost its connection; listening again")
+                log.info("append feed lost its connection; listening again")
             except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
-                log.warning("append feed cannot listen", error=str(exc))
+                self._streak.failed(exc)
                 await asyncio.sleep(1.0)
 
     async def _listen_until_lost(self) -> None:
@@ -57,6 +58,7 @@ class AppendFeed:
 
             conn.add_termination_listener(on_lost)
             await conn.add_listener("events_appended", self._on_notify)
+            self._streak.succeeded()
             # Listening (again): the database is back. Wake the waiters at once (the relay
             # backing off after an outage, say); appends made meanwhile sent no notice.
             await self._wake()

@@ -83,6 +83,41 @@ class BrokerOutageFilter(logging.Filter):
 broker_outage = BrokerOutageFilter()
 
 
+class FailureStreak:
+    """A run of failures of one thing (the relay's passes, say) in a few lines, however long
+    it lasts: the first failure, a reminder at most every `every_s`, and the end with how
+    long it lasted and how many attempts failed."""
+
+    def __init__(self, what: str, every_s: float = 60.0) -> None:
+        self._what = what
+        self._every_s = every_s
+        self._since: float | None = None
+        self._last_said = 0.0
+        self.failures = 0
+
+    def failed(self, exc: BaseException) -> None:
+        now = time.monotonic()
+        self.failures += 1
+        error = f"{type(exc).__name__}: {exc}"[:500]
+        if self._since is None:
+            self._since = self._last_said = now
+            get_logger(__name__).warning(f"{self._what} failing", error=error)
+        elif now - self._last_said >= self._every_s:
+            self._last_said = now
+            get_logger(__name__).warning(
+                f"{self._what} still failing", error=error, failed_attempts=self.failures,
+                for_s=round(now - self._since, 1),
+            )  # fmt: skip
+
+    def succeeded(self) -> None:
+        if self._since is not None:
+            get_logger(__name__).warning(
+                f"{self._what} working again", failed_attempts=self.failures,
+                after_s=round(time.monotonic() - self._since, 1),
+            )  # fmt: skip
+        self._since, self.failures = None, 0
+
+
 def configure_logging(service: str, level: str = "INFO", fmt: str = "auto") -> None:
     """Route structlog and the standard library (uvicorn, aiokafka …) through one chain."""
     use_json = fmt == "json" or (fmt == "auto" and not sys.stderr.isatty())

@@ -25,7 +25,7 @@ from helpdesk_runtime.db import Connection
 from helpdesk_runtime.event_log import Envelope, insert_in_commit_order, read_after, wire_json
 from helpdesk_runtime.feed import AppendFeed
 from helpdesk_runtime.kafka import OutgoingMessage, Producer
-from helpdesk_runtime.logging import get_logger
+from helpdesk_runtime.logging import FailureStreak, get_logger
 from helpdesk_runtime.metrics import Metrics
 from helpdesk_runtime.trace import HEADER, TraceContext
 
@@ -156,19 +156,19 @@ class OutboxRelay:
 
     async def run(self, feed: AppendFeed) -> None:
         """Relay until stopped: woken by the feed of appends, polling as a fallback."""
-        failures = 0
+        streak = FailureStreak("outbox relay")
         while not self._stopping.is_set():
             seen = feed.generation
             try:
                 published = await self.publish_pending()
-                failures, self.last_error = 0, None
+                streak.succeeded()
+                self.last_error = None
                 self.last_pass_at = time.monotonic()
             except Exception as exc:  # broker or database down: back off, never die
-                failures += 1
+                streak.failed(exc)
                 self.last_error = f"{type(exc).__name__}: {exc}"
-                log.warning("outbox relay pass failed", error=self.last_error, failures=failures)
                 # Back off, but wake as soon as the feed listens again (the database is back).
-                await feed.wait(min(0.1 * 2**failures, 5.0), after=seen)
+                await feed.wait(min(0.1 * 2**streak.failures, 5.0), after=seen)
                 continue
             if published < self._batch_size:  # else more is waiting
                 await feed.wait(self._poll_interval_s, after=seen)

@@ -24,7 +24,7 @@ import asyncpg
 
 from helpdesk_runtime import trace
 from helpdesk_runtime.db import Connection
-from helpdesk_runtime.logging import bound, get_logger
+from helpdesk_runtime.logging import FailureStreak, bound, get_logger
 from helpdesk_runtime.timers import Clock, DueTimer, OnFired, TimerHandler, utc_now
 from helpdesk_runtime.trace import TraceContext
 from helpdesk_runtime.transient import is_transient
@@ -128,18 +128,18 @@ class TimerScheduler:
         another replica or transaction schedules sooner meanwhile is therefore late by at
         most the poll interval.
         """
-        failures = 0
+        streak = FailureStreak("timer scheduler")
         while not self._stopping.is_set():
             try:
                 claimed, _ = await self._fire_batch()
                 delay = 0.0 if claimed >= self._batch_size else await self._idle_delay(claimed)
-                failures, self.last_error = 0, None
+                streak.succeeded()
+                self.last_error = None
                 self.last_pass_at = time.monotonic()
             except Exception as exc:
-                failures += 1
+                streak.failed(exc)
                 self.last_error = f"{type(exc).__name__}: {exc}"
-                log.warning("timer pass failed", error=self.last_error, failures=failures)
-                delay = min(0.1 * 2**failures, 10.0)
+                delay = min(0.1 * 2**streak.failures, 10.0)
             with suppress(TimeoutError):  # also yields between full batches
                 await asyncio.wait_for(self._stopping.wait(), delay)
 
