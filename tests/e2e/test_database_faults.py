@@ -9,6 +9,7 @@ from uuid import uuid4
 
 import asyncpg
 import pytest
+from aiokafka.admin import AIOKafkaAdminClient
 
 from helpdesk_contracts import kafka_key
 from helpdesk_runtime.kafka import OutgoingMessage, Producer
@@ -141,3 +142,53 @@ async def test_sessions_cut_again_and_again_lose_and_double_nothing(
     await wait_until_opened(database_url, tenant, 300)
     assert await opened(database_url, tenant) == (300, 300)
     await no_dead_letters(kafka_bootstrap, keys)
+
+
+async def group_members(kafka_bootstrap: str, group_id: str) -> list[str]:
+    admin = AIOKafkaAdminClient(bootstrap_servers=kafka_bootstrap)
+    await admin.start()
+    try:
+        (response,) = await admin.describe_consumer_groups([group_id])
+        (group,) = response.groups
+        return sorted(member[0] for member in group[5])  # (error, id, state, …, members)
+    finally:
+        await admin.close()
+
+
+async def test_an_outage_longer_than_the_poll_interval_keeps_the_consumer_in_its_group(
+    database_url: str, real_servers: object, kafka_bootstrap: str, producer: Producer
+) -> None:
+    admin_url: str = real_servers.database_admin_url  # type: ignore[attr-defined]
+    database = database_url.rsplit("/", 1)[1]
+    async with ticketing_service(
+        database_url, kafka_bootstrap, consumer_max_poll_interval_ms=2000,
+        consumer_retry_attempts=2, consumer_retry_backoff_s=0.05,
+    ) as service:  # fmt: skip
+        tenant = f"t{uuid4().hex[:8]}"
+        await service.register_tenant(tenant)
+        group = service.settings.intake_group_id
+        async with asyncio.timeout(30):
+            while not (before := await group_members(kafka_bootstrap, group)):  # noqa: ASYNC110
+                await asyncio.sleep(0.2)
+        admin = await asyncpg.connect(admin_url)
+        try:
+            await admin.execute(
+                f'ALTER DATABASE "{database}" SET default_transaction_read_only = on'
+            )
+            await terminate_sessions(admin_url, database)
+            await publish(producer, tenant, 20)
+            # Paused for three poll intervals: a consumer that stopped polling would be gone.
+            async with asyncio.timeout(30):
+                while not any(  # noqa: ASYNC110
+                    v.startswith("paused")
+                    for v in (await service.client.get("/health/ready")).json()["checks"].values()
+                ):
+                    await asyncio.sleep(0.1)
+            await asyncio.sleep(6)  # the outage goes on for three poll intervals
+            assert await group_members(kafka_bootstrap, group) == before
+            await admin.execute(f'ALTER DATABASE "{database}" RESET default_transaction_read_only')
+            await terminate_sessions(admin_url, database)
+        finally:
+            await admin.close()
+        await wait_until_opened(database_url, tenant, 20)
+        assert await group_members(kafka_bootstrap, group) == before  # never rejoined

@@ -145,6 +145,7 @@ class ServiceRuntime:
             outage=outage,
             max_records=self.settings.consumer_batch_size,
             batch_timeout_ms=self.settings.consumer_batch_timeout_ms,
+            max_poll_interval_ms=self.settings.consumer_max_poll_interval_ms,
             description=spec.description,
         )
 

@@ -82,6 +82,9 @@ class ServiceSettings(BaseSettings):
     consumer_max_message_bytes: int = Field(default=1_048_576, ge=1024)
     consumer_retry_attempts: int = Field(default=5, ge=1)
     consumer_retry_backoff_s: float = Field(default=0.2, gt=0)
+    # A consumer that does not poll for this long leaves its group; in an outage ours
+    # pauses its partitions and keeps polling instead (subscriptions.py).
+    consumer_max_poll_interval_ms: int = Field(default=300_000, ge=1000)
 
     outbox_batch_size: int = Field(default=1000, ge=1)
     outbox_poll_interval_s: float = Field(default=1.0, gt=0)

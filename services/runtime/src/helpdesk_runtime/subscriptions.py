@@ -114,6 +114,7 @@ def subscribe_batch(
     outage: Outage,
     max_records: int,
     batch_timeout_ms: int,
+    max_poll_interval_ms: int = 300_000,
     description: str = "",
 ) -> None:
     """Register a batch subscriber; `consumer` is resolved per batch (it needs the pool)."""
@@ -128,6 +129,7 @@ def subscribe_batch(
         ack_policy=AckPolicy.MANUAL,
         max_records=max_records,
         batch_timeout_ms=batch_timeout_ms,
+        max_poll_interval_ms=max_poll_interval_ms,
         parser=_lenient_parser,
         decoder=_raw_decoder,
         description=description,
