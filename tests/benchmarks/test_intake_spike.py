@@ -1,12 +1,16 @@
 """Month-start spike: N ticket submissions waiting on Kafka, drained by the ticketing service.
 
 Publishes N `TicketSubmitted` (BENCH_EVENTS, default 50,000) to ticketing.intake.v1, then
-starts the ticketing runtime (intake consumer + outbox relay, in this process) and measures
-how long it takes until every ticket is opened in the event store and published as
-`TicketOpened`. Run with `make bench`; figures are printed, not asserted.
+drains them three times, each with a consumer group of its own that starts where the
+publishing started: the plain aiokafka + asyncpg pipeline doing the same database work
+with one and with three batches in flight (support/plain_pipeline.py), and the ticketing runtime
+(intake consumer + outbox relay, in this process) until every ticket is opened and
+published as `TicketOpened`. Run with `make bench`; it prints a table (and writes it as JSON
+under .local/bench/ for later runs to compare), figures are not asserted.
 """
 
 import asyncio
+import json
 import os
 import resource
 import time
@@ -15,16 +19,20 @@ import uuid
 from pydantic import SecretStr
 
 from helpdesk_contracts import EventEnvelope, Requester, TicketSubmitted
-from helpdesk_runtime.kafka import OutgoingMessage, Producer
+from helpdesk_runtime.db import create_pool
+from helpdesk_runtime.kafka import OutgoingMessage, Producer, TopicSpec, ensure_topics
 from ticketing.bootstrap import INTAKE_TOPIC, build_runtime
 from ticketing.config import Settings
 from ticketing.tenants import add as register
 
 from support.fixtures import start_group_at_end
+from support.plain_pipeline import run_plain
+from support.servers import REPO
 
 EVENTS = int(os.environ.get("BENCH_EVENTS", "50000"))
 BATCH = int(os.environ.get("BENCH_BATCH", "500"))
 TENANTS = 20
+PLAIN_OUT = "bench.plain.out"
 
 
 def _submission(i: int, tenant: str) -> bytes:
@@ -73,7 +81,21 @@ async def test_a_spike_of_submissions_is_drained(
     await runtime.stop()
     await start_group_at_end(kafka_bootstrap, INTAKE_TOPIC, settings.intake_group_id)
 
+    plain_groups = {n: f"plain-{n}-{uuid.uuid4().hex[:6]}" for n in (1, 3)}
+    for group in plain_groups.values():
+        await start_group_at_end(kafka_bootstrap, INTAKE_TOPIC, group)
+    await ensure_topics(kafka_bootstrap, [TopicSpec(PLAIN_OUT, 12)])
     publish_s = await _publish(producer, EVENTS, tenants)
+
+    plain = {}
+    pool = await create_pool(database_url, min_size=4, max_size=8)
+    try:
+        for n, group in plain_groups.items():
+            plain[n] = await run_plain(
+                pool, kafka_bootstrap, INTAKE_TOPIC, PLAIN_OUT, EVENTS, n, group
+            )
+    finally:
+        await pool.close()
 
     runtime = build_runtime(settings)
     cpu_before = time.process_time()
@@ -83,23 +105,50 @@ async def test_a_spike_of_submissions_is_drained(
     try:
         while not published_s:
             await asyncio.sleep(0.2)
-            opened = await runtime.pool.fetchval("SELECT count(*) FROM events")
+            opened = await runtime.pool.fetchval(
+                "SELECT count(*) FROM events WHERE event_type = 'TicketOpened'"
+            )
             if not opened_s and opened >= EVENTS:
                 opened_s = time.perf_counter() - started
-            relayed = await runtime.pool.fetchval("SELECT max(position) FROM outbox_checkpoints")
-            if opened_s and relayed == opened:
+            relayed = await runtime.pool.fetchval(
+                "SELECT (SELECT max(position) FROM outbox_checkpoints)"
+                " >= (SELECT max(position) FROM events)"
+            )
+            if opened_s and relayed:
                 published_s = time.perf_counter() - started
     finally:
         await runtime.stop()
     cpu_s = time.process_time() - cpu_before
 
     rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    best = max(plain.values(), key=lambda r: r.per_second)
+    rows = [
+        ("plain aiokafka + asyncpg, 1 in flight", plain[1].per_second, plain[1].cpu_us),
+        ("plain aiokafka + asyncpg, 3 in flight", plain[3].per_second, plain[3].cpu_us),
+        ("ticketing intake (opened)", EVENTS / opened_s, 1e6 * cpu_s / EVENTS),
+        ("ticketing intake (published)", EVENTS / published_s, 1e6 * cpu_s / EVENTS),
+    ]
+    table = "\n".join(f"  {name:<40} {rate:9,.0f}/s {us:6.0f} µs/event" for name, rate, us in rows)
+    ratio = (EVENTS / published_s) / best.per_second
     print(
-        f"\nintake spike, {EVENTS:,} submissions, batches of {BATCH}, {TENANTS} tenants:\n"
-        f"  published to Kafka      {publish_s:6.1f} s  {EVENTS / publish_s:8,.0f}/s\n"
-        f"  opened (event store)    {opened_s:6.1f} s  {EVENTS / opened_s:8,.0f}/s\n"
-        f"  relayed as TicketOpened {published_s:6.1f} s  {EVENTS / published_s:8,.0f}/s\n"
-        f"  service CPU {cpu_s:.1f} s ({1e6 * cpu_s / EVENTS:.0f} µs/event),"
-        f" peak RSS {rss_mb:.0f} MB"
+        f"\nintake spike, {EVENTS:,} submissions (published at {EVENTS / publish_s:,.0f}/s),"
+        f" batches of {BATCH}, {TENANTS} tenants:\n{table}\n"
+        f"  ours / best plain: {ratio:.2f}; peak RSS of this process {rss_mb:.0f} MB"
     )
+    _record(
+        {
+            "events": EVENTS, "batch": BATCH,
+            "rows": [{"path": n, "per_second": round(r), "cpu_us_per_event": round(u)}
+                     for n, r, u in rows],
+            "ratio_to_best_plain": round(ratio, 3), "peak_rss_mb": round(rss_mb),
+        }
+    )  # fmt: skip
     assert opened == EVENTS  # every submission opened exactly one ticket
+
+
+def _record(figures: dict[str, object]) -> None:
+    """Keep the run's figures as JSON, so later runs can be compared with this one."""
+    folder = REPO / ".local" / "bench"
+    folder.mkdir(parents=True, exist_ok=True)
+    stamp = time.strftime("%Y%m%dT%H%M%S")
+    (folder / f"intake-{stamp}.json").write_text(json.dumps(figures, indent=2))
