@@ -31,6 +31,8 @@ log = get_logger(__name__)
 
 def _decodable_headers(record: ConsumerRecord[Any, Any]) -> ConsumerRecord[Any, Any]:
     headers = [(k, v) for k, v in (record.headers or ()) if _is_utf8(v)]
+    if len(headers) == len(record.headers or ()):
+        return record  # the usual case: nothing to drop, nothing to copy
     return dataclasses.replace(record, headers=headers)
 
 
