@@ -18,7 +18,7 @@ import uuid
 
 from pydantic import SecretStr
 
-from helpdesk_contracts import EventEnvelope, Requester, TicketSubmitted
+from helpdesk_contracts import EventEnvelope, Requester, TicketSubmitted, kafka_headers
 from helpdesk_runtime.db import create_pool
 from helpdesk_runtime.kafka import OutgoingMessage, Producer, TopicSpec, ensure_topics
 from ticketing.bootstrap import INTAKE_TOPIC, build_runtime
@@ -36,8 +36,8 @@ PLAIN_OUT = "bench.plain.out"
 PLAIN = os.environ.get("BENCH_PLAIN", "1") != "0"  # 0: only the service (to profile it)
 
 
-def _submission(i: int, tenant: str) -> bytes:
-    return EventEnvelope.new(
+def _submission(i: int, tenant: str) -> OutgoingMessage:
+    envelope = EventEnvelope.new(
         TicketSubmitted(
             source="billing-portal",
             external_id=f"spike-{i}",
@@ -47,17 +47,18 @@ def _submission(i: int, tenant: str) -> bytes:
         ),
         tenant_id=tenant,
         producer="billing-portal",
-    ).to_json()
+    )
+    # With the headers the contracts ask publishers to send (kafka_headers).
+    return OutgoingMessage(
+        INTAKE_TOPIC, envelope.to_json(), str(i).encode(), kafka_headers(envelope)
+    )
 
 
 async def _publish(producer: Producer, n: int, tenants: list[str]) -> float:
     started = time.perf_counter()
     for first in range(0, n, 5000):
         await producer.send_many(
-            [
-                OutgoingMessage(INTAKE_TOPIC, _submission(i, tenants[i % TENANTS]), str(i).encode())
-                for i in range(first, min(n, first + 5000))
-            ]
+            [_submission(i, tenants[i % TENANTS]) for i in range(first, min(n, first + 5000))]
         )
     return time.perf_counter() - started
 
