@@ -38,6 +38,8 @@ from support.chaos import (
     infra,
     stop,
 )
+from support.faults import set_read_only, terminate_sessions
+from support.fixtures import role_dsn
 
 RATE = int(os.environ.get("CHAOS_RATE", "100"))
 SECONDS = float(os.environ.get("CHAOS_SECONDS", "6"))
@@ -68,8 +70,7 @@ async def database_url(servers: ChaosServers) -> str:
         await admin.execute(f'CREATE DATABASE "{name}" OWNER {ROLE}')
     finally:
         await admin.close()
-    host = servers.admin_url.split("@", 1)[1].rsplit("/", 1)[0]
-    url = f"postgresql://{ROLE}:{PASSWORD}@{host}/{name}"
+    url = role_dsn(servers.admin_url, name, ROLE, PASSWORD)
     pool = await create_pool(url, min_size=1, max_size=1)
     await migrate(pool, build_runtime(Settings()).migrations)
     await pool.close()
@@ -120,34 +121,16 @@ async def postgres_stopped(sig: signal.Signals, s: ChaosServers) -> None:
     await _in_thread(lambda: infra("up"))
 
 
-async def terminate_sessions(s: ChaosServers, database: str) -> None:
-    admin = await s.admin()
-    try:
-        await admin.execute(
-            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
-            " WHERE datname = $1 AND pid <> pg_backend_pid()",
-            database,
-        )
-    finally:
-        await admin.close()
-
-
 async def read_only(s: ChaosServers, _svc: ServiceProcess, database: str) -> None:
-    admin = await s.admin()
-    try:
-        await admin.execute(f'ALTER DATABASE "{database}" SET default_transaction_read_only = on')
-        await terminate_sessions(s, database)  # as after a failover
-        await asyncio.sleep(OUTAGE_S)
-        await admin.execute(f'ALTER DATABASE "{database}" RESET default_transaction_read_only')
-        await terminate_sessions(s, database)
-    finally:
-        await admin.close()
+    await set_read_only(s.admin_url, database, True)  # as after a failover
+    await asyncio.sleep(OUTAGE_S)
+    await set_read_only(s.admin_url, database, False)
 
 
 async def sessions_cut(s: ChaosServers, _svc: ServiceProcess, database: str) -> None:
     until = time.monotonic() + OUTAGE_S
     while time.monotonic() < until:
-        await terminate_sessions(s, database)
+        await terminate_sessions(s.admin_url, database)
         await asyncio.sleep(0.2)
 
 

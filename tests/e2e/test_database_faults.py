@@ -15,6 +15,7 @@ from helpdesk_contracts import kafka_key
 from helpdesk_runtime.kafka import OutgoingMessage, Producer
 
 from support.events import submitted
+from support.faults import set_read_only, terminate_sessions
 from support.fixtures import find_on_topic
 from support.service import RunningService, ticketing_service
 
@@ -27,20 +28,6 @@ async def service(database_url: str, kafka_bootstrap: str) -> AsyncIterator[Runn
         database_url, kafka_bootstrap, consumer_retry_attempts=2, consumer_retry_backoff_s=0.05
     ) as running:
         yield running
-
-
-async def terminate_sessions(admin_url: str, database: str) -> int:
-    admin = await asyncpg.connect(admin_url)
-    try:
-        return len(
-            await admin.fetch(
-                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
-                " WHERE datname = $1 AND pid <> pg_backend_pid()",
-                database,
-            )
-        )
-    finally:
-        await admin.close()
 
 
 async def opened(database_url: str, tenant: str) -> tuple[int, int]:
@@ -89,24 +76,18 @@ async def test_a_read_only_database_pauses_intake_until_it_takes_writes_again(
     await service.register_tenant(tenant)
     admin_url: str = real_servers.database_admin_url  # type: ignore[attr-defined]
     database = database_url.rsplit("/", 1)[1]
-    admin = await asyncpg.connect(admin_url)
-    try:
-        # As after a failover: the database refuses writes, and the sessions are cut.
-        await admin.execute(f'ALTER DATABASE "{database}" SET default_transaction_read_only = on')
-        await terminate_sessions(admin_url, database)
-        keys = await publish(producer, tenant, 200)
-        async with asyncio.timeout(30):
-            while True:
-                ready = (await service.client.get("/health/ready")).json()
-                if any(v.startswith("paused") for v in ready["checks"].values()):
-                    break
-                await asyncio.sleep(0.1)
-        assert ready["checks"]["database"] == "read-only"
-        assert await opened(database_url, tenant) == (0, 0)
-        await admin.execute(f'ALTER DATABASE "{database}" RESET default_transaction_read_only')
-        await terminate_sessions(admin_url, database)  # new sessions take writes
-    finally:
-        await admin.close()
+    # As after a failover: the database refuses writes, and the sessions are cut.
+    await set_read_only(admin_url, database, True)
+    keys = await publish(producer, tenant, 200)
+    async with asyncio.timeout(30):
+        while True:
+            ready = (await service.client.get("/health/ready")).json()
+            if any(v.startswith("paused") for v in ready["checks"].values()):
+                break
+            await asyncio.sleep(0.1)
+    assert ready["checks"]["database"] == "read-only"
+    assert await opened(database_url, tenant) == (0, 0)
+    await set_read_only(admin_url, database, False)  # new sessions take writes
     await wait_until_opened(database_url, tenant, 200)
     assert await opened(database_url, tenant) == (200, 200)
     await no_dead_letters(kafka_bootstrap, keys)
@@ -170,25 +151,17 @@ async def test_an_outage_longer_than_the_poll_interval_keeps_the_consumer_in_its
         async with asyncio.timeout(30):
             while not (before := await group_members(kafka_bootstrap, group)):  # noqa: ASYNC110
                 await asyncio.sleep(0.2)
-        admin = await asyncpg.connect(admin_url)
-        try:
-            await admin.execute(
-                f'ALTER DATABASE "{database}" SET default_transaction_read_only = on'
-            )
-            await terminate_sessions(admin_url, database)
-            await publish(producer, tenant, 20)
-            # Paused for three poll intervals: a consumer that stopped polling would be gone.
-            async with asyncio.timeout(30):
-                while not any(  # noqa: ASYNC110
-                    v.startswith("paused")
-                    for v in (await service.client.get("/health/ready")).json()["checks"].values()
-                ):
-                    await asyncio.sleep(0.1)
-            await asyncio.sleep(6)  # the outage goes on for three poll intervals
-            assert await group_members(kafka_bootstrap, group) == before
-            await admin.execute(f'ALTER DATABASE "{database}" RESET default_transaction_read_only')
-            await terminate_sessions(admin_url, database)
-        finally:
-            await admin.close()
+        await set_read_only(admin_url, database, True)
+        await publish(producer, tenant, 20)
+        # Paused for three poll intervals: a consumer that stopped polling would be gone.
+        async with asyncio.timeout(30):
+            while not any(  # noqa: ASYNC110
+                v.startswith("paused")
+                for v in (await service.client.get("/health/ready")).json()["checks"].values()
+            ):
+                await asyncio.sleep(0.1)
+        await asyncio.sleep(6)  # the outage goes on for three poll intervals
+        assert await group_members(kafka_bootstrap, group) == before
+        await set_read_only(admin_url, database, False)
         await wait_until_opened(database_url, tenant, 20)
         assert await group_members(kafka_bootstrap, group) == before  # never rejoined

@@ -5,7 +5,6 @@ import asyncio
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -23,6 +22,7 @@ from helpdesk_runtime.kafka import OutgoingMessage, Producer
 
 from support.events import submitted
 from support.servers import REPO
+from support.service import free_port
 
 INTAKE = "ticketing.intake.v1"
 
@@ -93,13 +93,6 @@ def stop(pid: int, sig: signal.Signals, timeout_s: float = 60) -> None:
     raise TimeoutError(f"process {pid} did not stop after {sig.name}")
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
 @dataclass
 class ServiceProcess:
     """`python -m ticketing` as a process of its own, restarted as Kubernetes would."""
@@ -107,7 +100,7 @@ class ServiceProcess:
     database_url: str
     kafka_bootstrap: str
     log_path: Path
-    port: int = field(default_factory=_free_port)
+    port: int = field(default_factory=free_port)
     process: subprocess.Popen[bytes] | None = None
     restarts: int = 0
 

@@ -33,14 +33,13 @@ SERVICE_PASSWORD = "helpdesk-service-local"
 
 def service_dsn(admin_url: str, database: str) -> str:
     """A database's DSN for the service role (what a service's DATABASE_URL looks like)."""
-    return _dsn(admin_url, database, as_service=True)
+    return role_dsn(admin_url, database, SERVICE_ROLE, SERVICE_PASSWORD)
 
 
-def _dsn(admin_url: str, database: str, *, as_service: bool = False) -> str:
+def role_dsn(admin_url: str, database: str, role: str, password: str) -> str:
+    """A database's DSN on the admin's server, for another role."""
     url = urlsplit(admin_url)
-    netloc = url.netloc
-    if as_service:
-        netloc = f"{SERVICE_ROLE}:{SERVICE_PASSWORD}@{url.hostname}:{url.port}"
+    netloc = f"{role}:{password}@{url.hostname}:{url.port}"
     return urlunsplit((url.scheme, netloc, f"/{database}", url.query, ""))
 
 
@@ -66,9 +65,7 @@ async def template_with(
     name = f"helpdesk_template_{uuid.uuid4().hex[:8]}"
     admin = await asyncpg.connect(servers.database_admin_url)
     await admin.execute(f'CREATE DATABASE "{name}" OWNER {role}')
-    pool = await create_pool(
-        _dsn(servers.database_admin_url, name, as_service=True), min_size=1, max_size=2
-    )
+    pool = await create_pool(service_dsn(servers.database_admin_url, name), min_size=1, max_size=2)
     await migrate(pool, migrations)
     await pool.close()
     yield name
@@ -96,7 +93,7 @@ async def database_url(
     await admin.execute(
         f'CREATE DATABASE "{name}" TEMPLATE "{template_database}" OWNER {service_role}'
     )
-    yield _dsn(real_servers.database_admin_url, name, as_service=True)
+    yield service_dsn(real_servers.database_admin_url, name)
     await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
     await admin.close()
 

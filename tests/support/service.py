@@ -46,7 +46,7 @@ class RunningService:
         return {"Authorization": f"Bearer {token}"}
 
 
-def _free_port() -> int:
+def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port: int = s.getsockname()[1]
@@ -60,7 +60,7 @@ async def ticketing_service(
     """The service on a free port; `overrides` are Settings fields (e.g. cors_origins).
 
     With `connected`, it yields once Kafka is connected (consumers in their group)."""
-    port = _free_port()
+    port = free_port()
     group_id = f"ticketing-intake-{uuid4().hex[:8]}"
     settings = Settings.model_validate(
         {

@@ -8,7 +8,6 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, Field
 
 from helpdesk_runtime.auth import AuthError, KeysUnavailableError, Principal, Role, TokenVerifier
-from helpdesk_runtime.problems import problem_responses
 from helpdesk_runtime.tokens import StreamTokens
 
 Authenticated = Callable[..., Awaitable[Principal]]
@@ -109,6 +108,3 @@ def _unauthorized(detail: str, challenge: str) -> HTTPException:
     return HTTPException(
         status.HTTP_401_UNAUTHORIZED, detail, headers={"WWW-Authenticate": challenge}
     )
-
-
-FORBIDDEN = problem_responses(403)

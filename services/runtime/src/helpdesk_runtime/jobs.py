@@ -63,7 +63,7 @@ class JobSupervisor:
     async def stop(self, grace_s: float = 5.0) -> None:
         """Ask every job to finish its current pass; cancel what has not after `grace_s`."""
         self._stopping = True
-        for job, task in zip(self._jobs, self._tasks, strict=True):
+        for job, task in zip(self._jobs, self._tasks, strict=False):  # none if never started
             if job.stop is not None:
                 job.stop()
             else:
