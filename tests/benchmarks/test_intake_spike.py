@@ -16,6 +16,7 @@ import resource
 import time
 import uuid
 
+import asyncpg
 from pydantic import SecretStr
 
 from helpdesk_contracts import EventEnvelope, Requester, TicketSubmitted, kafka_headers
@@ -72,6 +73,7 @@ async def test_a_spike_of_submissions_is_drained(
         kafka_bootstrap_servers=kafka_bootstrap,
         intake_group_id=f"bench-{uuid.uuid4().hex[:8]}",
         consumer_batch_size=BATCH,
+        consumer_concurrency=int(os.environ.get("BENCH_CONCURRENCY", "1")),
         log_level="WARNING",
         log_format="console",
     )
@@ -100,16 +102,19 @@ async def test_a_spike_of_submissions_is_drained(
         await pool.close()
 
     runtime = build_runtime(settings)
-    cpu_before = time.process_time()
-    started = time.perf_counter()
     await runtime.start()
-    opened_s = published_s = 0.0
     try:
+        # Timed from the first batch applied, like the plain pipeline: joining the group
+        # (a rebalance per member) is not the path measured.
+        first = 0
+        while not first:
+            await asyncio.sleep(0.01)
+            first = await _opened(runtime.pool)
+        cpu_before, started = time.process_time(), time.perf_counter()
+        opened_s = published_s = 0.0
         while not published_s:
-            await asyncio.sleep(0.2)
-            opened = await runtime.pool.fetchval(
-                "SELECT count(*) FROM events WHERE event_type = 'TicketOpened'"
-            )
+            await asyncio.sleep(0.05)
+            opened = await _opened(runtime.pool)
             if not opened_s and opened >= EVENTS:
                 opened_s = time.perf_counter() - started
             relayed = await runtime.pool.fetchval(
@@ -118,9 +123,10 @@ async def test_a_spike_of_submissions_is_drained(
             )
             if opened_s and relayed:
                 published_s = time.perf_counter() - started
+        cpu_s = time.process_time() - cpu_before
     finally:
         await runtime.stop()
-    cpu_s = time.process_time() - cpu_before
+    measured = EVENTS - first
 
     rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     best_rate = max((r.per_second for r in plain.values()), default=float("nan"))
@@ -129,11 +135,11 @@ async def test_a_spike_of_submissions_is_drained(
             (f"plain aiokafka + asyncpg, {n} in flight", r.per_second, r.cpu_us)
             for n, r in plain.items()
         ),
-        ("ticketing intake (opened)", EVENTS / opened_s, 1e6 * cpu_s / EVENTS),
-        ("ticketing intake (published)", EVENTS / published_s, 1e6 * cpu_s / EVENTS),
+        ("ticketing intake (opened)", measured / opened_s, 1e6 * cpu_s / measured),
+        ("ticketing intake (published)", measured / published_s, 1e6 * cpu_s / measured),
     ]
     table = "\n".join(f"  {name:<40} {rate:9,.0f}/s {us:6.0f} µs/event" for name, rate, us in rows)
-    ratio = (EVENTS / published_s) / best_rate
+    ratio = (measured / published_s) / best_rate
     print(
         f"\nintake spike, {EVENTS:,} submissions (published at {EVENTS / publish_s:,.0f}/s),"
         f" batches of {BATCH}, {TENANTS} tenants:\n{table}\n"
@@ -148,6 +154,13 @@ async def test_a_spike_of_submissions_is_drained(
         }
     )  # fmt: skip
     assert opened == EVENTS  # every submission opened exactly one ticket
+
+
+async def _opened(pool: asyncpg.Pool) -> int:
+    count: int = await pool.fetchval(
+        "SELECT count(*) FROM events WHERE event_type = 'TicketOpened'"
+    )
+    return count
 
 
 def _record(figures: dict[str, object]) -> None:

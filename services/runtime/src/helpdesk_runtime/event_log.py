@@ -105,22 +105,20 @@ def envelope_from_row(row: asyncpg.Record) -> Envelope:
 def wire_json(row: asyncpg.Record) -> bytes:
     """A stored row as envelope JSON, without re-validating what was valid when appended.
 
-    The payload's JSON text is spliced in as stored, which keeps the outbox relay cheap.
+    Assembled as text, not with json.dumps (which cost the outbox relay a fifth of its
+    CPU): every field but `producer` was validated at append to need no escaping (ids,
+    names matching patterns, numbers, ISO datetimes), and the payload's JSON text is
+    spliced in as stored.
     """
-    causation, stream = row["causation_id"], row["stream_id"]
-    head = json.dumps(
-        {
-            "event_id": str(row["event_id"]),
-            "event_type": row["event_type"],
-            "schema_version": row["schema_version"],
-            "occurred_at": row["occurred_at"].isoformat(),
-            "tenant_id": row["tenant_id"],
-            "producer": row["producer"],
-            "correlation_id": str(row["correlation_id"]),
-            "causation_id": str(causation) if causation else None,
-            "aggregate_id": str(stream) if stream is not None else None,
-            "aggregate_version": row["version"],
-        },
-        separators=(",", ":"),
-    )
-    return f'{head[:-1]},"payload":{row["payload"]}}}'.encode()
+    return (
+        f'{{"event_id":"{row["event_id"]}","event_type":"{row["event_type"]}",'
+        f'"schema_version":{row["schema_version"]},'
+        f'"occurred_at":"{row["occurred_at"].isoformat()}","tenant_id":"{row["tenant_id"]}",'
+        f'"producer":{json.dumps(row["producer"])},"correlation_id":"{row["correlation_id"]}",'
+        f'"causation_id":{_quoted(row["causation_id"])},"aggregate_id":{_quoted(row["stream_id"])},'
+        f'"aggregate_version":{_quoted(row["version"], quote="")},"payload":{row["payload"]}}}'
+    ).encode()
+
+
+def _quoted(value: object, quote: str = '"') -> str:
+    return "null" if value is None else f"{quote}{value}{quote}"

@@ -98,6 +98,8 @@ class PostgresEventStore(EventStore):
             await insert_in_commit_order(self._conn, "events", envelopes)
         except asyncpg.UniqueViolationError as exc:
             raise ConcurrencyError(exc.detail or str(exc)) from exc
+        if all(version == 1 for version in first.values()):
+            return  # new streams only: the primary key alone refuses a second writer
         skipped = await self._conn.fetch(
             """
             SELECT x.s, x.v FROM unnest($1::text[], $2::uuid[], $3::int[]) AS x(t, s, v)
@@ -118,7 +120,10 @@ class PostgresEventStore(EventStore):
         for e in envelopes:
             assert e.aggregate_id is not None  # checked by _first_versions
             new[(e.tenant_id, e.aggregate_id)].append(e)
-        unknown = [key for key in new if key not in self._loaded]
+        # A stream whose first new event is version 1 has no history to read.
+        unknown = [
+            k for k, es in new.items() if k not in self._loaded and es[0].aggregate_version != 1
+        ]
         stored = self._loaded | (await histories(self._conn, unknown) if unknown else {})
         changed = {key: [*stored.get(key, []), *events] for key, events in new.items()}
         for project in self._projections:

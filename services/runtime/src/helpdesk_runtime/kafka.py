@@ -1,12 +1,15 @@
 """Kafka plumbing: the idempotent producer and topic creation."""
 
 import asyncio
+import random
+import struct
+from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import TopicAlreadyExistsError
+from aiokafka.errors import MessageSizeTooLargeError, TopicAlreadyExistsError
 
 from helpdesk_runtime.logging import get_logger
 
@@ -25,8 +28,47 @@ class OutgoingMessage:
     headers: Headers = field(default_factory=list)
 
 
+_M = 0x5BD1E995
+_MASK = 0xFFFFFFFF
+
+
+def murmur2(key: bytes) -> int:
+    """Kafka's key hash (the Java client's `Utils.murmur2`, unsigned), which decides a key's
+    partition so that every producer, in any language, puts one key on one partition.
+
+    aiokafka's own is a byte-by-byte loop costing 13 µs a key, a third of the relay's CPU;
+    reading the key's 32-bit words at once makes it about five times cheaper. Checked against
+    aiokafka's on random keys (tests/unit/runtime/test_partitioning.py).
+    """
+    length = len(key)
+    h = 0x9747B28C ^ length
+    body = length & ~3
+    for k in struct.unpack_from(f"<{length >> 2}I", key):
+        k = (k * _M) & _MASK
+        k = ((k ^ (k >> 24)) * _M) & _MASK
+        h = ((h * _M) & _MASK) ^ k
+    tail = length & 3
+    if tail:
+        if tail == 3:
+            h ^= key[body + 2] << 16
+        if tail >= 2:
+            h ^= key[body + 1] << 8
+        h = ((h ^ key[body]) * _M) & _MASK
+    h = ((h ^ (h >> 13)) * _M) & _MASK
+    return h ^ (h >> 15)
+
+
+def partition_for(key: bytes, partitions: int) -> int:
+    """The partition Kafka's default partitioner chooses for a key."""
+    return (murmur2(key) & 0x7FFFFFFF) % partitions
+
+
 class Producer:
-    """aiokafka producer with idempotence (acks=all), a small linger and lz4 compression."""
+    """aiokafka producer with idempotence (acks=all), a small linger and zstd compression.
+
+    zstd, not lz4: aiokafka compresses lz4 at level 9, three times zstd's CPU for a third
+    more bytes on our JSON (measured for issue 9).
+    """
 
     def __init__(
         self, bootstrap_servers: str, client_id: str, max_message_bytes: int = 4_194_304
@@ -44,7 +86,7 @@ class Producer:
             enable_idempotence=True,
             acks="all",
             linger_ms=5,
-            compression_type="lz4",
+            compression_type="zstd",
             max_batch_size=256 * 1024,
             max_request_size=self._max_message_bytes,
             request_timeout_ms=30_000,
@@ -57,14 +99,47 @@ class Producer:
             self._producer = None
 
     async def send_many(self, messages: Sequence[OutgoingMessage]) -> None:
-        """Send all, then wait until the broker acknowledged every one (or raise)."""
-        if self._producer is None:
+        """Send all, then wait until the broker acknowledged every one (or raise).
+
+        Records are put in batches per partition, with one future per batch rather than per
+        record (aiokafka's per-record `send` was a quarter of the relay's CPU); each
+        partition keeps the order given. A record over the size limit raises
+        MessageSizeTooLargeError before anything is sent, as `send` would.
+        """
+        producer = self._producer
+        if producer is None:
             raise RuntimeError("the producer is not started")
-        futures = [
-            await self._producer.send(m.topic, m.value, key=m.key, headers=m.headers)
-            for m in messages
-        ]
+        futures: list[asyncio.Future[object]] = []
+        for (topic, partition), records in (await self._by_partition(messages)).items():
+            batch = producer.create_batch()
+            for m in records:
+                if not batch.append(key=m.key, value=m.value, timestamp=None, headers=m.headers):
+                    futures.append(await producer.send_batch(batch, topic, partition=partition))
+                    batch = producer.create_batch()  # an empty batch takes any one record
+                    batch.append(key=m.key, value=m.value, timestamp=None, headers=m.headers)
+            futures.append(await producer.send_batch(batch, topic, partition=partition))
         await asyncio.gather(*futures)
+
+    async def _by_partition(
+        self, messages: Sequence[OutgoingMessage]
+    ) -> dict[tuple[str, int], list[OutgoingMessage]]:
+        assert self._producer is not None
+        partitions: dict[str, list[int]] = {}
+        grouped: dict[tuple[str, int], list[OutgoingMessage]] = defaultdict(list)
+        for m in messages:
+            size = len(m.value) + len(m.key or b"") + sum(len(k) + len(v) for k, v in m.headers)
+            if size > self._max_message_bytes:
+                raise MessageSizeTooLargeError(
+                    f"a record for {m.topic} is {size} bytes; the limit is"
+                    f" {self._max_message_bytes}"
+                )
+            if m.topic not in partitions:
+                partitions[m.topic] = sorted(await self._producer.partitions_for(m.topic))
+            choices = partitions[m.topic]
+            # Keyless records (a dead letter of a keyless message) spread like aiokafka's.
+            index = partition_for(m.key, len(choices)) if m.key else random.randrange(len(choices))
+            grouped[(m.topic, choices[index])].append(m)
+        return grouped
 
 
 @dataclass(frozen=True)

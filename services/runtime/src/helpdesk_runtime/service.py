@@ -148,19 +148,22 @@ class ServiceRuntime:
                 self.consumers[(spec.group_id, spec.topic)] = consumer
             return consumer
 
-        outage = Outage(f"{spec.group_id}:{spec.topic}", self.dependencies_available)
-        self.outages.append(outage)
-        subscribe_batch(
-            self.broker,
-            topic=spec.topic,
-            group_id=spec.group_id,
-            consumer=resolve,
-            outage=outage,
-            max_records=self.settings.consumer_batch_size,
-            batch_timeout_ms=self.settings.consumer_batch_timeout_ms,
-            max_poll_interval_ms=self.settings.consumer_max_poll_interval_ms,
-            description=spec.description,
-        )
+        members = self.settings.consumer_concurrency
+        for member in range(members):
+            name = f"{spec.group_id}:{spec.topic}" + (f"#{member + 1}" if members > 1 else "")
+            outage = Outage(name, self.dependencies_available)  # one per client it pauses
+            self.outages.append(outage)
+            subscribe_batch(
+                self.broker,
+                topic=spec.topic,
+                group_id=spec.group_id,
+                consumer=resolve,
+                outage=outage,
+                max_records=self.settings.consumer_batch_size,
+                batch_timeout_ms=self.settings.consumer_batch_timeout_ms,
+                max_poll_interval_ms=self.settings.consumer_max_poll_interval_ms,
+                description=spec.description,
+            )
 
     async def start(self) -> None:
         s = self.settings

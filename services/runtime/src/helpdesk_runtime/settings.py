@@ -79,6 +79,10 @@ class ServiceSettings(BaseSettings):
 
     consumer_batch_size: int = Field(default=500, ge=1)
     consumer_batch_timeout_ms: int = Field(default=100, ge=1)
+    # Batches in flight per subscription: as many members of the consumer group in this
+    # process, each with its share of the partitions (one partition is never split, so a
+    # key's order holds). While one batch waits for the database another is decoded.
+    consumer_concurrency: int = Field(default=1, ge=1, le=64)
     consumer_max_message_bytes: int = Field(default=1_048_576, ge=1024)
     consumer_retry_attempts: int = Field(default=5, ge=1)
     consumer_retry_backoff_s: float = Field(default=0.2, gt=0)

@@ -7,6 +7,10 @@ handler blocked past max.poll.interval.ms would be thrown out, and the outage wo
 rebalance loop); a probe with backoff resumes it once the database takes writes and the
 broker answers, and the same batch comes again. However long that takes, nothing is
 dead-lettered for it, and the outage is logged once when it starts and once when it ends.
+
+When the group rebalances (a replica or another member of this process joins or leaves),
+a member lets its batch in flight finish and commit before it gives up its partitions
+(`Handoff`): the next owner starts after it, never beside it on the same records.
 """
 
 import asyncio
@@ -16,6 +20,8 @@ from collections.abc import Awaitable, Callable
 from contextlib import suppress
 from typing import Any
 
+from aiokafka.abc import ConsumerRebalanceListener
+from aiokafka.errors import CommitFailedError
 from aiokafka.structs import ConsumerRecord, TopicPartition
 from faststream import AckPolicy
 from faststream.kafka import KafkaBroker
@@ -107,6 +113,32 @@ class Outage:
                 await self._waiting
 
 
+class Handoff(ConsumerRebalanceListener):  # type: ignore[misc]
+    """Holds a rebalance until the member's batch in flight is applied and committed.
+
+    aiokafka awaits `on_partitions_revoked` before the member rejoins, and keeps
+    heartbeating meanwhile so the commit still counts. Without it the old owner could still
+    be applying a batch while the new one applies the same records, and the old owner's
+    commit would fail (harmless thanks to the inbox, but two writers on one key's events).
+    """
+
+    def __init__(self) -> None:
+        self._idle = asyncio.Event()
+        self._idle.set()
+
+    def busy(self) -> None:
+        self._idle.clear()
+
+    def done(self) -> None:
+        self._idle.set()
+
+    async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
+        await self._idle.wait()
+
+    async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
+        pass
+
+
 def subscribe_batch(
     broker: KafkaBroker,
     *,
@@ -120,6 +152,7 @@ def subscribe_batch(
     description: str = "",
 ) -> None:
     """Register a batch subscriber; `consumer` is resolved per batch (it needs the pool)."""
+    handoff = Handoff()
 
     @broker.subscriber(
         topic,
@@ -135,18 +168,39 @@ def subscribe_batch(
         parser=_lenient_parser,
         decoder=_raw_decoder,
         description=description,
+        listener=handoff,
     )
     async def on_batch(body: Any, message: KafkaMessage) -> None:
         records: tuple[ConsumerRecord[bytes, bytes], ...] = message.raw_message
         client: Any = message.consumer  # the AIOKafkaConsumer that fetched the batch
+        handoff.busy()
         try:
-            with bound(topic=topic):  # a batch spans partitions: dead letters name their own
-                await consumer().process(records)
-        except Exception as exc:
-            await message.nack()  # rewind each partition to the batch's first record
-            if not is_transient(exc):
-                raise  # a bug: FastStream logs it, and the batch comes again
-            outage.begin(client, exc)
-            return
+            await _apply_and_commit(records, message, client, consumer(), outage)
+        finally:
+            handoff.done()
+
+
+async def _apply_and_commit(
+    records: tuple[ConsumerRecord[bytes, bytes], ...],
+    message: KafkaMessage,
+    client: Any,
+    consumer: BatchConsumer,
+    outage: Outage,
+) -> None:
+    try:
+        with bound(topic=records[0].topic):  # a batch spans partitions: letters name their own
+            await consumer.process(records)
+    except Exception as exc:
+        await message.nack()  # rewind each partition to the batch's first record
+        if not is_transient(exc):
+            raise  # a bug: FastStream logs it, and the batch comes again
+        outage.begin(client, exc)
+        return
+    try:
         await message.ack()
-        consumer().observe_lag(records, lambda t, p: client.highwater(TopicPartition(t, p)))
+    except CommitFailedError:
+        # The group moved on between the fetch and the handoff: the partitions' new owner
+        # gets these records again, and the inbox makes applying them twice harmless.
+        log.info("batch applied but not committed: the group rebalanced", topic=records[0].topic)
+        return
+    consumer.observe_lag(records, lambda t, p: client.highwater(TopicPartition(t, p)))
