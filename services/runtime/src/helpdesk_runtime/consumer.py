@@ -20,16 +20,24 @@ import asyncio
 import time
 from collections import Counter, defaultdict
 from collections.abc import Awaitable, Callable, Sequence
+from contextlib import suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, TypeAlias
+from typing import Annotated, Any, TypeAlias, Union
 
 import asyncpg
 from aiokafka.structs import ConsumerRecord
-from pydantic import ValidationError
+from pydantic import Discriminator, Tag, TypeAdapter, ValidationError
 from pydantic_core import from_json
 
-from helpdesk_contracts import ContractError, EventEnvelope, parse_envelope, topic_for
+from helpdesk_contracts import (
+    ContractError,
+    EventEnvelope,
+    envelope_model,
+    parse_envelope,
+    registered_events,
+    topic_for,
+)
 from helpdesk_runtime import inbox
 from helpdesk_runtime.db import Connection
 from helpdesk_runtime.deadletters import DeadLetter, DeadLetterPublisher
@@ -83,6 +91,32 @@ class Skipped:
 _AnyPayload: Any = EventEnvelope[dict[str, Any]]  # type: ignore[type-var]
 
 
+def _direct_reader(accepts: frozenset[str]) -> TypeAdapter[Envelope] | None:
+    """One validator for every envelope this consumer handles, straight from the bytes.
+
+    The discriminator picks the payload's class from event_type and schema_version, so a
+    message is parsed and validated in one pass, without the dict `parse_envelope` builds
+    first (a third of decoding, measured for issue 9). What it refuses, for whatever
+    reason, takes the full path, which says why or skips a type not handled.
+    """
+    tagged = [
+        Annotated[envelope_model(c), Tag(f"{c.event_type}/{c.schema_version}")]
+        for c in registered_events()
+        if c.event_type in accepts
+    ]
+    if not tagged:
+        return None
+
+    def tag(value: Any) -> str | None:
+        if isinstance(value, dict):
+            return f"{value.get('event_type')}/{value.get('schema_version')}"
+        return None
+
+    if len(tagged) == 1:  # a union of one is its member, which has no tag to check
+        tagged.append(Annotated[None, Tag("none")])
+    return TypeAdapter(Annotated[Union[tuple(tagged)], Discriminator(tag)])  # noqa: UP007
+
+
 class BatchConsumer:
     """Applies batches of events of one consumer group exactly once in effect."""
 
@@ -106,6 +140,7 @@ class BatchConsumer:
         self._handler = handler
         self._dead_letters = dead_letters
         self._accepts = accepts
+        self._direct = _direct_reader(accepts)
         self._max_bytes = max_message_bytes
         self._attempts = retry_attempts
         self._backoff = retry_backoff_s
@@ -151,6 +186,11 @@ class BatchConsumer:
         if size > self._max_bytes:
             reason = f"message is {size} bytes; the limit is {self._max_bytes}"
             return DeadLetter(r, reason, "oversize")
+        if self._direct is not None:
+            with suppress(ValidationError):
+                envelope: Envelope | None = self._direct.validate_json(r.value or b"")
+                if envelope is not None:
+                    return envelope
         try:
             data = from_json(r.value or b"", allow_inf_nan=False)
         except ValueError as exc:

@@ -99,7 +99,7 @@ async def receive_customer_messages(
                 ),
                 ticket_id=opened_by_it,
                 tenant_id=tenant,
-                number=await numbers.reserve(tenant),
+                number=(await numbers.reserve(tenant))[0],
                 at=at,
             )
         except TicketError as exc:

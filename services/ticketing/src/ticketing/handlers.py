@@ -91,7 +91,7 @@ async def open_ticket(
     existing = Ticket.from_history(await store.load(ctx.tenant_id, ticket_id))
     if existing is not None:
         return existing, False
-    number = await numbers.reserve(ctx.tenant_id)
+    [number] = await numbers.reserve(ctx.tenant_id)
     ticket = Ticket.open(cmd, ticket_id=ticket_id, tenant_id=ctx.tenant_id, number=number, at=now)
     await store.append(envelopes_for(ticket, ctx, now))
     return ticket, True
@@ -136,9 +136,8 @@ async def open_submitted_tickets(
     existing = await store.versions(wanted)
     new = [(key, env) for key, env in wanted.items() if key not in existing]
 
-    # Reserved in tenant order so that concurrent batches lock counter rows in one order.
     per_tenant = Counter(tenant for (tenant, _), _ in new)
-    next_number = {t: await numbers.reserve(t, n) for t, n in sorted(per_tenant.items())}
+    reserved = {t: iter(await numbers.reserve(t, n)) for t, n in per_tenant.items()}
 
     rejections: list[Rejection] = []
     events: list[EventEnvelope[Any]] = []
@@ -146,8 +145,7 @@ async def open_submitted_tickets(
         # The ticket opened when the customer wrote, not when we caught up; a publisher's
         # clock running ahead does not move it into the future.
         at = min(envelope.occurred_at, now)
-        number = next_number[tenant]
-        next_number[tenant] += 1
+        number = next(reserved[tenant])
         try:
             check_fields(envelope.payload.custom_fields, (fields or {}).get(tenant, {}))
             ticket = Ticket.open(

@@ -6,37 +6,32 @@ from helpdesk_runtime.db import Connection
 
 
 class TicketNumbers(ABC):
-    """Hands out consecutive ticket numbers per tenant."""
+    """Hands out ticket numbers per tenant: unique and increasing, with gaps allowed."""
 
     @abstractmethod
-    async def reserve(self, tenant_id: str, count: int = 1) -> int:
-        """Reserve `count` numbers; returns the first. A rolled-back reservation leaves a gap."""
+    async def reserve(self, tenant_id: str, count: int = 1) -> list[int]:
+        """Reserve `count` numbers, in increasing order. A reservation rolled back is skipped,
+        and reservations made at the same time may interleave."""
 
 
 class PostgresTicketNumbers(TicketNumbers):
-    """Counter rows updated in the caller's transaction."""
+    """A sequence per tenant (migration 0008): reserving never waits for another writer."""
 
     def __init__(self, conn: Connection) -> None:
         self._conn = conn
 
-    async def reserve(self, tenant_id: str, count: int = 1) -> int:
-        last: int = await self._conn.fetchval(
-            """
-            INSERT INTO ticket_numbers (tenant_id, last_number) VALUES ($1, $2)
-            ON CONFLICT (tenant_id)
-            DO UPDATE SET last_number = ticket_numbers.last_number + EXCLUDED.last_number
-            RETURNING last_number
-            """,
-            tenant_id,
-            count,
+    async def reserve(self, tenant_id: str, count: int = 1) -> list[int]:
+        rows = await self._conn.fetch(
+            "SELECT n FROM next_ticket_numbers($1, $2) AS n ORDER BY n", tenant_id, count
         )
-        return last - count + 1
+        return [r["n"] for r in rows]
 
 
 class InMemoryTicketNumbers(TicketNumbers):
     def __init__(self) -> None:
         self.last: dict[str, int] = {}
 
-    async def reserve(self, tenant_id: str, count: int = 1) -> int:
-        self.last[tenant_id] = self.last.get(tenant_id, 0) + count
-        return self.last[tenant_id] - count + 1
+    async def reserve(self, tenant_id: str, count: int = 1) -> list[int]:
+        first = self.last.get(tenant_id, 0) + 1
+        self.last[tenant_id] = first + count - 1
+        return list(range(first, first + count))
