@@ -36,27 +36,21 @@ _COLUMNS = (
     " incidents, public_replies, customer_replies, internal_notes, opened_at, updated_at,"
     " solved_at, closed_at"
 )
-_JSON_LISTS = ("tags", "followers", "incidents")
-_SELECT = ", ".join(
-    f"ARRAY(SELECT jsonb_array_elements_text({c}))::{'uuid' if c == 'incidents' else 'text'}[]"
-    if c in _JSON_LISTS
-    else c
-    for c in (c.strip() for c in _COLUMNS.split(","))
-)
-# List columns travel as JSON: unnest cannot take arrays of arrays of different lengths.
-_UPSERT = f"""
+_NAMES = tuple(c.strip() for c in _COLUMNS.split(","))
+_ROW = (*_NAMES, "search_text")
+# Rows are copied into a table of this session's (COPY, not INSERT ... unnest: asyncpg
+# checks every element of an array parameter against collections.abc, which cost more than
+# encoding it), then moved into the list in one statement, with the search vector.
+_STAGE = f"""
+    CREATE TEMP TABLE IF NOT EXISTS ticket_list_changes ON COMMIT DELETE ROWS AS
+    SELECT {_COLUMNS}, ''::text AS search_text FROM ticket_list WITH NO DATA
+"""
+_MOVE = f"""
+    WITH moved AS (DELETE FROM ticket_list_changes RETURNING *)
     INSERT INTO ticket_list ({_COLUMNS}, search)
-    SELECT {_SELECT}, to_tsvector('simple', search_text) FROM unnest(
-        $1::text[], $2::uuid[], $3::bigint[], $4::int[], $5::text[], $6::text[], $7::text[],
-        $8::smallint[], $9::text[], $10::text[], $11::text[], $12::text[], $13::text[],
-        $14::text[], $15::text[], $16::text[], $17::text[], $18::jsonb[], $19::jsonb[],
-        $20::jsonb[], $21::uuid[], $22::uuid[], $23::jsonb[], $24::int[], $25::int[], $26::int[],
-        $27::timestamptz[], $28::timestamptz[], $29::timestamptz[], $30::timestamptz[],
-        $31::text[]
-    ) AS x({_COLUMNS}, search_text)
+    SELECT {_COLUMNS}, to_tsvector('simple', search_text) FROM moved
     ON CONFLICT (tenant_id, ticket_id) DO UPDATE SET
-        ({_COLUMNS}, search) = (
-            {", ".join("EXCLUDED." + c.strip() for c in _COLUMNS.split(","))}, EXCLUDED.search)
+        ({_COLUMNS}, search) = ({", ".join("EXCLUDED." + c for c in _NAMES)}, EXCLUDED.search)
     WHERE ticket_list.version < EXCLUDED.version
 """
 
@@ -79,9 +73,9 @@ def _row(t: Ticket, search_text: str) -> tuple[Any, ...]:
         PRIORITY_RANK[t.priority], t.type.value, t.channel.value,
         requester.customer_id if requester else "", requester.name if requester else None,
         requester.email if requester else None, org.id if org else None,
-        org.tier if org else None, t.assignee_id, t.group_id, json.dumps(t.tags),
-        json.dumps(t.custom_fields), json.dumps(t.followers), t.merged_into, t.problem_id,
-        json.dumps([str(i) for i in t.incidents]), t.public_replies, t.customer_replies,
+        org.tier if org else None, t.assignee_id, t.group_id, list(t.tags),
+        json.dumps(t.custom_fields), list(t.followers), t.merged_into, t.problem_id,
+        list(t.incidents), t.public_replies, t.customer_replies,
         t.internal_notes, t.opened_at, t.updated_at, t.solved_at, t.closed_at, search_text,
     )  # fmt: skip
 
@@ -96,7 +90,9 @@ async def upsert(conn: Connection, changed: Sequence[Sequence[Envelope]]) -> Non
         if ticket is not None:
             rows.append(_row(ticket, _search_text(history)))
     if rows:
-        await conn.execute(_UPSERT, *(list(column) for column in zip(*rows, strict=True)))
+        await conn.execute(_STAGE)
+        await conn.copy_records_to_table("ticket_list_changes", records=rows, columns=_ROW)
+        await conn.execute(_MOVE)
 
 
 async def rebuild(pool: asyncpg.Pool, batch: int = 500) -> int:
