@@ -10,6 +10,7 @@ from uuid import UUID, uuid4
 import asyncpg
 
 from helpdesk_contracts import parse_envelope
+from helpdesk_runtime.event_log import Shard
 from helpdesk_runtime.eventstore import PostgresEventStore
 from helpdesk_runtime.feed import AppendFeed
 from helpdesk_runtime.kafka import Producer
@@ -141,3 +142,44 @@ async def test_concurrent_writers_and_two_relays_publish_everything_once_in_orde
     assert set(versions) == set(streams)
     for stream in streams:
         assert versions[stream] == list(range(1, events_per_stream + 1))
+
+
+async def test_shards_share_the_publishing_and_keep_each_streams_order(
+    pool: asyncpg.Pool, producer: Producer, kafka_bootstrap: str, new_topic: Any
+) -> None:
+    topic = await new_topic(4)
+    tickets = [uuid4() for _ in range(20)]
+    async with pool.acquire() as conn, conn.transaction():
+        await PostgresEventStore(conn).append([opened(t) for t in tickets])
+    async with pool.acquire() as conn, conn.transaction():
+        await PostgresEventStore(conn).append([note(t, 2) for t in tickets])
+
+    shards = [_relay(pool, producer, topic, shard=Shard(i, 2)) for i in range(2)]
+    published = [await s.publish_pending() for s in shards]
+    assert sum(published) == 40
+    assert all(published)  # each took its part, none all of it
+    assert [await s.publish_pending() for s in shards] == [0, 0]
+    assert await shards[1].backlog() == 0
+
+    records = await consume(kafka_bootstrap, topic, until=40)
+    assert len(records) == 40
+    assert _by_stream(records) == {t: [1, 2] for t in tickets}
+
+
+async def test_splitting_the_relay_carries_on_from_where_it_stood(
+    pool: asyncpg.Pool, producer: Producer, kafka_bootstrap: str, new_topic: Any
+) -> None:
+    topic = await new_topic(2)
+    before, after = [uuid4() for _ in range(5)], [uuid4() for _ in range(5)]
+    async with pool.acquire() as conn, conn.transaction():
+        await PostgresEventStore(conn).append([opened(t) for t in before])
+    assert await _relay(pool, producer, topic).publish_pending() == 5
+    async with pool.acquire() as conn, conn.transaction():
+        await PostgresEventStore(conn).append([opened(t) for t in after])
+
+    shards = [_relay(pool, producer, topic, shard=Shard(i, 3)) for i in range(3)]
+    assert sum([await s.publish_pending() for s in shards]) == 5  # only what was new
+    assert await shards[0].publish_pending() == 0  # and now all three exist, "kafka" retires
+    checkpoints = await pool.fetch("SELECT relay FROM outbox_checkpoints ORDER BY relay")
+    assert [r["relay"] for r in checkpoints] == ["kafka#1/3", "kafka#2/3", "kafka#3/3"]
+    assert await shards[0].backlog() == 0

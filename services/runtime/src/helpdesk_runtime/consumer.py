@@ -114,7 +114,8 @@ def _direct_reader(accepts: frozenset[str]) -> TypeAdapter[Envelope] | None:
 
     if len(tagged) == 1:  # a union of one is its member, which has no tag to check
         tagged.append(Annotated[None, Tag("none")])
-    return TypeAdapter(Annotated[Union[tuple(tagged)], Discriminator(tag)])  # noqa: UP007
+    choices: Any = Annotated[Union[tuple(tagged)], Discriminator(tag)]  # noqa: UP007
+    return TypeAdapter(choices)
 
 
 class BatchConsumer:

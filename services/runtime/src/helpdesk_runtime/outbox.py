@@ -9,6 +9,11 @@ position never skips an event. The relay publishes a batch, waits for the
 broker's acknowledgements, then moves its checkpoint in the same transaction that holds the
 checkpoint row locked, so one replica relays at a time and a crash in between only
 republishes (consumers are idempotent by event id).
+
+To publish more than one process can, the table is split into shards by a hash of the
+partition key (`OUTBOX_RELAY_SHARDS`): each shard has its own checkpoint, held by whichever
+replica takes it first on each pass, and keeps every key's order. Shards added later start
+from the slowest checkpoint of the old ones: a few events may be published twice, none lost.
 """
 
 import asyncio
@@ -22,7 +27,15 @@ import asyncpg
 
 from helpdesk_contracts import headers_of
 from helpdesk_runtime.db import Connection
-from helpdesk_runtime.event_log import Envelope, insert_in_commit_order, read_after, wire_json
+from helpdesk_runtime.event_log import (
+    KEY_HASH,
+    WHOLE,
+    Envelope,
+    Shard,
+    insert_in_commit_order,
+    read_after,
+    wire_json,
+)
 from helpdesk_runtime.feed import AppendFeed
 from helpdesk_runtime.kafka import OutgoingMessage, Producer
 from helpdesk_runtime.logging import FailureStreak, get_logger
@@ -83,6 +96,7 @@ class OutboxRelay:
         batch_size: int = 1000,
         poll_interval_s: float = 1.0,
         metrics: Metrics | None = None,
+        shard: Shard = WHOLE,
     ) -> None:
         self.metrics = metrics or Metrics()
         self._pool = pool
@@ -90,7 +104,9 @@ class OutboxRelay:
         self._route = route
         self._source = source
         # "kafka" names the event store's checkpoint, as it did before outboxes existed.
-        self.name = self._name = name or ("kafka" if source is Source.EVENTS else "kafka:outbox")
+        self.family = name or ("kafka" if source is Source.EVENTS else "kafka:outbox")
+        self._shard = shard
+        self.name = self._name = self.layout[shard.index]
         self._batch_size = batch_size
         self._poll_interval_s = poll_interval_s
         self.published = 0
@@ -101,17 +117,16 @@ class OutboxRelay:
     async def publish_pending(self) -> int:
         """Publish up to one batch; 0 when nothing is new or another replica holds the relay."""
         async with self._pool.acquire() as conn, conn.transaction():
-            await conn.execute(
-                "INSERT INTO outbox_checkpoints (relay) VALUES ($1) ON CONFLICT DO NOTHING",
-                self._name,
-            )
+            await self._keep_layout(conn)
             checkpoint = await conn.fetchval(
                 "SELECT position FROM outbox_checkpoints WHERE relay = $1 FOR UPDATE SKIP LOCKED",
                 self._name,
             )
             if checkpoint is None:
                 return 0
-            rows = await read_after(conn, checkpoint, self._batch_size, table=self._source.value)
+            rows = await read_after(
+                conn, checkpoint, self._batch_size, table=self._source.value, shard=self._shard
+            )
             if not rows:
                 return 0
             messages = [to_message(r, self._route) for r in rows]
@@ -125,10 +140,43 @@ class OutboxRelay:
                 last,
             )
             if self._source is Source.OUTBOX:  # published: the outbox keeps only what waits
-                await conn.execute("DELETE FROM outbox WHERE position <= $1", last)
+                await conn.execute(
+                    "DELETE FROM outbox WHERE position = ANY($1::bigint[])",
+                    [r["position"] for r in rows],
+                )
         self.published += len(rows)
         self._count(rows, messages)
         return len(rows)
+
+    async def _keep_layout(self, conn: Connection) -> None:
+        """Make this shard's checkpoint, and retire those of a former shard count."""
+        family = "(relay = $1 OR starts_with(relay, $1 || '#'))"
+        # A new shard starts where the slowest checkpoint of the former shard count stood
+        # (never from a sibling's: it has moved past events of this shard).
+        await conn.execute(
+            "INSERT INTO outbox_checkpoints (relay, position)"
+            f" SELECT $2, coalesce(min(position), 0) FROM outbox_checkpoints"
+            f" WHERE {family} AND NOT relay = ANY($3) ON CONFLICT DO NOTHING",
+            self.family,
+            self._name,
+            self.layout,
+        )
+        if self._shard.index == 0:  # one shard retires the former ones, once all of its exist
+            await conn.execute(
+                f"DELETE FROM outbox_checkpoints WHERE {family} AND NOT relay = ANY($2)"
+                " AND (SELECT count(*) FROM outbox_checkpoints WHERE relay = ANY($2))"
+                " = cardinality($2)",
+                self.family,
+                self.layout,
+            )
+
+    @property
+    def layout(self) -> list[str]:
+        """The checkpoints of every shard of this relay."""
+        count = self._shard.count
+        if count == 1:
+            return [self.family]
+        return [f"{self.family}#{i + 1}/{count}" for i in range(count)]
 
     def _count(self, rows: list[asyncpg.Record], messages: list[OutgoingMessage]) -> None:
         produced = Counter((m.topic, r["event_type"]) for r, m in zip(rows, messages, strict=True))
@@ -140,14 +188,30 @@ class OutboxRelay:
             delay.observe(max((now - row["recorded_at"]).total_seconds(), 0.0))
 
     async def backlog(self) -> int:
-        """Stored events not yet published by this relay."""
+        """Stored events not yet published by this relay's shards (counted up to a million
+        per shard when sharded; a difference of positions when not)."""
+        table = self._source.value
         async with self._pool.acquire() as conn:
-            waiting: int = await conn.fetchval(
-                f"SELECT coalesce(max(e.position), 0) - coalesce("
-                " (SELECT position FROM outbox_checkpoints WHERE relay = $1), 0)"
-                f" FROM {self._source.value} e",
-                self._name,
-            )
+            if self._shard.whole:
+                waiting: int = await conn.fetchval(
+                    f"SELECT coalesce(max(e.position), 0) - coalesce((SELECT position"
+                    f" FROM outbox_checkpoints WHERE relay = $1), 0) FROM {table} e",
+                    self.family,
+                )
+            else:
+                waiting = await conn.fetchval(
+                    f"""
+                    SELECT coalesce(sum(y.n), 0)
+                    FROM unnest($1::text[]) WITH ORDINALITY AS l(relay, i)
+                    JOIN outbox_checkpoints c USING (relay),
+                    LATERAL (SELECT count(*) AS n FROM (
+                        SELECT 1 FROM {table} e WHERE e.position > c.position
+                        AND {KEY_HASH} % $2 = l.i - 1
+                        LIMIT 1000000) AS x) AS y
+                    """,
+                    self.layout,
+                    self._shard.count,
+                )
         return max(waiting, 0)
 
     def stop(self) -> None:

@@ -15,6 +15,7 @@ from faststream.kafka import KafkaBroker
 from helpdesk_runtime.consumer import BatchConsumer, BatchHandler
 from helpdesk_runtime.db import Component, Migration, create_pool, migrate, runtime_migrations
 from helpdesk_runtime.deadletters import DeadLetterPublisher
+from helpdesk_runtime.event_log import Shard
 from helpdesk_runtime.feed import AppendFeed
 from helpdesk_runtime.jobs import Job, JobSupervisor
 from helpdesk_runtime.kafka import Producer, TopicSpec, ensure_topics
@@ -110,7 +111,7 @@ class ServiceRuntime:
         )
         self._pool: asyncpg.Pool | None = None
         self.feed: AppendFeed | None = None
-        self.relay: OutboxRelay | None = None
+        self.relays: list[OutboxRelay] = []
         self.jobs = JobSupervisor([])
         # One per (group, topic): a group may read several topics, each with its handler.
         self.consumers: dict[tuple[str, str], BatchConsumer] = {}
@@ -255,18 +256,30 @@ class ServiceRuntime:
         feed = self.feed
         assert feed is not None
         if self._route is not None:
-            relay = self.relay = OutboxRelay(
-                self.pool,
-                self.producer,
-                self._route,
-                source=self._publish_from,
-                batch_size=self.settings.outbox_batch_size,
-                poll_interval_s=self.settings.outbox_poll_interval_s,
-                metrics=self.metrics,
-            )
-            jobs.append(
-                Job("outbox-relay", lambda: relay.run(feed), relay.stop, lambda: relay.last_error)
-            )
+            count = self.settings.outbox_relay_shards
+            self.relays = [
+                OutboxRelay(
+                    self.pool,
+                    self.producer,
+                    self._route,
+                    source=self._publish_from,
+                    batch_size=self.settings.outbox_batch_size,
+                    poll_interval_s=self.settings.outbox_poll_interval_s,
+                    metrics=self.metrics,
+                    shard=Shard(index, count),
+                )
+                for index in range(count)
+            ]
+            for relay in self.relays:
+                job = "outbox-relay" + ("" if count == 1 else relay.name.removeprefix(relay.family))
+                jobs.append(
+                    Job(
+                        job,
+                        lambda relay=relay: relay.run(feed),  # type: ignore[misc]
+                        relay.stop,
+                        lambda relay=relay: relay.last_error,  # type: ignore[misc]
+                    )
+                )
         if self._timer_handlers:
             timers = self.timers = TimerScheduler(
                 self.pool,
@@ -294,8 +307,9 @@ class ServiceRuntime:
         for name, state in self.jobs.states.items():
             m.job_restarts.labels(name).set(state.restarts)
         with suppress(Exception):  # a scrape during an outage still answers
-            if self.relay is not None:
-                m.outbox_backlog.labels(self.relay.name).set(await self.relay.backlog())
+            if self.relays:
+                relay = self.relays[0]
+                m.outbox_backlog.labels(relay.family).set(await relay.backlog())
             if Component.TIMERS in self.components and self._pool is not None:
                 async with self._pool.acquire() as conn:
                     m.timers_pending.set(await pending_count(conn))

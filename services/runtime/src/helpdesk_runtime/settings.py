@@ -91,6 +91,9 @@ class ServiceSettings(BaseSettings):
     consumer_max_poll_interval_ms: int = Field(default=300_000, ge=1000)
 
     outbox_batch_size: int = Field(default=1000, ge=1)
+    # Publishing split by a hash of the partition key: each shard is relayed by whichever
+    # replica takes it, so more replicas publish more. Every replica must use one count.
+    outbox_relay_shards: int = Field(default=1, ge=1, le=64)
     outbox_poll_interval_s: float = Field(default=1.0, gt=0)
 
     timer_batch_size: int = Field(default=500, ge=1)
