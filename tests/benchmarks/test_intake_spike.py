@@ -1,12 +1,19 @@
 """Month-start spike: N ticket submissions waiting on Kafka, drained by the ticketing service.
 
-Publishes N `TicketSubmitted` (BENCH_EVENTS, default 50,000) to ticketing.intake.v1, then
-drains them three times, each with a consumer group of its own that starts where the
-publishing started: the plain aiokafka + asyncpg pipeline doing the same database work
-with one and with three batches in flight (support/plain_pipeline.py), and the ticketing runtime
-(intake consumer + outbox relay, in this process) until every ticket is opened and
-published as `TicketOpened`. Run with `make bench`; it prints a table (and writes it as JSON
-under .local/bench/ for later runs to compare), figures are not asserted.
+Publishes N `TicketSubmitted` (BENCH_EVENTS, default 50,000) to ticketing.intake.v1 and
+drains them, each time with a consumer group of its own that starts where the publishing
+started:
+- the plain aiokafka + asyncpg pipeline doing the same database work, with one and with
+  three batches in flight (support/plain_pipeline.py): the ceiling of this machine;
+- the ticketing runtime in this process (intake consumer + outbox relay), until every
+  ticket is opened and published as `TicketOpened`;
+- then N more, for other tenants, drained by BENCH_REPLICAS (default 2) replicas of the
+  service as processes of their own (`python -m ticketing`), the relay split in as many
+  shards: how the service scales out.
+Each path is timed from its first applied batch (joining the group is not the path
+measured), CPU per event is the drain's CPU divided by the events drained. Run with `make
+bench`; it prints a table and writes it as JSON under .local/bench/ for later runs to
+compare. Figures are not asserted; that every submission opened one ticket is.
 """
 
 import asyncio
@@ -15,26 +22,53 @@ import os
 import resource
 import time
 import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
 
 import asyncpg
+from aiokafka.admin import AIOKafkaAdminClient
 from pydantic import SecretStr
 
 from helpdesk_contracts import EventEnvelope, Requester, TicketSubmitted, kafka_headers
 from helpdesk_runtime.db import create_pool
+from helpdesk_runtime.event_log import Shard
 from helpdesk_runtime.kafka import OutgoingMessage, Producer, TopicSpec, ensure_topics
+from helpdesk_runtime.outbox import OutboxRelay
 from ticketing.bootstrap import INTAKE_TOPIC, build_runtime
 from ticketing.config import Settings
 from ticketing.tenants import add as register
 
+from support.chaos import ServiceProcess
 from support.fixtures import start_group_at_end
 from support.plain_pipeline import run_plain
 from support.servers import REPO
 
 EVENTS = int(os.environ.get("BENCH_EVENTS", "50000"))
 BATCH = int(os.environ.get("BENCH_BATCH", "500"))
+REPLICAS = int(os.environ.get("BENCH_REPLICAS", "2"))
 TENANTS = 20
 PLAIN_OUT = "bench.plain.out"
 PLAIN = os.environ.get("BENCH_PLAIN", "1") != "0"  # 0: only the service (to profile it)
+_TICK = os.sysconf("SC_CLK_TCK")
+
+
+@dataclass
+class Drain:
+    path: str
+    events: int
+    opened_s: float
+    published_s: float
+    cpu_s: float
+    rss_mb: float
+
+    @property
+    def rows(self) -> list[tuple[str, float, float]]:
+        us = 1e6 * self.cpu_s / self.events
+        return [
+            (f"{self.path} (opened)", self.events / self.opened_s, us),
+            (f"{self.path} (published)", self.events / self.published_s, us),
+        ]
 
 
 def _submission(i: int, tenant: str) -> OutgoingMessage:
@@ -68,19 +102,19 @@ async def test_a_spike_of_submissions_is_drained(
     database_url: str, kafka_bootstrap: str, producer: Producer
 ) -> None:
     tenants = [f"bench{uuid.uuid4().hex[:6]}{t}" for t in range(TENANTS)]
+    later = [f"bench{uuid.uuid4().hex[:6]}{t}" for t in range(TENANTS)]  # for the replicas
     settings = Settings(
         database_url=SecretStr(database_url),
         kafka_bootstrap_servers=kafka_bootstrap,
         intake_group_id=f"bench-{uuid.uuid4().hex[:8]}",
         consumer_batch_size=BATCH,
-        consumer_concurrency=int(os.environ.get("BENCH_CONCURRENCY", "1")),
         log_level="WARNING",
         log_format="console",
     )
     runtime = build_runtime(settings)
     await runtime.start()  # creates the topics if this broker has none yet
     async with runtime.pool.acquire() as conn:
-        for tenant in tenants:
+        for tenant in tenants + later:
             await register(conn, tenant, f"Bench {tenant}")
     await runtime.stop()
     await start_group_at_end(kafka_bootstrap, INTAKE_TOPIC, settings.intake_group_id)
@@ -98,69 +132,157 @@ async def test_a_spike_of_submissions_is_drained(
             plain[n] = await run_plain(
                 pool, kafka_bootstrap, INTAKE_TOPIC, PLAIN_OUT, EVENTS, n, group
             )
+        drains = [await _drain_in_process(settings, pool, tenants)]
+        if REPLICAS:
+            drains.append(
+                await _drain_in_replicas(database_url, producer, kafka_bootstrap, pool, later)
+            )
     finally:
         await pool.close()
 
-    runtime = build_runtime(settings)
-    await runtime.start()
-    try:
-        # Timed from the first batch applied, like the plain pipeline: joining the group
-        # (a rebalance per member) is not the path measured.
-        first = 0
-        while not first:
-            await asyncio.sleep(0.01)
-            first = await _opened(runtime.pool)
-        cpu_before, started = time.process_time(), time.perf_counter()
-        opened_s = published_s = 0.0
-        while not published_s:
-            await asyncio.sleep(0.05)
-            opened = await _opened(runtime.pool)
-            if not opened_s and opened >= EVENTS:
-                opened_s = time.perf_counter() - started
-            relayed = await runtime.pool.fetchval(
-                "SELECT (SELECT max(position) FROM outbox_checkpoints)"
-                " >= (SELECT max(position) FROM events)"
-            )
-            if opened_s and relayed:
-                published_s = time.perf_counter() - started
-        cpu_s = time.process_time() - cpu_before
-    finally:
-        await runtime.stop()
-    measured = EVENTS - first
-
-    rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     best_rate = max((r.per_second for r in plain.values()), default=float("nan"))
     rows = [
-        *(
-            (f"plain aiokafka + asyncpg, {n} in flight", r.per_second, r.cpu_us)
-            for n, r in plain.items()
-        ),
-        ("ticketing intake (opened)", measured / opened_s, 1e6 * cpu_s / measured),
-        ("ticketing intake (published)", measured / published_s, 1e6 * cpu_s / measured),
-    ]
-    table = "\n".join(f"  {name:<40} {rate:9,.0f}/s {us:6.0f} µs/event" for name, rate, us in rows)
-    ratio = (measured / published_s) / best_rate
+        *((f"plain aiokafka + asyncpg, {n} in flight", r.per_second, r.cpu_us)
+          for n, r in plain.items()),
+        *(row for d in drains for row in d.rows),
+    ]  # fmt: skip
+    ratios = {d.path: (d.events / d.published_s) / best_rate for d in drains}
+    table = "\n".join(f"  {name:<46} {rate:9,.0f}/s {us:6.0f} µs/event" for name, rate, us in rows)
     print(
         f"\nintake spike, {EVENTS:,} submissions (published at {EVENTS / publish_s:,.0f}/s),"
         f" batches of {BATCH}, {TENANTS} tenants:\n{table}\n"
-        f"  ours / best plain: {ratio:.2f}; peak RSS of this process {rss_mb:.0f} MB"
+        + "".join(f"  {p} / best plain: {r:.2f}\n" for p, r in ratios.items())
+        + "".join(f"  peak RSS, {d.path}: {d.rss_mb:.0f} MB\n" for d in drains)
     )
     _record(
         {
-            "events": EVENTS, "batch": BATCH,
+            "events": EVENTS, "batch": BATCH, "replicas": REPLICAS,
             "rows": [{"path": n, "per_second": round(r), "cpu_us_per_event": round(u)}
                      for n, r, u in rows],
-            "ratio_to_best_plain": round(ratio, 3), "peak_rss_mb": round(rss_mb),
+            "ratio_to_best_plain": {p: round(r, 3) for p, r in ratios.items()},
+            "peak_rss_mb": {d.path: round(d.rss_mb) for d in drains},
         }
     )  # fmt: skip
-    assert opened == EVENTS  # every submission opened exactly one ticket
 
 
-async def _opened(pool: asyncpg.Pool) -> int:
+async def _drain_in_process(settings: Settings, pool: asyncpg.Pool, tenants: list[str]) -> Drain:
+    runtime = build_runtime(settings)
+    await runtime.start()
+    try:
+        relay = OutboxRelay(pool, runtime.producer, str)  # reads its backlog, publishes nothing
+        return await _timed_drain(
+            "ticketing intake, in this process",
+            pool, tenants, relay, time.process_time,
+            lambda: resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        )  # fmt: skip
+    finally:
+        await runtime.stop()
+
+
+async def _drain_in_replicas(
+    database_url: str,
+    producer: Producer,
+    kafka_bootstrap: str,
+    pool: asyncpg.Pool,
+    tenants: list[str],
+) -> Drain:
+    """Start the replicas, let their group settle, then publish and drain."""
+    group = f"bench-replicas-{uuid.uuid4().hex[:8]}"
+    await start_group_at_end(kafka_bootstrap, INTAKE_TOPIC, group)
+    logs = REPO / ".local" / "bench"
+    logs.mkdir(parents=True, exist_ok=True)
+    env = {
+        "INTAKE_GROUP_ID": group, "CONSUMER_BATCH_SIZE": str(BATCH),
+        "OUTBOX_RELAY_SHARDS": str(REPLICAS), "LOG_LEVEL": "WARNING",
+        "CONSUMER_BATCH_TIMEOUT_MS": "100", "OUTBOX_POLL_INTERVAL_S": "1.0",
+    }  # fmt: skip
+    replicas = [
+        ServiceProcess(database_url, kafka_bootstrap, logs / f"replica-{i}.log", env=env)
+        for i in range(REPLICAS)
+    ]
+    for replica in replicas:
+        replica.start()
+    try:
+        for replica in replicas:
+            await replica.wait_ready()
+        await _settled(kafka_bootstrap, group, REPLICAS)
+        await _publish(producer, EVENTS, tenants)
+        pids = [r.process.pid for r in replicas if r.process is not None]
+        relay = OutboxRelay(pool, producer, str, shard=Shard(0, REPLICAS))  # for its backlog
+        return await _timed_drain(
+            f"ticketing intake, {REPLICAS} replicas",
+            pool, tenants, relay, lambda: sum(_cpu_s(pid) for pid in pids),
+            lambda: max(_peak_rss_mb(pid) for pid in pids),
+        )  # fmt: skip
+    finally:
+        for replica in replicas:
+            replica.stop()
+
+
+async def _timed_drain(
+    path: str,
+    pool: asyncpg.Pool,
+    tenants: list[str],
+    relay: OutboxRelay,
+    cpu: Callable[[], float],
+    rss_mb: Callable[[], float],
+) -> Drain:
+    """Wait for the first ticket, then time until every one is opened and published."""
+    first = await _eventually(lambda: _opened(pool, tenants))
+    cpu_before, started = cpu(), time.perf_counter()
+    opened_s = published_s = 0.0
+    while not published_s:
+        await asyncio.sleep(0.05)
+        if not opened_s and await _opened(pool, tenants) >= EVENTS:
+            opened_s = time.perf_counter() - started
+        if opened_s and await relay.backlog() == 0:
+            published_s = time.perf_counter() - started
+    drained = Drain(path, EVENTS - first, opened_s, published_s, cpu() - cpu_before, rss_mb())
+    assert await _opened(pool, tenants) == EVENTS  # every submission opened one ticket
+    return drained
+
+
+async def _eventually(count: Callable[[], Awaitable[int]]) -> int:
+    found = 0
+    while not found:
+        await asyncio.sleep(0.01)
+        found = await count()
+    return found
+
+
+async def _settled(bootstrap: str, group: str, members: int) -> None:
+    """Until every replica is a member of the group with its partitions (no rebalance due)."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        while True:
+            [described] = await admin.describe_consumer_groups([group])
+            _error, _group, state, _protocol_type, _protocol, found = described.groups[0][:6]
+            if state == "Stable" and len(found) == members:
+                return
+            await asyncio.sleep(0.1)
+    finally:
+        await admin.close()
+
+
+async def _opened(pool: asyncpg.Pool, tenants: list[str]) -> int:
     count: int = await pool.fetchval(
-        "SELECT count(*) FROM events WHERE event_type = 'TicketOpened'"
+        "SELECT count(*) FROM events WHERE event_type = 'TicketOpened' AND tenant_id = ANY($1)",
+        tenants,
     )
     return count
+
+
+def _cpu_s(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / _TICK  # utime + stime
+
+
+def _peak_rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
 
 
 def _record(figures: dict[str, object]) -> None:
