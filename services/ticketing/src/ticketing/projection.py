@@ -29,28 +29,28 @@ from ticketing.domain import Ticket
 Envelope = EventEnvelope[Any]
 PRIORITY_RANK = {Priority.LOW: 0, Priority.NORMAL: 1, Priority.HIGH: 2, Priority.URGENT: 3}
 
-_COLUMNS = (
+COLUMNS = (
     "tenant_id, ticket_id, number, version, subject, status, priority, priority_rank, type,"
     " channel, requester_id, requester_name, requester_email, organisation_id, tier,"
     " assignee_id, group_id, tags, custom_fields, followers, merged_into, problem_id,"
     " incidents, public_replies, customer_replies, internal_notes, opened_at, updated_at,"
     " solved_at, closed_at"
 )
-_NAMES = tuple(c.strip() for c in _COLUMNS.split(","))
+_NAMES = tuple(c.strip() for c in COLUMNS.split(","))
 _ROW = (*_NAMES, "search_text")
 # Rows are copied into a table of this session's (COPY, not INSERT ... unnest: asyncpg
 # checks every element of an array parameter against collections.abc, which cost more than
 # encoding it), then moved into the list in one statement, with the search vector.
 _STAGE = f"""
     CREATE TEMP TABLE IF NOT EXISTS ticket_list_changes ON COMMIT DELETE ROWS AS
-    SELECT {_COLUMNS}, ''::text AS search_text FROM ticket_list WITH NO DATA
+    SELECT {COLUMNS}, ''::text AS search_text FROM ticket_list WITH NO DATA
 """
 _MOVE = f"""
     WITH moved AS (DELETE FROM ticket_list_changes RETURNING *)
-    INSERT INTO ticket_list ({_COLUMNS}, search)
-    SELECT {_COLUMNS}, to_tsvector('simple', search_text) FROM moved
+    INSERT INTO ticket_list ({COLUMNS}, search)
+    SELECT {COLUMNS}, to_tsvector('simple', search_text) FROM moved
     ON CONFLICT (tenant_id, ticket_id) DO UPDATE SET
-        ({_COLUMNS}, search) = ({", ".join("EXCLUDED." + c for c in _NAMES)}, EXCLUDED.search)
+        ({COLUMNS}, search) = ({", ".join("EXCLUDED." + c for c in _NAMES)}, EXCLUDED.search)
     WHERE ticket_list.version < EXCLUDED.version
 """
 
