@@ -101,6 +101,7 @@ class ServiceProcess:
     kafka_bootstrap: str
     log_path: Path
     port: int = field(default_factory=free_port)
+    env: dict[str, str] = field(default_factory=dict)  # more settings, or other values
     process: subprocess.Popen[bytes] | None = None
     restarts: int = 0
 
@@ -114,6 +115,7 @@ class ServiceProcess:
             "CONSUMER_BATCH_TIMEOUT_MS": "50",
             "OUTBOX_POLL_INTERVAL_S": "0.2",
             "SHUTDOWN_GRACE_S": "8",
+            **self.env,
         }
         with self.log_path.open("ab") as log:
             self.process = subprocess.Popen(
