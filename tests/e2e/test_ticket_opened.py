@@ -12,6 +12,7 @@ from helpdesk_runtime.kafka import OutgoingMessage, Producer
 from ticketing.conversations import ticket_id_for_message
 from ticketing.handlers import ticket_id_for_submission
 
+from support.chaos import eventually
 from support.events import customer_message, submitted
 from support.fixtures import find_on_topic
 from support.service import RunningService, ticketing_service
@@ -257,3 +258,36 @@ async def test_a_message_larger_than_the_consumer_accepts_is_dead_lettered_whole
     assert headers["dlq-error-type"] == b"oversize"
     limit = service.settings.consumer_max_message_bytes
     assert headers["dlq-reason"] == f"message is {len(huge)} bytes; the limit is {limit}".encode()
+
+
+async def test_members_of_one_process_share_the_intake_and_apply_it_once(
+    database_url: str, kafka_bootstrap: str, producer: Producer
+) -> None:
+    async with ticketing_service(database_url, kafka_bootstrap, consumer_concurrency=3) as service:
+        members: list[Any] = list(service.runtime.broker.subscribers)
+        assert len(members) == 3  # three members of the intake group in this process
+        tenant = f"t{uuid4().hex[:8]}"
+        await service.register_tenant(tenant)
+        batch = [submitted(f"many-{i}", tenant=tenant) for i in range(300)]
+        await producer.send_many(
+            [OutgoingMessage(INTAKE, e.to_json(), key=f"many-{i}".encode()) for i, e in
+             enumerate(batch)]
+        )  # fmt: skip
+
+        async def opened() -> int:
+            count: int = await service.runtime.pool.fetchval(
+                "SELECT count(*) FROM events WHERE tenant_id = $1", tenant
+            )
+            return count
+
+        async def all_opened() -> bool:
+            return await opened() >= len(batch)
+
+        await eventually(all_opened, timeout_s=60)
+        # Every submission opened one ticket, numbered without a repeat.
+        numbers = await service.runtime.pool.fetch(
+            "SELECT number FROM ticket_list WHERE tenant_id = $1", tenant
+        )
+        assert len({r["number"] for r in numbers}) == len(batch) == await opened()
+        # The group gave the partitions to more than one member (AIOKafkaConsumer of each).
+        assert len([m for m in members if m.consumer and m.consumer.assignment()]) >= 2
