@@ -24,7 +24,6 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from pathlib import Path
 
 import asyncpg
 from aiokafka.admin import AIOKafkaAdminClient
@@ -42,6 +41,7 @@ from ticketing.tenants import add as register
 from support.chaos import ServiceProcess
 from support.fixtures import start_group_at_end
 from support.plain_pipeline import run_plain
+from support.proc import cpu_s, rss_mb
 from support.servers import REPO
 
 EVENTS = int(os.environ.get("BENCH_EVENTS", "50000"))
@@ -50,7 +50,6 @@ REPLICAS = int(os.environ.get("BENCH_REPLICAS", "2"))
 TENANTS = 20
 PLAIN_OUT = "bench.plain.out"
 PLAIN = os.environ.get("BENCH_PLAIN", "1") != "0"  # 0: only the service (to profile it)
-_TICK = os.sysconf("SC_CLK_TCK")
 
 
 @dataclass
@@ -211,8 +210,8 @@ async def _drain_in_replicas(
         relay = OutboxRelay(pool, producer, str, shard=Shard(0, REPLICAS))  # for its backlog
         return await _timed_drain(
             f"ticketing intake, {REPLICAS} replicas",
-            pool, tenants, relay, lambda: sum(_cpu_s(pid) for pid in pids),
-            lambda: max(_peak_rss_mb(pid) for pid in pids),
+            pool, tenants, relay, lambda: sum(cpu_s(pid) for pid in pids),
+            lambda: max(rss_mb(pid, "VmHWM") for pid in pids),
         )  # fmt: skip
     finally:
         for replica in replicas:
@@ -271,18 +270,6 @@ async def _opened(pool: asyncpg.Pool, tenants: list[str]) -> int:
         tenants,
     )
     return count
-
-
-def _cpu_s(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / _TICK  # utime + stime
-
-
-def _peak_rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    return 0.0
 
 
 def _record(figures: dict[str, object]) -> None:

@@ -93,6 +93,52 @@ async def test_expiry_within_the_leeway_is_accepted() -> None:
     assert principal.agent_id == "agent-7"
 
 
+@pytest.fixture
+def checks(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The tokens whose signature and claims were checked (by jwt.decode)."""
+    checked: list[str] = []
+    decode = jwt.decode
+
+    def counting(token: str, *args: Any, **kwargs: Any) -> Any:
+        checked.append(token)
+        return decode(token, *args, **kwargs)
+
+    monkeypatch.setattr(jwt, "decode", counting)
+    return checked
+
+
+@pytest.mark.parametrize(
+    ("lifetime_s", "cache_s", "remembered_s"),
+    [(60, 300, 60 + 30), (3600, 300, 300)],  # until exp (+ the 30 s leeway), or the cache's
+)
+async def test_a_checked_token_is_remembered_until_it_expires_or_keys_could_change(
+    checks: list[str],
+    monkeypatch: pytest.MonkeyPatch,
+    lifetime_s: int,
+    cache_s: float,
+    remembered_s: float,
+) -> None:
+    verifier = TokenVerifier(settings(jwt_jwks_cache_s=cache_s))
+    now = time.time()
+    good = token(exp=int(now) + lifetime_s)
+    first = await verifier.verify(good)
+    assert await verifier.verify(good) == first
+    assert checks == [good]
+
+    monkeypatch.setattr(time, "time", lambda: now + remembered_s + 1)
+    await verifier.verify(good)  # PyJWT keeps the real clock: still valid for it
+    assert checks == [good, good]
+
+
+async def test_a_refused_token_is_checked_again_each_time(checks: list[str]) -> None:
+    verifier = TokenVerifier(settings())
+    forged = token(key=OTHER_SECRET)
+    for _ in range(2):
+        with pytest.raises(AuthError):
+            await verifier.verify(forged)
+    assert checks == [forged, forged]
+
+
 @pytest.mark.parametrize(
     ("make_token", "overrides", "reason"),
     [

@@ -1,6 +1,7 @@
 """JWT bearer authentication: which agent of which tenant is calling, and with which role."""
 
 import asyncio
+import time
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
@@ -20,6 +21,7 @@ from helpdesk_runtime.settings import ServiceSettings
 PublicKey = rsa.RSAPublicKey | ec.EllipticCurvePublicKey | ed25519.Ed25519PublicKey
 
 _HMAC_ALGORITHMS = frozenset({"HS256", "HS384", "HS512"})
+_REMEMBERED_MAX = 10_000  # tokens; a few per agent signed in
 _TENANT_ID: TypeAdapter[str] = TypeAdapter(TenantId)
 _AGENT_ID: TypeAdapter[str] = TypeAdapter(Identifier)
 
@@ -100,9 +102,18 @@ class TokenVerifier:
         self._audience = settings.jwt_audience
         self._leeway = settings.jwt_leeway_s
         self._options: Options = {"require": ["exp", "sub", self._tenant_claim, self._role_claim]}
+        # An agent's frontend sends the same token with every request until it expires, and
+        # checking it costs about a quarter of the HTTP layer's CPU for opening a ticket. A
+        # token checked once is remembered until it expires, and for no longer than the JWKS
+        # keys are cached: a withdrawn key then stops working no later than it would anyway.
+        self._remember_s = settings.jwt_jwks_cache_s
+        self._remembered: dict[str, tuple[Principal, float]] = {}
 
     async def verify(self, token: str) -> Principal:
         """The caller the token names; raises AuthError when the token is not acceptable."""
+        remembered = self._remembered.get(token)
+        if remembered is not None and time.time() < remembered[1]:
+            return remembered[0]
         key = await self._jwks_key(token) if self._jwks is not None else self._key
         assert key is not None  # one key source is set (checked in __init__)
         try:
@@ -117,9 +128,14 @@ class TokenVerifier:
             )
         except jwt.PyJWTError as exc:
             raise AuthError(_reason(exc, token)) from None
-        return principal_from_claims(
+        principal = principal_from_claims(
             claims, tenant_claim=self._tenant_claim, role_claim=self._role_claim
         )
+        if len(self._remembered) >= _REMEMBERED_MAX:
+            self._remembered.clear()  # bounded; whoever calls next is checked again
+        until = min(float(claims["exp"]) + self._leeway, time.time() + self._remember_s)
+        self._remembered[token] = (principal, until)
+        return principal
 
     async def _jwks_key(self, token: str) -> jwt.PyJWK:
         assert self._jwks is not None

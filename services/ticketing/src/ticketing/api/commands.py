@@ -221,9 +221,9 @@ async def _open(
         for _ in range(3):
             try:
                 async with deps.transaction() as uow:
-                    check_fields(
-                        cmd.custom_fields, await fields_store.of_tenant(uow.conn, ctx.tenant_id)
-                    )
+                    if cmd.custom_fields:  # else nothing to check: spare the round trip
+                        definitions = await fields_store.of_tenant(uow.conn, ctx.tenant_id)
+                        check_fields(cmd.custom_fields, definitions)
                     return await handlers.open_ticket(
                         cmd,
                         ctx,
