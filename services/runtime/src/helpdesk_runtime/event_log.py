@@ -23,36 +23,55 @@ async def insert_in_commit_order(
 
     Serialises writers so that `position` order equals commit order: without it a bigserial
     taken by a transaction that commits later becomes visible after the relay has read past
-    it, and that event would never be published. The lock is held only from here to commit;
-    reads (ACCESS SHARE) are not blocked. The relay and live streams are woken at commit.
+    it, and that event would never be published. The lock (a transaction-level advisory
+    lock of the table's, which every writer takes here) is held only from here to commit;
+    readers are not blocked. The relay and live streams are notified at commit.
+
+    A few events (a command over HTTP) go in one statement that also takes the lock and
+    notifies: round trips are their cost. A batch goes by COPY: asyncpg checks every element
+    of an array parameter against collections.abc (two Python-level isinstance calls each),
+    which cost more than encoding it, while COPY rows are encoded straight away. Either way
+    rows keep their order, and so do the positions they take.
     """
     assert table in ("events", "outbox")
-    await conn.execute(f"LOCK TABLE {table} IN EXCLUSIVE MODE")
-    # COPY, not INSERT ... unnest: asyncpg checks every element of an array parameter
-    # against collections.abc (two Python-level isinstance calls each), which cost more
-    # than encoding it; COPY rows are encoded straight away. Rows keep their order, and
-    # so do the positions they take.
-    await conn.copy_records_to_table(
-        table,
-        columns=_COPIED,
-        records=[
-            (
-                e.tenant_id, e.aggregate_id, e.aggregate_version, e.event_id, e.event_type,
-                e.schema_version, e.occurred_at, e.producer, e.correlation_id, e.causation_id,
-                kafka_key(e).decode(), e.payload.model_dump_json(),
-                traceparent_for(e.causation_id),
-            )
-            for e in envelopes
-        ],
-    )  # fmt: skip
-    await conn.execute("SELECT pg_notify('events_appended', '')")
+    rows = [_row(e) for e in envelopes]
+    lock = f"pg_advisory_xact_lock(hashtextextended('helpdesk_runtime:{table}', 0))"
+    if len(rows) < _COPY_FROM:
+        await conn.execute(
+            f"""
+            WITH locked AS MATERIALIZED (SELECT {lock}),
+            inserted AS (
+                INSERT INTO {table} ({", ".join(_COLUMNS)})
+                SELECT t, s, v, i, et, sv, o, p, c, ca, k, pl::jsonb, tp
+                FROM locked, unnest($1::text[], $2::uuid[], $3::int[], $4::uuid[], $5::text[],
+                    $6::int[], $7::timestamptz[], $8::text[], $9::uuid[], $10::uuid[],
+                    $11::text[], $12::text[], $13::text[])
+                    AS x(t, s, v, i, et, sv, o, p, c, ca, k, pl, tp)
+                RETURNING 1)
+            SELECT pg_notify('events_appended', '') FROM (SELECT count(*) FROM inserted) AS n
+            """,
+            *(list(column) for column in zip(*rows, strict=True)),
+        )
+        return
+    await conn.execute(f"SELECT {lock}, pg_notify('events_appended', '')")
+    await conn.copy_records_to_table(table, columns=_COLUMNS, records=rows)
 
 
-_COPIED = (
+_COPY_FROM = 32  # events; below, one statement's round trip costs more than the encoding
+_COLUMNS = (
     "tenant_id", "stream_id", "version", "event_id", "event_type", "schema_version",
     "occurred_at", "producer", "correlation_id", "causation_id", "partition_key", "payload",
     "traceparent",
 )  # fmt: skip
+
+
+def _row(e: Envelope) -> tuple[Any, ...]:
+    return (
+        e.tenant_id, e.aggregate_id, e.aggregate_version, e.event_id, e.event_type,
+        e.schema_version, e.occurred_at, e.producer, e.correlation_id, e.causation_id,
+        kafka_key(e).decode(), e.payload.model_dump_json(), traceparent_for(e.causation_id),
+    )  # fmt: skip
+
 
 EVENT_COLUMNS = (
     "position, tenant_id, stream_id, version, event_id, event_type, schema_version,"

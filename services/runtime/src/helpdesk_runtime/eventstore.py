@@ -92,7 +92,7 @@ class PostgresEventStore(EventStore):
             return
         first = _first_versions(envelopes)
         if self._projections:
-            # Before the insert, which takes the table lock: the lock is held for less.
+            # Before the insert, which takes the writers' lock: the lock is held for less.
             await self._project(envelopes)
         try:
             await insert_in_commit_order(self._conn, "events", envelopes)

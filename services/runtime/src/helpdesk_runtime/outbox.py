@@ -3,7 +3,7 @@
 An event-sourced service's event store is its outbox (`Source.EVENTS`). A service that keeps
 plain state (notifications' delivery log, say) calls `put` in the transaction that changes
 that state, and the relay publishes the `outbox` table (`Source.OUTBOX`) the same way, then
-deletes what it published. Writers of either table serialise on a table lock
+deletes what it published. Writers of either table serialise on a lock of the table's
 (event_log.insert_in_commit_order), so `position` order is commit order and tailing by
 position never skips an event. The relay publishes a batch, waits for the
 broker's acknowledgements, then moves its checkpoint in the same transaction that holds the
@@ -97,6 +97,7 @@ class OutboxRelay:
         poll_interval_s: float = 1.0,
         metrics: Metrics | None = None,
         shard: Shard = WHOLE,
+        linger_s: float = 0.005,
     ) -> None:
         self.metrics = metrics or Metrics()
         self._pool = pool
@@ -106,6 +107,8 @@ class OutboxRelay:
         # "kafka" names the event store's checkpoint, as it did before outboxes existed.
         self.family = name or ("kafka" if source is Source.EVENTS else "kafka:outbox")
         self._shard = shard
+        self._linger_s = linger_s
+        self._layout_kept = False
         self.name = self._name = self.layout[shard.index]
         self._batch_size = batch_size
         self._poll_interval_s = poll_interval_s
@@ -117,7 +120,8 @@ class OutboxRelay:
     async def publish_pending(self) -> int:
         """Publish up to one batch; 0 when nothing is new or another replica holds the relay."""
         async with self._pool.acquire() as conn, conn.transaction():
-            await self._keep_layout(conn)
+            if not self._layout_kept:
+                self._layout_kept = await self._keep_layout(conn)
             checkpoint = await conn.fetchval(
                 "SELECT position FROM outbox_checkpoints WHERE relay = $1 FOR UPDATE SKIP LOCKED",
                 self._name,
@@ -148,8 +152,9 @@ class OutboxRelay:
         self._count(rows, messages)
         return len(rows)
 
-    async def _keep_layout(self, conn: Connection) -> None:
-        """Make this shard's checkpoint, and retire those of a former shard count."""
+    async def _keep_layout(self, conn: Connection) -> bool:
+        """Make this shard's checkpoint, and retire those of a former shard count; True once
+        every shard of this relay has its checkpoint (nothing left to do)."""
         family = "(relay = $1 OR starts_with(relay, $1 || '#'))"
         # A new shard starts where the slowest checkpoint of the former shard count stood
         # (never from a sibling's: it has moved past events of this shard).
@@ -161,14 +166,18 @@ class OutboxRelay:
             self._name,
             self.layout,
         )
-        if self._shard.index == 0:  # one shard retires the former ones, once all of its exist
+        complete: bool = await conn.fetchval(
+            "SELECT count(*) = cardinality($1::text[]) FROM outbox_checkpoints"
+            " WHERE relay = ANY($1::text[])",
+            self.layout,
+        )
+        if complete and self._shard.index == 0:  # one shard retires the former ones
             await conn.execute(
-                f"DELETE FROM outbox_checkpoints WHERE {family} AND NOT relay = ANY($2)"
-                " AND (SELECT count(*) FROM outbox_checkpoints WHERE relay = ANY($2))"
-                " = cardinality($2)",
+                f"DELETE FROM outbox_checkpoints WHERE {family} AND NOT relay = ANY($2)",
                 self.family,
                 self.layout,
             )
+        return complete
 
     @property
     def layout(self) -> list[str]:
@@ -236,3 +245,6 @@ class OutboxRelay:
                 continue
             if published < self._batch_size:  # else more is waiting
                 await feed.wait(self._poll_interval_s, after=seen)
+                # Woken by one append (a command over HTTP): the appends of the next few
+                # milliseconds join this pass, one transaction and one send for them all.
+                await asyncio.sleep(self._linger_s)

@@ -38,7 +38,32 @@ COLUMNS = (
 )
 _NAMES = tuple(c.strip() for c in COLUMNS.split(","))
 _ROW = (*_NAMES, "search_text")
-# Rows are copied into a table of this session's (COPY, not INSERT ... unnest: asyncpg
+_LISTS = {"tags": "text", "followers": "text", "incidents": "uuid"}
+_UPSERTED = f"""
+    ON CONFLICT (tenant_id, ticket_id) DO UPDATE SET
+        ({COLUMNS}, search) = ({", ".join("EXCLUDED." + c for c in _NAMES)}, EXCLUDED.search)
+    WHERE ticket_list.version < EXCLUDED.version
+"""
+# A few rows (a command over HTTP) go in one statement; their round trips are their cost.
+# List columns travel as JSON: unnest cannot take arrays of arrays of different lengths.
+_UPSERT = f"""
+    INSERT INTO ticket_list ({COLUMNS}, search)
+    SELECT {
+    ", ".join(
+        f"ARRAY(SELECT jsonb_array_elements_text({c}::jsonb))::{_LISTS[c]}[]" if c in _LISTS else c
+        for c in _NAMES
+    )
+}, to_tsvector('simple', search_text) FROM unnest(
+        $1::text[], $2::uuid[], $3::bigint[], $4::int[], $5::text[], $6::text[], $7::text[],
+        $8::smallint[], $9::text[], $10::text[], $11::text[], $12::text[], $13::text[],
+        $14::text[], $15::text[], $16::text[], $17::text[], $18::text[], $19::jsonb[],
+        $20::text[], $21::uuid[], $22::uuid[], $23::text[], $24::int[], $25::int[], $26::int[],
+        $27::timestamptz[], $28::timestamptz[], $29::timestamptz[], $30::timestamptz[],
+        $31::text[]
+    ) AS x({COLUMNS}, search_text)
+    {_UPSERTED}
+"""
+# A batch is copied into a table of this session's (COPY, not INSERT ... unnest: asyncpg
 # checks every element of an array parameter against collections.abc, which cost more than
 # encoding it), then moved into the list in one statement, with the search vector.
 _STAGE = f"""
@@ -49,10 +74,9 @@ _MOVE = f"""
     WITH moved AS (DELETE FROM ticket_list_changes RETURNING *)
     INSERT INTO ticket_list ({COLUMNS}, search)
     SELECT {COLUMNS}, to_tsvector('simple', search_text) FROM moved
-    ON CONFLICT (tenant_id, ticket_id) DO UPDATE SET
-        ({COLUMNS}, search) = ({", ".join("EXCLUDED." + c for c in _NAMES)}, EXCLUDED.search)
-    WHERE ticket_list.version < EXCLUDED.version
+    {_UPSERTED}
 """
+_COPY_FROM = 32  # rows
 
 
 def _search_text(history: Iterable[Envelope]) -> str:
@@ -89,10 +113,16 @@ async def upsert(conn: Connection, changed: Sequence[Sequence[Envelope]]) -> Non
         ticket = Ticket.from_history(history)
         if ticket is not None:
             rows.append(_row(ticket, _search_text(history)))
-    if rows:
+    if len(rows) >= _COPY_FROM:
         await conn.execute(_STAGE)
         await conn.copy_records_to_table("ticket_list_changes", records=rows, columns=_ROW)
         await conn.execute(_MOVE)
+    elif rows:
+        lists = [i for i, c in enumerate(_ROW) if c in _LISTS]
+        columns = [list(column) for column in zip(*rows, strict=True)]
+        for i in lists:
+            columns[i] = [json.dumps([str(v) for v in values]) for values in columns[i]]
+        await conn.execute(_UPSERT, *columns)
 
 
 async def rebuild(pool: asyncpg.Pool, batch: int = 500) -> int:
