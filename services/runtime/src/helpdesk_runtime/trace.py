@@ -8,8 +8,8 @@ events appended while handling it store the context and the relay sends it as a 
 header.
 """
 
+import random
 import re
-import secrets
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -42,15 +42,25 @@ class TraceContext:
     @classmethod
     def new(cls) -> "TraceContext":
         """The root of a new trace."""
-        return cls(secrets.token_hex(16), secrets.token_hex(8))
+        return cls(_random_hex(128), _random_hex(64))
 
     def child(self) -> "TraceContext":
         """A span of this trace caused by this one (e.g. our handling of a request)."""
-        return TraceContext(self.trace_id, secrets.token_hex(8), self.flags)
+        return TraceContext(self.trace_id, _random_hex(64), self.flags)
 
     @property
     def header(self) -> str:
         return f"00-{self.trace_id}-{self.span_id}-{self.flags}"
+
+
+def _random_hex(bits: int) -> str:
+    """A random id that is not all zeros (which W3C reserves for "invalid"). From `random`,
+    as OpenTelemetry's id generator does: ids must be unique, not secret, and one per
+    consumed event from the OS's random source was a system call each."""
+    value = 0
+    while not value:
+        value = random.getrandbits(bits)
+    return f"{value:0{bits // 4}x}"
 
 
 def continued(header: str | bytes | None) -> TraceContext:
