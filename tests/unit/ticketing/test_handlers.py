@@ -1,8 +1,10 @@
 from datetime import UTC, datetime, timedelta
 from uuid import uuid4
 
+import pytest
+
 from helpdesk_contracts import Actor, ActorKind, Requester, TicketOpened
-from helpdesk_runtime.eventstore import InMemoryEventStore
+from helpdesk_runtime.eventstore import ConcurrencyError, InMemoryEventStore
 from ticketing.domain import FieldDefinition, FieldType, OpenTicket
 from ticketing.handlers import (
     CommandContext,
@@ -17,7 +19,7 @@ from support.events import submitted
 NOW = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)
 
 
-async def test_open_ticket_appends_ticket_opened_and_is_idempotent_per_id() -> None:
+async def test_open_ticket_appends_ticket_opened_once_per_id() -> None:
     store, numbers = InMemoryEventStore(), InMemoryTicketNumbers()
     cmd = OpenTicket(
         subject="Hello",
@@ -27,14 +29,10 @@ async def test_open_ticket_appends_ticket_opened_and_is_idempotent_per_id() -> N
     )
     ctx = CommandContext("acme", uuid4())
     ticket_id = uuid4()
-    first, created = await open_ticket(
-        cmd, ctx, ticket_id=ticket_id, store=store, numbers=numbers, now=NOW
-    )
-    again, created_again = await open_ticket(
-        cmd, ctx, ticket_id=ticket_id, store=store, numbers=numbers, now=NOW
-    )
-    assert (created, created_again) == (True, False)
-    assert again.number == first.number == 1
+    first = await open_ticket(cmd, ctx, ticket_id=ticket_id, store=store, numbers=numbers, now=NOW)
+    assert first.number == 1
+    with pytest.raises(ConcurrencyError):  # the caller answers with the ticket it opened
+        await open_ticket(cmd, ctx, ticket_id=ticket_id, store=store, numbers=numbers, now=NOW)
     [recorded] = store.recorded
     assert recorded.envelope.correlation_id == ctx.correlation_id
     assert recorded.envelope.producer == "ticketing"

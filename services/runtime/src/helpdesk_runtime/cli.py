@@ -85,6 +85,7 @@ class ServiceCli(Generic[S]):
             host=settings.http_host,
             port=settings.http_port,
             log_config=None,  # our structlog configuration owns the root logger
+            access_log=settings.http_access_log,
             timeout_graceful_shutdown=max(1, int(settings.http_shutdown_s)),
         )
 

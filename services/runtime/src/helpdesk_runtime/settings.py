@@ -55,6 +55,9 @@ class ServiceSettings(BaseSettings):
 
     http_host: str = "0.0.0.0"
     http_port: int = Field(default=8000, ge=1, le=65535)
+    # A line per request. Behind an ingress that logs requests, off saves about 4 % of the
+    # CPU of a command (issue 9's profile); errors are logged either way.
+    http_access_log: bool = True
     # Origins of browser apps (the agents' frontend) allowed to call the API, comma-separated.
     cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
 

@@ -86,15 +86,17 @@ async def open_ticket(
     store: EventStore,
     numbers: TicketNumbers,
     now: datetime,
-) -> tuple[Ticket, bool]:
-    """Open the ticket, or return the one this id already opened (created=False)."""
-    existing = Ticket.from_history(await store.load(ctx.tenant_id, ticket_id))
-    if existing is not None:
-        return existing, False
+) -> Ticket:
+    """Open the ticket; ConcurrencyError when this id has opened one already.
+
+    The caller then reads that one, in a transaction of its own (a refused insert ends this
+    one). Not looking first spares a round trip for what is nearly always a new ticket;
+    the repeat of a request costs a second transaction and a ticket number left unused.
+    """
     [number] = await numbers.reserve(ctx.tenant_id)
     ticket = Ticket.open(cmd, ticket_id=ticket_id, tenant_id=ctx.tenant_id, number=number, at=now)
     await store.append(envelopes_for(ticket, ctx, now))
-    return ticket, True
+    return ticket
 
 
 def _command_from(submission: TicketSubmitted) -> OpenTicket:

@@ -215,8 +215,8 @@ def commands_router(deps: ApiDeps) -> APIRouter:
 async def _open(
     deps: ApiDeps, cmd: OpenTicket, ctx: handlers.CommandContext, ticket_id: UUID
 ) -> tuple[Ticket, bool]:
-    # A concurrent request with the same Idempotency-Key loses the append race; the retry
-    # then finds the ticket the winner opened.
+    # A repeated request (same Idempotency-Key), or a concurrent one that lost the append
+    # race, finds the id taken: it answers with the ticket that id opened.
     async with http_errors():
         for _ in range(3):
             try:
@@ -224,7 +224,7 @@ async def _open(
                     if cmd.custom_fields:  # else nothing to check: spare the round trip
                         definitions = await fields_store.of_tenant(uow.conn, ctx.tenant_id)
                         check_fields(cmd.custom_fields, definitions)
-                    return await handlers.open_ticket(
+                    opened = await handlers.open_ticket(
                         cmd,
                         ctx,
                         ticket_id=ticket_id,
@@ -232,6 +232,10 @@ async def _open(
                         numbers=uow.numbers,
                         now=deps.clock(),
                     )
+                return opened, True
             except ConcurrencyError:
-                continue
+                async with deps.transaction() as uow:
+                    existing = Ticket.from_history(await uow.events.load(ctx.tenant_id, ticket_id))
+                if existing is not None:
+                    return existing, False
         raise ConcurrencyError("the same ticket was opened three times concurrently")
