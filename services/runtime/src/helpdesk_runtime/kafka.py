@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import MessageSizeTooLargeError, TopicAlreadyExistsError
+from aiokafka.producer.message_accumulator import BatchBuilder
 
 from helpdesk_runtime.logging import get_logger
 
@@ -113,10 +114,10 @@ class Producer:
         for (topic, partition), records in (await self._by_partition(messages)).items():
             batch = producer.create_batch()
             for m in records:
-                if not batch.append(key=m.key, value=m.value, timestamp=None, headers=m.headers):
+                if not _append(batch, m):  # full: send it and start the next
                     futures.append(await producer.send_batch(batch, topic, partition=partition))
-                    batch = producer.create_batch()  # an empty batch takes any one record
-                    batch.append(key=m.key, value=m.value, timestamp=None, headers=m.headers)
+                    batch = producer.create_batch()
+                    _append(batch, m)  # an empty batch takes any one record
             futures.append(await producer.send_batch(batch, topic, partition=partition))
         await asyncio.gather(*futures)
 
@@ -137,9 +138,17 @@ class Producer:
                 partitions[m.topic] = sorted(await self._producer.partitions_for(m.topic))
             choices = partitions[m.topic]
             # Keyless records (a dead letter of a keyless message) spread like aiokafka's.
-            index = partition_for(m.key, len(choices)) if m.key else random.randrange(len(choices))
+            index = (
+                partition_for(m.key, len(choices))
+                if m.key is not None
+                else random.randrange(len(choices))
+            )
             grouped[(m.topic, choices[index])].append(m)
         return grouped
+
+
+def _append(batch: BatchBuilder, m: OutgoingMessage) -> bool:
+    return batch.append(key=m.key, value=m.value, timestamp=None, headers=m.headers) is not None
 
 
 @dataclass(frozen=True)
