@@ -36,7 +36,7 @@ async def insert_in_commit_order(
     assert table in ("events", "outbox")
     rows = [_row(e) for e in envelopes]
     lock = f"pg_advisory_xact_lock(hashtextextended('helpdesk_runtime:{table}', 0))"
-    if len(rows) < _COPY_FROM:
+    if len(rows) < COPY_FROM:
         await conn.execute(
             f"""
             WITH locked AS MATERIALIZED (SELECT {lock}),
@@ -57,7 +57,10 @@ async def insert_in_commit_order(
     await conn.copy_records_to_table(table, columns=_COLUMNS, records=rows)
 
 
-_COPY_FROM = 32  # events; below, one statement's round trip costs more than the encoding
+COPY_FROM = 32
+"""Rows from which COPY beats one INSERT ... unnest statement: below, its extra round trips
+cost more than asyncpg's per-element checks of array parameters (the ticket list uses it
+too)."""
 _COLUMNS = (
     "tenant_id", "stream_id", "version", "event_id", "event_type", "schema_version",
     "occurred_at", "producer", "correlation_id", "causation_id", "partition_key", "payload",

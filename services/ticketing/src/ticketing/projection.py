@@ -23,6 +23,7 @@ from helpdesk_contracts import (
     TicketOpened,
 )
 from helpdesk_runtime.db import Connection
+from helpdesk_runtime.event_log import COPY_FROM
 from helpdesk_runtime.eventstore import histories
 from ticketing.domain import Ticket
 
@@ -39,6 +40,7 @@ COLUMNS = (
 _NAMES = tuple(c.strip() for c in COLUMNS.split(","))
 _ROW = (*_NAMES, "search_text")
 _LISTS = {"tags": "text", "followers": "text", "incidents": "uuid"}
+_LIST_AT = tuple(i for i, c in enumerate(_ROW) if c in _LISTS)
 _UPSERTED = f"""
     ON CONFLICT (tenant_id, ticket_id) DO UPDATE SET
         ({COLUMNS}, search) = ({", ".join("EXCLUDED." + c for c in _NAMES)}, EXCLUDED.search)
@@ -46,14 +48,13 @@ _UPSERTED = f"""
 """
 # A few rows (a command over HTTP) go in one statement; their round trips are their cost.
 # List columns travel as JSON: unnest cannot take arrays of arrays of different lengths.
+_SELECTED = ", ".join(
+    f"ARRAY(SELECT jsonb_array_elements_text({c}::jsonb))::{_LISTS[c]}[]" if c in _LISTS else c
+    for c in _NAMES
+)
 _UPSERT = f"""
     INSERT INTO ticket_list ({COLUMNS}, search)
-    SELECT {
-    ", ".join(
-        f"ARRAY(SELECT jsonb_array_elements_text({c}::jsonb))::{_LISTS[c]}[]" if c in _LISTS else c
-        for c in _NAMES
-    )
-}, to_tsvector('simple', search_text) FROM unnest(
+    SELECT {_SELECTED}, to_tsvector('simple', search_text) FROM unnest(
         $1::text[], $2::uuid[], $3::bigint[], $4::int[], $5::text[], $6::text[], $7::text[],
         $8::smallint[], $9::text[], $10::text[], $11::text[], $12::text[], $13::text[],
         $14::text[], $15::text[], $16::text[], $17::text[], $18::text[], $19::jsonb[],
@@ -76,7 +77,6 @@ _MOVE = f"""
     SELECT {COLUMNS}, to_tsvector('simple', search_text) FROM moved
     {_UPSERTED}
 """
-_COPY_FROM = 32  # rows
 
 
 def _search_text(history: Iterable[Envelope]) -> str:
@@ -113,14 +113,13 @@ async def upsert(conn: Connection, changed: Sequence[Sequence[Envelope]]) -> Non
         ticket = Ticket.from_history(history)
         if ticket is not None:
             rows.append(_row(ticket, _search_text(history)))
-    if len(rows) >= _COPY_FROM:
+    if len(rows) >= COPY_FROM:
         await conn.execute(_STAGE)
         await conn.copy_records_to_table("ticket_list_changes", records=rows, columns=_ROW)
         await conn.execute(_MOVE)
     elif rows:
-        lists = [i for i, c in enumerate(_ROW) if c in _LISTS]
         columns = [list(column) for column in zip(*rows, strict=True)]
-        for i in lists:
+        for i in _LIST_AT:
             columns[i] = [json.dumps([str(v) for v in values]) for values in columns[i]]
         await conn.execute(_UPSERT, *columns)
 
