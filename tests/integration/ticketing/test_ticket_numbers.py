@@ -20,6 +20,16 @@ async def test_each_tenant_counts_from_one(pool: asyncpg.Pool) -> None:
         assert await numbers.reserve("globex", 2) == [1, 2]
 
 
+async def test_a_batch_reserves_for_all_its_tenants_in_one_go(pool: asyncpg.Pool) -> None:
+    async with pool.acquire() as conn:
+        numbers = PostgresTicketNumbers(conn)
+        assert await numbers.reserve("acme", 2) == [1, 2]
+        assert await numbers.reserve_each({"acme": 3, "globex": 2}) == {
+            "acme": [3, 4, 5],
+            "globex": [1, 2],
+        }
+
+
 class _RollbackError(Exception):
     pass
 

@@ -139,7 +139,7 @@ async def open_submitted_tickets(
     new = [(key, env) for key, env in wanted.items() if key not in existing]
 
     per_tenant = Counter(tenant for (tenant, _), _ in new)
-    reserved = {t: iter(await numbers.reserve(t, n)) for t, n in per_tenant.items()}
+    reserved = {t: iter(ns) for t, ns in (await numbers.reserve_each(per_tenant)).items()}
 
     rejections: list[Rejection] = []
     events: list[EventEnvelope[Any]] = []
