@@ -121,6 +121,10 @@ def _to_utc(value: datetime) -> datetime:
         raise ValueError("datetime is out of range once converted to UTC") from None
 
 
+UtcDatetime = Annotated[AwareDatetime, AfterValidator(_to_utc)]
+"""RFC 3339 with a UTC offset (naive times are refused), read as UTC."""
+
+
 P = TypeVar("P", bound=Event, covariant=True)
 E = TypeVar("E", bound=Event)
 
@@ -134,7 +138,7 @@ class EventEnvelope(ContractModel, Generic[P]):
     """Name of the payload's type, e.g. "TicketOpened"."""
     schema_version: SchemaVersion
     """Version of the payload's schema."""
-    occurred_at: Annotated[AwareDatetime, AfterValidator(_to_utc)]
+    occurred_at: UtcDatetime
     """When it happened: RFC 3339 with a UTC offset (read as UTC)."""
     tenant_id: TenantId
     """The tenant (customer account of the helpdesk) the event belongs to."""

@@ -17,6 +17,18 @@ from helpdesk_contracts.envelope import Event, registered_events
 from helpdesk_contracts.errors import ContractError
 from helpdesk_contracts.feedback import FeedbackReceived
 from helpdesk_contracts.intake import CustomerMessageReceived, TicketSubmitted
+from helpdesk_contracts.sla import (
+    SlaAchieved,
+    SlaBreached,
+    SlaClockCancelled,
+    SlaClockPaused,
+    SlaClockResumed,
+    SlaClockRetargeted,
+    SlaClockStarted,
+    SlaClockStopped,
+    SlaVerdictRevised,
+    SlaWarning,
+)
 from helpdesk_contracts.ticketing import (
     CustomerReplied,
     DuplicateMerged,
@@ -96,6 +108,27 @@ _TOPICS = (
         ),
         producers=("ticketing",),
         consumers=("sla", "feedback", "notifications"),
+        compatibility="backward",
+        partitions=24,
+    ),
+    Topic(
+        name="sla.events.v1",
+        description="The SLA clocks of every ticket: started, paused, warned, breached, achieved.",
+        key="payload.ticket_id",
+        event_types=(
+            SlaClockStarted,
+            SlaClockPaused,
+            SlaClockResumed,
+            SlaClockRetargeted,
+            SlaWarning,
+            SlaBreached,
+            SlaAchieved,
+            SlaClockStopped,
+            SlaClockCancelled,
+            SlaVerdictRevised,
+        ),
+        producers=("sla",),
+        consumers=("ticketing", "notifications", "feedback"),
         compatibility="backward",
         partitions=24,
     ),

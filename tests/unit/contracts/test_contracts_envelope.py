@@ -16,6 +16,8 @@ from helpdesk_contracts import (
     Event,
     EventEnvelope,
     FeedbackReceived,
+    SlaClockCancelled,
+    SlaMetric,
     SurveyKind,
     TicketClosed,
     TicketSubmitted,
@@ -183,6 +185,17 @@ class TestKafka:
         for payload, key in [(about_ticket, TICKET_ID), (general, feedback_id)]:
             envelope = EventEnvelope.new(payload, tenant_id="northwind", producer="feedback")
             assert kafka_key(envelope) == str(key).encode()
+
+    def test_sla_events_are_keyed_by_their_ticket(self) -> None:
+        cancelled = SlaClockCancelled(
+            ticket_id=TICKET_ID, ticket_number=7, clock_id=uuid4(), metric=SlaMetric.RESOLUTION,
+            cancelled_at=datetime(2025, 3, 3, 12, tzinfo=timezone(timedelta(hours=3))),
+            reason="merged",
+        )  # fmt: skip
+        envelope = EventEnvelope.new(cancelled, tenant_id="northwind", producer="sla")
+        assert kafka_key(envelope) == str(TICKET_ID).encode()
+        assert envelope.payload.cancelled_at == datetime(2025, 3, 3, 9, tzinfo=UTC)
+        assert envelope.payload.cancelled_at.tzinfo is UTC
 
     def test_headers_mirror_the_envelope(self) -> None:
         envelope = closed()

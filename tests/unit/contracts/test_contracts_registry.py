@@ -46,6 +46,16 @@ EXPECTED_EVENT_TYPES = {
     "LinkedToProblem",
     "IncidentLinked",
     "FeedbackReceived",
+    "SlaClockStarted",
+    "SlaClockPaused",
+    "SlaClockResumed",
+    "SlaClockRetargeted",
+    "SlaWarning",
+    "SlaBreached",
+    "SlaAchieved",
+    "SlaClockStopped",
+    "SlaClockCancelled",
+    "SlaVerdictRevised",
 }
 
 
@@ -69,6 +79,7 @@ def test_topics() -> None:
     assert topic_for("TicketSubmitted").name == "ticketing.intake.v1"
     assert topic_for("TicketClosed").name == "ticketing.tickets.v1"
     assert topic_for("FeedbackReceived").name == "feedback.received.v1"
+    assert topic_for("SlaBreached").name == "sla.events.v1"
     assert {topic.partitions for topic in TOPICS.values()} == {12, 24}
     assert all(topic.compatibility == "backward" for topic in TOPICS.values())
     with pytest.raises(ContractError, match="no topic carries"):
