@@ -1,5 +1,2 @@
-"""The sla service: SLA policies, business calendars, deadlines, warnings, breaches and compliance.
-
-Not built yet: this package only reserves the service's place in the workspace. It will
-consume `ticketing.tickets.v1` through `helpdesk_runtime` like the ticketing service does.
-"""
+"""The SLA service: policies, business calendars, and every ticket's clocks, warnings,
+breaches and verdicts, computed from the ticket events it consumes (see README.md)."""

@@ -1,0 +1,88 @@
+"""The one place where the SLA service is wired together."""
+
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime
+
+from fastapi import APIRouter, FastAPI
+
+from helpdesk_contracts import TOPICS, dead_letter_topic
+from helpdesk_runtime.db import Connection, load_migrations
+from helpdesk_runtime.http import create_app as create_service_app
+from helpdesk_runtime.http_auth import HttpAuth
+from helpdesk_runtime.kafka import TopicSpec
+from helpdesk_runtime.outbox import Source
+from helpdesk_runtime.service import ConsumerSpec, ServiceRuntime
+from sla import api
+from sla.config import Settings
+from sla.configuration import Catalogue
+from sla.handlers import ACCEPTS, ALARM, SLA_TOPIC, TICKETS_TOPIC, SlaHandlers
+
+DEAD_LETTER_PARTITIONS = 3
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def build_runtime(
+    settings: Settings,
+    clock: Callable[[], datetime] = _utc_now,
+    catalogue: Catalogue | None = None,
+) -> ServiceRuntime:
+    handlers = SlaHandlers(catalogue or Catalogue(), clock)
+    owned = TOPICS[SLA_TOPIC]
+    return ServiceRuntime(
+        settings,
+        migrations=load_migrations("sla", "sla"),
+        # It creates what it publishes to and the dead letters of what it reads; the topic
+        # it reads belongs to ticketing, which creates it.
+        topics=[
+            TopicSpec(owned.name, owned.partitions),
+            TopicSpec(dead_letter_topic(TICKETS_TOPIC), DEAD_LETTER_PARTITIONS),
+        ],
+        route=lambda _event_type: SLA_TOPIC,
+        publish_from=Source.OUTBOX,
+        consumers=[
+            ConsumerSpec(
+                topic=TICKETS_TOPIC,
+                group_id=settings.tickets_group_id,
+                handler=handlers.ticket_events,
+                accepts=ACCEPTS,
+                description="Every ticket's events: they start, pause and stop its clocks",
+            )
+        ],
+        timers={ALARM: handlers.alarms},
+    )
+
+
+def create_app(
+    settings: Settings | None = None, clock: Callable[[], datetime] = _utc_now
+) -> FastAPI:
+    """The SLA service: HTTP API, ticket-events consumer, alarms and outbox relay (see PARTS)."""
+    settings = settings or Settings()
+    catalogue = Catalogue()
+    runtime = build_runtime(settings, clock, catalogue)
+
+    @asynccontextmanager
+    async def transaction() -> AsyncIterator[Connection]:
+        async with runtime.pool.acquire() as conn, conn.transaction():
+            yield conn
+
+    def routers(auth: HttpAuth) -> list[APIRouter]:
+        deps = api.ApiDeps(
+            transaction=transaction,
+            connection=lambda: runtime.pool.acquire(),
+            clock=clock,
+            auth=auth,
+            catalogue=catalogue,
+        )
+        return [api.router(deps)]
+
+    return create_service_app(
+        runtime,
+        title="SLA API",
+        version="0.1.0",
+        description="SLA policies, business calendars and every ticket's clocks.",
+        api=routers,
+    )

@@ -1,0 +1,187 @@
+"""Tenants' calendars and policies: versioned rows, and the `Rules` a batch of clocks reads.
+
+Every save writes a new version (a delete writes one without a spec), so a clock's
+provenance (policy and calendar version) always names a row that still exists. Parsed
+versions are cached for the life of the process, which is safe because a version never
+changes; only "which version is current" is read again for each batch, in one statement.
+"""
+
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+
+from helpdesk_contracts import PolicyRef
+from helpdesk_runtime.db import Connection
+from helpdesk_runtime.logging import get_logger
+from sla.domain.calendar import BusinessCalendar, CalendarSpec
+from sla.domain.clocks import BusinessTime
+from sla.domain.policies import Policy, PolicySpec, TicketFacts, select
+
+log = get_logger(__name__)
+ALWAYS = BusinessCalendar.always()
+
+
+class Kind(StrEnum):
+    CALENDAR = "calendar"
+    POLICY = "policy"
+
+
+_TABLE = {Kind.CALENDAR: ("calendars", "calendar_id"), Kind.POLICY: ("policies", "policy_id")}
+
+
+@dataclass(frozen=True)
+class Saved:
+    """A version of a calendar or policy as stored."""
+
+    id: str
+    version: int
+    spec: dict[str, Any] | None  # None: deleted in this version
+
+
+async def save(
+    conn: Connection, kind: Kind, tenant_id: str, item_id: str, spec: dict[str, Any] | None,
+    saved_by: str,
+) -> int:  # fmt: skip
+    """Write the next version (spec None deletes); its number. Serialised per item by the
+    primary key: two admins saving at once both get a version, one after the other."""
+    table, key = _TABLE[kind]
+    await conn.execute("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))",
+                       f"sla:{table}:{tenant_id}:{item_id}")  # fmt: skip
+    version: int = await conn.fetchval(
+        f"INSERT INTO {table} (tenant_id, {key}, version, spec, saved_by)"
+        f" SELECT $1, $2, coalesce(max(version), 0) + 1, $3::jsonb, $4 FROM {table}"
+        f" WHERE tenant_id = $1 AND {key} = $2 RETURNING version",
+        tenant_id, item_id, None if spec is None else json.dumps(spec), saved_by,
+    )  # fmt: skip
+    return version
+
+
+async def current(
+    conn: Connection, kind: Kind, tenant_ids: Iterable[str], item_id: str | None = None
+) -> dict[tuple[str, str], Saved]:
+    """The latest version of each (tenant, id) not deleted."""
+    table, key = _TABLE[kind]
+    rows = await conn.fetch(
+        f"SELECT * FROM (SELECT DISTINCT ON (tenant_id, {key}) tenant_id, {key} AS id, version,"
+        f" spec::text AS spec FROM {table} WHERE tenant_id = ANY($1::text[])"
+        f" AND ($2::text IS NULL OR {key} = $2)"
+        f" ORDER BY tenant_id, {key}, version DESC) AS latest WHERE spec IS NOT NULL",
+        list(set(tenant_ids)), item_id,
+    )  # fmt: skip
+    return {(r["tenant_id"], r["id"]): _saved(r) for r in rows}
+
+
+async def versions(
+    conn: Connection, kind: Kind, tenant_id: str, item_id: str
+) -> list[tuple[Saved, str]]:
+    """Every version of one item, oldest first, with who saved it."""
+    table, key = _TABLE[kind]
+    rows = await conn.fetch(
+        f"SELECT {key} AS id, version, spec::text AS spec, saved_by FROM {table}"
+        f" WHERE tenant_id = $1 AND {key} = $2 ORDER BY version",
+        tenant_id, item_id,
+    )  # fmt: skip
+    return [(_saved(r), r["saved_by"]) for r in rows]
+
+
+def _saved(row: Any) -> Saved:
+    return Saved(
+        row["id"], row["version"], None if row["spec"] is None else json.loads(row["spec"])
+    )
+
+
+class Catalogue:
+    """Parsed calendar and policy versions, kept for the life of the process."""
+
+    def __init__(self) -> None:
+        self._calendars: dict[tuple[str, str, int], BusinessCalendar] = {}
+        self._policies: dict[tuple[str, str, int], Policy] = {}
+
+    def policy(self, tenant_id: str, saved: Saved) -> Policy:
+        key = (tenant_id, saved.id, saved.version)
+        if key not in self._policies:
+            assert saved.spec is not None
+            spec = PolicySpec.model_validate(saved.spec)
+            self._policies[key] = Policy(saved.id, saved.version, spec)
+        return self._policies[key]
+
+    def calendar(self, tenant_id: str, saved: Saved) -> BusinessCalendar:
+        key = (tenant_id, saved.id, saved.version)
+        if key not in self._calendars:
+            assert saved.spec is not None
+            self._calendars[key] = BusinessCalendar.from_spec(
+                CalendarSpec.model_validate(saved.spec)
+            )
+        return self._calendars[key]
+
+    def known_calendar(self, tenant_id: str, ref: PolicyRef) -> BusinessCalendar | None:
+        if ref.calendar_id is None or ref.calendar_version is None:
+            return None
+        return self._calendars.get((tenant_id, ref.calendar_id, ref.calendar_version))
+
+    async def rules(self, conn: Connection, tenants: Iterable[str], refs: Iterable[tuple[str, PolicyRef]]) -> "TenantRules":  # fmt: skip  # noqa: E501
+        """The rules for a batch: the tenants' current policies and calendars, and the
+        calendar versions of the clocks it will touch, loaded in at most three statements."""
+        tenants = set(tenants)
+        policies = await current(conn, Kind.POLICY, tenants)
+        calendars = await current(conn, Kind.CALENDAR, tenants)
+        wanted = {
+            (tenant, ref.calendar_id, ref.calendar_version)
+            for tenant, ref in refs
+            if ref.calendar_id is not None and ref.calendar_version is not None
+            and (tenant, ref.calendar_id, ref.calendar_version) not in self._calendars
+        }  # fmt: skip
+        if wanted:
+            rows = await conn.fetch(
+                "SELECT c.tenant_id, c.calendar_id AS id, c.version, c.spec::text AS spec"
+                " FROM calendars c JOIN unnest($1::text[], $2::text[], $3::int[]) AS w(t, i, v)"
+                " ON c.tenant_id = w.t AND c.calendar_id = w.i AND c.version = w.v",
+                *(list(column) for column in zip(*wanted, strict=True)),
+            )
+            for row in rows:
+                if row["spec"] is not None:
+                    self.calendar(row["tenant_id"], _saved(row))
+        by_tenant: dict[str, list[Policy]] = {}
+        for (tenant, _), saved in policies.items():
+            by_tenant.setdefault(tenant, []).append(self.policy(tenant, saved))
+        current_calendars = {key: (saved.version, self.calendar(key[0], saved))
+                             for key, saved in calendars.items()}  # fmt: skip
+        return TenantRules(self, by_tenant, current_calendars)
+
+
+class TenantRules:
+    """`clocks.Rules` over what `Catalogue.rules` loaded."""
+
+    def __init__(
+        self,
+        catalogue: Catalogue,
+        policies: dict[str, list[Policy]],
+        calendars: dict[tuple[str, str], tuple[int, BusinessCalendar]],
+    ) -> None:
+        self._catalogue = catalogue
+        self._policies = policies
+        self._calendars = calendars
+
+    def select(self, tenant_id: str, ticket: TicketFacts) -> tuple[Policy, int | None]:
+        policy = select(self._policies.get(tenant_id, ()), ticket)
+        calendar_id = policy.spec.calendar_id
+        if calendar_id is None:
+            return policy, None
+        found = self._calendars.get((tenant_id, calendar_id))
+        return policy, found[0] if found else None
+
+    def calendar(self, tenant_id: str, policy: PolicyRef) -> BusinessTime:
+        if not policy.business_hours:
+            return ALWAYS
+        known = self._catalogue.known_calendar(tenant_id, policy)
+        if known is None:
+            # The API refuses to delete a calendar a policy uses; should one be missing
+            # anyway, the clock counts calendar time rather than stopping the consumer.
+            log.warning(
+                "calendar missing; counting calendar time", tenant_id=tenant_id,
+                calendar_id=policy.calendar_id, version=policy.calendar_version,
+            )  # fmt: skip
+            return ALWAYS
+        return known

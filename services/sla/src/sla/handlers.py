@@ -1,0 +1,132 @@
+"""The SLA service's two entry points into its domain: a batch of ticket events, and the
+alarms its durable timers fire. Both load what they touch in a few statements, apply the
+pure clock rules, and write the clocks, the next alarms and the SLA events (through the
+outbox) in the caller's one transaction.
+"""
+
+from collections.abc import Callable, Iterable, Sequence
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+from helpdesk_contracts import EVENT_TYPES, TOPICS, EventEnvelope, TicketOpened
+from helpdesk_runtime import outbox, timers
+from helpdesk_runtime.consumer import Rejection
+from helpdesk_runtime.db import Connection
+from helpdesk_runtime.logging import get_logger
+from helpdesk_runtime.timers import DueTimer, Timer
+from sla import store
+from sla.configuration import Catalogue, TenantRules
+from sla.domain.clocks import Emitted, TicketClocks, alarm, apply, next_alarm, open_ticket
+
+log = get_logger(__name__)
+
+TICKETS_TOPIC = "ticketing.tickets.v1"
+SLA_TOPIC = "sla.events.v1"
+ALARM = "sla-alarm"
+"""The timer kind: one timer per ticket, at its clocks' next warning or deadline."""
+ACCEPTS = frozenset(e.event_type for e in TOPICS[TICKETS_TOPIC].event_types)
+PRODUCER = "sla"
+
+assert all(name in EVENT_TYPES for name in ACCEPTS)
+
+
+class SlaHandlers:
+    """Wired once, in bootstrap, with the catalogue of parsed configuration and the clock."""
+
+    def __init__(self, catalogue: Catalogue, clock: Callable[[], datetime]) -> None:
+        self._catalogue = catalogue
+        self._clock = clock
+
+    async def _rules(self, conn: Connection, tickets: Iterable[TicketClocks],
+                     tenants: Iterable[str]) -> TenantRules:  # fmt: skip
+        tickets = list(tickets)
+        refs = [(t.tenant_id, c.policy) for t in tickets for c in t.clocks]
+        return await self._catalogue.rules(conn, {*tenants, *(t.tenant_id for t in tickets)}, refs)
+
+    async def ticket_events(
+        self, conn: Connection, batch: Sequence[EventEnvelope[Any]]
+    ) -> list[Rejection]:
+        """Apply a batch of ticket events (in partition order, so each ticket's in order)."""
+        await store.log_events(conn, batch)
+        tickets = await store.load(conn, (e.aggregate_id for e in batch if e.aggregate_id))
+        rules = await self._rules(conn, tickets.values(), (e.tenant_id for e in batch))
+        touched: dict[UUID, TicketClocks] = {}
+        published: list[EventEnvelope[Any]] = []
+        rejected: list[Rejection] = []
+        for envelope in batch:
+            ticket_id = envelope.aggregate_id
+            assert ticket_id is not None  # ticket events require it (contracts)
+            ticket = tickets.get(ticket_id)
+            if ticket is not None and ticket.tenant_id != envelope.tenant_id:
+                rejected.append(
+                    Rejection(envelope.event_id, "the ticket belongs to another tenant")
+                )
+                continue
+            if isinstance(envelope.payload, TicketOpened):
+                if ticket is not None:
+                    continue  # opened twice (a replay): the first one counts
+                ticket, emitted = open_ticket(envelope, rules)
+                tickets[ticket_id] = ticket
+            elif ticket is None:
+                # Opened before this service consumed the topic (or retention lost it): there
+                # is no clock to move. Kept in the input log all the same.
+                log.info("event of an unknown ticket; no clocks", ticket_id=str(ticket_id),
+                         event_type=envelope.event_type)  # fmt: skip
+                continue
+            else:
+                emitted = apply(ticket, envelope, rules)
+            touched[ticket_id] = ticket
+            published += _envelopes(ticket.tenant_id, emitted, envelope.correlation_id)
+        await self._write(conn, touched.values(), rules, published)
+        return rejected
+
+    async def alarms(self, conn: Connection, due: Sequence[DueTimer]) -> None:
+        """Fire the warnings and breaches now due on these tickets."""
+        tickets = await store.load(conn, (UUID(t.key) for t in due))
+        rules = await self._rules(conn, tickets.values(), ())
+        now = self._clock()
+        published: list[EventEnvelope[Any]] = []
+        for ticket in tickets.values():
+            published += _envelopes(ticket.tenant_id, alarm(ticket, rules, now, now), None)
+        await self._write(conn, tickets.values(), rules, published)
+
+    async def _write(
+        self, conn: Connection, tickets: Iterable[TicketClocks], rules: TenantRules,
+        published: list[EventEnvelope[Any]],
+    ) -> None:  # fmt: skip
+        tickets = list(tickets)
+        await store.save(conn, tickets)
+        alarms: list[Timer] = []
+        silent: dict[str, list[str]] = {}
+        for ticket in tickets:
+            due = [
+                at
+                for c in ticket.clocks
+                if (at := next_alarm(c, rules.calendar(ticket.tenant_id, c.policy))) is not None
+            ]
+            key = str(ticket.facts.ticket_id)
+            if due:
+                alarms.append(Timer(ALARM, key, ticket.tenant_id, min(due), {}))
+            else:
+                silent.setdefault(ticket.tenant_id, []).append(key)
+        await timers.schedule_many(conn, alarms)
+        for tenant_id, keys in silent.items():
+            await timers.cancel_many(conn, ALARM, tenant_id, keys)
+        await outbox.put(conn, published)
+
+
+def _envelopes(
+    tenant_id: str, emitted: Sequence[Emitted], correlation_id: UUID | None
+) -> list[EventEnvelope[Any]]:
+    return [
+        EventEnvelope.new(
+            e.payload,
+            tenant_id=tenant_id,
+            producer=PRODUCER,
+            occurred_at=e.occurred_at,
+            causation_id=e.caused_by,
+            correlation_id=correlation_id,
+        )
+        for e in emitted
+    ]

@@ -1,0 +1,203 @@
+"""The SLA service's tables: tickets with their clocks, and the input log of ticket events.
+
+A batch loads the tickets it touches with their open clocks in two statements, and writes
+back what changed in two more, whatever its size.
+"""
+
+import json
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+import asyncpg
+
+from helpdesk_contracts import (
+    Channel,
+    EventEnvelope,
+    PolicyRef,
+    Priority,
+    SlaMetric,
+    TicketStatus,
+    TicketType,
+)
+from helpdesk_runtime.db import Connection
+from sla.domain.clocks import Clock, ClockState, Pause, TicketClocks
+from sla.domain.policies import TicketFacts
+
+
+async def log_events(conn: Connection, batch: Sequence[EventEnvelope[Any]]) -> None:
+    """Keep the consumed ticket events as they came (the input log)."""
+    await conn.executemany(
+        "INSERT INTO ticket_events (event_id, tenant_id, ticket_id, version, event_type,"
+        " occurred_at, envelope) VALUES ($1, $2, $3, $4, $5, $6, $7::jsonb)",
+        [
+            (e.event_id, e.tenant_id, e.aggregate_id, e.aggregate_version, e.event_type,
+             e.occurred_at, e.to_json().decode())
+            for e in batch
+        ],
+    )  # fmt: skip
+
+
+async def load(conn: Connection, ticket_ids: Iterable[UUID]) -> dict[UUID, TicketClocks]:
+    """These tickets (those known) with their open clocks."""
+    ids = list(set(ticket_ids))
+    rows = await conn.fetch("SELECT * FROM sla_tickets WHERE ticket_id = ANY($1::uuid[])", ids)
+    tickets = {r["ticket_id"]: _ticket(r) for r in rows}
+    clocks = await conn.fetch(
+        "SELECT * FROM clocks WHERE ticket_id = ANY($1::uuid[])"
+        " AND state IN ('running', 'paused') ORDER BY started_at, metric",
+        list(tickets),
+    )
+    for row in clocks:
+        tickets[row["ticket_id"]].clocks.append(clock_of(row))
+    return tickets
+
+
+async def save(conn: Connection, tickets: Sequence[TicketClocks]) -> None:
+    """Write these tickets and all their clocks (open, and ended in this pass)."""
+    if not tickets:
+        return
+    await conn.executemany(
+        """
+        INSERT INTO sla_tickets (ticket_id, tenant_id, number, priority, channel, type, tags,
+            group_id, organisation_id, tier, status, assignee_id, opened_at, version, cycles)
+        VALUES ($1, $2, $3, $4, $5, $6, $7::jsonb, $8, $9, $10, $11, $12, $13, $14, $15::jsonb)
+        ON CONFLICT (ticket_id) DO UPDATE SET
+            priority = excluded.priority, channel = excluded.channel, type = excluded.type,
+            tags = excluded.tags, group_id = excluded.group_id,
+            organisation_id = excluded.organisation_id, tier = excluded.tier,
+            status = excluded.status, assignee_id = excluded.assignee_id,
+            version = excluded.version, cycles = excluded.cycles
+        """,
+        [_ticket_row(t) for t in tickets],
+    )
+    clocks = [(t, c) for t in tickets for c in t.clocks]
+    if not clocks:
+        return
+    await conn.executemany(
+        """
+        INSERT INTO clocks (clock_id, tenant_id, ticket_id, metric, cycle, state, policy_id,
+            policy_version, calendar_id, calendar_version, business_hours, target, thresholds,
+            pause_on, started_at, started_by, elapsed, since, deadline, breached_at, warned,
+            ended_at, ended_by, pauses)
+        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13::jsonb, $14::jsonb, $15,
+            $16, $17, $18, $19, $20, $21::jsonb, $22, $23, $24::jsonb)
+        ON CONFLICT (clock_id) DO UPDATE SET
+            state = excluded.state, policy_id = excluded.policy_id,
+            policy_version = excluded.policy_version, calendar_id = excluded.calendar_id,
+            calendar_version = excluded.calendar_version,
+            business_hours = excluded.business_hours, target = excluded.target,
+            thresholds = excluded.thresholds, pause_on = excluded.pause_on,
+            elapsed = excluded.elapsed, since = excluded.since, deadline = excluded.deadline,
+            breached_at = excluded.breached_at, warned = excluded.warned,
+            ended_at = excluded.ended_at, ended_by = excluded.ended_by, pauses = excluded.pauses
+        """,
+        [_clock_row(t, c) for t, c in clocks],
+    )
+
+
+async def clocks_of(conn: Connection, tenant_id: str, ticket_id: UUID) -> list[Clock] | None:
+    """Every clock of a ticket, oldest first; None if this tenant has no such ticket."""
+    known = await conn.fetchval(
+        "SELECT true FROM sla_tickets WHERE ticket_id = $1 AND tenant_id = $2", ticket_id, tenant_id
+    )
+    if not known:
+        return None
+    rows = await conn.fetch(
+        "SELECT * FROM clocks WHERE ticket_id = $1 ORDER BY started_at, metric, cycle", ticket_id
+    )
+    return [clock_of(r) for r in rows]
+
+
+def _ticket(row: asyncpg.Record) -> TicketClocks:
+    return TicketClocks(
+        tenant_id=row["tenant_id"],
+        facts=TicketFacts(
+            ticket_id=row["ticket_id"],
+            number=row["number"],
+            priority=Priority(row["priority"]),
+            channel=Channel(row["channel"]),
+            type=TicketType(row["type"]),
+            tags=tuple(json.loads(row["tags"])),
+            group_id=row["group_id"],
+            organisation_id=row["organisation_id"],
+            tier=row["tier"],
+        ),
+        status=TicketStatus(row["status"]),
+        opened_at=row["opened_at"],
+        version=row["version"],
+        assignee_id=row["assignee_id"],
+        cycles={SlaMetric(k): v for k, v in json.loads(row["cycles"]).items()},
+    )
+
+
+def _ticket_row(t: TicketClocks) -> tuple[Any, ...]:
+    f = t.facts
+    return (
+        f.ticket_id, t.tenant_id, f.number, f.priority.value, f.channel.value, f.type.value,
+        json.dumps(list(f.tags)), f.group_id, f.organisation_id, f.tier, t.status.value,
+        t.assignee_id, t.opened_at, t.version,
+        json.dumps({m.value: n for m, n in t.cycles.items()}),
+    )  # fmt: skip
+
+
+def clock_of(row: asyncpg.Record) -> Clock:
+    return Clock(
+        id=row["clock_id"],
+        metric=SlaMetric(row["metric"]),
+        cycle=row["cycle"],
+        policy=PolicyRef(
+            policy_id=row["policy_id"],
+            policy_version=row["policy_version"],
+            calendar_id=row["calendar_id"],
+            calendar_version=row["calendar_version"],
+            business_hours=row["business_hours"],
+        ),
+        target=row["target"],
+        thresholds=tuple(json.loads(row["thresholds"])),
+        pause_on=frozenset(TicketStatus(s) for s in json.loads(row["pause_on"])),
+        started_at=row["started_at"],
+        started_by=row["started_by"],
+        state=ClockState(row["state"]),
+        elapsed=row["elapsed"],
+        since=row["since"],
+        deadline=row["deadline"],
+        breached_at=row["breached_at"],
+        warned=tuple(json.loads(row["warned"])),
+        ended_at=row["ended_at"],
+        ended_by=row["ended_by"],
+        pauses=[_pause(p) for p in json.loads(row["pauses"])],
+    )
+
+
+def _clock_row(t: TicketClocks, c: Clock) -> tuple[Any, ...]:
+    p = c.policy
+    return (
+        c.id, t.tenant_id, t.facts.ticket_id, c.metric.value, c.cycle, c.state.value,
+        p.policy_id, p.policy_version, p.calendar_id, p.calendar_version, p.business_hours,
+        c.target, json.dumps(list(c.thresholds)), json.dumps(sorted(s.value for s in c.pause_on)),
+        c.started_at, c.started_by, c.elapsed, c.since, c.deadline, c.breached_at,
+        json.dumps(list(c.warned)), c.ended_at, c.ended_by,
+        json.dumps([_pause_json(x) for x in c.pauses]),
+    )  # fmt: skip
+
+
+def _pause_json(p: Pause) -> dict[str, Any]:
+    return {
+        "paused_at": p.paused_at.isoformat(),
+        "reason": p.reason,
+        "paused_by": str(p.paused_by),
+        "resumed_at": p.resumed_at.isoformat() if p.resumed_at else None,
+        "resumed_by": str(p.resumed_by) if p.resumed_by else None,
+    }
+
+
+def _pause(data: dict[str, Any]) -> Pause:
+    return Pause(
+        paused_at=datetime.fromisoformat(data["paused_at"]),
+        reason=data["reason"],
+        paused_by=UUID(data["paused_by"]),
+        resumed_at=datetime.fromisoformat(data["resumed_at"]) if data["resumed_at"] else None,
+        resumed_by=UUID(data["resumed_by"]) if data["resumed_by"] else None,
+    )
