@@ -5,6 +5,7 @@ set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 
 TICKETING_PORT="${HELPDESK_TICKETING_PORT:-8001}"
+SLA_PORT="${HELPDESK_SLA_PORT:-8002}"
 RUN_DIR="$LOCAL_DIR/run"
 LOG_DIR="$LOCAL_DIR/logs"
 mkdir -p "$RUN_DIR" "$LOG_DIR"
@@ -75,7 +76,9 @@ wait_ready() { # name port
 }
 
 start_service ticketing "$TICKETING_PORT" ticketing
+start_service sla "$SLA_PORT" sla
 wait_ready ticketing "$TICKETING_PORT"
+wait_ready sla "$SLA_PORT"
 # A demo tenant, so the README's examples work; real tenants are provisioned the same way.
 (cd "$REPO_ROOT" && DATABASE_URL="$(service_url ticketing)" LOG_FORMAT=json \
   uv run --frozen python -m ticketing tenants add acme --name "Acme (demo)" >/dev/null 2>&1)
@@ -85,6 +88,7 @@ cat <<MSG
 The helpdesk is up.
   Ticketing API      http://127.0.0.1:$TICKETING_PORT
   OpenAPI (try it)   http://127.0.0.1:$TICKETING_PORT/docs
+  SLA API            http://127.0.0.1:$SLA_PORT  (OpenAPI at /docs)
   Kafka              $KAFKA_BOOTSTRAP_SERVERS
   PostgreSQL         $(service_url ticketing)  (the service's own role)
   Logs               $LOG_DIR/

@@ -31,7 +31,7 @@ from helpdesk_contracts import TicketStatus
 from ticketing.queries import Sort, TicketFilter, list_tickets
 
 from support.servers import REPO
-from support.service import RunningService, ticketing_service
+from support.service import TicketingService, ticketing_service
 from support.ticket_list_seed import WORKING, Seeded, Tenant, Vocabulary, seed
 
 TICKETS = int(os.environ.get("BENCH_LIST_TICKETS", "1000000"))
@@ -128,7 +128,7 @@ class Figures:
         }  # fmt: skip
 
 
-async def _http_page(service: RunningService, tenant: Tenant, ask: Ask, page: int) -> Any:
+async def _http_page(service: TicketingService, tenant: Tenant, ask: Ask, page: int) -> Any:
     """(milliseconds, ids) of the ask's `page`-th page over HTTP; None if there is none."""
     path, params = ask.request()
     headers = service.auth(tenant=tenant.tenant_id, agent=ask.agent)
@@ -194,7 +194,7 @@ def _check(ask: Ask, rows: list[dict[str, Any]]) -> None:
 
 
 async def _measure(
-    service: RunningService, conn: asyncpg.Connection, tenant: Tenant, kind: Kind
+    service: TicketingService, conn: asyncpg.Connection, tenant: Tenant, kind: Kind
 ) -> Figures:
     figures = Figures(tenant, kind)
     rng = random.Random(f"{tenant.tenant_id}/{kind.name}")

@@ -7,19 +7,19 @@ from pathlib import Path
 
 import pytest
 
-from support.service import RunningService, ticketing_service
+from support.service import TicketingService, ticketing_service
 
 EXAMPLES = 20
 
 
 @pytest.fixture
-async def service(database_url: str, kafka_bootstrap: str) -> AsyncIterator[RunningService]:
+async def service(database_url: str, kafka_bootstrap: str) -> AsyncIterator[TicketingService]:
     async with ticketing_service(database_url, kafka_bootstrap) as running:
         yield running
 
 
 async def test_generated_requests_never_get_a_server_error(
-    service: RunningService, tmp_path: Path
+    service: TicketingService, tmp_path: Path
 ) -> None:
     token = service.auth(role="admin")["Authorization"]
     schemathesis = Path(sys.executable).with_name("schemathesis")

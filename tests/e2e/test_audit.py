@@ -5,16 +5,16 @@ from collections.abc import AsyncIterator
 import asyncpg
 import pytest
 
-from support.service import RunningService, ticketing_service
+from support.service import TicketingService, ticketing_service
 
 
 @pytest.fixture
-async def service(database_url: str, kafka_bootstrap: str) -> AsyncIterator[RunningService]:
+async def service(database_url: str, kafka_bootstrap: str) -> AsyncIterator[TicketingService]:
     async with ticketing_service(database_url, kafka_bootstrap) as running:
         yield running
 
 
-async def test_who_changed_what_and_when_is_recorded_for_admins(service: RunningService) -> None:
+async def test_who_changed_what_and_when_is_recorded_for_admins(service: TicketingService) -> None:
     admin = service.auth(agent="ada", role="admin")
     lead = service.auth(agent="sam", role="supervisor")
     plan = {"key": "plan", "title": "Plan", "type": "dropdown", "options": ["free", "pro"]}
@@ -67,7 +67,7 @@ async def test_who_changed_what_and_when_is_recorded_for_admins(service: Running
 
 
 async def test_a_change_whose_audit_entry_fails_is_not_made(
-    service: RunningService, database_url: str
+    service: TicketingService, database_url: str
 ) -> None:
     # The service's own role owns the table: it can make the audit refuse one kind of entry.
     conn = await asyncpg.connect(database_url)

@@ -14,7 +14,7 @@ import pytest
 from playwright.async_api import Browser, ConsoleMessage, Page
 
 from support.browser import chromium, static_origins
-from support.service import RunningService, ticketing_service
+from support.service import TicketingService, ticketing_service
 
 FRONTEND = """<!doctype html>
 <html>
@@ -108,7 +108,7 @@ async def origins() -> AsyncIterator[tuple[str, str]]:
 @pytest.fixture
 async def service(
     origins: tuple[str, str], database_url: str, kafka_bootstrap: str
-) -> AsyncIterator[RunningService]:
+) -> AsyncIterator[TicketingService]:
     frontend, _ = origins
     async with ticketing_service(database_url, kafka_bootstrap, cors_origins=[frontend]) as s:
         yield s
@@ -124,7 +124,7 @@ async def page(browser: Browser) -> AsyncIterator[Page]:
         await context.close()
 
 
-async def _open_frontend(page: Page, origin: str, service: RunningService, token: str) -> None:
+async def _open_frontend(page: Page, origin: str, service: TicketingService, token: str) -> None:
     await page.goto(f"{origin}/#api={service.base_url}&token={token}")
 
 
@@ -136,7 +136,7 @@ async def _state(page: Page, selector: str) -> tuple[str | None, str | None]:
 
 
 async def test_the_frontend_lists_tickets_and_follows_the_live_stream_across_origins(
-    browser: Browser, origins: tuple[str, str], service: RunningService, page: Page
+    browser: Browser, origins: tuple[str, str], service: TicketingService, page: Page
 ) -> None:
     frontend, _ = origins
     acme = service.auth("acme")
@@ -178,7 +178,7 @@ async def test_the_frontend_lists_tickets_and_follows_the_live_stream_across_ori
 
 
 async def test_a_page_from_an_origin_not_allowed_is_refused_by_the_browser(
-    browser: Browser, origins: tuple[str, str], service: RunningService, page: Page
+    browser: Browser, origins: tuple[str, str], service: TicketingService, page: Page
 ) -> None:
     _, foreign = origins
     console: list[str] = []

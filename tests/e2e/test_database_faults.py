@@ -17,13 +17,13 @@ from helpdesk_runtime.kafka import OutgoingMessage, Producer
 from support.events import submitted
 from support.faults import set_read_only, terminate_sessions
 from support.fixtures import find_on_topic
-from support.service import RunningService, ticketing_service
+from support.service import TicketingService, ticketing_service
 
 INTAKE = "ticketing.intake.v1"
 
 
 @pytest.fixture
-async def service(database_url: str, kafka_bootstrap: str) -> AsyncIterator[RunningService]:
+async def service(database_url: str, kafka_bootstrap: str) -> AsyncIterator[TicketingService]:
     async with ticketing_service(
         database_url, kafka_bootstrap, consumer_retry_attempts=2, consumer_retry_backoff_s=0.05
     ) as running:
@@ -69,7 +69,7 @@ async def no_dead_letters(kafka_bootstrap: str, keys: list[bytes]) -> None:
 
 
 async def test_a_read_only_database_pauses_intake_until_it_takes_writes_again(
-    service: RunningService, database_url: str, real_servers: object, kafka_bootstrap: str,
+    service: TicketingService, database_url: str, real_servers: object, kafka_bootstrap: str,
     producer: Producer,
 ) -> None:  # fmt: skip
     tenant = f"t{uuid4().hex[:8]}"
@@ -97,7 +97,7 @@ async def test_a_read_only_database_pauses_intake_until_it_takes_writes_again(
 
 
 async def test_sessions_cut_again_and_again_lose_and_double_nothing(
-    service: RunningService, database_url: str, real_servers: object, kafka_bootstrap: str,
+    service: TicketingService, database_url: str, real_servers: object, kafka_bootstrap: str,
     producer: Producer,
 ) -> None:  # fmt: skip
     tenant = f"t{uuid4().hex[:8]}"

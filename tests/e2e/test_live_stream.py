@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from support.service import RunningService, ticketing_service
+from support.service import TicketingService, ticketing_service
 
 NEW_TICKET = {
     "subject": "Cannot log in",
@@ -17,13 +17,13 @@ NEW_TICKET = {
 
 
 @pytest.fixture
-async def service(database_url: str, kafka_bootstrap: str) -> AsyncIterator[RunningService]:
+async def service(database_url: str, kafka_bootstrap: str) -> AsyncIterator[TicketingService]:
     async with ticketing_service(database_url, kafka_bootstrap) as running:
         yield running
 
 
 async def _collect(
-    service: RunningService, headers: dict[str, str], into: list[dict[str, Any]], **params: Any
+    service: TicketingService, headers: dict[str, str], into: list[dict[str, Any]], **params: Any
 ) -> None:
     """Read SSE events into `into` until cancelled."""
     async with service.client.stream("GET", "/v1/stream", headers=headers, params=params) as r:
@@ -49,7 +49,7 @@ async def _until(condition: Any, timeout_s: float = 10.0) -> None:
 
 
 async def test_changes_stream_live_per_tenant_and_resume_after_the_last_id(
-    service: RunningService,
+    service: TicketingService,
 ) -> None:
     acme, globex = service.auth("acme"), service.auth("globex", agent="agent-2")
     seen_by_acme: list[dict[str, Any]] = []

@@ -14,19 +14,19 @@ from helpdesk_contracts import kafka_key
 from helpdesk_runtime.kafka import OutgoingMessage, Producer
 
 from support.events import submitted
-from support.service import RunningService, ticketing_service
+from support.service import TicketingService, ticketing_service
 
 INTAKE = "ticketing.intake.v1"
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
 
 
 @pytest.fixture
-async def service(database_url: str, kafka_bootstrap: str) -> AsyncIterator[RunningService]:
+async def service(database_url: str, kafka_bootstrap: str) -> AsyncIterator[TicketingService]:
     async with ticketing_service(database_url, kafka_bootstrap) as running:
         yield running
 
 
-async def scrape(service: RunningService) -> Samples:
+async def scrape(service: TicketingService) -> Samples:
     response = await service.client.get("/metrics")
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("text/plain")
@@ -47,7 +47,7 @@ def total(samples: Samples, name: str, **labels: str) -> float:
     return sum(v for (n, ls), v in samples.items() if n == name and wanted <= ls)
 
 
-async def wait_for(service: RunningService, done: object, timeout_s: float = 30) -> Samples:
+async def wait_for(service: TicketingService, done: object, timeout_s: float = 30) -> Samples:
     async with asyncio.timeout(timeout_s):
         while True:
             samples = await scrape(service)
@@ -57,7 +57,7 @@ async def wait_for(service: RunningService, done: object, timeout_s: float = 30)
 
 
 async def test_metrics_move_by_what_the_traffic_did(
-    service: RunningService, producer: Producer
+    service: TicketingService, producer: Producer
 ) -> None:
     tenant = f"t{uuid4().hex[:8]}"
     await service.register_tenant(tenant)

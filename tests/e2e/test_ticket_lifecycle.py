@@ -13,18 +13,18 @@ from helpdesk_contracts import parse_envelope
 from ticketing.projection import rebuild
 
 from support.fixtures import find_on_topic
-from support.service import RunningService, ticketing_service
+from support.service import TicketingService, ticketing_service
 
 TICKETS = "ticketing.tickets.v1"
 
 
 @pytest.fixture
-async def service(database_url: str, kafka_bootstrap: str) -> AsyncIterator[RunningService]:
+async def service(database_url: str, kafka_bootstrap: str) -> AsyncIterator[TicketingService]:
     async with ticketing_service(database_url, kafka_bootstrap) as running:
         yield running
 
 
-async def _open(service: RunningService, tenant: str = "acme", **fields: Any) -> dict[str, Any]:
+async def _open(service: TicketingService, tenant: str = "acme", **fields: Any) -> dict[str, Any]:
     body = {
         "subject": "Invoice shows the wrong amount",
         "description": "I was charged twice this month.",
@@ -36,7 +36,7 @@ async def _open(service: RunningService, tenant: str = "acme", **fields: Any) ->
     return dict(response.json())
 
 
-async def test_a_ticket_is_worked_from_new_to_closed(service: RunningService) -> None:
+async def test_a_ticket_is_worked_from_new_to_closed(service: TicketingService) -> None:
     agent = service.auth()
     order_field = {"key": "order_id", "title": "Order", "type": "text"}
     defined = await service.client.put(
@@ -95,7 +95,7 @@ async def test_a_ticket_is_worked_from_new_to_closed(service: RunningService) ->
     ]  # fmt: skip
 
 
-async def test_lists_filter_sort_search_and_page_with_a_cursor(service: RunningService) -> None:
+async def test_lists_filter_sort_search_and_page_with_a_cursor(service: TicketingService) -> None:
     tenant = f"t{uuid4().hex[:8]}"
     agent = service.auth(tenant, agent="agent-5")
     for i, priority in enumerate(["low", "urgent", "normal", "high", "urgent", "normal", "low"]):
@@ -140,7 +140,7 @@ async def test_lists_filter_sort_search_and_page_with_a_cursor(service: RunningS
     assert bad.status_code == 400
 
 
-async def test_authentication_and_roles_are_enforced(service: RunningService) -> None:
+async def test_authentication_and_roles_are_enforced(service: TicketingService) -> None:
     t = await _open(service)
     url = f"/v1/tickets/{t['id']}"
     assert (await service.client.get(url)).status_code == 401
@@ -167,7 +167,7 @@ async def test_authentication_and_roles_are_enforced(service: RunningService) ->
 
 
 async def test_solving_a_problem_solves_its_incidents_and_tells_each_requester(
-    service: RunningService, kafka_bootstrap: str
+    service: TicketingService, kafka_bootstrap: str
 ) -> None:
     agent, supervisor = service.auth(), service.auth(role="supervisor")
     problem = await _open(service, subject="Billing run charged twice", type="problem")
@@ -203,7 +203,7 @@ async def test_solving_a_problem_solves_its_incidents_and_tells_each_requester(
 
 
 async def test_a_rebuild_gives_the_same_ticket_list_as_the_live_projection(
-    service: RunningService, pool: asyncpg.Pool
+    service: TicketingService, pool: asyncpg.Pool
 ) -> None:
     agent = service.auth()
     for i in range(5):
@@ -225,7 +225,7 @@ async def test_a_rebuild_gives_the_same_ticket_list_as_the_live_projection(
 
 
 async def test_supervisors_keep_canned_responses_and_agents_apply_them(
-    service: RunningService,
+    service: TicketingService,
 ) -> None:
     agent, supervisor = service.auth(), service.auth(role="supervisor")
     macro = {
@@ -260,7 +260,7 @@ async def test_supervisors_keep_canned_responses_and_agents_apply_them(
     assert (await service.client.get("/v1/canned-responses", headers=other_tenant)).json() == []
 
 
-async def test_custom_fields_are_typed_per_tenant(service: RunningService) -> None:
+async def test_custom_fields_are_typed_per_tenant(service: TicketingService) -> None:
     admin, agent = service.auth(role="admin"), service.auth()
     plan = {"key": "plan", "title": "Plan", "type": "dropdown", "options": ["free", "pro"]}
     as_agent = await service.client.put("/v1/fields/plan", json=plan, headers=agent)
@@ -291,7 +291,7 @@ async def test_custom_fields_are_typed_per_tenant(service: RunningService) -> No
 
 
 async def test_tickets_are_assigned_automatically_by_turn_load_and_availability(
-    service: RunningService,
+    service: TicketingService,
 ) -> None:
     admin, agent = service.auth(role="admin"), service.auth()
     group = {"name": "Billing", "strategy": "round_robin", "members": ["ann", "bob", "cat"]}
@@ -334,7 +334,7 @@ async def test_tickets_are_assigned_automatically_by_turn_load_and_availability(
 
 
 async def test_input_the_events_refuse_gets_422_with_the_reason_not_500(
-    service: RunningService,
+    service: TicketingService,
 ) -> None:
     t = await _open(service)
     too_long = "x" * 60
@@ -345,7 +345,7 @@ async def test_input_the_events_refuse_gets_422_with_the_reason_not_500(
     assert "tags" in r.text
 
 
-async def test_values_the_database_cannot_store_get_422_not_500(service: RunningService) -> None:
+async def test_values_the_database_cannot_store_get_422_not_500(service: TicketingService) -> None:
     admin = service.auth(role="admin")
     nul = "bad\x00name"
     r = await service.client.put("/v1/groups/g1", json={"name": nul, "members": []}, headers=admin)

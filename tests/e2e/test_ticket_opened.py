@@ -15,7 +15,7 @@ from ticketing.handlers import ticket_id_for_submission
 from support.chaos import eventually
 from support.events import customer_message, submitted
 from support.fixtures import find_on_topic
-from support.service import RunningService, ticketing_service
+from support.service import TicketingService, ticketing_service
 
 TICKETS = "ticketing.tickets.v1"
 INTAKE = "ticketing.intake.v1"
@@ -29,7 +29,7 @@ NEW_TICKET = {
 
 
 @pytest.fixture
-async def service(database_url: str, kafka_bootstrap: str) -> AsyncIterator[RunningService]:
+async def service(database_url: str, kafka_bootstrap: str) -> AsyncIterator[TicketingService]:
     async with ticketing_service(database_url, kafka_bootstrap) as running:
         yield running
 
@@ -39,7 +39,7 @@ def _for_ticket(ticket_id: str) -> Any:
 
 
 async def test_an_agent_opens_a_ticket_and_it_is_published(
-    service: RunningService, kafka_bootstrap: str
+    service: TicketingService, kafka_bootstrap: str
 ) -> None:
     correlation = str(uuid4())
     response = await service.client.post(
@@ -71,7 +71,7 @@ async def test_an_agent_opens_a_ticket_and_it_is_published(
     assert dict(records[0].headers)["event_type"] == b"TicketOpened"
 
 
-async def test_invalid_input_gets_422_with_the_fields_at_fault(service: RunningService) -> None:
+async def test_invalid_input_gets_422_with_the_fields_at_fault(service: TicketingService) -> None:
     bad = {**NEW_TICKET, "subject": "x" * 251, "priority": "whenever", "colour": "red"}
     del bad["requester"]
     response = await service.client.post("/v1/tickets", json=bad, headers=service.auth())
@@ -103,7 +103,7 @@ async def test_invalid_input_gets_422_with_the_fields_at_fault(service: RunningS
 
 
 async def test_the_openapi_document_declares_every_problem_an_operation_answers(
-    service: RunningService,
+    service: TicketingService,
 ) -> None:
     schema = (await service.client.get("/openapi.json")).json()
     assert "HTTPValidationError" not in schema["components"]["schemas"]
@@ -117,7 +117,7 @@ async def test_the_openapi_document_declares_every_problem_an_operation_answers(
 
 
 async def test_tenants_are_isolated_and_callers_must_say_who_they_are(
-    service: RunningService,
+    service: TicketingService,
 ) -> None:
     opened = (
         await service.client.post("/v1/tickets", json=NEW_TICKET, headers=service.auth())
@@ -131,7 +131,7 @@ async def test_tenants_are_isolated_and_callers_must_say_who_they_are(
     assert missing.status_code == 404
 
 
-async def test_an_idempotency_key_opens_one_ticket(service: RunningService) -> None:
+async def test_an_idempotency_key_opens_one_ticket(service: TicketingService) -> None:
     headers = {**service.auth(), "Idempotency-Key": "form-submit-81723"}
     first, again = await asyncio.gather(
         service.client.post("/v1/tickets", json=NEW_TICKET, headers=headers),
@@ -142,7 +142,7 @@ async def test_an_idempotency_key_opens_one_ticket(service: RunningService) -> N
 
 
 async def test_intake_opens_one_ticket_per_external_id_and_dead_letters_garbage(
-    service: RunningService, producer: Producer, kafka_bootstrap: str
+    service: TicketingService, producer: Producer, kafka_bootstrap: str
 ) -> None:
     tenant = f"t{uuid4().hex[:8]}"
     await service.register_tenant(tenant)
@@ -183,7 +183,7 @@ async def test_intake_opens_one_ticket_per_external_id_and_dead_letters_garbage(
     assert b"tenant_id: Field required" in dict(letters[0].headers)["dlq-reason"]
 
 
-async def test_ready_when_database_broker_and_relay_answer(service: RunningService) -> None:
+async def test_ready_when_database_broker_and_relay_answer(service: TicketingService) -> None:
     response = await service.client.get("/health/ready")
     assert response.status_code == 200, response.text
     assert response.json()["checks"] == {"database": "ok", "kafka": "ok", "job:outbox-relay": "ok"}
@@ -192,7 +192,7 @@ async def test_ready_when_database_broker_and_relay_answer(service: RunningServi
 
 
 async def test_customer_messages_open_reply_and_follow_up_through_kafka(
-    service: RunningService, producer: Producer, kafka_bootstrap: str
+    service: TicketingService, producer: Producer, kafka_bootstrap: str
 ) -> None:
     tenant = f"t{uuid4().hex[:8]}"
     await service.register_tenant(tenant)
@@ -230,7 +230,7 @@ async def test_customer_messages_open_reply_and_follow_up_through_kafka(
 
 
 async def test_intake_for_an_unknown_tenant_is_dead_lettered_with_the_reason(
-    service: RunningService, producer: Producer, kafka_bootstrap: str
+    service: TicketingService, producer: Producer, kafka_bootstrap: str
 ) -> None:
     stranger = f"t{uuid4().hex[:8]}"
     envelope = submitted(f"ext-{uuid4().hex[:6]}", tenant=stranger)
@@ -245,7 +245,7 @@ async def test_intake_for_an_unknown_tenant_is_dead_lettered_with_the_reason(
 
 
 async def test_a_message_larger_than_the_consumer_accepts_is_dead_lettered_whole(
-    service: RunningService, producer: Producer, kafka_bootstrap: str
+    service: TicketingService, producer: Producer, kafka_bootstrap: str
 ) -> None:
     # The broker takes up to 4 MiB; the service accepts 1 MiB: the rest is dead-lettered.
     key = f"big-{uuid4().hex[:6]}".encode()

@@ -12,14 +12,14 @@ from ticketing.handlers import ticket_id_for_submission
 
 from support.events import submitted
 from support.fixtures import find_on_topic
-from support.service import RunningService, ticketing_service
+from support.service import TicketingService, ticketing_service
 
 TICKETS = "ticketing.tickets.v1"
 CALLER = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
 
 
 @pytest.fixture
-async def service(database_url: str, kafka_bootstrap: str) -> AsyncIterator[RunningService]:
+async def service(database_url: str, kafka_bootstrap: str) -> AsyncIterator[TicketingService]:
     async with ticketing_service(database_url, kafka_bootstrap) as running:
         yield running
 
@@ -32,7 +32,7 @@ def trace_of(record: object) -> TraceContext:
 
 
 async def test_an_api_request_passes_its_trace_to_the_events_it_causes(
-    service: RunningService, kafka_bootstrap: str
+    service: TicketingService, kafka_bootstrap: str
 ) -> None:
     ticket = {
         "subject": "Trace me",
@@ -61,7 +61,7 @@ async def test_an_api_request_passes_its_trace_to_the_events_it_causes(
 
 
 async def test_a_consumed_event_passes_its_trace_on_and_one_without_starts_a_trace(
-    service: RunningService, producer: Producer, kafka_bootstrap: str
+    service: TicketingService, producer: Producer, kafka_bootstrap: str
 ) -> None:
     tenant = f"t{uuid4().hex[:8]}"
     await service.register_tenant(tenant)

@@ -13,6 +13,8 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from helpdesk_runtime.db import Migration, create_pool, migrate
 from helpdesk_runtime.kafka import Producer
+from sla.bootstrap import build_runtime as build_sla_runtime
+from sla.config import Settings as SlaSettings
 from ticketing.bootstrap import build_runtime
 from ticketing.config import Settings
 
@@ -92,6 +94,29 @@ async def database_url(
     admin = await asyncpg.connect(real_servers.database_admin_url)
     await admin.execute(
         f'CREATE DATABASE "{name}" TEMPLATE "{template_database}" OWNER {service_role}'
+    )
+    yield service_dsn(real_servers.database_admin_url, name)
+    await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    await admin.close()
+
+
+@pytest.fixture(scope="session")
+async def sla_template_database(real_servers: Servers, service_role: str) -> AsyncIterator[str]:
+    """The SLA service's schema, copied for each test that runs it."""
+    migrations = build_sla_runtime(SlaSettings()).migrations
+    async for name in template_with(real_servers, service_role, migrations):
+        yield name
+
+
+@pytest.fixture
+async def sla_database_url(
+    real_servers: Servers, service_role: str, sla_template_database: str
+) -> AsyncIterator[str]:
+    """A fresh SLA database of the test's own, reached as the service role."""
+    name = f"helpdesk_sla_{uuid.uuid4().hex[:12]}"
+    admin = await asyncpg.connect(real_servers.database_admin_url)
+    await admin.execute(
+        f'CREATE DATABASE "{name}" TEMPLATE "{sla_template_database}" OWNER {service_role}'
     )
     yield service_dsn(real_servers.database_admin_url, name)
     await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')

@@ -1,33 +1,40 @@
-"""Runs the real ticketing service (uvicorn, HTTP on a free port) for end-to-end tests."""
+"""Runs the real services (uvicorn, HTTP on a free port) for end-to-end tests."""
 
 import asyncio
 import socket
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Generic, TypeVar
 from uuid import uuid4
 
 import asyncpg
 import httpx
 import uvicorn
+from fastapi import FastAPI
 from pydantic import SecretStr
 
 from helpdesk_runtime.auth import Principal, Role
 from helpdesk_runtime.service import ServiceRuntime
+from helpdesk_runtime.settings import ServiceSettings
 from helpdesk_runtime.tokens import mint
+from sla.bootstrap import create_app as create_sla_app
+from sla.config import Settings as SlaSettings
+from sla.handlers import TICKETS_TOPIC
 from ticketing import tenants
 from ticketing.bootstrap import INTAKE_TOPIC, create_app
 from ticketing.config import Settings
 
 from support.fixtures import start_group_at_end, topic_exists
 
+S = TypeVar("S", bound=ServiceSettings)
+
 
 @dataclass(frozen=True)
-class RunningService:
+class RunningService(Generic[S]):
     base_url: str
     client: httpx.AsyncClient
-    settings: Settings
+    settings: S
     runtime: ServiceRuntime
 
     async def register_tenant(self, tenant_id: str) -> None:
@@ -56,7 +63,7 @@ def free_port() -> int:
 @asynccontextmanager
 async def ticketing_service(
     database_url: str, kafka_bootstrap: str, *, connected: bool = True, **overrides: Any
-) -> AsyncIterator[RunningService]:
+) -> AsyncIterator[RunningService[Settings]]:
     """The service on a free port; `overrides` are Settings fields (e.g. cors_origins).
 
     With `connected`, it yields once Kafka is connected (consumers in their group)."""
@@ -77,7 +84,44 @@ async def ticketing_service(
     )
     if connected and await topic_exists(kafka_bootstrap, INTAKE_TOPIC):
         await start_group_at_end(kafka_bootstrap, INTAKE_TOPIC, group_id)
-    app = create_app(settings)
+    async with serving(create_app(settings), settings, connected=connected) as running:
+        yield running
+
+
+@asynccontextmanager
+async def sla_service(
+    database_url: str, kafka_bootstrap: str, *, group_id: str | None = None, **overrides: Any
+) -> AsyncIterator[RunningService[SlaSettings]]:
+    """The SLA service on a free port, reading the ticket events published from now on
+    (or, given the `group_id` of an earlier run, from where that run stopped)."""
+    fresh = group_id is None
+    group_id = group_id or f"sla-tickets-{uuid4().hex[:8]}"
+    settings = SlaSettings.model_validate(
+        {
+            "database_url": SecretStr(database_url),
+            "kafka_bootstrap_servers": kafka_bootstrap,
+            "tickets_group_id": group_id,
+            "http_port": free_port(),
+            "consumer_batch_timeout_ms": 50,
+            "outbox_poll_interval_s": 0.2,
+            "timer_poll_interval_s": 0.2,
+            "log_format": "console",
+            "shutdown_grace_s": 5.0,
+            **overrides,
+        }
+    )
+    if fresh and await topic_exists(kafka_bootstrap, TICKETS_TOPIC):
+        await start_group_at_end(kafka_bootstrap, TICKETS_TOPIC, group_id)
+    async with serving(create_sla_app(settings), settings) as running:
+        yield running
+
+
+@asynccontextmanager
+async def serving(
+    app: FastAPI, settings: S, *, connected: bool = True
+) -> AsyncIterator[RunningService[S]]:
+    """Serve `app` on `settings.http_port` until the block ends."""
+    port = settings.http_port
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None))
     task = asyncio.create_task(server.serve())
     async with asyncio.timeout(60):
@@ -94,3 +138,7 @@ async def ticketing_service(
     finally:  # also when the test failed: never leave a server running on a dropped database
         server.should_exit = True
         await task
+
+
+TicketingService = RunningService[Settings]
+SlaService = RunningService[SlaSettings]

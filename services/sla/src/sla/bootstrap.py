@@ -31,15 +31,16 @@ def build_runtime(
     catalogue: Catalogue | None = None,
 ) -> ServiceRuntime:
     handlers = SlaHandlers(catalogue or Catalogue(), clock)
-    owned = TOPICS[SLA_TOPIC]
+    published, read = TOPICS[SLA_TOPIC], TOPICS[TICKETS_TOPIC]
     return ServiceRuntime(
         settings,
         migrations=load_migrations("sla", "sla"),
-        # It creates what it publishes to and the dead letters of what it reads; the topic
-        # it reads belongs to ticketing, which creates it.
+        # Created if missing, as the contracts size them: the topic it reads too, so it can
+        # start before ticketing has created it.
         topics=[
-            TopicSpec(owned.name, owned.partitions),
-            TopicSpec(dead_letter_topic(TICKETS_TOPIC), DEAD_LETTER_PARTITIONS),
+            TopicSpec(published.name, published.partitions),
+            TopicSpec(read.name, read.partitions),
+            TopicSpec(dead_letter_topic(read.name), DEAD_LETTER_PARTITIONS),
         ],
         route=lambda _event_type: SLA_TOPIC,
         publish_from=Source.OUTBOX,

@@ -1,0 +1,276 @@
+"""The SLA service through the real Kafka and PostgreSQL: fed by the ticketing service or by
+ticket events published as ticketing would, with real durable timers in real time.
+
+Deadlines in seconds from now come from back-dated `TicketOpened` events: the default
+policy's 24-hour target started 24 hours minus a few seconds ago.
+"""
+
+import json
+from collections import Counter
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from uuid import UUID, uuid4
+
+import pytest
+
+from helpdesk_contracts import (
+    Actor,
+    ActorKind,
+    Channel,
+    DlqHeader,
+    Event,
+    EventEnvelope,
+    Priority,
+    Requester,
+    ResponseSent,
+    TicketOpened,
+    TicketType,
+    dead_letter_topic,
+    kafka_headers,
+    kafka_key,
+    parse_envelope,
+)
+from helpdesk_runtime.kafka import OutgoingMessage, Producer
+from sla.handlers import SLA_TOPIC, TICKETS_TOPIC
+
+from support.fixtures import find_on_topic
+from support.service import SlaService, sla_service, ticketing_service
+
+DAY = timedelta(hours=24)
+
+
+@pytest.fixture
+async def sla(sla_database_url: str, kafka_bootstrap: str) -> AsyncIterator[SlaService]:
+    async with sla_service(sla_database_url, kafka_bootstrap) as running:
+        yield running
+
+
+async def sla_events(
+    kafka_bootstrap: str, ticket_id: UUID, *, until: int, timeout_s: float = 30
+) -> list[EventEnvelope[Any]]:
+    """The SLA events of one ticket, once `until` of them were published (and any more that
+    follow at once: a duplicate would be seen)."""
+    key = str(ticket_id).encode()
+    records = await find_on_topic(
+        kafka_bootstrap, SLA_TOPIC, lambda r: r.key == key, until=until, timeout_s=timeout_s
+    )
+    return [parse_envelope(r.value) for r in records]
+
+
+def kinds(events: list[EventEnvelope[Any]]) -> Counter[tuple[str, str]]:
+    return Counter((e.event_type, e.payload.metric.value) for e in events)
+
+
+class Publisher:
+    """Ticket events on ticketing's topic, as ticketing publishes them."""
+
+    def __init__(self, producer: Producer, tenant: str = "acme") -> None:
+        self.producer = producer
+        self.tenant = tenant
+        self.ticket_id = uuid4()
+        self.version = 0
+
+    async def send(self, payload: Event, at: datetime) -> EventEnvelope[Any]:
+        self.version += 1
+        envelope = EventEnvelope.new(
+            payload, tenant_id=self.tenant, producer="ticketing", aggregate_id=self.ticket_id,
+            aggregate_version=self.version, occurred_at=at,
+        )  # fmt: skip
+        await self.producer.send_many([OutgoingMessage(
+            TICKETS_TOPIC, envelope.to_json(), kafka_key(envelope), kafka_headers(envelope),
+        )])  # fmt: skip
+        return envelope
+
+    async def open(self, at: datetime, number: int = 1) -> EventEnvelope[Any]:
+        return await self.send(
+            TicketOpened(
+                number=number, subject="Parcel lost", description="", opened_by=SYSTEM,
+                requester=Requester(customer_id="c-1"), priority=Priority.NORMAL,
+                channel=Channel.EMAIL, type=TicketType.QUESTION,
+            ),
+            at,
+        )  # fmt: skip
+
+
+SYSTEM = Actor(kind=ActorKind.SYSTEM, id="webshop")
+
+
+async def test_a_tickets_life_through_both_services_gives_each_sla_event_once(
+    database_url: str, sla_database_url: str, kafka_bootstrap: str
+) -> None:
+    policy = {
+        "name": "Standard",
+        "targets": {"any": {"first_response": {"minutes": 60},
+                            "resolution": {"minutes": 8 * 60}}},
+    }  # fmt: skip
+    async with (
+        sla_service(sla_database_url, kafka_bootstrap) as sla,
+        ticketing_service(database_url, kafka_bootstrap) as ticketing,
+    ):
+        await ticketing.register_tenant("acme")
+        saved = await sla.client.put("/v1/sla/policies/standard", json=policy,
+                                     headers=sla.auth(role="admin"))  # fmt: skip
+        assert saved.status_code == 200, saved.text
+        assert saved.json()["version"] == 1
+        agent = ticketing.auth()
+        new = {"subject": "Refund", "description": "Twice", "requester": {"customer_id": "c-1"}}
+        opened = await ticketing.client.post("/v1/tickets", headers=agent, json=new)
+        assert opened.status_code == 201, opened.text
+        ticket = f"/v1/tickets/{opened.json()['id']}"
+        steps = [
+            ("POST", f"{ticket}/replies", {"body": "Which order?", "status": "pending"}),
+            ("PATCH", ticket, {"status": "open"}),
+            ("PATCH", ticket, {"status": "solved"}),
+        ]
+        for method, url, change in steps:
+            response = await ticketing.client.request(method, url, json=change, headers=agent)
+            assert response.status_code == 200, response.text
+
+        events = await sla_events(kafka_bootstrap, UUID(opened.json()["id"]), until=6)
+        assert kinds(events) == Counter({
+            ("SlaClockStarted", "first_response"): 1, ("SlaClockStarted", "resolution"): 1,
+            ("SlaAchieved", "first_response"): 1, ("SlaClockPaused", "resolution"): 1,
+            ("SlaClockResumed", "resolution"): 1, ("SlaAchieved", "resolution"): 1,
+        })  # fmt: skip
+        assert {e.payload.policy.policy_id for e in events if hasattr(e.payload, "policy")} == {
+            "standard"
+        }
+        view = await sla.client.get(f"/v1/sla/tickets/{opened.json()['id']}", headers=sla.auth())
+        assert view.status_code == 200, view.text
+        clocks = {c["metric"]: c for c in view.json()["clocks"]}
+        assert {m: c["verdict"] for m, c in clocks.items()} == {
+            "first_response": "achieved", "resolution": "achieved"
+        }  # fmt: skip
+        (pause,) = clocks["resolution"]["pauses"]
+        assert pause["reason"] == "pending"
+        assert clocks["resolution"]["policy"]["policy_version"] == 1
+        ledger = await sla.client.get(f"/v1/sla/tickets/{opened.json()['id']}/pauses?format=csv",
+                                      headers=sla.auth())  # fmt: skip
+        assert ledger.headers["content-type"].startswith("text/csv")
+        assert ledger.text.splitlines()[1].split(",")[5] == "pending"
+        # Another tenant's agents do not see the ticket.
+        other = await sla.client.get(f"/v1/sla/tickets/{opened.json()['id']}",
+                                     headers=sla.auth(tenant="globex"))  # fmt: skip
+        assert other.status_code == 404
+
+
+async def test_a_deadline_that_passes_is_breached_once_by_the_timer(
+    sla: SlaService, kafka_bootstrap: str, producer: Producer
+) -> None:
+    ticket = Publisher(producer)
+    opened_at = datetime.now(UTC) - DAY + timedelta(seconds=3)
+    await ticket.open(opened_at)
+    events = await sla_events(kafka_bootstrap, ticket.ticket_id, until=4)
+    assert kinds(events) == Counter({
+        ("SlaClockStarted", "first_response"): 1, ("SlaWarning", "first_response"): 2,
+        ("SlaBreached", "first_response"): 1,
+    })  # fmt: skip
+    (breached,) = [e for e in events if e.event_type == "SlaBreached"]
+    assert breached.occurred_at == breached.payload.deadline == opened_at + DAY
+    assert sorted(e.payload.threshold for e in events if e.event_type == "SlaWarning") == [
+        0.75, 0.9
+    ]  # fmt: skip
+
+    await ticket.send(ResponseSent(message_id=uuid4(), agent_id="a-1", body="Sorry",
+                                   channel=Channel.EMAIL), datetime.now(UTC))  # fmt: skip
+    events = await sla_events(kafka_bootstrap, ticket.ticket_id, until=5)
+    assert kinds(events)[("SlaClockStopped", "first_response")] == 1
+    assert kinds(events)[("SlaBreached", "first_response")] == 1
+
+
+async def test_a_restart_loses_no_timer_and_doubles_none(
+    sla_database_url: str, kafka_bootstrap: str, producer: Producer
+) -> None:
+    ticket = Publisher(producer)
+    async with sla_service(sla_database_url, kafka_bootstrap) as first:
+        group_id = first.settings.tickets_group_id
+        await ticket.open(datetime.now(UTC) - DAY + timedelta(seconds=6))
+        await sla_events(kafka_bootstrap, ticket.ticket_id, until=1)
+    # Down while the deadline passes; the next process finds the timer in the database.
+    async with sla_service(sla_database_url, kafka_bootstrap, group_id=group_id):
+        events = await sla_events(kafka_bootstrap, ticket.ticket_id, until=4)
+    assert kinds(events)[("SlaBreached", "first_response")] == 1
+    assert kinds(events)[("SlaClockStarted", "first_response")] == 1
+
+
+async def test_bad_calendars_and_policies_get_a_clear_422(sla: SlaService) -> None:
+    admin = sla.auth(role="admin")
+    week = {"mon": [{"start": "09:00", "end": "18:00"}]}
+
+    async def put(url: str, body: dict[str, Any]) -> Any:
+        return await sla.client.put(url, json=body, headers=admin)
+
+    bad_zone = await put("/v1/sla/calendars/office", {"name": "O", "timezone": "Mars/Base",
+                                                      "week": week})  # fmt: skip
+    assert bad_zone.status_code == 422
+    assert "Mars/Base" in bad_zone.json()["detail"]
+    overlapping = await put("/v1/sla/calendars/office", {
+        "name": "O", "timezone": "Europe/Moscow",
+        "week": {"mon": [{"start": "09:00", "end": "13:00"}, {"start": "12:00", "end": "18:00"}]},
+    })  # fmt: skip
+    assert overlapping.status_code == 422
+    assert "overlap" in overlapping.json()["detail"]
+    good = await put("/v1/sla/calendars/office", {"name": "O", "timezone": "Europe/Moscow",
+                                                  "week": week})  # fmt: skip
+    assert good.status_code == 200, good.text
+
+    policy = {"name": "P", "targets": {"any": {"first_response": {"minutes": 60}}}}
+    unknown_calendar = await put("/v1/sla/policies/p", {**policy, "calendar_id": "nowhere"})
+    assert unknown_calendar.status_code == 422
+    assert "no calendar nowhere" in unknown_calendar.json()["detail"]
+    zero = await put("/v1/sla/policies/p", {**policy, "targets": {"any": {
+        "first_response": {"minutes": 0}}}})  # fmt: skip
+    assert zero.status_code == 422
+    assert zero.json()["errors"][0]["loc"][-1] == "minutes"
+    unknown_field = await put("/v1/sla/policies/p", {**policy, "conditions": {"colour": ["red"]}})
+    assert unknown_field.status_code == 422
+    assert "colour" in str(unknown_field.json()["errors"])
+    business_without_calendar = await put("/v1/sla/policies/p", {**policy, "targets": {"any": {
+        "first_response": {"minutes": 60, "business_hours": True}}}})  # fmt: skip
+    assert business_without_calendar.status_code == 422
+    assert "need a calendar_id" in business_without_calendar.json()["detail"]
+    agents_may_not = await sla.client.put("/v1/sla/policies/p", json=policy, headers=sla.auth())
+    assert agents_may_not.status_code == 403
+
+    used = await put("/v1/sla/policies/p", {**policy, "calendar_id": "office"})
+    assert used.status_code == 200, used.text
+    in_use = await sla.client.delete("/v1/sla/calendars/office", headers=admin)
+    assert in_use.status_code == 409
+    assert "used by policies p" in in_use.json()["detail"]
+
+
+async def test_an_admin_previews_a_draft_calendar(sla: SlaService) -> None:
+    draft = {"name": "Moscow", "timezone": "Europe/Moscow",
+             "week": {d: [{"start": "09:00", "end": "18:00"}] for d in
+                      ("mon", "tue", "wed", "thu", "fri")}}  # fmt: skip
+    answer = await sla.client.post("/v1/sla/calendars/preview", headers=sla.auth(role="admin"),
+                                   json={"calendar": draft, "start": "2026-11-27T17:00:00+03:00",
+                                         "target_minutes": 120,
+                                         "end": "2026-11-30T10:00:00+03:00"})  # fmt: skip
+    assert answer.status_code == 200, answer.text
+    # Friday 17:00 + 2 business hours: 1 h on Friday, 1 h on Monday morning.
+    assert answer.json()["deadline"] == "2026-11-30T07:00:00Z"
+    assert answer.json()["business_minutes"] == 120
+
+
+async def test_an_invalid_ticket_event_is_dead_lettered_with_its_reason(
+    sla: SlaService, kafka_bootstrap: str, producer: Producer
+) -> None:
+    ticket = Publisher(producer)
+    good = await ticket.open(datetime.now(UTC))
+    broken = good.model_dump(mode="json")
+    broken["event_id"] = str(uuid4())
+    del broken["payload"]["number"]
+    key = str(ticket.ticket_id).encode()
+    await producer.send_many([OutgoingMessage(TICKETS_TOPIC, json.dumps(broken).encode(), key)])
+    group = sla.settings.tickets_group_id
+    (letter,) = await find_on_topic(
+        kafka_bootstrap, dead_letter_topic(TICKETS_TOPIC),
+        lambda r: r.key == key and (DlqHeader.CONSUMER.value, group.encode()) in r.headers,
+    )  # fmt: skip
+    headers = dict(letter.headers)
+    assert headers[DlqHeader.ERROR_TYPE.value] == b"invalid"
+    assert b"number" in headers[DlqHeader.REASON.value]
+    # The valid event before it was applied all the same.
+    assert kinds(await sla_events(kafka_bootstrap, ticket.ticket_id, until=1))
