@@ -1,11 +1,12 @@
 """The SLA service through the real Kafka and PostgreSQL: fed by the ticketing service or by
-ticket events published as ticketing would, with real durable timers in real time.
+ticket events (and watermarks) published as ticketing would, with real durable timers.
 
-Deadlines in seconds from now come from back-dated `TicketOpened` events: the default
-policy's 24-hour target started 24 hours minus a few seconds ago.
+Deadlines near now come from back-dated `TicketOpened` events: the default policy's
+24-hour target started about 24 hours ago.
 """
 
 import json
+import time
 from collections import Counter
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
@@ -15,6 +16,8 @@ from uuid import UUID, uuid4
 import pytest
 
 from helpdesk_contracts import (
+    PLATFORM_TENANT,
+    TOPICS,
     Actor,
     ActorKind,
     Channel,
@@ -26,6 +29,7 @@ from helpdesk_contracts import (
     ResponseSent,
     TicketOpened,
     TicketType,
+    Watermark,
     dead_letter_topic,
     kafka_headers,
     kafka_key,
@@ -34,10 +38,12 @@ from helpdesk_contracts import (
 from helpdesk_runtime.kafka import OutgoingMessage, Producer
 from sla.handlers import SLA_TOPIC, TICKETS_TOPIC
 
+from support.chaos import eventually
 from support.fixtures import find_on_topic
 from support.service import SlaService, sla_service, ticketing_service
 
 DAY = timedelta(hours=24)
+PARTITIONS = TOPICS[TICKETS_TOPIC].partitions
 
 
 @pytest.fixture
@@ -81,6 +87,18 @@ class Publisher:
             TICKETS_TOPIC, envelope.to_json(), kafka_key(envelope), kafka_headers(envelope),
         )])  # fmt: skip
         return envelope
+
+    async def watermark(self, up_to: datetime) -> None:
+        """What ticketing's watermark job sends: a mark on every partition."""
+        marks = []
+        for partition in range(PARTITIONS):
+            envelope = EventEnvelope.new(
+                Watermark(partition=partition, partitions=PARTITIONS, up_to=up_to),
+                tenant_id=PLATFORM_TENANT, producer="ticketing",
+            )  # fmt: skip
+            marks.append(OutgoingMessage(TICKETS_TOPIC, envelope.to_json(), None,
+                                         kafka_headers(envelope), partition=partition))  # fmt: skip
+        await self.producer.send_many(marks)
 
     async def open(self, at: datetime, number: int = 1) -> EventEnvelope[Any]:
         return await self.send(
@@ -155,43 +173,97 @@ async def test_a_tickets_life_through_both_services_gives_each_sla_event_once(
         assert other.status_code == 404
 
 
-async def test_a_deadline_that_passes_is_breached_once_by_the_timer(
+async def test_a_breach_waits_for_the_watermark_and_is_published_once(
     sla: SlaService, kafka_bootstrap: str, producer: Producer
 ) -> None:
     ticket = Publisher(producer)
-    opened_at = datetime.now(UTC) - DAY + timedelta(seconds=3)
+    opened_at = datetime.now(UTC) - DAY - timedelta(seconds=5)  # the deadline passed 5 s ago
     await ticket.open(opened_at)
-    events = await sla_events(kafka_bootstrap, ticket.ticket_id, until=4)
+    deadline = opened_at + DAY
+    # Warnings are for people and go by the wall clock; the breach does not.
+    events = await sla_events(kafka_bootstrap, ticket.ticket_id, until=3)
     assert kinds(events) == Counter({
         ("SlaClockStarted", "first_response"): 1, ("SlaWarning", "first_response"): 2,
-        ("SlaBreached", "first_response"): 1,
+    })  # fmt: skip
+    # Ticketing has not yet vouched for the time of the deadline: no verdict.
+    await ticket.watermark(deadline - timedelta(seconds=1))
+    await ticket.watermark(deadline - timedelta(seconds=1))
+    await ticket.send(ResponseSent(message_id=uuid4(), agent_id="a-1", body="Let me check",
+                                   channel=Channel.EMAIL), datetime.now(UTC))  # fmt: skip
+    await ticket.watermark(datetime.now(UTC))
+    events = await sla_events(kafka_bootstrap, ticket.ticket_id, until=5)
+    # The reply came after the deadline: breached (at the deadline), then stopped late.
+    assert kinds(events) == Counter({
+        ("SlaClockStarted", "first_response"): 1, ("SlaWarning", "first_response"): 2,
+        ("SlaBreached", "first_response"): 1, ("SlaClockStopped", "first_response"): 1,
     })  # fmt: skip
     (breached,) = [e for e in events if e.event_type == "SlaBreached"]
-    assert breached.occurred_at == breached.payload.deadline == opened_at + DAY
-    assert sorted(e.payload.threshold for e in events if e.event_type == "SlaWarning") == [
-        0.75, 0.9
-    ]  # fmt: skip
+    assert breached.occurred_at == breached.payload.deadline == deadline
 
-    await ticket.send(ResponseSent(message_id=uuid4(), agent_id="a-1", body="Sorry",
+
+async def test_a_lagging_consumer_publishes_no_false_breach(
+    sla_database_url: str, kafka_bootstrap: str, producer: Producer
+) -> None:
+    """A reply is sent just in time, then the SLA consumer lags while its timers run on past
+    the deadline, and ticketing's watermark moves past it too. The reply is read before the
+    watermark that vouches for the deadline: achieved, and no breach is ever published."""
+    ticket = Publisher(producer)
+    async with sla_service(sla_database_url, kafka_bootstrap) as first:
+        group_id = first.settings.tickets_group_id
+        opened_at = datetime.now(UTC) - DAY + timedelta(seconds=3)
+        await ticket.open(opened_at)
+        await sla_events(kafka_bootstrap, ticket.ticket_id, until=3)  # started, 2 warnings
+    deadline = opened_at + DAY
+    await ticket.send(ResponseSent(message_id=uuid4(), agent_id="a-1", body="Found it",
                                    channel=Channel.EMAIL), datetime.now(UTC))  # fmt: skip
-    events = await sla_events(kafka_bootstrap, ticket.ticket_id, until=5)
-    assert kinds(events)[("SlaClockStopped", "first_response")] == 1
-    assert kinds(events)[("SlaBreached", "first_response")] == 1
+    # Lagging: nothing is consumed, while the jobs (timers, relay) run past the deadline.
+    async with sla_service(sla_database_url, kafka_bootstrap, group_id=group_id,
+                           parts="api,jobs") as lagging:  # fmt: skip
+        await eventually(lambda: _after(deadline), timeout_s=30)
+        passed = time.monotonic()
+        await ticket.watermark(datetime.now(UTC))
+        timers = lagging.runtime.timers
+        assert timers is not None
+        await eventually(lambda: _true(timers.last_pass_at > passed), timeout_s=30)
+    async with sla_service(sla_database_url, kafka_bootstrap, group_id=group_id):
+        events = await sla_events(kafka_bootstrap, ticket.ticket_id, until=4)
+    assert kinds(events) == Counter({
+        ("SlaClockStarted", "first_response"): 1, ("SlaWarning", "first_response"): 2,
+        ("SlaAchieved", "first_response"): 1,
+    })  # fmt: skip
+
+
+async def _after(moment: datetime) -> bool:
+    return datetime.now(UTC) > moment
+
+
+async def _true(value: bool) -> bool:
+    return value
 
 
 async def test_a_restart_loses_no_timer_and_doubles_none(
     sla_database_url: str, kafka_bootstrap: str, producer: Producer
 ) -> None:
     ticket = Publisher(producer)
+    # A warning at 99.99 % of the 24-hour target falls due 4 s after the ticket is read.
+    policy = {"name": "Late warning", "warnings": [0.9999],
+              "targets": {"any": {"first_response": {"minutes": 24 * 60}}}}  # fmt: skip
     async with sla_service(sla_database_url, kafka_bootstrap) as first:
+        saved = await first.client.put("/v1/sla/policies/late", json=policy,
+                                       headers=first.auth(role="admin"))  # fmt: skip
+        assert saved.status_code == 200, saved.text
         group_id = first.settings.tickets_group_id
-        await ticket.open(datetime.now(UTC) - DAY + timedelta(seconds=6))
+        warn_at = datetime.now(UTC) + timedelta(seconds=4)
+        await ticket.open(warn_at - DAY * 0.9999)
         await sla_events(kafka_bootstrap, ticket.ticket_id, until=1)
-    # Down while the deadline passes; the next process finds the timer in the database.
+    # Down while the warning falls due; the next process finds the timer in the database.
     async with sla_service(sla_database_url, kafka_bootstrap, group_id=group_id):
-        events = await sla_events(kafka_bootstrap, ticket.ticket_id, until=4)
-    assert kinds(events)[("SlaBreached", "first_response")] == 1
-    assert kinds(events)[("SlaClockStarted", "first_response")] == 1
+        events = await sla_events(kafka_bootstrap, ticket.ticket_id, until=2)
+    assert kinds(events) == Counter({
+        ("SlaClockStarted", "first_response"): 1, ("SlaWarning", "first_response"): 1,
+    })  # fmt: skip
+    (warning,) = [e for e in events if e.event_type == "SlaWarning"]
+    assert abs((warning.occurred_at - warn_at).total_seconds()) < 0.01
 
 
 async def test_bad_calendars_and_policies_get_a_clear_422(sla: SlaService) -> None:

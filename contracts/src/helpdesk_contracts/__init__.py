@@ -2,6 +2,7 @@
 
 from helpdesk_contracts.envelope import (
     EVENT_TYPES,
+    PLATFORM_TENANT,
     Event,
     EventEnvelope,
     TenantId,
@@ -54,6 +55,7 @@ from helpdesk_contracts.ticketing import (
     TicketStatusChanged,
     TicketTagsChanged,
     TicketTypeChanged,
+    Watermark,
 )
 from helpdesk_contracts.topics import (
     TOPICS,
@@ -78,6 +80,7 @@ from helpdesk_contracts.values import (
 
 __all__ = [
     "EVENT_TYPES",
+    "PLATFORM_TENANT",
     "SCORE_RANGES",
     "TOPICS",
     "Actor",
@@ -133,6 +136,7 @@ __all__ = [
     "TicketTagsChanged",
     "TicketType",
     "TicketTypeChanged",
+    "Watermark",
     "Topic",
     "UtcDatetime",
     "Verdict",

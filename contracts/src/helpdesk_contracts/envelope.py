@@ -46,6 +46,9 @@ from helpdesk_contracts.values import ContractModel
 TenantId = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9_-]{0,62}$")]
 """A tenant (customer account) id: lower-case letters, digits, "_" and "-", 1..63 characters."""
 
+PLATFORM_TENANT = "system"
+"""Reserved: the tenant id of records about the platform itself (watermarks), never a tenant."""
+
 _EVENT_TYPE_PATTERN = r"^[A-Za-z][A-Za-z0-9_.-]{0,99}$"
 EventTypeName = Annotated[str, StringConstraints(pattern=_EVENT_TYPE_PATTERN)]
 SchemaVersion = Annotated[int, Field(ge=1, le=999)]

@@ -13,7 +13,7 @@ from uuid import UUID
 
 from pydantic import Field, model_validator
 
-from helpdesk_contracts.envelope import MAX_BIGINT, Event
+from helpdesk_contracts.envelope import MAX_BIGINT, Event, UtcDatetime
 from helpdesk_contracts.values import (
     Actor,
     Body,
@@ -241,3 +241,27 @@ class IncidentLinked(TicketEvent):
 
     incident_id: UUID
     linked_by: Actor
+
+
+class Watermark(Event):
+    """A promise about one partition: every ticket event that occurred at or before `up_to`
+    and is on this partition was published before this record.
+
+    Ticketing sends one to every partition of `ticketing.tickets.v1` about once a second,
+    also when nothing else happens, with no key (it is written to `partition` directly) and
+    the reserved tenant id `system`. A consumer that reaches it on partition `partition` has
+    therefore read every event of that partition that occurred up to `up_to`: the SLA
+    service waits for it before it declares a breach, so that neither its own lag nor
+    ticketing's can make a breach false. `up_to` never goes back on a partition. An event
+    stamped earlier than a watermark already sent but published after it is late (an intake
+    message back-dated to when the customer wrote, say): consumers handle it as such.
+    Consumers that do not need watermarks skip them, like any event type they do not handle.
+    """
+
+    event_type = "Watermark"
+
+    partition: int = Field(ge=0, le=100_000)
+    partitions: int = Field(ge=1, le=100_000)
+    """How many partitions the topic had when it was sent (keys are spread by Kafka's
+    default partitioner over that many)."""
+    up_to: UtcDatetime

@@ -48,6 +48,7 @@ from helpdesk_contracts.ticketing import (
     TicketStatusChanged,
     TicketTagsChanged,
     TicketTypeChanged,
+    Watermark,
 )
 
 COMPANY_SYSTEMS = "company-systems"
@@ -85,7 +86,7 @@ _TOPICS = (
     Topic(
         name="ticketing.tickets.v1",
         description="Every change to every ticket, in order per ticket.",
-        key="aggregate_id (the ticket id)",
+        key="aggregate_id (the ticket id); Watermark: none, written to each partition",
         event_types=(
             TicketOpened,
             ResponseSent,
@@ -105,6 +106,7 @@ _TOPICS = (
             DuplicateMerged,
             LinkedToProblem,
             IncidentLinked,
+            Watermark,
         ),
         producers=("ticketing",),
         consumers=("sla", "feedback", "notifications"),

@@ -48,6 +48,7 @@ class Component(StrEnum):
     OUTBOX = "outbox"  # the outbox of a service that is not event-sourced
     TIMERS = "timers"
     AUDIT = "audit"  # who changed the tenant's configuration
+    WATERMARKS = "watermarks"  # the last watermark published (watermarks.py)
 
 
 def runtime_migrations(components: Iterable[Component] = tuple(Component)) -> list[Migration]:

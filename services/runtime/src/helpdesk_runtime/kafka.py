@@ -27,6 +27,9 @@ class OutgoingMessage:
     value: bytes
     key: bytes | None = None
     headers: Headers = field(default_factory=list)
+    partition: int | None = None
+    """Chosen by the key when None; given, for records meant for every partition
+    (watermarks)."""
 
 
 _M = 0x5BD1E995
@@ -94,6 +97,11 @@ class Producer:
         )
         await self._producer.start()
 
+    async def partitions(self, topic: str) -> list[int]:
+        """The topic's partitions, as the broker's metadata lists them."""
+        assert self._producer is not None, "the producer is not started"
+        return sorted(await self._producer.partitions_for(topic))
+
     async def stop(self) -> None:
         if self._producer is not None:
             await self._producer.stop()
@@ -137,6 +145,11 @@ class Producer:
             if m.topic not in partitions:
                 partitions[m.topic] = sorted(await self._producer.partitions_for(m.topic))
             choices = partitions[m.topic]
+            if m.partition is not None:
+                if m.partition not in choices:
+                    raise ValueError(f"{m.topic} has no partition {m.partition}")
+                grouped[(m.topic, m.partition)].append(m)
+                continue
             # Keyless records (a dead letter of a keyless message) spread like aiokafka's.
             index = (
                 partition_for(m.key, len(choices))

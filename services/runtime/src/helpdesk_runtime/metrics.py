@@ -85,6 +85,11 @@ class Metrics:
             "From an event's commit to its publication by the relay",
             ["relay"], buckets=_AGE, registry=r,
         )  # fmt: skip
+        self.watermark_lag = Gauge(
+            "helpdesk_watermark_lag_seconds",
+            "How far the last watermark sent is behind the wall clock",
+            ["relay"], registry=r,
+        )  # fmt: skip
         self.timers_pending = Gauge(
             "helpdesk_timers_pending",
             "Durable timers scheduled and not yet fired (PostgreSQL's estimate)",

@@ -26,6 +26,7 @@ from helpdesk_runtime.settings import Part, ServiceSettings
 from helpdesk_runtime.subscriptions import Outage, subscribe_batch
 from helpdesk_runtime.timer_scheduler import TimerScheduler
 from helpdesk_runtime.timers import TimerHandler, overdue_count, pending_count
+from helpdesk_runtime.watermarks import WatermarkPublisher
 
 log = get_logger(__name__)
 
@@ -71,9 +72,12 @@ class ServiceRuntime:
         consumers: Sequence[ConsumerSpec] = (),
         jobs: dict[str, JobFactory] | None = None,
         timers: Mapping[str, TimerHandler] | None = None,
+        watermarks: Sequence[str] = (),
     ) -> None:
         if publish_from is Source.OUTBOX and route is None:
             raise ValueError("an outbox needs a route (event type -> topic) to be published")
+        if watermarks and route is None:
+            raise ValueError("watermarks say what a relay published: they need a route")
         self.settings = settings
         self.metrics = Metrics()
         self.metrics.on_refresh(self._refresh_metrics)
@@ -90,7 +94,11 @@ class ServiceRuntime:
             components.add(Component.INBOX)
         if self._timer_handlers:
             components.add(Component.TIMERS)
+        if watermarks:
+            components.add(Component.WATERMARKS)
         self.components = frozenset(components)
+        self._watermark_topics = tuple(watermarks)
+        self.watermarks: WatermarkPublisher | None = None
         self.migrations = [*runtime_migrations(components), *migrations]
         self._own_jobs = jobs or {}
         self._topics = topics
@@ -280,6 +288,19 @@ class ServiceRuntime:
                         lambda relay=relay: relay.last_error,  # type: ignore[misc]
                     )
                 )
+        if self._watermark_topics and self.relays:
+            marks = self.watermarks = WatermarkPublisher(
+                self.pool,
+                self.producer,
+                table=self._publish_from.value,
+                relay=self.relays[0].family,
+                topics=self._watermark_topics,
+                producer_name=self.settings.service_name,
+                interval_s=self.settings.watermark_interval_s,
+                allowance_s=self.settings.watermark_allowance_s,
+                metrics=self.metrics,
+            )
+            jobs.append(Job("watermarks", marks.run, marks.stop, lambda: marks.last_error))
         if self._timer_handlers:
             timers = self.timers = TimerScheduler(
                 self.pool,

@@ -99,6 +99,10 @@ class ServiceSettings(BaseSettings):
     outbox_relay_shards: int = Field(default=1, ge=1, le=64)
     outbox_poll_interval_s: float = Field(default=1.0, gt=0)
 
+    # Watermarks (for services that publish them): how often, and how long a transaction may
+    # take from stamping its events to committing them, clock skew included (watermarks.py).
+    watermark_interval_s: float = Field(default=1.0, gt=0)
+    watermark_allowance_s: float = Field(default=5.0, ge=0)
     timer_batch_size: int = Field(default=500, ge=1)
     # How late a timer that another replica scheduled sooner than the next known one can be.
     timer_poll_interval_s: float = Field(default=1.0, gt=0)

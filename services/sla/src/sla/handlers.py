@@ -5,11 +5,11 @@ outbox) in the caller's one transaction.
 """
 
 from collections.abc import Callable, Iterable, Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
 
-from helpdesk_contracts import EVENT_TYPES, TOPICS, EventEnvelope, TicketOpened
+from helpdesk_contracts import EVENT_TYPES, TOPICS, EventEnvelope, TicketOpened, Watermark
 from helpdesk_runtime import outbox, timers
 from helpdesk_runtime.consumer import Rejection
 from helpdesk_runtime.db import Connection
@@ -27,6 +27,10 @@ ALARM = "sla-alarm"
 """The timer kind: one timer per ticket, at its clocks' next warning or deadline."""
 ACCEPTS = frozenset(e.event_type for e in TOPICS[TICKETS_TOPIC].event_types)
 PRODUCER = "sla"
+BREACH_CHUNK = 2000
+"""Tickets loaded at once by the breach sweep (per partition), so that a burst of deadlines
+is worked through in bounded memory."""
+_NEVER = datetime.min.replace(tzinfo=UTC)
 
 assert all(name in EVENT_TYPES for name in ACCEPTS)
 
@@ -45,9 +49,34 @@ class SlaHandlers:
         return await self._catalogue.rules(conn, {*tenants, *(t.tenant_id for t in tickets)}, refs)
 
     async def ticket_events(
+        self, conn: Connection, received: Sequence[EventEnvelope[Any]]
+    ) -> list[Rejection]:
+        """Apply a batch of ticket events (in partition order, so each ticket's in order),
+        then declare the breaches that the batch's watermarks now allow."""
+        marks: dict[int, tuple[int, datetime]] = {}
+        batch = []
+        for envelope in received:
+            if not isinstance(envelope.payload, Watermark):
+                batch.append(envelope)
+                continue
+            mark = envelope.payload
+            if mark.partitions != store.PARTITIONS:
+                log.error("ticket topic has another partition count than the contract; its"
+                          " watermarks cannot be used and breaches wait",
+                          partitions=mark.partitions, expected=store.PARTITIONS)  # fmt: skip
+                continue
+            seen = marks.get(mark.partition)
+            if seen is None or mark.up_to > seen[1]:
+                marks[mark.partition] = (mark.partitions, mark.up_to)
+        rejected = await self._apply(conn, batch) if batch else []
+        if marks:
+            await store.advance_watermarks(conn, marks)
+            await self._breach_due(conn, marks)
+        return rejected
+
+    async def _apply(
         self, conn: Connection, batch: Sequence[EventEnvelope[Any]]
     ) -> list[Rejection]:
-        """Apply a batch of ticket events (in partition order, so each ticket's in order)."""
         await store.log_events(conn, batch)
         tickets = await store.load(conn, (e.aggregate_id for e in batch if e.aggregate_id))
         rules = await self._rules(conn, tickets.values(), (e.tenant_id for e in batch))
@@ -81,14 +110,27 @@ class SlaHandlers:
         await self._write(conn, touched.values(), rules, published)
         return rejected
 
+    async def _breach_due(self, conn: Connection, partitions: Iterable[int]) -> None:
+        """Breach the running clocks whose deadline their partition's watermark has passed:
+        no event that could have stopped them in time is still on its way."""
+        partitions = list(partitions)
+        while ids := await store.due_for_breach(conn, partitions, limit=BREACH_CHUNK):
+            await self._alarm(conn, ids)
+
     async def alarms(self, conn: Connection, due: Sequence[DueTimer]) -> None:
-        """Fire the warnings and breaches now due on these tickets."""
-        tickets = await store.load(conn, (UUID(t.key) for t in due))
+        """The wall clock reached a warning of these tickets' clocks."""
+        await self._alarm(conn, [UUID(t.key) for t in due])
+
+    async def _alarm(self, conn: Connection, ticket_ids: Sequence[UUID]) -> None:
+        tickets = await store.load(conn, ticket_ids)
         rules = await self._rules(conn, tickets.values(), ())
+        marks = await store.watermarks(conn)
         now = self._clock()
         published: list[EventEnvelope[Any]] = []
         for ticket in tickets.values():
-            published += _envelopes(ticket.tenant_id, alarm(ticket, rules, now, now), None)
+            horizon = marks.get(store.partition_of(ticket.facts.ticket_id), _NEVER)
+            emitted = alarm(ticket, rules, now, horizon)
+            published += _envelopes(ticket.tenant_id, emitted, None)
         await self._write(conn, tickets.values(), rules, published)
 
     async def _write(

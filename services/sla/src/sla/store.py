@@ -13,6 +13,7 @@ from uuid import UUID
 import asyncpg
 
 from helpdesk_contracts import (
+    TOPICS,
     Channel,
     EventEnvelope,
     PolicyRef,
@@ -22,8 +23,18 @@ from helpdesk_contracts import (
     TicketType,
 )
 from helpdesk_runtime.db import Connection
+from helpdesk_runtime.kafka import partition_for
 from sla.domain.clocks import Clock, ClockState, Pause, TicketClocks
 from sla.domain.policies import TicketFacts
+
+PARTITIONS = TOPICS["ticketing.tickets.v1"].partitions
+"""Of the topic the ticket events come on. Kafka spreads keys by the partition count, so a
+keyed topic's count never changes once in use (it would reorder every ticket's events)."""
+
+
+def partition_of(ticket_id: UUID) -> int:
+    """The partition a ticket's events travel on (their key is the ticket id)."""
+    return partition_for(str(ticket_id).encode(), PARTITIONS)
 
 
 async def log_events(conn: Connection, batch: Sequence[EventEnvelope[Any]]) -> None:
@@ -80,9 +91,9 @@ async def save(conn: Connection, tickets: Sequence[TicketClocks]) -> None:
         INSERT INTO clocks (clock_id, tenant_id, ticket_id, metric, cycle, state, policy_id,
             policy_version, calendar_id, calendar_version, business_hours, target, thresholds,
             pause_on, started_at, started_by, elapsed, since, deadline, breached_at, warned,
-            ended_at, ended_by, pauses)
+            ended_at, ended_by, pauses, partition)
         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13::jsonb, $14::jsonb, $15,
-            $16, $17, $18, $19, $20, $21::jsonb, $22, $23, $24::jsonb)
+            $16, $17, $18, $19, $20, $21::jsonb, $22, $23, $24::jsonb, $25)
         ON CONFLICT (clock_id) DO UPDATE SET
             state = excluded.state, policy_id = excluded.policy_id,
             policy_version = excluded.policy_version, calendar_id = excluded.calendar_id,
@@ -95,6 +106,44 @@ async def save(conn: Connection, tickets: Sequence[TicketClocks]) -> None:
         """,
         [_clock_row(t, c) for t, c in clocks],
     )
+
+
+async def advance_watermarks(conn: Connection, marks: dict[int, tuple[int, datetime]]) -> None:
+    """Record the watermarks read ({partition: (partitions, up_to)}); never back."""
+    await conn.executemany(
+        "INSERT INTO watermarks AS w (partition, partitions, up_to) VALUES ($1, $2, $3)"
+        " ON CONFLICT (partition) DO UPDATE SET up_to = greatest(w.up_to, excluded.up_to),"
+        " partitions = excluded.partitions, updated_at = now()",
+        [(p, n, at) for p, (n, at) in marks.items()],
+    )
+
+
+async def watermarks(conn: Connection) -> dict[int, datetime]:
+    """The watermark of each partition read so far."""
+    rows = await conn.fetch("SELECT partition, up_to FROM watermarks")
+    return {r["partition"]: r["up_to"] for r in rows}
+
+
+async def watermark_rows(conn: Connection) -> list[asyncpg.Record]:
+    return list(await conn.fetch("SELECT * FROM watermarks ORDER BY partition"))
+
+
+async def due_for_breach(conn: Connection, partitions: Iterable[int], limit: int) -> list[UUID]:
+    """Tickets with a running clock whose deadline its partition's watermark has passed."""
+    rows = await conn.fetch(
+        f"""
+        SELECT DISTINCT c.ticket_id FROM watermarks w
+        JOIN LATERAL (
+            SELECT ticket_id FROM clocks
+            WHERE partition = w.partition AND state = 'running' AND breached_at IS NULL
+                AND deadline <= w.up_to
+            ORDER BY deadline LIMIT {int(limit)}
+        ) c ON true
+        WHERE w.partition = ANY($1::int[])
+        """,
+        list(partitions),
+    )
+    return [r["ticket_id"] for r in rows]
 
 
 async def clocks_of(conn: Connection, tenant_id: str, ticket_id: UUID) -> list[Clock] | None:
@@ -179,7 +228,7 @@ def _clock_row(t: TicketClocks, c: Clock) -> tuple[Any, ...]:
         c.target, json.dumps(list(c.thresholds)), json.dumps(sorted(s.value for s in c.pause_on)),
         c.started_at, c.started_by, c.elapsed, c.since, c.deadline, c.breached_at,
         json.dumps(list(c.warned)), c.ended_at, c.ended_by,
-        json.dumps([_pause_json(x) for x in c.pauses]),
+        json.dumps([_pause_json(x) for x in c.pauses]), partition_of(t.facts.ticket_id),
     )  # fmt: skip
 
 

@@ -11,7 +11,7 @@ import getpass
 import asyncpg
 from pydantic import TypeAdapter, ValidationError
 
-from helpdesk_contracts import TenantId
+from helpdesk_contracts import PLATFORM_TENANT, TenantId
 from helpdesk_runtime import audit
 from helpdesk_runtime.audit import Action
 from helpdesk_runtime.cli import Command, ServiceCli
@@ -56,6 +56,8 @@ def _tenant_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _tenant_id(value: str) -> str:
+    if value == PLATFORM_TENANT:
+        raise argparse.ArgumentTypeError(f"{value!r} is reserved for the platform's own records")
     try:
         return TypeAdapter(TenantId).validate_python(value)
     except ValidationError as exc:

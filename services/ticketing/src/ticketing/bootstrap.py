@@ -45,6 +45,9 @@ def build_runtime(settings: Settings, clock: Callable[[], datetime] = _utc_now) 
                 description="Tickets and customers' messages from other company systems",
             )
         ],
+        # The SLA service declares a breach only once a watermark says no event that could
+        # have stopped the clock in time is still on its way.
+        watermarks=[TICKETS_TOPIC],
     )
 
 

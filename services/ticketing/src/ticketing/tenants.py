@@ -2,11 +2,14 @@
 
 from collections.abc import Iterable
 
+from helpdesk_contracts import PLATFORM_TENANT
 from helpdesk_runtime.db import Connection
 
 
 async def add(conn: Connection, tenant_id: str, name: str) -> None:
     """Register a tenant (or rename it)."""
+    if tenant_id == PLATFORM_TENANT:
+        raise ValueError(f"{tenant_id!r} is reserved for the platform's own records")
     await conn.execute(
         "INSERT INTO tenants (tenant_id, name) VALUES ($1, $2)"
         " ON CONFLICT (tenant_id) DO UPDATE SET name = EXCLUDED.name",

@@ -284,12 +284,11 @@ def alarm(
 
 
 def next_alarm(clock: Clock, calendar: BusinessTime) -> datetime | None:
-    """When this clock next needs the wall clock: its next warning, else its deadline."""
+    """When this clock next needs the wall clock: its next warning. (Its breach waits for
+    the watermark, not for the wall clock: see `alarm`.)"""
     if clock.state is not ClockState.RUNNING or clock.breached_at is not None:
         return None
-    assert clock.deadline is not None
-    dues = [due for _, due in _warnings(clock, calendar)]
-    return min([*dues, clock.deadline])
+    return min((due for _, due in _warnings(clock, calendar)), default=None)
 
 
 def _warnings(clock: Clock, calendar: BusinessTime) -> Iterable[tuple[float, datetime]]:

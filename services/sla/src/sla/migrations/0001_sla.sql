@@ -46,6 +46,9 @@ CREATE TABLE clocks (
     clock_id         uuid        PRIMARY KEY,
     tenant_id        text        NOT NULL,
     ticket_id        uuid        NOT NULL,
+    -- The partition of ticketing.tickets.v1 the ticket's events travel on: a breach waits
+    -- for that partition's watermark.
+    partition        integer     NOT NULL,
     metric           text        NOT NULL,
     cycle            integer     NOT NULL,
     state            text        NOT NULL,
@@ -70,6 +73,18 @@ CREATE TABLE clocks (
 );
 CREATE INDEX clocks_of_ticket ON clocks (ticket_id);
 CREATE INDEX clocks_open ON clocks (ticket_id) WHERE state IN ('running', 'paused');
+-- The breach sweep: running clocks not breached yet, by partition and deadline.
+CREATE INDEX clocks_due ON clocks (partition, deadline)
+    WHERE state = 'running' AND breached_at IS NULL;
+
+-- The last watermark read on each partition of ticketing.tickets.v1: every ticket event of
+-- that partition that occurred up to `up_to` has been applied.
+CREATE TABLE watermarks (
+    partition   integer     PRIMARY KEY,
+    partitions  integer     NOT NULL,
+    up_to       timestamptz NOT NULL,
+    updated_at  timestamptz NOT NULL DEFAULT now()
+);
 
 -- The ticket events this service consumed, as they came: its own input log, so that a
 -- rebuild or a what-if replay never depends on a Kafka topic's retention.
