@@ -37,6 +37,7 @@ from helpdesk_contracts import (
 )
 from helpdesk_runtime.kafka import OutgoingMessage, Producer
 from sla.handlers import SLA_TOPIC, TICKETS_TOPIC
+from sla.store import partition_of
 
 from support.chaos import eventually
 from support.fixtures import find_on_topic
@@ -185,9 +186,17 @@ async def test_a_breach_waits_for_the_watermark_and_is_published_once(
     assert kinds(events) == Counter({
         ("SlaClockStarted", "first_response"): 1, ("SlaWarning", "first_response"): 2,
     })  # fmt: skip
-    # Ticketing has not yet vouched for the time of the deadline: no verdict.
+    # Ticketing has not yet vouched for the time of the deadline: no verdict, and ops see
+    # the breach held on the ticket's partition.
     await ticket.watermark(deadline - timedelta(seconds=1))
-    await ticket.watermark(deadline - timedelta(seconds=1))
+    partition = partition_of(ticket.ticket_id)
+    supervisor = sla.auth(role="supervisor")
+
+    async def held() -> list[Any]:
+        marks = (await sla.client.get("/v1/sla/watermarks", headers=supervisor)).json()
+        return [(m["partition"], m["held_breaches"]) for m in marks if m["held_breaches"]]
+
+    await eventually(lambda: _true_async(held(), [(partition, 1)]), timeout_s=30)
     await ticket.send(ResponseSent(message_id=uuid4(), agent_id="a-1", body="Let me check",
                                    channel=Channel.EMAIL), datetime.now(UTC))  # fmt: skip
     await ticket.watermark(datetime.now(UTC))
@@ -239,6 +248,10 @@ async def _after(moment: datetime) -> bool:
 
 async def _true(value: bool) -> bool:
     return value
+
+
+async def _true_async(value: Any, expected: Any) -> bool:
+    return bool(await value == expected)
 
 
 async def test_a_restart_loses_no_timer_and_doubles_none(

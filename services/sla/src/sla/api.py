@@ -25,6 +25,7 @@ from sla.configuration import Catalogue, Kind, Saved
 from sla.domain.calendar import BusinessCalendar, CalendarSpec
 from sla.domain.clocks import Clock, ClockState, Pause
 from sla.domain.policies import MAX_TARGET_MINUTES, PolicySpec
+from sla.watermark_watch import partition_marks
 
 ItemId = Annotated[
     str,
@@ -41,6 +42,7 @@ class ApiDeps:
     clock: Callable[[], datetime]
     auth: HttpAuth
     catalogue: Catalogue
+    stall_s: float
 
 
 class Calendar(BaseModel):
@@ -120,6 +122,14 @@ class ClockView(BaseModel):
     pauses: list[PauseView]
 
 
+class PartitionWatermark(BaseModel):
+    partition: int
+    up_to: datetime | None = Field(description="None: no watermark read on it yet")
+    lag_seconds: float | None
+    held_breaches: int = Field(description="Deadlines passed by the wall clock, not yet by it")
+    stalled: bool
+
+
 class TicketSla(BaseModel):
     ticket_id: UUID
     clocks: list[ClockView]
@@ -128,6 +138,7 @@ class TicketSla(BaseModel):
 def router(deps: ApiDeps) -> APIRouter:
     api = APIRouter(prefix="/v1/sla", tags=["sla"])
     Agent = Annotated[Principal, Depends(deps.auth.principal)]  # noqa: N806
+    Supervisor = Annotated[Principal, Depends(deps.auth.at_least(Role.SUPERVISOR))]  # noqa: N806
     Admin = Annotated[Principal, Depends(deps.auth.at_least(Role.ADMIN))]  # noqa: N806
 
     # -- calendars --------------------------------------------------------------------------
@@ -235,6 +246,19 @@ def router(deps: ApiDeps) -> APIRouter:
     async def delete_policy(policy_id: ItemId, caller: Admin) -> None:
         async with deps.transaction() as conn:
             await _delete(conn, Kind.POLICY, caller, policy_id)
+
+    # -- watermarks -------------------------------------------------------------------------
+
+    @api.get("/watermarks", response_model=list[PartitionWatermark],
+             responses=problem_responses(403))  # fmt: skip
+    async def watermarks(caller: Supervisor) -> Any:
+        """How far each partition of the ticket events is vouched for: breaches wait for it.
+        A stalled partition (ticketing's relay or watermarks not moving) holds its breaches."""
+        async with deps.connection() as conn:
+            marks = await partition_marks(conn, deps.clock(), deps.stall_s)
+        return [PartitionWatermark(partition=m.partition, up_to=m.up_to, lag_seconds=m.lag_s,
+                                   held_breaches=m.held, stalled=m.stalled)
+                for m in marks]  # fmt: skip
 
     # -- tickets ----------------------------------------------------------------------------
 

@@ -17,6 +17,7 @@ from sla import api
 from sla.config import Settings
 from sla.configuration import Catalogue
 from sla.handlers import ACCEPTS, ALARM, SLA_TOPIC, TICKETS_TOPIC, SlaHandlers
+from sla.watermark_watch import WatermarkWatch
 
 DEAD_LETTER_PARTITIONS = 3
 
@@ -31,6 +32,15 @@ def build_runtime(
     catalogue: Catalogue | None = None,
 ) -> ServiceRuntime:
     handlers = SlaHandlers(catalogue or Catalogue(), clock)
+    watch: WatermarkWatch | None = None
+
+    async def watch_watermarks(runtime: ServiceRuntime) -> None:
+        nonlocal watch  # made once: its gauges are registered once, however often it restarts
+        if watch is None:
+            watch = WatermarkWatch(runtime.pool, clock, runtime.metrics.registry,
+                                   stall_s=settings.watermark_stall_s)  # fmt: skip
+        await watch.run()
+
     published, read = TOPICS[SLA_TOPIC], TOPICS[TICKETS_TOPIC]
     return ServiceRuntime(
         settings,
@@ -54,6 +64,7 @@ def build_runtime(
             )
         ],
         timers={ALARM: handlers.alarms},
+        jobs={"watermark-watch": watch_watermarks},
     )
 
 
@@ -77,6 +88,7 @@ def create_app(
             clock=clock,
             auth=auth,
             catalogue=catalogue,
+            stall_s=settings.watermark_stall_s,
         )
         return [api.router(deps)]
 

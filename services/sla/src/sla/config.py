@@ -1,6 +1,6 @@
 """The SLA service's settings."""
 
-from pydantic import SecretStr
+from pydantic import Field, SecretStr
 
 from helpdesk_runtime.settings import ServiceSettings
 
@@ -9,3 +9,6 @@ class Settings(ServiceSettings):
     service_name: str = "sla"
     database_url: SecretStr = SecretStr("postgresql://helpdesk@127.0.0.1:15432/sla")
     tickets_group_id: str = "sla-tickets"
+    # A partition whose watermark is this far behind while breaches wait on it is stalled:
+    # an error is logged (and helpdesk_sla_watermark_lag_seconds shows it).
+    watermark_stall_s: float = Field(default=60.0, gt=0)
