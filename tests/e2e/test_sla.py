@@ -13,6 +13,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import UUID, uuid4
 
+import asyncpg
 import pytest
 
 from helpdesk_contracts import (
@@ -28,6 +29,9 @@ from helpdesk_contracts import (
     Requester,
     ResponseSent,
     TicketOpened,
+    TicketPriorityChanged,
+    TicketStatus,
+    TicketStatusChanged,
     TicketType,
     Watermark,
     dead_letter_topic,
@@ -36,7 +40,8 @@ from helpdesk_contracts import (
     parse_envelope,
 )
 from helpdesk_runtime.kafka import OutgoingMessage, Producer
-from sla.handlers import SLA_TOPIC, TICKETS_TOPIC
+from sla.configuration import Catalogue
+from sla.handlers import SLA_TOPIC, TICKETS_TOPIC, SlaHandlers
 from sla.store import partition_of
 
 from support.chaos import eventually
@@ -113,6 +118,7 @@ class Publisher:
 
 
 SYSTEM = Actor(kind=ActorKind.SYSTEM, id="webshop")
+AGENT = Actor(kind=ActorKind.AGENT, id="a-1")
 
 
 async def test_a_tickets_life_through_both_services_gives_each_sla_event_once(
@@ -359,3 +365,76 @@ async def test_an_invalid_ticket_event_is_dead_lettered_with_its_reason(
     assert b"number" in headers[DlqHeader.REASON.value]
     # The valid event before it was applied all the same.
     assert kinds(await sla_events(kafka_bootstrap, ticket.ticket_id, until=1))
+
+
+async def _tables(database_url: str) -> dict[str, list[Any]]:
+    conn = await asyncpg.connect(database_url)
+    try:
+        return {
+            table: [dict(r) for r in await conn.fetch(f"SELECT * FROM {table} ORDER BY 1")]
+            for table in ("sla_tickets", "clocks")
+        }
+    finally:
+        await conn.close()
+
+
+async def test_the_clocks_rebuild_identically_from_the_input_log(
+    sla: SlaService, sla_database_url: str, kafka_bootstrap: str, producer: Producer
+) -> None:
+    admin = sla.auth(role="admin")
+    policy = {"name": "Standard", "retarget": "from_creation",
+              "targets": {"any": {"first_response": {"minutes": 60},
+                                  "resolution": {"minutes": 600}},
+                          "urgent": {"first_response": {"minutes": 15},
+                                     "resolution": {"minutes": 120}}}}  # fmt: skip
+    assert (await sla.client.put("/v1/sla/policies/std", json=policy, headers=admin)).is_success
+    start = datetime.now(UTC) - timedelta(hours=3)
+    first, second = Publisher(producer), Publisher(producer)
+    await first.open(start)
+    await first.send(
+        TicketStatusChanged(
+            previous=TicketStatus.NEW, status=TicketStatus.PENDING, changed_by=AGENT
+        ),
+        start + timedelta(minutes=5),
+    )
+    await first.send(
+        TicketStatusChanged(
+            previous=TicketStatus.PENDING, status=TicketStatus.OPEN, changed_by=AGENT
+        ),
+        start + timedelta(minutes=50),
+    )
+    await first.send(
+        TicketPriorityChanged(previous=Priority.NORMAL, priority=Priority.URGENT, changed_by=AGENT),
+        start + timedelta(minutes=55),
+    )
+    await sla_events(kafka_bootstrap, first.ticket_id, until=6)
+    # An edit applies to new clocks only; the rebuild must keep each clock's version.
+    policy["targets"]["any"]["first_response"] = {"minutes": 30}  # type: ignore[index]
+    assert (await sla.client.put("/v1/sla/policies/std", json=policy, headers=admin)).is_success
+    await second.open(start + timedelta(minutes=1))
+    await second.send(
+        ResponseSent(message_id=uuid4(), agent_id="a-1", body="Hello", channel=Channel.EMAIL),
+        start + timedelta(minutes=20),
+    )
+    await first.watermark(datetime.now(UTC))
+    await sla_events(kafka_bootstrap, second.ticket_id, until=3)
+    await sla_events(kafka_bootstrap, first.ticket_id, until=7)  # the breach, once marked
+    before = await _tables(sla_database_url)
+    versions = {(r["ticket_id"], r["metric"]): r["policy_version"] for r in before["clocks"]}
+    assert versions == {
+        (first.ticket_id, "first_response"): 1, (first.ticket_id, "resolution"): 1,
+        (second.ticket_id, "first_response"): 2, (second.ticket_id, "resolution"): 2,
+    }  # fmt: skip
+
+    conn = await asyncpg.connect(sla_database_url)
+    try:
+        async with conn.transaction():
+            rebuilt = await SlaHandlers(Catalogue(), lambda: datetime.now(UTC)).rebuild(conn)
+    finally:
+        await conn.close()
+    assert rebuilt == 2
+    after = await _tables(sla_database_url)
+    for table, rows in before.items():
+        for old, new in zip(rows, after[table], strict=True):
+            assert {k: (v, new[k]) for k, v in old.items() if new[k] != v} == {}, table
+    assert after == before

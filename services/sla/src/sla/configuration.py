@@ -7,7 +7,7 @@ changes; only "which version is current" is read again for each batch, in one st
 """
 
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
@@ -40,35 +40,66 @@ class Saved:
     spec: dict[str, Any] | None  # None: deleted in this version
 
 
+LATEST = 2**63 - 1
+"""A revision later than any: the configuration as it is now."""
+
+
 async def save(
     conn: Connection, kind: Kind, tenant_id: str, item_id: str, spec: dict[str, Any] | None,
     saved_by: str,
 ) -> int:  # fmt: skip
-    """Write the next version (spec None deletes); its number. Serialised per item by the
-    primary key: two admins saving at once both get a version, one after the other."""
+    """Write the next version (spec None deletes) under the tenant's next revision; the
+    version's number. The revision row stays locked until commit, so a tenant's revisions
+    commit in order."""
     table, key = _TABLE[kind]
-    await conn.execute("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))",
-                       f"sla:{table}:{tenant_id}:{item_id}")  # fmt: skip
     version: int = await conn.fetchval(
-        f"INSERT INTO {table} (tenant_id, {key}, version, spec, saved_by)"
-        f" SELECT $1, $2, coalesce(max(version), 0) + 1, $3::jsonb, $4 FROM {table}"
-        f" WHERE tenant_id = $1 AND {key} = $2 RETURNING version",
+        f"""
+        WITH revised AS (
+            INSERT INTO tenant_revisions AS r (tenant_id, revision) VALUES ($1, 1)
+            ON CONFLICT (tenant_id) DO UPDATE SET revision = r.revision + 1
+            RETURNING revision
+        )
+        INSERT INTO {table} (tenant_id, {key}, version, revision, spec, saved_by)
+        SELECT $1, $2, coalesce(max(version), 0) + 1, (SELECT revision FROM revised),
+               $3::jsonb, $4
+        FROM {table} WHERE tenant_id = $1 AND {key} = $2 RETURNING version
+        """,
         tenant_id, item_id, None if spec is None else json.dumps(spec), saved_by,
     )  # fmt: skip
     return version
 
 
-async def current(
-    conn: Connection, kind: Kind, tenant_ids: Iterable[str], item_id: str | None = None
-) -> dict[tuple[str, str], Saved]:
-    """The latest version of each (tenant, id) not deleted."""
-    table, key = _TABLE[kind]
+async def revisions(conn: Connection, tenant_ids: Iterable[str]) -> dict[str, int]:
+    """Each tenant's configuration revision now (0: never configured)."""
+    tenants = list(set(tenant_ids))
     rows = await conn.fetch(
-        f"SELECT * FROM (SELECT DISTINCT ON (tenant_id, {key}) tenant_id, {key} AS id, version,"
-        f" spec::text AS spec FROM {table} WHERE tenant_id = ANY($1::text[])"
-        f" AND ($2::text IS NULL OR {key} = $2)"
-        f" ORDER BY tenant_id, {key}, version DESC) AS latest WHERE spec IS NOT NULL",
-        list(set(tenant_ids)), item_id,
+        "SELECT tenant_id, revision FROM tenant_revisions WHERE tenant_id = ANY($1::text[])",
+        tenants,
+    )
+    found = {r["tenant_id"]: r["revision"] for r in rows}
+    return {t: found.get(t, 0) for t in tenants}
+
+
+async def current(
+    conn: Connection, kind: Kind, tenant_ids: Iterable[str] | Mapping[str, int],
+    item_id: str | None = None,
+) -> dict[tuple[str, str], Saved]:  # fmt: skip
+    """The latest version of each (tenant, id) not deleted; as of a revision per tenant when
+    given a mapping {tenant: revision}."""
+    table, key = _TABLE[kind]
+    at = dict(tenant_ids) if isinstance(tenant_ids, Mapping) else dict.fromkeys(tenant_ids, LATEST)
+    rows = await conn.fetch(
+        f"""
+        SELECT * FROM (
+            SELECT DISTINCT ON (c.tenant_id, c.{key}) c.tenant_id, c.{key} AS id, c.version,
+                c.spec::text AS spec
+            FROM {table} c JOIN unnest($1::text[], $2::bigint[]) AS t(tenant, revision)
+                ON c.tenant_id = t.tenant AND c.revision <= t.revision
+            WHERE $3::text IS NULL OR c.{key} = $3
+            ORDER BY c.tenant_id, c.{key}, c.version DESC
+        ) AS latest WHERE spec IS NOT NULL
+        """,
+        list(at), list(at.values()), item_id,
     )  # fmt: skip
     return {(r["tenant_id"], r["id"]): _saved(r) for r in rows}
 
@@ -121,10 +152,18 @@ class Catalogue:
             return None
         return self._calendars.get((tenant_id, ref.calendar_id, ref.calendar_version))
 
-    async def rules(self, conn: Connection, tenants: Iterable[str], refs: Iterable[tuple[str, PolicyRef]]) -> "TenantRules":  # fmt: skip  # noqa: E501
-        """The rules for a batch: the tenants' current policies and calendars, and the
-        calendar versions of the clocks it will touch, loaded in at most three statements."""
-        tenants = set(tenants)
+    async def rules(
+        self, conn: Connection, tenants: Iterable[str] | Mapping[str, int],
+        refs: Iterable[tuple[str, PolicyRef]] = (),
+    ) -> "TenantRules":  # fmt: skip
+        """The rules for a batch: the tenants' policies and calendars (now, or as of the
+        revision given per tenant), and the calendar versions of the clocks it will touch.
+
+        The revisions are read first and the configuration as of them, so what a batch
+        records as its revision is exactly what it applied, even if an admin saves meanwhile.
+        """
+        if not isinstance(tenants, Mapping):
+            tenants = await revisions(conn, tenants)
         policies = await current(conn, Kind.POLICY, tenants)
         calendars = await current(conn, Kind.CALENDAR, tenants)
         wanted = {
@@ -148,7 +187,7 @@ class Catalogue:
             by_tenant.setdefault(tenant, []).append(self.policy(tenant, saved))
         current_calendars = {key: (saved.version, self.calendar(key[0], saved))
                              for key, saved in calendars.items()}  # fmt: skip
-        return TenantRules(self, by_tenant, current_calendars)
+        return TenantRules(self, by_tenant, current_calendars, dict(tenants))
 
 
 class TenantRules:
@@ -159,10 +198,13 @@ class TenantRules:
         catalogue: Catalogue,
         policies: dict[str, list[Policy]],
         calendars: dict[tuple[str, str], tuple[int, BusinessCalendar]],
+        revisions: dict[str, int],
     ) -> None:
         self._catalogue = catalogue
         self._policies = policies
         self._calendars = calendars
+        self.revisions = revisions
+        """The configuration revision of each tenant these rules are."""
 
     def select(self, tenant_id: str, ticket: TicketFacts) -> tuple[Policy, int | None]:
         policy = select(self._policies.get(tenant_id, ()), ticket)

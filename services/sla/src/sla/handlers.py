@@ -4,6 +4,7 @@ pure clock rules, and write the clocks, the next alarms and the SLA events (thro
 outbox) in the caller's one transaction.
 """
 
+import json
 from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -17,7 +18,15 @@ from helpdesk_runtime.logging import get_logger
 from helpdesk_runtime.timers import DueTimer, Timer
 from sla import store
 from sla.configuration import Catalogue, TenantRules
-from sla.domain.clocks import Emitted, TicketClocks, alarm, apply, next_alarm, open_ticket
+from sla.domain.clocks import (
+    Emitted,
+    TicketClocks,
+    alarm,
+    apply,
+    next_alarm,
+    open_ticket,
+    replay,
+)
 
 log = get_logger(__name__)
 
@@ -77,9 +86,9 @@ class SlaHandlers:
     async def _apply(
         self, conn: Connection, batch: Sequence[EventEnvelope[Any]]
     ) -> list[Rejection]:
-        await store.log_events(conn, batch)
         tickets = await store.load(conn, (e.aggregate_id for e in batch if e.aggregate_id))
         rules = await self._rules(conn, tickets.values(), (e.tenant_id for e in batch))
+        await store.log_events(conn, batch, rules.revisions)
         touched: dict[UUID, TicketClocks] = {}
         published: list[EventEnvelope[Any]] = []
         rejected: list[Rejection] = []
@@ -132,6 +141,53 @@ class SlaHandlers:
             emitted = alarm(ticket, rules, now, horizon)
             published += _envelopes(ticket.tenant_id, emitted, None)
         await self._write(conn, tickets.values(), rules, published)
+
+    async def rebuild(self, conn: Connection, chunk: int = 500) -> int:
+        """Drop the clocks and fold them again from the input log, each event under the
+        configuration revision it was first applied with; how many tickets. Publishes
+        nothing (every SLA event was published when it happened). Blocks the consumer and
+        the alarms meanwhile: they wait on the tables' locks."""
+        await conn.execute(
+            "LOCK TABLE ticket_events, sla_tickets, clocks, watermarks IN EXCLUSIVE MODE"
+        )
+        # Which warnings were sent is a record of the wall clock, not of the events: kept.
+        rows = await conn.fetch("SELECT clock_id, warned::text AS warned FROM clocks")
+        sent: dict[UUID, str] = {r["clock_id"]: r["warned"] for r in rows}
+        await conn.execute("TRUNCATE sla_tickets, clocks")
+        await conn.execute("DELETE FROM timers WHERE kind = $1", ALARM)
+        marks = await store.watermarks(conn)
+        cached: dict[tuple[str, int], TenantRules] = {}
+        done: list[TicketClocks] = []
+        count = 0
+        async for history in store.histories(conn):
+            revision_of = {e.event_id: r for e, r in history}
+            for key in {(e.tenant_id, r) for e, r in history} - cached.keys():
+                cached[key] = await self._catalogue.rules(conn, {key[0]: key[1]})
+
+            def rules_for(e: EventEnvelope[Any]) -> TenantRules:
+                return cached[(e.tenant_id, revision_of[e.event_id])]  # noqa: B023 (used at once)
+
+            first = history[0][0]
+            assert first.aggregate_id is not None
+            horizon = marks.get(store.partition_of(first.aggregate_id), _NEVER)
+            ticket = replay((e for e, _ in history), rules_for, horizon)
+            if ticket is not None:
+                for clock in ticket.clocks:
+                    if clock.id in sent:
+                        clock.warned = tuple(json.loads(sent[clock.id]))
+                done.append(ticket)
+            if len(done) >= chunk:
+                count += await self._rebuilt(conn, done)
+        return count + await self._rebuilt(conn, done)
+
+    async def _rebuilt(self, conn: Connection, tickets: list[TicketClocks]) -> int:
+        if not tickets:
+            return 0
+        rules = await self._rules(conn, tickets, ())
+        await self._write(conn, tickets, rules, [])
+        count = len(tickets)
+        tickets.clear()
+        return count
 
     async def _write(
         self, conn: Connection, tickets: Iterable[TicketClocks], rules: TenantRules,

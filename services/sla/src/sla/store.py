@@ -5,7 +5,7 @@ back what changed in two more, whatever its size.
 """
 
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 from uuid import UUID
@@ -21,6 +21,7 @@ from helpdesk_contracts import (
     SlaMetric,
     TicketStatus,
     TicketType,
+    parse_envelope,
 )
 from helpdesk_runtime.db import Connection
 from helpdesk_runtime.kafka import partition_for
@@ -37,17 +38,41 @@ def partition_of(ticket_id: UUID) -> int:
     return partition_for(str(ticket_id).encode(), PARTITIONS)
 
 
-async def log_events(conn: Connection, batch: Sequence[EventEnvelope[Any]]) -> None:
-    """Keep the consumed ticket events as they came (the input log)."""
+async def log_events(
+    conn: Connection, batch: Sequence[EventEnvelope[Any]], revisions: Mapping[str, int]
+) -> None:
+    """Keep the consumed ticket events as they came (the input log), each with the tenant's
+    configuration revision it is applied under."""
     await conn.executemany(
         "INSERT INTO ticket_events (event_id, tenant_id, ticket_id, version, event_type,"
-        " occurred_at, envelope) VALUES ($1, $2, $3, $4, $5, $6, $7::jsonb)",
+        " occurred_at, revision, envelope) VALUES ($1, $2, $3, $4, $5, $6, $7, $8::jsonb)",
         [
             (e.event_id, e.tenant_id, e.aggregate_id, e.aggregate_version, e.event_type,
-             e.occurred_at, e.to_json().decode())
+             e.occurred_at, revisions.get(e.tenant_id, 0), e.to_json().decode())
             for e in batch
         ],
     )  # fmt: skip
+
+
+async def histories(
+    conn: Connection, ticket_ids: Sequence[UUID] | None = None, tenant_id: str | None = None
+) -> AsyncIterator[list[tuple[EventEnvelope[Any], int]]]:
+    """Each ticket's logged events, oldest first, with the configuration revision each was
+    applied under: one ticket at a time (a cursor; call inside a transaction)."""
+    current: list[tuple[EventEnvelope[Any], int]] = []
+    query = (
+        "SELECT ticket_id, revision, envelope::text AS envelope FROM ticket_events"
+        " WHERE ($1::uuid[] IS NULL OR ticket_id = ANY($1::uuid[]))"
+        " AND ($2::text IS NULL OR tenant_id = $2) ORDER BY ticket_id, position"
+    )
+    async for row in conn.cursor(query, None if ticket_ids is None else list(ticket_ids),
+                                 tenant_id, prefetch=1000):  # fmt: skip
+        if current and current[0][0].aggregate_id != row["ticket_id"]:
+            yield current
+            current = []
+        current.append((parse_envelope(row["envelope"]), row["revision"]))
+    if current:
+        yield current
 
 
 async def load(conn: Connection, ticket_ids: Iterable[UUID]) -> dict[UUID, TicketClocks]:

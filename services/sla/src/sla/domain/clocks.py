@@ -28,7 +28,7 @@ The rules, as a support manager expects them (Zendesk's and Jira's where they ag
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any, Protocol
 from uuid import NAMESPACE_URL, UUID, uuid5
@@ -564,3 +564,27 @@ def _reference(policy: Policy, calendar_version: int | None, business: bool) -> 
 
 def _seconds(duration: timedelta) -> int:
     return int(duration.total_seconds())
+
+
+def replay(
+    history: Iterable[EventEnvelope[Any]],
+    rules_for: Callable[[EventEnvelope[Any]], Rules],
+    breach_horizon: datetime,
+) -> TicketClocks | None:
+    """One ticket's clocks computed afresh from its events (oldest first), each applied
+    under the rules `rules_for` gives it, then the breaches the horizon allows. What a
+    rebuild and a what-if run compute; None if the history does not start with
+    `TicketOpened`. Warnings are not derived from events but sent by the wall clock: none
+    is marked here (a rebuild keeps the record of those already sent)."""
+    ticket: TicketClocks | None = None
+    rules: Rules | None = None
+    for envelope in history:
+        rules = rules_for(envelope)
+        if isinstance(envelope.payload, TicketOpened):
+            if ticket is None:
+                ticket, _ = open_ticket(envelope, rules)
+        elif ticket is not None:
+            apply(ticket, envelope, rules)
+    if ticket is not None and rules is not None:
+        alarm(ticket, rules, datetime.min.replace(tzinfo=UTC), breach_horizon)
+    return ticket

@@ -1,9 +1,18 @@
 -- Business calendars and SLA policies: every save is a new version (spec NULL: deleted).
 -- Clocks name the versions they were computed with, so old versions are never changed.
+-- Every save also takes the tenant's next configuration revision, and every ticket event
+-- applied records the revision it was applied under: a rebuild replays each event under
+-- the configuration it first met.
+CREATE TABLE tenant_revisions (
+    tenant_id   text        PRIMARY KEY,
+    revision    bigint      NOT NULL
+);
+
 CREATE TABLE calendars (
     tenant_id   text        NOT NULL,
     calendar_id text        NOT NULL,
     version     integer     NOT NULL,
+    revision    bigint      NOT NULL,
     spec        jsonb,
     saved_at    timestamptz NOT NULL DEFAULT now(),
     saved_by    text        NOT NULL,
@@ -14,6 +23,7 @@ CREATE TABLE policies (
     tenant_id   text        NOT NULL,
     policy_id   text        NOT NULL,
     version     integer     NOT NULL,
+    revision    bigint      NOT NULL,
     spec        jsonb,
     saved_at    timestamptz NOT NULL DEFAULT now(),
     saved_by    text        NOT NULL,
@@ -96,6 +106,7 @@ CREATE TABLE ticket_events (
     version     integer,
     event_type  text        NOT NULL,
     occurred_at timestamptz NOT NULL,
+    revision    bigint      NOT NULL,
     envelope    jsonb       NOT NULL
 );
 CREATE INDEX ticket_events_of_ticket ON ticket_events (ticket_id, position);
