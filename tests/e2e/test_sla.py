@@ -438,3 +438,49 @@ async def test_the_clocks_rebuild_identically_from_the_input_log(
         for old, new in zip(rows, after[table], strict=True):
             assert {k: (v, new[k]) for k, v in old.items() if new[k] != v} == {}, table
     assert after == before
+
+
+async def test_what_if_recomputes_a_period_under_a_draft_and_changes_nothing(
+    sla: SlaService, sla_database_url: str, kafka_bootstrap: str, producer: Producer
+) -> None:
+    admin = sla.auth(role="admin")
+    policy: dict[str, Any] = {"name": "Standard",
+                              "targets": {"any": {"first_response": {"minutes": 60}}}}  # fmt: skip
+    assert (await sla.client.put("/v1/sla/policies/std", json=policy, headers=admin)).is_success
+    start = datetime.now(UTC) - timedelta(hours=3)
+    quick, slow = Publisher(producer), Publisher(producer)
+    for ticket, minutes in ((quick, 45), (slow, 90)):
+        await ticket.open(start)
+        await ticket.send(
+            ResponseSent(message_id=uuid4(), agent_id="a-1", body="Hi", channel=Channel.EMAIL),
+            start + timedelta(minutes=minutes),
+        )
+    await sla_events(kafka_bootstrap, quick.ticket_id, until=2)
+    await sla_events(kafka_bootstrap, slow.ticket_id, until=3)  # started, breached, stopped
+    before = await _tables(sla_database_url)
+
+    async def run(minutes: int) -> Any:
+        draft = {**policy, "targets": {"any": {"first_response": {"minutes": minutes}}}}
+        period = {"start": (start - timedelta(minutes=1)).isoformat(),
+                  "end": (start + timedelta(minutes=1)).isoformat()}  # fmt: skip
+        response = await sla.client.post("/v1/sla/what-if", headers=admin,
+                                         json={**period, "policies": {"std": draft}})  # fmt: skip
+        assert response.status_code == 200, response.text
+        return response.json()
+
+    generous = await run(120)
+    assert generous["tickets"] == 2
+    (original,) = generous["original"]
+    (recomputed,) = generous["what_if"]
+    assert (original["achieved"], original["breached"], original["compliance"]) == (1, 1, 0.5)
+    assert (recomputed["achieved"], recomputed["breached"], recomputed["compliance"]) == (2, 0, 1)
+    assert [(c["ticket_id"], c["original"], c["what_if"]) for c in generous["changes"]] == [
+        (str(slow.ticket_id), "breached", "achieved")
+    ]
+    strict = await run(30)
+    assert strict["what_if"][0]["breached"] == 2
+    assert strict["changed"] == 1
+    assert await _tables(sla_database_url) == before  # the record is untouched
+    bad = await sla.client.post("/v1/sla/what-if", headers=admin, json={
+        "start": start.isoformat(), "end": start.isoformat()})  # fmt: skip
+    assert bad.status_code == 422

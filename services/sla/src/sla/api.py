@@ -11,7 +11,7 @@ from typing import Annotated, Any, Self
 from uuid import UUID
 
 from fastapi import APIRouter, Depends, HTTPException, Path, Query, Response, status
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
 from helpdesk_contracts import PolicyRef, SlaMetric, Verdict
 from helpdesk_runtime import audit
@@ -26,6 +26,7 @@ from sla.domain.calendar import BusinessCalendar, CalendarSpec
 from sla.domain.clocks import Clock, ClockState, Pause
 from sla.domain.policies import MAX_TARGET_MINUTES, PolicySpec
 from sla.watermark_watch import partition_marks
+from sla.what_if import Tally, what_if
 
 ItemId = Annotated[
     str,
@@ -128,6 +129,57 @@ class PartitionWatermark(BaseModel):
     lag_seconds: float | None
     held_breaches: int = Field(description="Deadlines passed by the wall clock, not yet by it")
     stalled: bool
+
+
+DraftId = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9_-]{0,62}$")]
+
+
+class WhatIfRequest(BaseModel):
+    """A period (tickets opened in it) and the drafts to judge it by."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    start: AwareDatetime
+    end: AwareDatetime
+    policies: dict[DraftId, PolicySpec] = Field(default_factory=dict, max_length=100)
+    """Draft policies by id: they replace the saved policy of that id, or join the others."""
+    remove_policies: list[DraftId] = Field(default_factory=list, max_length=100)
+    calendars: dict[DraftId, CalendarSpec] = Field(default_factory=dict, max_length=20)
+    """Draft calendars by id: they replace the saved calendar of that id, or are new."""
+
+    @model_validator(mode="after")
+    def _a_period(self) -> Self:
+        if self.end <= self.start:
+            raise ValueError("end must be after start")
+        if self.end - self.start > timedelta(days=366):
+            raise ValueError("a what-if covers at most 366 days")
+        return self
+
+
+class MetricCompliance(BaseModel):
+    metric: SlaMetric
+    achieved: int
+    breached: int
+    open: int
+    cancelled: int
+    compliance: float | None = Field(description="achieved / (achieved + breached)")
+
+
+class VerdictChange(BaseModel):
+    ticket_id: UUID
+    ticket_number: int
+    metric: SlaMetric
+    cycle: int
+    original: str
+    what_if: str
+
+
+class WhatIfAnswer(BaseModel):
+    tickets: int
+    original: list[MetricCompliance] = Field(description="As judged: the contractual record")
+    what_if: list[MetricCompliance]
+    changed: int = Field(description="Clocks whose outcome the drafts change")
+    changes: list[VerdictChange] = Field(description="The first 200 of them")
 
 
 class TicketSla(BaseModel):
@@ -247,6 +299,35 @@ def router(deps: ApiDeps) -> APIRouter:
         async with deps.transaction() as conn:
             await _delete(conn, Kind.POLICY, caller, policy_id)
 
+    # -- what-if ----------------------------------------------------------------------------
+
+    @api.post("/what-if", response_model=WhatIfAnswer, responses=problem_responses(403))
+    async def run_what_if(body: WhatIfRequest, caller: Supervisor) -> Any:
+        """Compliance of the tickets opened in a period recomputed under draft policies and
+        calendars, by replaying their events, beside the verdicts that were given. Nothing
+        is saved or published: the original verdicts stay the contractual record."""
+        async with deps.connection() as conn:
+            saved = await configuration.current(conn, Kind.CALENDAR, [caller.tenant_id])
+            known = {cid for _, cid in saved} | set(body.calendars)
+            unknown = sorted({p.calendar_id for p in body.policies.values()
+                              if p.calendar_id and p.calendar_id not in known})  # fmt: skip
+            if unknown:
+                raise HTTPException(
+                    status.HTTP_422_UNPROCESSABLE_CONTENT,
+                    f"no saved or draft calendar {', '.join(unknown)}",
+                )
+            report = await what_if(
+                conn, deps.catalogue, caller.tenant_id, body.start, body.end,
+                policies=body.policies, calendars=body.calendars, removed=body.remove_policies,
+            )  # fmt: skip
+        return WhatIfAnswer(
+            tickets=report.tickets,
+            original=_compliance(report.original),
+            what_if=_compliance(report.what_if),
+            changed=report.changed,
+            changes=[VerdictChange(**vars(c)) for c in report.changes],
+        )
+
     # -- watermarks -------------------------------------------------------------------------
 
     @api.get("/watermarks", response_model=list[PartitionWatermark],
@@ -359,6 +440,15 @@ async def _delete(conn: Connection, kind: Kind, caller: Principal, item_id: str)
         conn, tenant_id=caller.tenant_id, actor=caller, entity=f"sla_{kind.value}",
         entity_id=item_id, action=Action.DELETED, before=before.spec,
     )  # fmt: skip
+
+
+def _compliance(side: dict[SlaMetric, Tally]) -> list[MetricCompliance]:
+    return [
+        MetricCompliance(metric=metric, achieved=t.counts["achieved"],
+                         breached=t.counts["breached"], open=t.counts["open"],
+                         cancelled=t.counts["cancelled"], compliance=t.compliance)
+        for metric, t in sorted(side.items())
+    ]  # fmt: skip
 
 
 def _calendar(saved: Saved) -> Calendar:

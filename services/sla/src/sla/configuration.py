@@ -205,6 +205,7 @@ class TenantRules:
         self._calendars = calendars
         self.revisions = revisions
         """The configuration revision of each tenant these rules are."""
+        self._overlay: dict[tuple[str, str, int], BusinessCalendar] = {}  # drafts (what-if)
 
     def select(self, tenant_id: str, ticket: TicketFacts) -> tuple[Policy, int | None]:
         policy = select(self._policies.get(tenant_id, ()), ticket)
@@ -214,9 +215,37 @@ class TenantRules:
         found = self._calendars.get((tenant_id, calendar_id))
         return policy, found[0] if found else None
 
+    def with_drafts(
+        self, tenant_id: str, policies: Mapping[str, PolicySpec],
+        calendars: Mapping[str, CalendarSpec], removed: Iterable[str] = (),
+    ) -> "TenantRules":  # fmt: skip
+        """These rules with draft policies and calendars in place of (or beside) the saved
+        ones, for a what-if: each draft gets the next version number, and nothing of it is
+        kept beyond the returned rules."""
+        gone = {*removed, *policies}
+        kept = [p for p in self._policies.get(tenant_id, []) if p.id not in gone]
+        versions = {p.id: p.version for p in self._policies.get(tenant_id, [])}
+        drafted = [Policy(pid, versions.get(pid, 0) + 1, spec) for pid, spec in policies.items()]
+        own = dict(self._calendars)
+        overlay = dict(self._overlay)
+        for cid, spec in calendars.items():
+            version = own[(tenant_id, cid)][0] + 1 if (tenant_id, cid) in own else 1
+            calendar = BusinessCalendar.from_spec(spec)
+            own[(tenant_id, cid)] = (version, calendar)
+            overlay[(tenant_id, cid, version)] = calendar
+        rules = TenantRules(
+            self._catalogue, {**self._policies, tenant_id: kept + drafted}, own, self.revisions
+        )
+        rules._overlay = overlay
+        return rules
+
     def calendar(self, tenant_id: str, policy: PolicyRef) -> BusinessTime:
         if not policy.business_hours:
             return ALWAYS
+        if policy.calendar_id is not None and policy.calendar_version is not None:
+            draft = self._overlay.get((tenant_id, policy.calendar_id, policy.calendar_version))
+            if draft is not None:
+                return draft
         known = self._catalogue.known_calendar(tenant_id, policy)
         if known is None:
             # The API refuses to delete a calendar a policy uses; should one be missing
