@@ -48,6 +48,9 @@ CREATE TABLE sla_tickets (
     version         integer     NOT NULL,
     cycles          jsonb       NOT NULL
 );
+CREATE INDEX sla_tickets_opened ON sla_tickets (tenant_id, opened_at);
+CREATE INDEX sla_tickets_backlog ON sla_tickets (tenant_id)
+    WHERE status IN ('new', 'open', 'pending', 'on_hold');
 
 -- One row per clock (one run of one metric on one ticket), kept after it ends: its verdict,
 -- its provenance (policy and calendar versions, the events that started and ended it) and
@@ -86,6 +89,10 @@ CREATE INDEX clocks_open ON clocks (ticket_id) WHERE state IN ('running', 'pause
 -- The breach sweep: running clocks not breached yet, by partition and deadline.
 CREATE INDEX clocks_due ON clocks (partition, deadline)
     WHERE state = 'running' AND breached_at IS NULL;
+
+-- Reports: clocks by the moment their outcome was decided.
+CREATE INDEX clocks_decided ON clocks (tenant_id, (coalesce(breached_at, ended_at)))
+    WHERE state = 'achieved' OR breached_at IS NOT NULL;
 
 -- The last watermark read on each partition of ticketing.tickets.v1: every ticket event of
 -- that partition that occurred up to `up_to` has been applied.

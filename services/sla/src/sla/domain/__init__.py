@@ -1,0 +1,1 @@
+"""The sla domain: pure rules (policies, business calendars, clocks), no I/O."""
