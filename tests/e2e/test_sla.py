@@ -30,6 +30,7 @@ from helpdesk_contracts import (
     ResponseSent,
     TicketOpened,
     TicketPriorityChanged,
+    TicketSolved,
     TicketStatus,
     TicketStatusChanged,
     TicketType,
@@ -484,3 +485,59 @@ async def test_what_if_recomputes_a_period_under_a_draft_and_changes_nothing(
     bad = await sla.client.post("/v1/sla/what-if", headers=admin, json={
         "start": start.isoformat(), "end": start.isoformat()})  # fmt: skip
     assert bad.status_code == 422
+
+
+async def test_compliance_and_support_reports(
+    sla: SlaService, kafka_bootstrap: str, producer: Producer
+) -> None:
+    policy = {"name": "Standard", "targets": {"any": {"first_response": {"minutes": 60},
+                                                      "resolution": {"minutes": 600}}}}  # fmt: skip
+    assert (await sla.client.put("/v1/sla/policies/std", json=policy,
+                                 headers=sla.auth(role="admin"))).is_success  # fmt: skip
+    start = datetime.now(UTC) - timedelta(hours=3)
+    solved, waiting = Publisher(producer), Publisher(producer)
+    for ticket, minutes in ((solved, 45), (waiting, 90)):
+        await ticket.open(start)
+        await ticket.send(
+            ResponseSent(message_id=uuid4(), agent_id="a-1", body="Hi", channel=Channel.EMAIL),
+            start + timedelta(minutes=minutes),
+        )
+    await solved.send(TicketSolved(solved_by=AGENT), start + timedelta(hours=2))
+    await sla_events(kafka_bootstrap, solved.ticket_id, until=4)
+    await sla_events(kafka_bootstrap, waiting.ticket_id, until=4)
+    supervisor = sla.auth(role="supervisor")
+    period = {"start": (start - timedelta(hours=1)).isoformat(),
+              "end": datetime.now(UTC).isoformat()}  # fmt: skip
+
+    by_metric = await sla.client.get("/v1/sla/reports/compliance", params=period,
+                                     headers=supervisor)  # fmt: skip
+    assert by_metric.status_code == 200, by_metric.text
+    lines = {line["metric"]: line for line in by_metric.json()}
+    first = lines["first_response"]
+    assert (first["achieved"], first["breached"], first["compliance"]) == (1, 1, 0.5)
+    assert first["median_seconds"] == pytest.approx(67.5 * 60)
+    assert first["p90_seconds"] == pytest.approx(85.5 * 60)
+    assert (lines["resolution"]["achieved"], lines["resolution"]["median_seconds"]) == (1, 7200)
+
+    daily = await sla.client.get("/v1/sla/reports/compliance", headers=supervisor, params={
+        **period, "by": "priority", "period": "day", "timezone": "Europe/Moscow"})  # fmt: skip
+    assert daily.status_code == 200, daily.text
+    assert {(line["key"], line["period_start"] is not None) for line in daily.json()} == {
+        ("normal", True)
+    }
+
+    support = await sla.client.get("/v1/sla/reports/support", params=period, headers=supervisor)
+    assert support.status_code == 200, support.text
+    report = support.json()
+    assert report["requests"] == 2
+    assert report["first_response_median_seconds"] == pytest.approx(67.5 * 60)
+    assert report["time_to_close_median_seconds"] == pytest.approx(7200)
+    assert report["backlog"]["open_tickets"] == 1
+    assert report["backlog"]["by_age"]["under_1d"] == 1
+
+    mars = {**period, "period": "day", "timezone": "Mars/Base"}
+    bad_zone = await sla.client.get("/v1/sla/reports/compliance", headers=supervisor, params=mars)
+    assert bad_zone.status_code == 422
+    agents_may_not = await sla.client.get("/v1/sla/reports/support", params=period,
+                                          headers=sla.auth())  # fmt: skip
+    assert agents_may_not.status_code == 403

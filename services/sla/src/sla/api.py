@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Annotated, Any, Self
 from uuid import UUID
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from fastapi import APIRouter, Depends, HTTPException, Path, Query, Response, status
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints, model_validator
@@ -20,11 +21,12 @@ from helpdesk_runtime.auth import Principal, Role
 from helpdesk_runtime.db import Connection
 from helpdesk_runtime.http_auth import HttpAuth
 from helpdesk_runtime.problems import problem_responses
-from sla import configuration, store
+from sla import configuration, reports, store
 from sla.configuration import Catalogue, Kind, Saved
 from sla.domain.calendar import BusinessCalendar, CalendarSpec
 from sla.domain.clocks import Clock, ClockState, Pause
 from sla.domain.policies import MAX_TARGET_MINUTES, PolicySpec
+from sla.reports import Dimension, Period
 from sla.watermark_watch import partition_marks
 from sla.what_if import Tally, what_if
 
@@ -182,6 +184,34 @@ class WhatIfAnswer(BaseModel):
     changes: list[VerdictChange] = Field(description="The first 200 of them")
 
 
+class ComplianceLine(BaseModel):
+    metric: SlaMetric
+    key: str | None = Field(description="The value of `by` (None when by=metric)")
+    period_start: datetime | None = Field(description="Local start of the period, if asked")
+    achieved: int
+    breached: int
+    compliance: float | None
+    median_seconds: float | None = Field(description="Of the clocks that stopped")
+    p90_seconds: float | None
+
+
+class BacklogView(BaseModel):
+    open_tickets: int
+    oldest_age_seconds: float | None
+    by_age: dict[str, int]
+
+
+class SupportReport(BaseModel):
+    """The support metrics of our source documents, for one period."""
+
+    requests: int = Field(description="Tickets opened in the period")
+    first_response_median_seconds: float | None
+    first_response_p90_seconds: float | None
+    time_to_close_median_seconds: float | None = Field(description="Resolution clocks stopped")
+    time_to_close_p90_seconds: float | None
+    backlog: BacklogView = Field(description="Tickets not solved now, by age")
+
+
 class TicketSla(BaseModel):
     ticket_id: UUID
     clocks: list[ClockView]
@@ -328,6 +358,47 @@ def router(deps: ApiDeps) -> APIRouter:
             changes=[VerdictChange(**vars(c)) for c in report.changes],
         )
 
+    # -- reports ----------------------------------------------------------------------------
+
+    @api.get("/reports/compliance", response_model=list[ComplianceLine],
+             responses=problem_responses(403))  # fmt: skip
+    async def compliance_report(
+        caller: Supervisor, start: AwareDatetime, end: AwareDatetime,
+        by: Dimension = Dimension.METRIC, period: Period | None = None,
+        timezone: Annotated[str, Query(max_length=64)] = "UTC",
+    ) -> Any:  # fmt: skip
+        """Clocks achieved and breached per metric (and per `by`, and per `period` in
+        `timezone`), their compliance and the median and 90th percentile of their times:
+        one call per dashboard chart. A clock counts when its outcome was decided."""
+        _period(start, end)
+        _zone(timezone)
+        async with deps.connection() as conn:
+            rows = await reports.compliance(conn, caller.tenant_id, start, end, by, period,
+                                            timezone)  # fmt: skip
+        return [ComplianceLine(metric=r.metric, key=r.key, period_start=r.bucket,
+                               achieved=r.achieved, breached=r.breached,
+                               compliance=r.compliance, median_seconds=r.median_s,
+                               p90_seconds=r.p90_s) for r in rows]  # fmt: skip
+
+    @api.get("/reports/support", response_model=SupportReport, responses=problem_responses(403))
+    async def support_report(caller: Supervisor, start: AwareDatetime, end: AwareDatetime) -> Any:
+        """Requests, first response time, time to close and the backlog with its age."""
+        _period(start, end)
+        async with deps.connection() as conn:
+            m = await reports.support_metrics(conn, caller.tenant_id, start, end, deps.clock())
+        return SupportReport(
+            requests=m.requests,
+            first_response_median_seconds=m.first_response_median_s,
+            first_response_p90_seconds=m.first_response_p90_s,
+            time_to_close_median_seconds=m.time_to_close_median_s,
+            time_to_close_p90_seconds=m.time_to_close_p90_s,
+            backlog=BacklogView(
+                open_tickets=m.backlog.open_tickets,
+                oldest_age_seconds=m.backlog.oldest_age_s,
+                by_age=m.backlog.by_age,
+            ),
+        )
+
     # -- watermarks -------------------------------------------------------------------------
 
     @api.get("/watermarks", response_model=list[PartitionWatermark],
@@ -440,6 +511,22 @@ async def _delete(conn: Connection, kind: Kind, caller: Principal, item_id: str)
         conn, tenant_id=caller.tenant_id, actor=caller, entity=f"sla_{kind.value}",
         entity_id=item_id, action=Action.DELETED, before=before.spec,
     )  # fmt: skip
+
+
+def _period(start: datetime, end: datetime) -> None:
+    if end <= start:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, "end must be after start")
+    if end - start > timedelta(days=731):
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, "a report covers two years")
+
+
+def _zone(name: str) -> None:
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise HTTPException(
+            status.HTTP_422_UNPROCESSABLE_CONTENT, f"unknown time zone {name!r}"
+        ) from None
 
 
 def _compliance(side: dict[SlaMetric, Tally]) -> list[MetricCompliance]:
