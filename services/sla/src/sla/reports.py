@@ -140,8 +140,7 @@ async def support_metrics(
     }
     lowers = (0, *(limit for _, limit in AGE_BUCKETS))
     buckets = ", ".join(
-        f"count(*) FILTER (WHERE age >= {lower * 86400} AND age < {limit * 86400})"
-        f' AS "{name}"'
+        f'count(*) FILTER (WHERE age >= {lower * 86400} AND age < {limit * 86400}) AS "{name}"'
         for (name, limit), lower in zip(AGE_BUCKETS, lowers, strict=False)
     )
     backlog = await conn.fetchrow(
