@@ -4,10 +4,11 @@ import asyncio
 import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from support.service import TicketingService, ticketing_service
+from support.service import RunningService, TicketingService, sla_service, ticketing_service
 
 EXAMPLES = 20
 
@@ -21,6 +22,17 @@ async def service(database_url: str, kafka_bootstrap: str) -> AsyncIterator[Tick
 async def test_generated_requests_never_get_a_server_error(
     service: TicketingService, tmp_path: Path
 ) -> None:
+    await _fuzz(service, tmp_path)
+
+
+async def test_generated_requests_never_get_a_server_error_from_sla(
+    sla_database_url: str, kafka_bootstrap: str, tmp_path: Path
+) -> None:
+    async with sla_service(sla_database_url, kafka_bootstrap) as sla:
+        await _fuzz(sla, tmp_path)
+
+
+async def _fuzz(service: RunningService[Any], tmp_path: Path) -> None:
     token = service.auth(role="admin")["Authorization"]
     schemathesis = Path(sys.executable).with_name("schemathesis")
     process = await asyncio.create_subprocess_exec(
