@@ -68,7 +68,9 @@ async def sla_events(
     records = await find_on_topic(
         kafka_bootstrap, SLA_TOPIC, lambda r: r.key == key, until=until, timeout_s=timeout_s
     )
-    return [parse_envelope(r.value) for r in records]
+    events = [parse_envelope(r.value) for r in records]
+    assert len(events) >= until, f"{len(events)} SLA events of {until}: {kinds(events)}"
+    return events
 
 
 def kinds(events: list[EventEnvelope[Any]]) -> Counter[tuple[str, str]]:
@@ -541,3 +543,36 @@ async def test_compliance_and_support_reports(
     agents_may_not = await sla.client.get("/v1/sla/reports/support", params=period,
                                           headers=sla.auth())  # fmt: skip
     assert agents_may_not.status_code == 403
+
+
+async def test_allowed_lateness_waits_for_back_dated_events_and_later_ones_revise(
+    sla: SlaService, kafka_bootstrap: str, producer: Producer
+) -> None:
+    settings = await sla.client.put("/v1/sla/settings", json={"allowed_lateness_minutes": 10},
+                                    headers=sla.auth(role="admin"))  # fmt: skip
+    assert settings.status_code == 200, settings.text
+    now = datetime.now(UTC)
+    recent, old = Publisher(producer), Publisher(producer)
+    await recent.open(now - DAY - timedelta(minutes=2))  # deadline 2 min ago: within lateness
+    await old.open(now - DAY - timedelta(minutes=20))  # 20 min ago: beyond it
+    await old.watermark(now)
+    # Breached at once (no warning is worth sending any more); the recent one waits.
+    assert kinds(await sla_events(kafka_bootstrap, old.ticket_id, until=2)) == Counter({
+        ("SlaClockStarted", "first_response"): 1, ("SlaBreached", "first_response"): 1,
+    })  # fmt: skip
+
+    def reply() -> ResponseSent:
+        return ResponseSent(message_id=uuid4(), agent_id="a-1", body="Answered by phone",
+                            channel=Channel.PHONE)  # fmt: skip
+
+    # Replies logged late in another system, stamped a minute before each deadline.
+    await recent.send(reply(), now - timedelta(minutes=3))
+    await old.send(reply(), now - timedelta(minutes=21))
+    recent_events = await sla_events(kafka_bootstrap, recent.ticket_id, until=4)
+    assert kinds(recent_events) == Counter({
+        ("SlaClockStarted", "first_response"): 1, ("SlaWarning", "first_response"): 2,
+        ("SlaAchieved", "first_response"): 1,
+    })  # fmt: skip
+    old_events = await sla_events(kafka_bootstrap, old.ticket_id, until=3)
+    (revised,) = [e for e in old_events if e.event_type == "SlaVerdictRevised"]
+    assert (revised.payload.previous, revised.payload.verdict) == ("breached", "achieved")

@@ -212,6 +212,15 @@ class SupportReport(BaseModel):
     backlog: BacklogView = Field(description="Tickets not solved now, by age")
 
 
+class TenantSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    allowed_lateness_minutes: int = Field(default=0, ge=0, le=24 * 60)
+    """How long past the watermark a breach still waits for events stamped before they were
+    published (intake messages back-dated to when the customer wrote). Later ones revise the
+    verdict with an SlaVerdictRevised."""
+
+
 class TicketSla(BaseModel):
     ticket_id: UUID
     clocks: list[ClockView]
@@ -328,6 +337,31 @@ def router(deps: ApiDeps) -> APIRouter:
     async def delete_policy(policy_id: ItemId, caller: Admin) -> None:
         async with deps.transaction() as conn:
             await _delete(conn, Kind.POLICY, caller, policy_id)
+
+    # -- settings ---------------------------------------------------------------------------
+
+    @api.get("/settings", response_model=TenantSettings)
+    async def get_settings(caller: Agent) -> Any:
+        async with deps.connection() as conn:
+            late = (await store.allowed_lateness(conn, [caller.tenant_id]))[caller.tenant_id]
+        return TenantSettings(allowed_lateness_minutes=int(late.total_seconds() // 60))
+
+    @api.put("/settings", response_model=TenantSettings, responses=problem_responses(403))
+    async def put_settings(body: TenantSettings, caller: Admin) -> Any:
+        async with deps.transaction() as conn:
+            before = await store.allowed_lateness(conn, [caller.tenant_id])
+            await store.set_allowed_lateness(
+                conn, caller.tenant_id, timedelta(minutes=body.allowed_lateness_minutes),
+                caller.agent_id,
+            )  # fmt: skip
+            await audit.record(
+                conn, tenant_id=caller.tenant_id, actor=caller, entity="sla_settings",
+                entity_id=caller.tenant_id, action=Action.UPDATED,
+                before={"allowed_lateness_minutes":
+                        int(before[caller.tenant_id].total_seconds() // 60)},
+                after=body,
+            )  # fmt: skip
+        return body
 
     # -- what-if ----------------------------------------------------------------------------
 

@@ -5,8 +5,9 @@ outbox) in the caller's one transaction.
 """
 
 import json
+from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import UUID
 
@@ -134,10 +135,11 @@ class SlaHandlers:
         tickets = await store.load(conn, ticket_ids)
         rules = await self._rules(conn, tickets.values(), ())
         marks = await store.watermarks(conn)
+        lateness = await store.allowed_lateness(conn, (t.tenant_id for t in tickets.values()))
         now = self._clock()
         published: list[EventEnvelope[Any]] = []
         for ticket in tickets.values():
-            horizon = marks.get(store.partition_of(ticket.facts.ticket_id), _NEVER)
+            horizon = _horizon(marks, ticket.facts.ticket_id, lateness[ticket.tenant_id])
             emitted = alarm(ticket, rules, now, horizon)
             published += _envelopes(ticket.tenant_id, emitted, None)
         await self._write(conn, tickets.values(), rules, published)
@@ -156,6 +158,11 @@ class SlaHandlers:
         await conn.execute("TRUNCATE sla_tickets, clocks")
         await conn.execute("DELETE FROM timers WHERE kind = $1", ALARM)
         marks = await store.watermarks(conn)
+        late = await store.allowed_lateness(
+            conn,
+            [r["tenant_id"] for r in await conn.fetch("SELECT tenant_id FROM tenant_settings")],
+        )
+        late = defaultdict(timedelta, late)
         cached: dict[tuple[str, int], TenantRules] = {}
         done: list[TicketClocks] = []
         count = 0
@@ -169,7 +176,7 @@ class SlaHandlers:
 
             first = history[0][0]
             assert first.aggregate_id is not None
-            horizon = marks.get(store.partition_of(first.aggregate_id), _NEVER)
+            horizon = _horizon(marks, first.aggregate_id, late[first.tenant_id])
             ticket = replay((e for e, _ in history), rules_for, horizon)
             if ticket is not None:
                 for clock in ticket.clocks:
@@ -212,6 +219,13 @@ class SlaHandlers:
         for tenant_id, keys in silent.items():
             await timers.cancel_many(conn, ALARM, tenant_id, keys)
         await outbox.put(conn, published)
+
+
+def _horizon(marks: dict[int, datetime], ticket_id: UUID, lateness: timedelta) -> datetime:
+    """Up to when a ticket's clocks may be judged: its partition's watermark, less the
+    tenant's allowed lateness."""
+    mark = marks.get(store.partition_of(ticket_id))
+    return _NEVER if mark is None else mark - lateness
 
 
 def _envelopes(

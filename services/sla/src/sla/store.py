@@ -6,7 +6,7 @@ back what changed in two more, whatever its size.
 
 import json
 from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 from uuid import UUID
 
@@ -154,21 +154,49 @@ async def watermark_rows(conn: Connection) -> list[asyncpg.Record]:
 
 
 async def due_for_breach(conn: Connection, partitions: Iterable[int], limit: int) -> list[UUID]:
-    """Tickets with a running clock whose deadline its partition's watermark has passed."""
+    """Tickets with a running clock whose deadline, plus the tenant's allowed lateness, its
+    partition's watermark has passed."""
     rows = await conn.fetch(
         f"""
         SELECT DISTINCT c.ticket_id FROM watermarks w
         JOIN LATERAL (
-            SELECT ticket_id FROM clocks
-            WHERE partition = w.partition AND state = 'running' AND breached_at IS NULL
-                AND deadline <= w.up_to
-            ORDER BY deadline LIMIT {int(limit)}
+            SELECT c.ticket_id FROM clocks c LEFT JOIN tenant_settings s USING (tenant_id)
+            WHERE c.partition = w.partition AND c.state = 'running' AND c.breached_at IS NULL
+                AND c.deadline <= w.up_to
+                AND c.deadline + coalesce(s.allowed_lateness, '0') <= w.up_to
+            ORDER BY c.deadline LIMIT {int(limit)}
         ) c ON true
         WHERE w.partition = ANY($1::int[])
         """,
         list(partitions),
     )
     return [r["ticket_id"] for r in rows]
+
+
+async def allowed_lateness(
+    conn: Connection, tenant_ids: Iterable[str] | None = None
+) -> dict[str, timedelta]:
+    """Each tenant's allowed lateness (zero unless set); of every tenant that set one when
+    no tenants are named."""
+    tenants = None if tenant_ids is None else list(set(tenant_ids))
+    rows = await conn.fetch(
+        "SELECT tenant_id, allowed_lateness FROM tenant_settings"
+        " WHERE $1::text[] IS NULL OR tenant_id = ANY($1::text[])",
+        tenants,
+    )
+    found = {r["tenant_id"]: r["allowed_lateness"] for r in rows}
+    return found if tenants is None else {t: found.get(t, timedelta(0)) for t in tenants}
+
+
+async def set_allowed_lateness(
+    conn: Connection, tenant_id: str, lateness: timedelta, saved_by: str
+) -> None:
+    await conn.execute(
+        "INSERT INTO tenant_settings (tenant_id, allowed_lateness, saved_by) VALUES ($1, $2, $3)"
+        " ON CONFLICT (tenant_id) DO UPDATE SET allowed_lateness = excluded.allowed_lateness,"
+        " saved_by = excluded.saved_by, saved_at = now()",
+        tenant_id, lateness, saved_by,
+    )  # fmt: skip
 
 
 async def clocks_of(conn: Connection, tenant_id: str, ticket_id: UUID) -> list[Clock] | None:

@@ -79,6 +79,8 @@ async def what_if(
             tenant_id, policies, calendars, removed
         )
         marks = await store.watermarks(conn)
+        lateness = (await store.allowed_lateness(conn, [tenant_id]))[tenant_id]
+        marks = {p: at - lateness for p, at in marks.items()}
         ids = [
             r["ticket_id"]
             for r in await conn.fetch(

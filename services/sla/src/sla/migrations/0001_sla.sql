@@ -30,6 +30,16 @@ CREATE TABLE policies (
     PRIMARY KEY (tenant_id, policy_id, version)
 );
 
+-- Per tenant: how long past the watermark a breach still waits, for events stamped before
+-- they are published (intake messages back-dated to when the customer wrote). An event
+-- later than that revises the verdict with an event of its own.
+CREATE TABLE tenant_settings (
+    tenant_id        text        PRIMARY KEY,
+    allowed_lateness interval    NOT NULL DEFAULT '0',
+    saved_at         timestamptz NOT NULL DEFAULT now(),
+    saved_by         text        NOT NULL
+);
+
 -- The SLA service's view of each ticket: what policies match on, fed by ticket events.
 CREATE TABLE sla_tickets (
     ticket_id       uuid        PRIMARY KEY,
