@@ -576,3 +576,57 @@ async def test_allowed_lateness_waits_for_back_dated_events_and_later_ones_revis
     old_events = await sla_events(kafka_bootstrap, old.ticket_id, until=3)
     (revised,) = [e for e in old_events if e.event_type == "SlaVerdictRevised"]
     assert (revised.payload.previous, revised.payload.verdict) == ("breached", "achieved")
+
+
+async def test_agents_sort_their_list_by_the_next_sla_deadline(
+    database_url: str, sla_database_url: str, kafka_bootstrap: str
+) -> None:
+    policy = {"name": "Standard", "targets": {
+        "any": {"first_response": {"minutes": 60}, "resolution": {"minutes": 600}},
+        "urgent": {"first_response": {"minutes": 15}, "resolution": {"minutes": 120}}}}  # fmt: skip
+    async with (
+        sla_service(sla_database_url, kafka_bootstrap) as sla,
+        ticketing_service(database_url, kafka_bootstrap) as ticketing,
+    ):
+        await ticketing.register_tenant("acme")
+        assert (await sla.client.put("/v1/sla/policies/std", json=policy,
+                                     headers=sla.auth(role="admin"))).is_success  # fmt: skip
+        agent = ticketing.auth()
+        opened = {}
+        for priority in ("normal", "urgent", "low"):
+            response = await ticketing.client.post("/v1/tickets", headers=agent, json={
+                "subject": f"A {priority} one", "description": "Help",
+                "requester": {"customer_id": "c-1"}, "priority": priority})  # fmt: skip
+            assert response.status_code == 201, response.text
+            opened[priority] = response.json()
+
+        async def listed(**params: Any) -> list[Any]:
+            query = {"sort": "sla_deadline", **params}
+            page = await ticketing.client.get("/v1/tickets", headers=agent, params=query)
+            assert page.status_code == 200, page.text
+            return list(page.json()["items"])
+
+        async def deadlines_known() -> bool:
+            return all(t["sla_deadline"] for t in await listed())
+
+        await eventually(deadlines_known, timeout_s=30)
+        items = await listed()
+        assert [t["priority"] for t in items] == ["urgent", "normal", "low"]
+        urgent = datetime.fromisoformat(items[0]["sla_deadline"])
+        opened_at = datetime.fromisoformat(opened["urgent"]["opened_at"])
+        assert urgent == opened_at + timedelta(minutes=15)
+        assert not any(t["sla_breached"] for t in items)
+        soon = await listed(sla_due_before=(opened_at + timedelta(minutes=30)).isoformat())
+        assert [t["priority"] for t in soon] == ["urgent"]
+        # A first reply: the urgent ticket's next deadline is now its resolution's.
+        reply = await ticketing.client.post(f"/v1/tickets/{opened['urgent']['id']}/replies",
+                                            headers=agent, json={"body": "On it"})  # fmt: skip
+        assert reply.status_code == 200, reply.text
+
+        async def moved() -> bool:
+            first = (await listed())[-1]
+            return bool(first["id"] == opened["urgent"]["id"])
+
+        await eventually(moved, timeout_s=30)
+        (last,) = [t for t in await listed() if t["id"] == opened["urgent"]["id"]]
+        assert datetime.fromisoformat(last["sla_deadline"]) == opened_at + timedelta(hours=2)

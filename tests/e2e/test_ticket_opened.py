@@ -183,10 +183,14 @@ async def test_intake_opens_one_ticket_per_external_id_and_dead_letters_garbage(
     assert b"tenant_id: Field required" in dict(letters[0].headers)["dlq-reason"]
 
 
-async def test_ready_when_database_broker_and_relay_answer(service: TicketingService) -> None:
+async def test_ready_when_database_broker_relay_and_watermarks_answer(
+    service: TicketingService,
+) -> None:
     response = await service.client.get("/health/ready")
     assert response.status_code == 200, response.text
-    assert response.json()["checks"] == {"database": "ok", "kafka": "ok", "job:outbox-relay": "ok"}
+    assert response.json()["checks"] == {
+        "database": "ok", "kafka": "ok", "job:outbox-relay": "ok", "job:watermarks": "ok"
+    }  # fmt: skip
     assert (await service.client.get("/health/live")).status_code == 200
     assert "/v1/tickets" in (await service.client.get("/openapi.json")).json()["paths"]
 
@@ -265,7 +269,7 @@ async def test_members_of_one_process_share_the_intake_and_apply_it_once(
 ) -> None:
     async with ticketing_service(database_url, kafka_bootstrap, consumer_concurrency=3) as service:
         members: list[Any] = list(service.runtime.broker.subscribers)
-        assert len(members) == 3  # three members of the intake group in this process
+        assert len(members) == 6  # three members of the intake group (and of the SLA feed's)
         tenant = f"t{uuid4().hex[:8]}"
         await service.register_tenant(tenant)
         batch = [submitted(f"many-{i}", tenant=tenant) for i in range(300)]

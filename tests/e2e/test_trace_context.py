@@ -80,7 +80,7 @@ async def test_a_consumed_event_passes_its_trace_on_and_one_without_starts_a_tra
         for e in (traced, untraced)
     }
     records = await find_on_topic(
-        kafka_bootstrap, TICKETS, lambda r: r.key.decode() in ids, until=2
+        kafka_bootstrap, TICKETS, lambda r: r.key is not None and r.key.decode() in ids, until=2
     )
     traces = {ids[r.key.decode()].event_id: trace_of(r) for r in records}
     assert traces[traced.event_id].trace_id == CALLER.split("-")[1]

@@ -20,7 +20,7 @@ from helpdesk_runtime.settings import ServiceSettings
 from helpdesk_runtime.tokens import mint
 from sla.bootstrap import create_app as create_sla_app
 from sla.config import Settings as SlaSettings
-from sla.handlers import TICKETS_TOPIC
+from sla.handlers import SLA_TOPIC, TICKETS_TOPIC
 from ticketing import tenants
 from ticketing.bootstrap import INTAKE_TOPIC, create_app
 from ticketing.config import Settings
@@ -69,11 +69,13 @@ async def ticketing_service(
     With `connected`, it yields once Kafka is connected (consumers in their group)."""
     port = free_port()
     group_id = f"ticketing-intake-{uuid4().hex[:8]}"
+    sla_group_id = f"ticketing-sla-{uuid4().hex[:8]}"
     settings = Settings.model_validate(
         {
             "database_url": SecretStr(database_url),
             "kafka_bootstrap_servers": kafka_bootstrap,
             "intake_group_id": group_id,
+            "sla_group_id": sla_group_id,
             "http_port": port,
             "consumer_batch_timeout_ms": 50,
             "outbox_poll_interval_s": 0.2,
@@ -84,6 +86,8 @@ async def ticketing_service(
     )
     if connected and await topic_exists(kafka_bootstrap, INTAKE_TOPIC):
         await start_group_at_end(kafka_bootstrap, INTAKE_TOPIC, group_id)
+    if connected and await topic_exists(kafka_bootstrap, SLA_TOPIC):
+        await start_group_at_end(kafka_bootstrap, SLA_TOPIC, sla_group_id)
     async with serving(create_app(settings), settings, connected=connected) as running:
         yield running
 

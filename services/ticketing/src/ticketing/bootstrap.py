@@ -13,7 +13,7 @@ from helpdesk_runtime.http import create_app as create_service_app
 from helpdesk_runtime.http_auth import HttpAuth
 from helpdesk_runtime.kafka import TopicSpec
 from helpdesk_runtime.service import ConsumerSpec, ServiceRuntime
-from ticketing import api
+from ticketing import api, sla_feed
 from ticketing.config import Settings
 from ticketing.intake import ACCEPTS, intake_handler
 from ticketing.unit_of_work import UnitOfWork, unit_of_work
@@ -28,9 +28,11 @@ def _utc_now() -> datetime:
 
 
 def build_runtime(settings: Settings, clock: Callable[[], datetime] = _utc_now) -> ServiceRuntime:
-    owned = [TOPICS[INTAKE_TOPIC], TOPICS[TICKETS_TOPIC]]
-    topics = [TopicSpec(t.name, t.partitions) for t in owned]
-    topics += [TopicSpec(dead_letter_topic(t.name), DEAD_LETTER_PARTITIONS) for t in owned]
+    # Created if missing, as the contracts size them: its own topics, and the SLA topic it
+    # reads (so that either service may start first), each with its dead letters.
+    known = [TOPICS[INTAKE_TOPIC], TOPICS[TICKETS_TOPIC], TOPICS[sla_feed.SLA_TOPIC]]
+    topics = [TopicSpec(t.name, t.partitions) for t in known]
+    topics += [TopicSpec(dead_letter_topic(t.name), DEAD_LETTER_PARTITIONS) for t in known]
     return ServiceRuntime(
         settings,
         migrations=load_migrations("ticketing", "ticketing"),
@@ -43,7 +45,14 @@ def build_runtime(settings: Settings, clock: Callable[[], datetime] = _utc_now) 
                 handler=intake_handler(clock),
                 accepts=ACCEPTS,
                 description="Tickets and customers' messages from other company systems",
-            )
+            ),
+            ConsumerSpec(
+                topic=sla_feed.SLA_TOPIC,
+                group_id=settings.sla_group_id,
+                handler=sla_feed.apply,
+                accepts=sla_feed.ACCEPTS,
+                description="SLA clocks: each ticket's next deadline in the list",
+            ),
         ],
         # The SLA service declares a breach only once a watermark says no event that could
         # have stopped the clock in time is still on its way.

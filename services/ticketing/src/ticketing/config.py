@@ -9,3 +9,4 @@ class Settings(ServiceSettings):
     service_name: str = "ticketing"
     database_url: SecretStr = SecretStr("postgresql://helpdesk@127.0.0.1:15432/ticketing")
     intake_group_id: str = "ticketing-intake"
+    sla_group_id: str = "ticketing-sla"

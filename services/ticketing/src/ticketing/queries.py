@@ -11,7 +11,10 @@ from uuid import UUID
 import asyncpg
 
 from helpdesk_runtime.db import Connection
-from ticketing.projection import COLUMNS  # every column but `search` (large, read by none)
+from ticketing.projection import COLUMNS
+
+# Every column but `search` (large, read by none), with the SLA columns the SLA events keep.
+LISTED = f"{COLUMNS}, sla_deadline, sla_breached"
 
 MAX_PAGE = 100
 # A search walks at most this many of the newest tickets (in the sort's order) before it
@@ -24,10 +27,12 @@ class Sort(StrEnum):
     OPENED = "opened_at"
     PRIORITY = "priority_rank"
     NUMBER = "number"
+    SLA_DEADLINE = "sla_deadline"
+    """The next SLA deadline: ascending is "breaching soonest first"."""
 
 
 # The sorts a (tenant_id, key) index reads in order, which a walk can follow.
-_WALKABLE = (Sort.UPDATED, Sort.NUMBER)
+_WALKABLE = (Sort.UPDATED, Sort.NUMBER, Sort.SLA_DEADLINE)
 
 
 class CursorError(ValueError):
@@ -50,6 +55,8 @@ class TicketFilter:
     updated_from: datetime | None = None
     updated_to: datetime | None = None
     unassigned: bool = False
+    sla_breached: bool | None = None
+    sla_due_before: datetime | None = None
 
 
 @dataclass
@@ -81,6 +88,10 @@ def _filter(w: _Where, f: TicketFilter) -> None:
         w.add("tags @> {}::text[]", [t.strip().lower() for t in f.tags])
     if f.text:
         w.add("search @@ websearch_to_tsquery('simple', {})", f.text)
+    if f.sla_breached is not None:
+        w.add("sla_breached = {}", f.sla_breached)
+    if f.sla_due_before:
+        w.add("sla_deadline < {}", f.sla_due_before)
     for column, low, high in (
         ("opened_at", f.opened_from, f.opened_to),
         ("updated_at", f.updated_from, f.updated_to),
@@ -103,7 +114,7 @@ def _decode(cursor: str, sort: Sort) -> tuple[Any, UUID]:
         made_for, value, ticket_id = json.loads(base64.urlsafe_b64decode(padded))
         if made_for != sort.value:
             raise CursorError("the cursor belongs to another sort order")
-        if sort in (Sort.UPDATED, Sort.OPENED):
+        if sort in (Sort.UPDATED, Sort.OPENED, Sort.SLA_DEADLINE):
             value = datetime.fromisoformat(value)
         elif not isinstance(value, int):
             raise CursorError("malformed cursor")
@@ -137,7 +148,7 @@ async def list_tickets(
         rows = await _matching(conn, w, scope, sort, key, limit + 1)
     else:
         rows = await conn.fetch(
-            f"SELECT {COLUMNS} FROM ticket_list WHERE {' AND '.join(w.clauses)}"
+            f"SELECT {LISTED} FROM ticket_list WHERE {' AND '.join(w.clauses)}"
             f" ORDER BY {key} LIMIT {limit + 1}",
             *w.args,
         )
@@ -169,7 +180,7 @@ async def _matching(
     matches = " AND ".join(w.clauses[scope:])
     if sort in _WALKABLE:
         rows = await conn.fetch(
-            f"SELECT {COLUMNS} FROM (SELECT * FROM ticket_list WHERE {within}"
+            f"SELECT {LISTED} FROM (SELECT * FROM ticket_list WHERE {within}"
             f" ORDER BY {key} LIMIT {WALK}) AS newest WHERE {matches} ORDER BY {key} LIMIT {n}",
             *w.args,
         )
@@ -177,7 +188,7 @@ async def _matching(
             return rows
     return await conn.fetch(
         f"WITH matching AS MATERIALIZED (SELECT ticket_id, {sort.value} FROM ticket_list"
-        f" WHERE {within} AND {matches}) SELECT {COLUMNS} FROM ticket_list"
+        f" WHERE {within} AND {matches}) SELECT {LISTED} FROM ticket_list"
         f" WHERE tenant_id = $1 AND ticket_id IN"
         f" (SELECT ticket_id FROM matching ORDER BY {key} LIMIT {n}) ORDER BY {key}",
         *w.args,

@@ -5,7 +5,7 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from helpdesk_contracts import (
     Channel,
@@ -81,10 +81,16 @@ class TicketSummary(BaseModel):
     opened_at: datetime
     updated_at: datetime
     solved_at: datetime | None
+    sla_deadline: datetime | None = Field(
+        description="The next deadline of its running SLA clocks (past when breached)"
+    )
+    sla_breached: bool = Field(description="Whether a running SLA clock is breached")
 
     @classmethod
     def of_row(cls, row: Mapping[str, Any]) -> "TicketSummary":
-        return cls.model_validate({**row, "id": row["ticket_id"]})
+        deadline = row["sla_deadline"]
+        deadline = None if deadline == datetime.max else deadline  # 'infinity': none runs
+        return cls.model_validate({**row, "id": row["ticket_id"], "sla_deadline": deadline})
 
 
 class TimelineEntry(BaseModel):

@@ -55,8 +55,17 @@ def queries_router(deps: ApiDeps) -> APIRouter:
         opened_to: datetime | None = None,
         updated_from: datetime | None = None,
         updated_to: datetime | None = None,
+        sla_breached: Annotated[
+            bool | None, Query(description="Only tickets with (or without) a breached SLA")
+        ] = None,
+        sla_due_before: Annotated[
+            datetime | None, Query(description="Only tickets whose next SLA deadline is sooner")
+        ] = None,
         sort: Sort = Sort.UPDATED,
-        order: Annotated[str, Query(pattern="^(asc|desc)$")] = "desc",
+        order: Annotated[
+            str | None,
+            Query(pattern="^(asc|desc)$", description="desc, except asc for sla_deadline"),
+        ] = None,
         limit: Annotated[int, Query(ge=1, le=100)] = 25,
         cursor: str | None = None,
     ) -> Any:
@@ -65,19 +74,24 @@ def queries_router(deps: ApiDeps) -> APIRouter:
             statuses=tuple(status_), priorities=tuple(priority), assignee_id=assignee_id,
             unassigned=unassigned, group_id=group_id, requester_id=requester_id, tags=tuple(tag),
             text=q, opened_from=opened_from, opened_to=opened_to, updated_from=updated_from,
-            updated_to=updated_to,
+            updated_to=updated_to, sla_breached=sla_breached, sla_due_before=sla_due_before,
         )  # fmt: skip
-        return await page(
-            caller, f, sort=sort, descending=order == "desc", limit=limit, cursor=cursor
-        )
+        descending = order == "desc" if order else sort is not Sort.SLA_DEADLINE
+        return await page(caller, f, sort=sort, descending=descending, limit=limit, cursor=cursor)
 
     @api.get("/v1/queue", response_model=TicketPage, responses=problem_responses(400))
     async def my_queue(
-        caller: Agent, limit: Annotated[int, Query(ge=1, le=100)] = 25, cursor: str | None = None
+        caller: Agent,
+        limit: Annotated[int, Query(ge=1, le=100)] = 25,
+        cursor: str | None = None,
+        sort: Annotated[
+            Sort, Query(description="priority (most urgent first), or sla_deadline (soonest)")
+        ] = Sort.PRIORITY,
     ) -> Any:
-        """The caller's own unsolved tickets, most urgent first."""
+        """The caller's own unsolved tickets, most urgent (or breaching soonest) first."""
         f = TicketFilter(statuses=tuple(WORKING), assignee_id=caller.agent_id)
-        return await page(caller, f, sort=Sort.PRIORITY, limit=limit, cursor=cursor)
+        descending = sort is not Sort.SLA_DEADLINE
+        return await page(caller, f, sort=sort, descending=descending, limit=limit, cursor=cursor)
 
     @api.get("/v1/tickets/counts", response_model=dict[str, int])
     async def counts(caller: Agent) -> Any:
