@@ -42,21 +42,22 @@ def build_runtime(
         await watch.run()
 
     published, read = TOPICS[SLA_TOPIC], TOPICS[TICKETS_TOPIC]
+    sla_topic, tickets_topic = settings.sla_topic, settings.tickets_topic
     return ServiceRuntime(
         settings,
         migrations=load_migrations("sla", "sla"),
         # Created if missing, as the contracts size them: the topic it reads too, so it can
         # start before ticketing has created it.
         topics=[
-            TopicSpec(published.name, published.partitions),
-            TopicSpec(read.name, read.partitions),
-            TopicSpec(dead_letter_topic(read.name), DEAD_LETTER_PARTITIONS),
+            TopicSpec(sla_topic, published.partitions),
+            TopicSpec(tickets_topic, read.partitions),
+            TopicSpec(dead_letter_topic(tickets_topic), DEAD_LETTER_PARTITIONS),
         ],
-        route=lambda _event_type: SLA_TOPIC,
+        route=lambda _event_type: sla_topic,
         publish_from=Source.OUTBOX,
         consumers=[
             ConsumerSpec(
-                topic=TICKETS_TOPIC,
+                topic=tickets_topic,
                 group_id=settings.tickets_group_id,
                 handler=handlers.ticket_events,
                 accepts=ACCEPTS,

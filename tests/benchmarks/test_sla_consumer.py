@@ -1,0 +1,286 @@
+"""The SLA service's two hot paths, against the real Kafka and PostgreSQL.
+
+1. The consumer, measured alone: BENCH_SLA_EVENTS ticket events (default 50,000: tickets
+   opened, answered, set pending, reopened and solved) waiting on a topic of their own,
+   applied by the SLA runtime in this process (until every event is in its input log,
+   and until its outbox is published), beside the plain aiokafka + asyncpg pipeline doing
+   the same writes (support/plain_sla_pipeline.py) with one and three batches in flight.
+2. The month-start cluster of deadlines: BENCH_SLA_DUE (default 100,000) running clocks
+   due in the same minute among BENCH_SLA_WAITING (default 1,000,000) clocks with timers
+   far in the future; one watermark passes the minute, and the time until every breach is
+   published is measured.
+
+Run with `make bench`; it prints a table and writes it as JSON under .local/bench/.
+Figures are not asserted; that every event was applied and every breach published once is.
+"""
+
+import asyncio
+import json
+import os
+import resource
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import asyncpg
+from pydantic import SecretStr
+
+from helpdesk_contracts import (
+    PLATFORM_TENANT,
+    Actor,
+    ActorKind,
+    Channel,
+    Event,
+    EventEnvelope,
+    Priority,
+    Requester,
+    ResponseSent,
+    TicketOpened,
+    TicketSolved,
+    TicketStatus,
+    TicketStatusChanged,
+    TicketType,
+    Watermark,
+    kafka_headers,
+    kafka_key,
+)
+from helpdesk_runtime.db import create_pool
+from helpdesk_runtime.kafka import OutgoingMessage, Producer, TopicSpec, ensure_topics
+from sla.bootstrap import build_runtime
+from sla.config import Settings
+from sla.configuration import Kind, save
+from sla.store import PARTITIONS, partition_of
+
+from support.fixtures import start_group_at_end, topic_size
+from support.plain_pipeline import PlainRun
+from support.plain_sla_pipeline import run_plain_sla
+from support.servers import REPO
+
+EVENTS = int(os.environ.get("BENCH_SLA_EVENTS", "50000"))
+DUE = int(os.environ.get("BENCH_SLA_DUE", "100000"))
+WAITING = int(os.environ.get("BENCH_SLA_WAITING", "1000000"))
+BATCH = int(os.environ.get("BENCH_BATCH", "500"))
+TENANTS = 20
+AGENT = Actor(kind=ActorKind.AGENT, id="a-1")
+
+
+def _life(ticket: uuid.UUID, number: int, tenant: str, at: datetime) -> list[EventEnvelope[Any]]:
+    payloads: list[Event] = [
+        TicketOpened(number=number, subject="Invoice wrong", description="Charged twice.",
+                     requester=Requester(customer_id=f"c-{number}"), priority=Priority.NORMAL,
+                     channel=Channel.EMAIL, type=TicketType.QUESTION, opened_by=AGENT),
+        ResponseSent(message_id=uuid.uuid4(), agent_id="a-1", body="Which invoice?",
+                     channel=Channel.EMAIL),
+        TicketStatusChanged(previous=TicketStatus.OPEN, status=TicketStatus.PENDING,
+                            changed_by=AGENT),
+        TicketStatusChanged(previous=TicketStatus.PENDING, status=TicketStatus.OPEN,
+                            changed_by=AGENT),
+        TicketSolved(solved_by=AGENT),
+    ]  # fmt: skip
+    return [
+        EventEnvelope.new(p, tenant_id=tenant, producer="ticketing", aggregate_id=ticket,
+                          aggregate_version=v, occurred_at=at + timedelta(minutes=10 * v))
+        for v, p in enumerate(payloads, start=1)
+    ]  # fmt: skip
+
+
+async def _publish(producer: Producer, topic: str, n: int) -> None:
+    start = datetime.now(UTC) - timedelta(hours=2)
+    events: list[OutgoingMessage] = []
+    for t in range(n // 5):
+        for e in _life(uuid.uuid4(), t + 1, f"bench{t % TENANTS}", start):
+            events.append(OutgoingMessage(topic, e.to_json(), kafka_key(e), kafka_headers(e)))
+        if len(events) >= 5000:
+            await producer.send_many(events)
+            events = []
+    await producer.send_many(events)
+
+
+def _settings(database_url: str, kafka_bootstrap: str, **more: Any) -> Settings:
+    return Settings(
+        database_url=SecretStr(database_url), kafka_bootstrap_servers=kafka_bootstrap,
+        consumer_batch_size=BATCH, log_level="WARNING", log_format="console", **more,
+    )  # fmt: skip
+
+
+async def test_the_consumer_applies_a_spike_of_ticket_events(
+    sla_database_url: str, kafka_bootstrap: str, producer: Producer
+) -> None:
+    run = uuid.uuid4().hex[:8]
+    topic, out, plain_out = f"bench.tickets.{run}", f"bench.sla.{run}", f"bench.plain.{run}"
+    await ensure_topics(kafka_bootstrap, [TopicSpec(t, PARTITIONS) for t in (topic, out)]
+                        + [TopicSpec(plain_out, 12)])  # fmt: skip
+    groups = {n: f"plain-sla-{n}-{run}" for n in (1, 3)} | {0: f"sla-{run}"}
+    for group in groups.values():
+        await start_group_at_end(kafka_bootstrap, topic, group)
+    total = EVENTS // 5 * 5
+    await _publish(producer, topic, total)
+
+    pool = await create_pool(sla_database_url, min_size=4, max_size=8)
+    try:
+        plain = {
+            n: await run_plain_sla(pool, kafka_bootstrap, topic, plain_out, total, n, groups[n])
+            for n in (1, 3)
+        }
+        settings = _settings(sla_database_url, kafka_bootstrap, tickets_topic=topic,
+                             sla_topic=out, tickets_group_id=groups[0])  # fmt: skip
+        await _configure(pool)
+        runtime = build_runtime(settings)
+        await runtime.start()
+        try:
+            applied, published = await _drain(pool, total)
+        finally:
+            await runtime.stop()
+        rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        produced = await topic_size(kafka_bootstrap, out)
+    finally:
+        await pool.close()
+
+    best = max(r.per_second for r in plain.values())
+    rows = [
+        *((f"plain aiokafka + asyncpg, {n} in flight", r.per_second, r.cpu_us)
+          for n, r in plain.items()),
+        ("SLA consumer, in this process (applied)", applied.per_second, applied.cpu_us),
+        ("SLA consumer, in this process (published)", published, applied.cpu_us),
+    ]  # fmt: skip
+    table = "\n".join(f"  {name:<46} {rate:9,.0f}/s {us:6.0f} µs/event" for name, rate, us in rows)
+    print(
+        f"\nSLA consumer, {total:,} ticket events, batches of {BATCH}, business-hours policy:"
+        f"\n{table}\n  SLA consumer / best plain: {applied.per_second / best:.2f}\n"
+        f"  SLA events published: {produced:,}; peak RSS of this process: {rss:.0f} MB"
+    )
+    _record("sla-consumer", {
+        "events": total, "batch": BATCH, "sla_events_published": produced,
+        "rows": [{"path": n, "per_second": round(r), "cpu_us_per_event": round(u)}
+                 for n, r, u in rows],
+        "ratio_to_best_plain": round(applied.per_second / best, 3), "peak_rss_mb": round(rss),
+    })  # fmt: skip
+
+
+async def _configure(pool: asyncpg.Pool) -> None:
+    """Every tenant on a business-hours policy: the calendar arithmetic is on the path."""
+    week = [{"start": "09:00", "end": "13:00"}, {"start": "14:00", "end": "18:00"}]
+    calendar = {"name": "Office", "timezone": "Europe/Moscow", "holidays": {"country": "RU"},
+                "week": dict.fromkeys(("mon", "tue", "wed", "thu", "fri"), week)}  # fmt: skip
+    policy = {"name": "Standard", "calendar_id": "office", "targets": {"any": {
+        "first_response": {"minutes": 240, "business_hours": True},
+        "resolution": {"minutes": 3 * 8 * 60, "business_hours": True}}}}  # fmt: skip
+    async with pool.acquire() as conn, conn.transaction():
+        for t in range(TENANTS):
+            await save(conn, Kind.CALENDAR, f"bench{t}", "office", calendar, "bench")
+            await save(conn, Kind.POLICY, f"bench{t}", "standard", policy, "bench")
+
+
+async def _drain(pool: asyncpg.Pool, total: int) -> tuple[PlainRun, float]:
+    """Timed from the first applied batch: (applied, published per second)."""
+    await _until(lambda: _applied(pool), lambda n: n > 0)
+    first = await _applied(pool)
+    cpu, started = time.process_time(), time.perf_counter()
+    await _until(lambda: _applied(pool), lambda n: n >= total)
+    applied_s, cpu_s = time.perf_counter() - started, time.process_time() - cpu
+    await _until(lambda: pool.fetchval("SELECT count(*) FROM outbox"), lambda n: n == 0)
+    published_s = time.perf_counter() - started
+    return PlainRun(total - first, applied_s, cpu_s), (total - first) / published_s
+
+
+async def _until(read: Callable[[], Awaitable[Any]], done: Callable[[Any], bool]) -> None:
+    # What is waited for happens in the database or on the broker: nothing to await but time.
+    while not done(await read()):  # noqa: ASYNC110
+        await asyncio.sleep(0.02)
+
+
+async def _applied(pool: asyncpg.Pool) -> int:
+    found: int = await pool.fetchval("SELECT count(*) FROM ticket_events")
+    return found
+
+
+async def test_a_cluster_of_deadlines_is_breached_within_seconds_of_the_watermark(
+    sla_database_url: str, kafka_bootstrap: str, producer: Producer
+) -> None:
+    run = uuid.uuid4().hex[:8]
+    topic, out = f"bench.tickets.{run}", f"bench.sla.{run}"
+    await ensure_topics(kafka_bootstrap, [TopicSpec(t, PARTITIONS) for t in (topic, out)])
+    group = f"sla-due-{run}"
+    await start_group_at_end(kafka_bootstrap, topic, group)
+    minute = datetime.now(UTC).replace(second=0, microsecond=0) - timedelta(minutes=5)
+    seeding = time.perf_counter()
+    await _seed(sla_database_url, minute)
+    seeded_s = time.perf_counter() - seeding
+
+    settings = _settings(sla_database_url, kafka_bootstrap, tickets_topic=topic,
+                         sla_topic=out, tickets_group_id=group)  # fmt: skip
+    runtime = build_runtime(settings)
+    await runtime.start()
+    try:
+        await runtime.connected()
+        before = await topic_size(kafka_bootstrap, out)
+        marks = [
+            EventEnvelope.new(
+                Watermark(partition=p, partitions=PARTITIONS, up_to=minute + timedelta(minutes=1)),
+                tenant_id=PLATFORM_TENANT, producer="bench",
+            )
+            for p in range(PARTITIONS)
+        ]  # fmt: skip
+        sent = time.perf_counter()
+        await producer.send_many([OutgoingMessage(topic, m.to_json(), None, kafka_headers(m),
+                                                  partition=m.payload.partition)
+                                  for m in marks])  # fmt: skip
+        await _until(lambda: topic_size(kafka_bootstrap, out), lambda n: n - before >= DUE)
+        breached_s = time.perf_counter() - sent
+        async with runtime.pool.acquire() as conn:
+            breached = await conn.fetchval(
+                "SELECT count(*) FROM clocks WHERE breached_at IS NOT NULL"
+            )
+    finally:
+        await runtime.stop()
+    assert breached == DUE  # each once, and none of the clocks waiting for later
+    print(f"\ncluster of deadlines: {DUE:,} due in one minute among {WAITING:,} waiting"
+          f" (seeded in {seeded_s:.0f} s): every breach published {breached_s:.1f} s after"
+          f" the watermark passed them ({DUE / breached_s:,.0f}/s)")  # fmt: skip
+    _record("sla-deadlines", {"due": DUE, "waiting": WAITING, "seconds": round(breached_s, 2)})
+
+
+async def _seed(database_url: str, minute: datetime) -> None:
+    """DUE running clocks due within `minute`, and WAITING more due next year with their
+    timers, written with COPY as if consumed (the path measured starts at the watermark)."""
+    conn = await asyncpg.connect(database_url)
+    try:
+        for start in range(0, DUE + WAITING, 100_000):
+            n = min(100_000, DUE + WAITING - start)
+            tickets = [uuid.uuid4() for _ in range(n)]
+            due = [minute + timedelta(seconds=(start + i) % 60) if start + i < DUE
+                   else minute + timedelta(days=365) for i in range(n)]  # fmt: skip
+            await conn.copy_records_to_table("sla_tickets", columns=(
+                "ticket_id", "tenant_id", "number", "priority", "channel", "type", "tags",
+                "status", "opened_at", "version", "cycles"), records=[
+                (t, f"bench{i % TENANTS}", start + i + 1, "normal", "email", "question", "[]",
+                 "open", d - timedelta(hours=24), 1, json.dumps({"first_response": 1}))
+                for i, (t, d) in enumerate(zip(tickets, due, strict=True))])  # fmt: skip
+            await conn.copy_records_to_table("clocks", columns=(
+                "clock_id", "tenant_id", "ticket_id", "partition", "metric", "cycle", "state",
+                "policy_id", "policy_version", "business_hours", "target", "thresholds",
+                "pause_on", "started_at", "started_by", "elapsed", "since", "deadline",
+                "warned", "pauses"), records=[
+                (uuid.uuid4(), f"bench{i % TENANTS}", t, partition_of(t), "first_response", 1,
+                 "running", "default", 1, False, timedelta(hours=24), "[0.75, 0.9]",
+                 '["on_hold", "pending"]', d - timedelta(hours=24), uuid.uuid4(),
+                 timedelta(0), d - timedelta(hours=24), d, "[0.75, 0.9]", "[]")
+                for i, (t, d) in enumerate(zip(tickets, due, strict=True))])  # fmt: skip
+            await conn.copy_records_to_table("timers", columns=(
+                "kind", "key", "tenant_id", "due_at", "payload"), records=[
+                ("sla-alarm", str(t), f"bench{i % TENANTS}", d - timedelta(hours=1), "{}")
+                for i, (t, d) in enumerate(zip(tickets, due, strict=True)) if start + i >= DUE
+            ])  # fmt: skip
+        await conn.execute("ANALYZE sla_tickets; ANALYZE clocks; ANALYZE timers")
+    finally:
+        await conn.close()
+
+
+def _record(name: str, figures: dict[str, object]) -> None:
+    folder = REPO / ".local" / "bench"
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / f"{name}-{time.strftime('%Y%m%dT%H%M%S')}.json").write_text(
+        json.dumps(figures, indent=2)
+    )
