@@ -232,7 +232,7 @@ def _envelopes(
     tenant_id: str, emitted: Sequence[Emitted], correlation_id: UUID | None
 ) -> list[EventEnvelope[Any]]:
     return [
-        EventEnvelope.new(
+        EventEnvelope.own(
             e.payload,
             tenant_id=tenant_id,
             producer=PRODUCER,

@@ -7,6 +7,7 @@ back what changed in two more, whatever its size.
 import json
 from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
+from functools import cache
 from typing import Any
 from uuid import UUID
 
@@ -42,16 +43,22 @@ async def log_events(
     conn: Connection, batch: Sequence[EventEnvelope[Any]], revisions: Mapping[str, int]
 ) -> None:
     """Keep the consumed ticket events as they came (the input log), each with the tenant's
-    configuration revision it is applied under."""
-    await conn.executemany(
-        "INSERT INTO ticket_events (event_id, tenant_id, ticket_id, version, event_type,"
-        " occurred_at, revision, envelope) VALUES ($1, $2, $3, $4, $5, $6, $7, $8::jsonb)",
-        [
+    configuration revision it is applied under. By COPY: one round trip, no per-row binds."""
+    await conn.copy_records_to_table(
+        "ticket_events",
+        columns=_LOGGED,
+        records=[
             (e.event_id, e.tenant_id, e.aggregate_id, e.aggregate_version, e.event_type,
              e.occurred_at, revisions.get(e.tenant_id, 0), e.to_json().decode())
             for e in batch
         ],
     )  # fmt: skip
+
+
+_LOGGED = (
+    "event_id", "tenant_id", "ticket_id", "version", "event_type", "occurred_at", "revision",
+    "envelope",
+)  # fmt: skip
 
 
 async def histories(
@@ -108,7 +115,7 @@ async def save(conn: Connection, tickets: Sequence[TicketClocks]) -> None:
         """,
         [_ticket_row(t) for t in tickets],
     )
-    clocks = [(t, c) for t in tickets for c in t.clocks]
+    clocks = [(t, partition_of(t.facts.ticket_id), c) for t in tickets for c in t.clocks]
     if not clocks:
         return
     await conn.executemany(
@@ -129,7 +136,7 @@ async def save(conn: Connection, tickets: Sequence[TicketClocks]) -> None:
             breached_at = excluded.breached_at, warned = excluded.warned,
             ended_at = excluded.ended_at, ended_by = excluded.ended_by, pauses = excluded.pauses
         """,
-        [_clock_row(t, c) for t, c in clocks],
+        [_clock_row(t, p, c) for t, p, c in clocks],
     )
 
 
@@ -273,16 +280,27 @@ def clock_of(row: asyncpg.Record) -> Clock:
     )
 
 
-def _clock_row(t: TicketClocks, c: Clock) -> tuple[Any, ...]:
+def _clock_row(t: TicketClocks, partition: int, c: Clock) -> tuple[Any, ...]:
     p = c.policy
     return (
         c.id, t.tenant_id, t.facts.ticket_id, c.metric.value, c.cycle, c.state.value,
         p.policy_id, p.policy_version, p.calendar_id, p.calendar_version, p.business_hours,
-        c.target, json.dumps(list(c.thresholds)), json.dumps(sorted(s.value for s in c.pause_on)),
-        c.started_at, c.started_by, c.elapsed, c.since, c.deadline, c.breached_at,
-        json.dumps(list(c.warned)), c.ended_at, c.ended_by,
-        json.dumps([_pause_json(x) for x in c.pauses]), partition_of(t.facts.ticket_id),
+        c.target, _json_list(c.thresholds), _statuses(c.pause_on), c.started_at, c.started_by,
+        c.elapsed, c.since, c.deadline, c.breached_at, _json_list(c.warned), c.ended_at,
+        c.ended_by, json.dumps([_pause_json(x) for x in c.pauses]) if c.pauses else "[]",
+        partition,
     )  # fmt: skip
+
+
+@cache
+def _json_list(values: tuple[float, ...]) -> str:
+    """Thresholds and warnings sent: a handful of distinct tuples, each encoded once."""
+    return json.dumps(list(values))
+
+
+@cache
+def _statuses(statuses: frozenset[TicketStatus]) -> str:
+    return json.dumps(sorted(s.value for s in statuses))
 
 
 def _pause_json(p: Pause) -> dict[str, Any]:
