@@ -630,3 +630,37 @@ async def test_agents_sort_their_list_by_the_next_sla_deadline(
         await eventually(moved, timeout_s=30)
         (last,) = [t for t in await listed() if t["id"] == opened["urgent"]["id"]]
         assert datetime.fromisoformat(last["sla_deadline"]) == opened_at + timedelta(hours=2)
+
+
+async def test_an_edited_policy_reaches_running_clocks_only_when_reapplied(
+    sla: SlaService, kafka_bootstrap: str, producer: Producer
+) -> None:
+    admin = sla.auth(role="admin")
+    policy: dict[str, Any] = {"name": "Standard",
+                              "targets": {"any": {"first_response": {"minutes": 600}}}}  # fmt: skip
+    assert (await sla.client.put("/v1/sla/policies/std", json=policy, headers=admin)).is_success
+    ticket = Publisher(producer)
+    opened = await ticket.open(datetime.now(UTC) - timedelta(hours=1))
+    await sla_events(kafka_bootstrap, ticket.ticket_id, until=1)
+    policy["targets"]["any"]["first_response"]["minutes"] = 120
+    assert (await sla.client.put("/v1/sla/policies/std", json=policy, headers=admin)).is_success
+
+    async def clock() -> Any:
+        view = await sla.client.get(f"/v1/sla/tickets/{ticket.ticket_id}", headers=sla.auth())
+        assert view.status_code == 200, view.text
+        return view.json()["clocks"][0]
+
+    before = await clock()
+    assert (before["policy"]["policy_version"], before["target_seconds"]) == (1, 36000)
+    assert before["started_by_event"] == str(opened.event_id)
+    assert before["started_by_position"] >= 1  # its place in the input log
+    reapplied = await sla.client.post("/v1/sla/policies/std/reapply", headers=admin)
+    assert reapplied.status_code == 200, reapplied.text
+    assert reapplied.json()["tickets"] == 1
+    after = await clock()
+    assert (after["policy"]["policy_version"], after["target_seconds"]) == (2, 7200)
+    events = await sla_events(kafka_bootstrap, ticket.ticket_id, until=2)
+    (retargeted,) = [e for e in events if e.event_type == "SlaClockRetargeted"]
+    assert retargeted.payload.reason == "policy_reapplied"
+    missing = await sla.client.post("/v1/sla/policies/nope/reapply", headers=admin)
+    assert missing.status_code == 404

@@ -26,6 +26,7 @@ from sla.configuration import Catalogue, Kind, Saved
 from sla.domain.calendar import BusinessCalendar, CalendarSpec
 from sla.domain.clocks import Clock, ClockState, Pause
 from sla.domain.policies import MAX_TARGET_MINUTES, PolicySpec
+from sla.handlers import SlaHandlers
 from sla.reports import Dimension, Period
 from sla.watermark_watch import partition_marks
 from sla.what_if import Tally, what_if
@@ -46,6 +47,7 @@ class ApiDeps:
     auth: HttpAuth
     catalogue: Catalogue
     stall_s: float
+    handlers: SlaHandlers
 
 
 class Calendar(BaseModel):
@@ -116,12 +118,14 @@ class ClockView(BaseModel):
     target_seconds: float
     started_at: datetime
     started_by_event: UUID
+    started_by_position: int | None = Field(description="Its place in the input log")
     deadline: datetime | None
     breached_at: datetime | None
     elapsed_seconds: float = Field(description="Business time counted so far (or in all)")
     remaining_seconds: float | None = Field(description="Until the target, while open")
     ended_at: datetime | None
     ended_by_event: UUID | None
+    ended_by_position: int | None
     pauses: list[PauseView]
 
 
@@ -219,6 +223,11 @@ class TenantSettings(BaseModel):
     """How long past the watermark a breach still waits for events stamped before they were
     published (intake messages back-dated to when the customer wrote). Later ones revise the
     verdict with an SlaVerdictRevised."""
+
+
+class Reapplied(BaseModel):
+    tickets: int = Field(description="Tickets with open clocks of the policy")
+    sla_events: int = Field(description="SLA events published (re-targets, breaches)")
 
 
 class TicketSla(BaseModel):
@@ -331,6 +340,22 @@ def router(deps: ApiDeps) -> APIRouter:
                 )  # fmt: skip
         version = await _save(deps, Kind.POLICY, caller, policy_id, body)
         return Policy(policy_id=policy_id, version=version, spec=body)
+
+    @api.post("/policies/{policy_id}/reapply", response_model=Reapplied,
+              responses=problem_responses(403, 404))  # fmt: skip
+    async def reapply_policy(policy_id: ItemId, caller: Admin) -> Any:
+        """Move the running clocks of this policy's older versions to its current version
+        (by its re-target rule). Without this, running clocks keep the version they
+        started with; new clocks always take the current one."""
+        await _current(deps, Kind.POLICY, caller, policy_id)  # 404 for no such policy
+        async with deps.transaction() as conn:
+            tickets, events = await deps.handlers.reapply(conn, caller.tenant_id, policy_id)
+            await audit.record(
+                conn, tenant_id=caller.tenant_id, actor=caller, entity="sla_policy",
+                entity_id=policy_id, action=Action.UPDATED,
+                after={"reapplied_to_tickets": tickets},
+            )  # fmt: skip
+        return Reapplied(tickets=tickets, sla_events=events)
 
     @api.delete("/policies/{policy_id}", status_code=status.HTTP_204_NO_CONTENT,
                 responses=problem_responses(403, 404))  # fmt: skip
@@ -458,13 +483,14 @@ def router(deps: ApiDeps) -> APIRouter:
                 raise HTTPException(status.HTTP_404_NOT_FOUND, f"no SLA for ticket {ticket_id}")
             refs = [(caller.tenant_id, c.policy) for c in clocks]
             rules = await deps.catalogue.rules(conn, [caller.tenant_id], refs)
+            positions = await store.positions(conn, ticket_id)
         now = deps.clock()
         views = []
         for clock in clocks:
             elapsed = clock.elapsed
             if clock.state is ClockState.RUNNING and clock.since is not None and now > clock.since:
                 elapsed += rules.calendar(caller.tenant_id, clock.policy).between(clock.since, now)
-            views.append(_clock_view(clock, elapsed))
+            views.append(_clock_view(clock, elapsed, positions))
         return TicketSla(ticket_id=ticket_id, clocks=views)
 
     @api.get(
@@ -589,13 +615,16 @@ def _pause_view(p: Pause) -> PauseView:
                      paused_seconds=length)  # fmt: skip
 
 
-def _clock_view(c: Clock, elapsed: timedelta) -> ClockView:
+def _clock_view(c: Clock, elapsed: timedelta, positions: dict[UUID, int]) -> ClockView:
     open_ = c.is_open
     return ClockView(
         clock_id=c.id, metric=c.metric, cycle=c.cycle, state=c.state, verdict=c.verdict,
         policy=c.policy, target_seconds=c.target.total_seconds(), started_at=c.started_at,
-        started_by_event=c.started_by, deadline=c.deadline, breached_at=c.breached_at,
+        started_by_event=c.started_by, started_by_position=positions.get(c.started_by),
+        deadline=c.deadline, breached_at=c.breached_at,
         elapsed_seconds=elapsed.total_seconds(),
         remaining_seconds=(c.target - elapsed).total_seconds() if open_ else None,
-        ended_at=c.ended_at, ended_by_event=c.ended_by, pauses=[_pause_view(p) for p in c.pauses],
+        ended_at=c.ended_at, ended_by_event=c.ended_by,
+        ended_by_position=positions.get(c.ended_by) if c.ended_by else None,
+        pauses=[_pause_view(p) for p in c.pauses],
     )  # fmt: skip

@@ -29,9 +29,9 @@ def _utc_now() -> datetime:
 def build_runtime(
     settings: Settings,
     clock: Callable[[], datetime] = _utc_now,
-    catalogue: Catalogue | None = None,
+    handlers: SlaHandlers | None = None,
 ) -> ServiceRuntime:
-    handlers = SlaHandlers(catalogue or Catalogue(), clock)
+    handlers = handlers or SlaHandlers(Catalogue(), clock)
     watch: WatermarkWatch | None = None
 
     async def watch_watermarks(runtime: ServiceRuntime) -> None:
@@ -75,7 +75,8 @@ def create_app(
     """The SLA service: HTTP API, ticket-events consumer, alarms and outbox relay (see PARTS)."""
     settings = settings or Settings()
     catalogue = Catalogue()
-    runtime = build_runtime(settings, clock, catalogue)
+    handlers = SlaHandlers(catalogue, clock)
+    runtime = build_runtime(settings, clock, handlers)
 
     @asynccontextmanager
     async def transaction() -> AsyncIterator[Connection]:
@@ -90,6 +91,7 @@ def create_app(
             auth=auth,
             catalogue=catalogue,
             stall_s=settings.watermark_stall_s,
+            handlers=handlers,
         )
         return [api.router(deps)]
 

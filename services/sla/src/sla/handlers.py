@@ -24,8 +24,10 @@ from sla.domain.clocks import (
     TicketClocks,
     alarm,
     apply,
+    breached,
     next_alarm,
     open_ticket,
+    reapply,
     replay,
 )
 
@@ -38,8 +40,8 @@ ALARM = "sla-alarm"
 ACCEPTS = frozenset(e.event_type for e in TOPICS[TICKETS_TOPIC].event_types)
 PRODUCER = "sla"
 BREACH_CHUNK = 2000
-"""Tickets loaded at once by the breach sweep (per partition), so that a burst of deadlines
-is worked through in bounded memory."""
+"""Clocks breached at once by the sweep (per partition), so that a burst of deadlines is
+worked through in bounded memory."""
 _NEVER = datetime.min.replace(tzinfo=UTC)
 
 assert all(name in EVENT_TYPES for name in ACCEPTS)
@@ -124,8 +126,10 @@ class SlaHandlers:
         """Breach the running clocks whose deadline their partition's watermark has passed:
         no event that could have stopped them in time is still on its way."""
         partitions = list(partitions)
-        while ids := await store.due_for_breach(conn, partitions, limit=BREACH_CHUNK):
-            await self._alarm(conn, ids)
+        while due := await store.breach_due(conn, partitions, limit=BREACH_CHUNK):
+            await outbox.put(conn, [
+                e for clock in due for e in _envelopes(clock.tenant_id, [breached(clock)], None)
+            ])  # fmt: skip
 
     async def alarms(self, conn: Connection, due: Sequence[DueTimer]) -> None:
         """The wall clock reached a warning of these tickets' clocks."""
@@ -143,6 +147,26 @@ class SlaHandlers:
             emitted = alarm(ticket, rules, now, horizon)
             published += _envelopes(ticket.tenant_id, emitted, None)
         await self._write(conn, tickets.values(), rules, published)
+
+    async def reapply(self, conn: Connection, tenant_id: str, policy_id: str) -> tuple[int, int]:
+        """Re-target the open clocks of a policy's older versions by its current version;
+        (tickets, SLA events published)."""
+        rows = await conn.fetch(
+            "SELECT DISTINCT ticket_id FROM clocks WHERE tenant_id = $1 AND policy_id = $2"
+            " AND state IN ('running', 'paused')",
+            tenant_id, policy_id,
+        )  # fmt: skip
+        ids = [r["ticket_id"] for r in rows]
+        now, published = self._clock(), 0
+        for at in range(0, len(ids), BREACH_CHUNK):
+            tickets = await store.load(conn, ids[at : at + BREACH_CHUNK])
+            rules = await self._rules(conn, tickets.values(), ())
+            events: list[EventEnvelope[Any]] = []
+            for ticket in tickets.values():
+                events += _envelopes(ticket.tenant_id, reapply(ticket, rules, now), None)
+            await self._write(conn, tickets.values(), rules, events)
+            published += len(events)
+        return len(ids), published
 
     async def rebuild(self, conn: Connection, chunk: int = 500) -> int:
         """Drop the clocks and fold them again from the input log, each event under the

@@ -283,6 +283,41 @@ def alarm(
     return s.emitted
 
 
+def reapply(ticket: TicketClocks, rules: Rules, now: datetime) -> list[Emitted]:
+    """An admin asked for the current policies on the ticket's open clocks (which otherwise
+    keep the version they started with): each is re-targeted by the policy's rule."""
+    session = _Session(ticket, rules, now, None)
+    session.retarget_open("policy_reapplied")
+    return session.emitted
+
+
+@dataclass(frozen=True)
+class BreachedClock:
+    """A running clock the watermark has just passed: what its breach announces."""
+
+    tenant_id: str
+    ticket_id: UUID
+    ticket_number: int
+    clock_id: UUID
+    metric: SlaMetric
+    policy: PolicyRef
+    target: timedelta
+    deadline: datetime
+    assignee_id: str | None
+    group_id: str | None
+
+
+def breached(clock: BreachedClock) -> Emitted:
+    """The breach of a clock that ran past its deadline, dated at the deadline (what
+    `alarm` publishes for a ticket in hand; this for a sweep of many at once)."""
+    payload = SlaBreached(
+        ticket_id=clock.ticket_id, ticket_number=clock.ticket_number, clock_id=clock.clock_id,
+        metric=clock.metric, policy=clock.policy, target_seconds=_seconds(clock.target),
+        deadline=clock.deadline, assignee_id=clock.assignee_id, group_id=clock.group_id,
+    )  # fmt: skip
+    return Emitted(payload, clock.deadline, None)
+
+
 def next_alarm(clock: Clock, calendar: BusinessTime) -> datetime | None:
     """When this clock next needs the wall clock: its next warning. (Its breach waits for
     the watermark, not for the wall clock: see `alarm`.)"""
@@ -494,6 +529,11 @@ class _Session:
         if facts == self.ticket.facts:
             return
         self.ticket.facts = facts
+        self.retarget_open(reason)
+
+    def retarget_open(self, reason: str) -> None:
+        """Select the ticket's policy again and re-target each open clock by it."""
+        facts = self.ticket.facts
         policy, calendar_version = self.rules.select(self.ticket.tenant_id, facts)
         for clock in [c for c in self.ticket.clocks if c.is_open]:
             target = policy.spec.target(facts.priority, clock.metric)
