@@ -215,34 +215,6 @@ class EventEnvelope(ContractModel, Generic[P]):
             payload=payload,
         )
 
-    @classmethod
-    def own(
-        cls,
-        payload: E,
-        *,
-        tenant_id: str,
-        producer: str,
-        occurred_at: datetime,
-        correlation_id: UUID | None = None,
-        causation_id: UUID | None = None,
-    ) -> EventEnvelope[E]:
-        """Wrap a payload this producer has just built (and so validated), without
-        validating the envelope again: its fields are known good (`occurred_at` must be
-        UTC already). For a service's hot path; anything from outside goes through `new`."""
-        return envelope_model(type(payload)).model_construct(
-            event_id=new_id(),
-            event_type=payload.event_type,
-            schema_version=payload.schema_version,
-            occurred_at=occurred_at,
-            tenant_id=tenant_id,
-            producer=producer,
-            correlation_id=correlation_id or new_id(),
-            causation_id=causation_id,
-            aggregate_id=None,
-            aggregate_version=None,
-            payload=payload,
-        )
-
     def to_json(self) -> bytes:
         """The Kafka message value: this envelope as UTF-8 JSON."""
         # serialize_as_any: serialise the payload as its own class even if this envelope

@@ -65,7 +65,10 @@ def build_runtime(
             )
         ],
         timers={ALARM: handlers.alarms},
-        jobs={"watermark-watch": watch_watermarks},
+        jobs={
+            "watermark-watch": watch_watermarks,
+            "breach-sweep": lambda runtime: handlers.sweep_breaches(runtime.pool, idle_s=1.0),
+        },
     )
 
 

@@ -4,12 +4,16 @@ pure clock rules, and write the clocks, the next alarms and the SLA events (thro
 outbox) in the caller's one transaction.
 """
 
+import asyncio
 import json
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
+from contextlib import suppress
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import UUID
+
+import asyncpg
 
 from helpdesk_contracts import EVENT_TYPES, TOPICS, EventEnvelope, TicketOpened, Watermark
 from helpdesk_runtime import outbox, timers
@@ -39,9 +43,9 @@ ALARM = "sla-alarm"
 """The timer kind: one timer per ticket, at its clocks' next warning or deadline."""
 ACCEPTS = frozenset(e.event_type for e in TOPICS[TICKETS_TOPIC].event_types)
 PRODUCER = "sla"
-BREACH_CHUNK = 2000
-"""Clocks breached at once by the sweep (per partition), so that a burst of deadlines is
-worked through in bounded memory."""
+BREACH_CHUNK = 500
+"""Clocks breached per partition in one transaction of the sweep: a burst of deadlines is
+worked through in bounded memory, and published while the sweep goes on."""
 _NEVER = datetime.min.replace(tzinfo=UTC)
 
 assert all(name in EVENT_TYPES for name in ACCEPTS)
@@ -53,6 +57,7 @@ class SlaHandlers:
     def __init__(self, catalogue: Catalogue, clock: Callable[[], datetime]) -> None:
         self._catalogue = catalogue
         self._clock = clock
+        self.watermarks_moved = asyncio.Event()
 
     async def _rules(self, conn: Connection, tickets: Iterable[TicketClocks],
                      tenants: Iterable[str]) -> TenantRules:  # fmt: skip
@@ -83,7 +88,7 @@ class SlaHandlers:
         rejected = await self._apply(conn, batch) if batch else []
         if marks:
             await store.advance_watermarks(conn, marks)
-            await self._breach_due(conn, marks)
+            self.watermarks_moved.set()  # the sweep looks again (after this commits)
         return rejected
 
     async def _apply(
@@ -122,14 +127,27 @@ class SlaHandlers:
         await self._write(conn, touched.values(), rules, published)
         return rejected
 
-    async def _breach_due(self, conn: Connection, partitions: Iterable[int]) -> None:
-        """Breach the running clocks whose deadline their partition's watermark has passed:
-        no event that could have stopped them in time is still on its way."""
-        partitions = list(partitions)
-        while due := await store.breach_due(conn, partitions, limit=BREACH_CHUNK):
-            await outbox.put(conn, [
-                e for clock in due for e in _envelopes(clock.tenant_id, [breached(clock)], None)
-            ])  # fmt: skip
+    async def sweep(self, conn: Connection) -> int:
+        """Breach one chunk of the running clocks whose deadline their partition's watermark
+        has passed: no event that could have stopped them in time is still on its way.
+        How many; the caller commits each chunk, so the relay publishes while it goes on."""
+        due = await store.breach_due(conn, limit=BREACH_CHUNK)
+        published = [e for c in due for e in _envelopes(c.tenant_id, [breached(c)], None)]
+        await outbox.put(conn, published)
+        return len(due)
+
+    async def sweep_breaches(self, pool: asyncpg.Pool, idle_s: float) -> None:
+        """The breach sweep as a job: woken when this process reads a watermark, else every
+        `idle_s` (another replica's consumer may have read it); replicas share the work."""
+        while True:
+            async with pool.acquire() as conn, conn.transaction():
+                swept = await self.sweep(conn)
+            if not swept:
+                with suppress(TimeoutError):
+                    await asyncio.wait_for(self.watermarks_moved.wait(), idle_s)
+                    # Set inside the consumer's transaction: let it commit first.
+                    await asyncio.sleep(0.02)
+                self.watermarks_moved.clear()
 
     async def alarms(self, conn: Connection, due: Sequence[DueTimer]) -> None:
         """The wall clock reached a warning of these tickets' clocks."""
@@ -256,7 +274,7 @@ def _envelopes(
     tenant_id: str, emitted: Sequence[Emitted], correlation_id: UUID | None
 ) -> list[EventEnvelope[Any]]:
     return [
-        EventEnvelope.own(
+        EventEnvelope.new(
             e.payload,
             tenant_id=tenant_id,
             producer=PRODUCER,

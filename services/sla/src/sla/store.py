@@ -7,7 +7,7 @@ back what changed in two more, whatever its size.
 import json
 from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
-from functools import cache
+from functools import cache, lru_cache
 from typing import Any
 from uuid import UUID
 
@@ -160,13 +160,12 @@ async def watermark_rows(conn: Connection) -> list[asyncpg.Record]:
     return list(await conn.fetch("SELECT * FROM watermarks ORDER BY partition"))
 
 
-async def breach_due(
-    conn: Connection, partitions: Iterable[int], limit: int
-) -> list[BreachedClock]:
-    """Mark breached, in one statement, the running clocks whose deadline (plus the tenant's
+async def breach_due(conn: Connection, limit: int) -> list[BreachedClock]:
+    """Mark breached, in one statement, running clocks whose deadline (plus the tenant's
     allowed lateness) their partition's watermark has passed: at most `limit` a partition,
-    earliest deadlines first. A cluster of deadlines (a business calendar's opening hour)
-    costs a few statements, not a ticket loaded and saved each."""
+    earliest deadlines first, skipping those another replica is marking. A cluster of
+    deadlines (a business calendar's opening hour) costs a few statements, not a ticket
+    loaded and saved each."""
     rows = await conn.fetch(
         f"""
         WITH due AS (
@@ -177,8 +176,8 @@ async def breach_due(
                     AND c.breached_at IS NULL AND c.deadline <= w.up_to
                     AND c.deadline + coalesce(s.allowed_lateness, '0') <= w.up_to
                 ORDER BY c.deadline LIMIT {int(limit)}
+                FOR UPDATE OF c SKIP LOCKED
             ) d ON true
-            WHERE w.partition = ANY($1::int[])
         )
         UPDATE clocks c SET breached_at = c.deadline
         FROM due, sla_tickets t
@@ -186,22 +185,29 @@ async def breach_due(
         RETURNING c.clock_id, c.tenant_id, c.ticket_id, c.metric, c.deadline, c.target,
             c.policy_id, c.policy_version, c.calendar_id, c.calendar_version, c.business_hours,
             t.number, t.assignee_id, t.group_id
-        """,
-        list(partitions),
+        """
     )
     return [
         BreachedClock(
             tenant_id=r["tenant_id"], ticket_id=r["ticket_id"], ticket_number=r["number"],
             clock_id=r["clock_id"], metric=SlaMetric(r["metric"]),
-            policy=PolicyRef(policy_id=r["policy_id"], policy_version=r["policy_version"],
-                             calendar_id=r["calendar_id"],
-                             calendar_version=r["calendar_version"],
-                             business_hours=r["business_hours"]),
+            policy=_policy_ref(r["policy_id"], r["policy_version"], r["calendar_id"],
+                               r["calendar_version"], r["business_hours"]),
             target=r["target"], deadline=r["deadline"], assignee_id=r["assignee_id"],
             group_id=r["group_id"],
         )
         for r in rows
     ]  # fmt: skip
+
+
+@lru_cache(maxsize=1024)
+def _policy_ref(
+    policy_id: str, version: int, calendar_id: str | None, calendar_version: int | None,
+    business_hours: bool,
+) -> PolicyRef:  # fmt: skip
+    """Shared by the many clocks of one policy version (it is immutable)."""
+    return PolicyRef(policy_id=policy_id, policy_version=version, calendar_id=calendar_id,
+                     calendar_version=calendar_version, business_hours=business_hours)  # fmt: skip
 
 
 async def allowed_lateness(
