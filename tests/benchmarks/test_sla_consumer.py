@@ -243,6 +243,9 @@ async def test_a_cluster_of_deadlines_is_breached_within_seconds_of_the_watermar
         await producer.send_many([OutgoingMessage(topic, m.to_json(), None, kafka_headers(m),
                                                   partition=m.payload.partition)
                                   for m in marks])  # fmt: skip
+        count = "SELECT count(*) FROM clocks WHERE breached_at IS NOT NULL"
+        await _until(lambda: runtime.pool.fetchval(count), lambda n: n >= DUE)
+        marked_s = time.perf_counter() - sent
         await _until(lambda: topic_size(kafka_bootstrap, out), lambda n: n - before >= DUE)
         breached_s = time.perf_counter() - sent
         async with runtime.pool.acquire() as conn:
@@ -253,9 +256,11 @@ async def test_a_cluster_of_deadlines_is_breached_within_seconds_of_the_watermar
         await runtime.stop()
     assert breached == DUE  # each once, and none of the clocks waiting for later
     print(f"\ncluster of deadlines: {DUE:,} due in one minute among {WAITING:,} waiting"
-          f" (seeded in {seeded_s:.0f} s): every breach published {breached_s:.1f} s after"
-          f" the watermark passed them ({DUE / breached_s:,.0f}/s)")  # fmt: skip
-    _record("sla-deadlines", {"due": DUE, "waiting": WAITING, "seconds": round(breached_s, 2)})
+          f" (seeded in {seeded_s:.0f} s): all marked breached {marked_s:.1f} s and every"
+          f" breach published {breached_s:.1f} s after the watermark passed them"
+          f" ({DUE / breached_s:,.0f}/s)")  # fmt: skip
+    _record("sla-deadlines", {"due": DUE, "waiting": WAITING, "marked_s": round(marked_s, 2),
+                              "published_s": round(breached_s, 2)})  # fmt: skip
 
 
 async def _seed(database_url: str, minute: datetime) -> None:

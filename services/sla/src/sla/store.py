@@ -166,35 +166,50 @@ async def breach_due(conn: Connection, limit: int) -> list[BreachedClock]:
     earliest deadlines first, skipping those another replica is marking. A cluster of
     deadlines (a business calendar's opening hour) costs a few statements, not a ticket
     loaded and saved each."""
-    rows = await conn.fetch(
+    # Three statements, each on a primary key or the clocks_due index: one statement
+    # joining them made the planner hash every clock and ticket of the table.
+    due = await conn.fetch(
         f"""
-        WITH due AS (
-            SELECT d.clock_id FROM watermarks w
-            JOIN LATERAL (
-                SELECT c.clock_id FROM clocks c LEFT JOIN tenant_settings s USING (tenant_id)
-                WHERE c.partition = w.partition AND c.state = 'running'
-                    AND c.breached_at IS NULL AND c.deadline <= w.up_to
-                    AND c.deadline + coalesce(s.allowed_lateness, '0') <= w.up_to
-                ORDER BY c.deadline LIMIT {int(limit)}
-                FOR UPDATE OF c SKIP LOCKED
-            ) d ON true
-        )
-        UPDATE clocks c SET breached_at = c.deadline
-        FROM due, sla_tickets t
-        WHERE c.clock_id = due.clock_id AND t.ticket_id = c.ticket_id
-        RETURNING c.clock_id, c.tenant_id, c.ticket_id, c.metric, c.deadline, c.target,
-            c.policy_id, c.policy_version, c.calendar_id, c.calendar_version, c.business_hours,
-            t.number, t.assignee_id, t.group_id
+        SELECT d.clock_id FROM watermarks w
+        JOIN LATERAL (
+            SELECT c.clock_id FROM clocks c
+            WHERE c.partition = w.partition AND c.state = 'running'
+                AND c.breached_at IS NULL AND c.deadline <= w.up_to
+                AND c.deadline + coalesce((SELECT s.allowed_lateness FROM tenant_settings s
+                                           WHERE s.tenant_id = c.tenant_id), '0') <= w.up_to
+            ORDER BY c.deadline LIMIT {int(limit)}
+            FOR UPDATE OF c SKIP LOCKED
+        ) d ON true
         """
     )
+    if not due:
+        return []
+    rows = await conn.fetch(
+        """
+        UPDATE clocks SET breached_at = deadline WHERE clock_id = ANY($1::uuid[])
+        RETURNING clock_id, tenant_id, ticket_id, metric, deadline, target, policy_id,
+            policy_version, calendar_id, calendar_version, business_hours
+        """,
+        [r["clock_id"] for r in due],
+    )
+    tickets = {
+        t["ticket_id"]: t
+        for t in await conn.fetch(
+            "SELECT ticket_id, number, assignee_id, group_id FROM sla_tickets"
+            " WHERE ticket_id = ANY($1::uuid[])",
+            list({r["ticket_id"] for r in rows}),
+        )
+    }
     return [
         BreachedClock(
-            tenant_id=r["tenant_id"], ticket_id=r["ticket_id"], ticket_number=r["number"],
+            tenant_id=r["tenant_id"], ticket_id=r["ticket_id"],
+            ticket_number=tickets[r["ticket_id"]]["number"],
             clock_id=r["clock_id"], metric=SlaMetric(r["metric"]),
             policy=_policy_ref(r["policy_id"], r["policy_version"], r["calendar_id"],
                                r["calendar_version"], r["business_hours"]),
-            target=r["target"], deadline=r["deadline"], assignee_id=r["assignee_id"],
-            group_id=r["group_id"],
+            target=r["target"], deadline=r["deadline"],
+            assignee_id=tickets[r["ticket_id"]]["assignee_id"],
+            group_id=tickets[r["ticket_id"]]["group_id"],
         )
         for r in rows
     ]  # fmt: skip
