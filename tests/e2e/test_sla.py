@@ -40,7 +40,9 @@ from helpdesk_contracts import (
     kafka_key,
     parse_envelope,
 )
+from helpdesk_runtime.db import create_pool
 from helpdesk_runtime.kafka import OutgoingMessage, Producer
+from helpdesk_runtime.watermarks import WatermarkPublisher
 from sla.configuration import Catalogue
 from sla.handlers import SLA_TOPIC, TICKETS_TOPIC, SlaHandlers
 from sla.store import partition_of
@@ -664,3 +666,58 @@ async def test_an_edited_policy_reaches_running_clocks_only_when_reapplied(
     assert retargeted.payload.reason == "policy_reapplied"
     missing = await sla.client.post("/v1/sla/policies/nope/reapply", headers=admin)
     assert missing.status_code == 404
+
+
+async def test_a_relay_held_back_across_a_deadline_publishes_no_false_breach(
+    database_url: str, sla_database_url: str, kafka_bootstrap: str, producer: Producer
+) -> None:
+    """Ticketing commits a reply just in time but its relay is down while the deadline
+    passes; its watermarks go on (computed from what the relay has published) and never
+    vouch for the held-back reply. When the relay comes back: achieved, no breach."""
+
+    # Ticketing's clock runs 24 h minus 8 s behind: the default 24-hour promise falls due
+    # 8 s after the ticket opens (the stamps are ticketing's, as in production).
+    def behind() -> datetime:
+        return datetime.now(UTC) - DAY + timedelta(seconds=8)
+
+    async with sla_service(sla_database_url, kafka_bootstrap) as sla:
+        async with ticketing_service(database_url, kafka_bootstrap, clock=behind) as ticketing:
+            await ticketing.register_tenant("acme")
+            new = {"subject": "Refund", "description": "Twice", "requester": {"customer_id": "c"}}
+            opened = await ticketing.client.post("/v1/tickets", headers=ticketing.auth(), json=new)
+            assert opened.status_code == 201, opened.text
+            ticket_id = UUID(opened.json()["id"])
+            await sla_events(kafka_bootstrap, ticket_id, until=1)
+        deadline = datetime.fromisoformat(opened.json()["opened_at"]) + DAY
+        # The API without its jobs: the reply commits, nothing publishes it.
+        async with ticketing_service(database_url, kafka_bootstrap, clock=behind,
+                                     parts="api,consumers") as held:  # fmt: skip
+            url = f"/v1/tickets/{ticket_id}/replies"
+            reply = await held.client.post(url, headers=held.auth(), json={"body": "Refunded"})
+            assert reply.status_code == 200, reply.text
+            pool = await create_pool(database_url, min_size=1, max_size=2)
+            marks = WatermarkPublisher(
+                pool, producer, table="events", relay="kafka", topics=[TICKETS_TOPIC],
+                producer_name="ticketing",
+            )  # fmt: skip
+            try:
+                await eventually(lambda: _after(deadline + timedelta(seconds=1)), timeout_s=30)
+                up_to = await marks.publish_once()  # the watermark job, running on its own
+                assert up_to is not None
+                assert up_to < deadline  # it does not vouch for the held-back reply
+            finally:
+                await pool.close()
+            supervisor = sla.auth(role="supervisor")
+
+            async def held_on_its_partition() -> bool:
+                found = (await sla.client.get("/v1/sla/watermarks", headers=supervisor)).json()
+                mark = next(m for m in found if m["partition"] == partition_of(ticket_id))
+                return bool(mark["up_to"] and mark["held_breaches"] == 1)
+
+            await eventually(held_on_its_partition, timeout_s=30)  # read, and holding
+        async with ticketing_service(database_url, kafka_bootstrap, clock=behind):
+            events = await sla_events(kafka_bootstrap, ticket_id, until=4)
+    assert kinds(events) == Counter({
+        ("SlaClockStarted", "first_response"): 1, ("SlaWarning", "first_response"): 2,
+        ("SlaAchieved", "first_response"): 1,
+    })  # fmt: skip

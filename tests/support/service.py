@@ -2,9 +2,10 @@
 
 import asyncio
 import socket
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, Generic, TypeVar
 from uuid import uuid4
 
@@ -62,9 +63,11 @@ def free_port() -> int:
 
 @asynccontextmanager
 async def ticketing_service(
-    database_url: str, kafka_bootstrap: str, *, connected: bool = True, **overrides: Any
-) -> AsyncIterator[RunningService[Settings]]:
-    """The service on a free port; `overrides` are Settings fields (e.g. cors_origins).
+    database_url: str, kafka_bootstrap: str, *, connected: bool = True,
+    clock: Callable[[], datetime] | None = None, **overrides: Any,
+) -> AsyncIterator[RunningService[Settings]]:  # fmt: skip
+    """The service on a free port; `overrides` are Settings fields (e.g. cors_origins), and
+    `clock` stamps its events (the real time by default).
 
     With `connected`, it yields once Kafka is connected (consumers in their group)."""
     port = free_port()
@@ -88,7 +91,8 @@ async def ticketing_service(
         await start_group_at_end(kafka_bootstrap, INTAKE_TOPIC, group_id)
     if connected and await topic_exists(kafka_bootstrap, SLA_TOPIC):
         await start_group_at_end(kafka_bootstrap, SLA_TOPIC, sla_group_id)
-    async with serving(create_app(settings), settings, connected=connected) as running:
+    app = create_app(settings) if clock is None else create_app(settings, clock)
+    async with serving(app, settings, connected=connected) as running:
         yield running
 
 
