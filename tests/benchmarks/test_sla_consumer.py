@@ -56,8 +56,8 @@ from sla.configuration import Kind, save
 from sla.store import PARTITIONS, partition_of
 
 from support.fixtures import start_group_at_end, topic_size
-from support.plain_pipeline import PlainRun
-from support.plain_sla_pipeline import run_plain_sla
+from support.plain_pipeline import PlainRun, run_plain
+from support.plain_sla_pipeline import SETUP, apply_ticket_events
 from support.servers import REPO
 
 EVENTS = int(os.environ.get("BENCH_SLA_EVENTS", "50000"))
@@ -122,10 +122,12 @@ async def test_the_consumer_applies_a_spike_of_ticket_events(
 
     pool = await create_pool(sla_database_url, min_size=4, max_size=8)
     try:
-        plain = {
-            n: await run_plain_sla(pool, kafka_bootstrap, topic, plain_out, total, n, groups[n])
-            for n in (1, 3)
-        }
+        plain = {}
+        for n in (1, 3):
+            plain[n] = await run_plain(
+                pool, kafka_bootstrap, topic, plain_out, total, n, groups[n],
+                apply=apply_ticket_events, setup=SETUP,
+            )  # fmt: skip
         settings = _settings(sla_database_url, kafka_bootstrap, tickets_topic=topic,
                              sla_topic=out, tickets_group_id=groups[0])  # fmt: skip
         await _configure(pool)

@@ -85,19 +85,25 @@ async def template_database(real_servers: Servers, service_role: str) -> AsyncIt
         yield name
 
 
+async def copy_of(
+    servers: Servers, role: str, template: str, prefix: str = "helpdesk_test"
+) -> AsyncIterator[str]:
+    """A fresh database copied from `template`, reached as `role`; dropped afterwards."""
+    name = f"{prefix}_{uuid.uuid4().hex[:12]}"
+    admin = await asyncpg.connect(servers.database_admin_url)
+    await admin.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template}" OWNER {role}')
+    yield service_dsn(servers.database_admin_url, name)
+    await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    await admin.close()
+
+
 @pytest.fixture
 async def database_url(
     real_servers: Servers, service_role: str, template_database: str
 ) -> AsyncIterator[str]:
     """A fresh database of the test's own, reached as the service role."""
-    name = f"helpdesk_test_{uuid.uuid4().hex[:12]}"
-    admin = await asyncpg.connect(real_servers.database_admin_url)
-    await admin.execute(
-        f'CREATE DATABASE "{name}" TEMPLATE "{template_database}" OWNER {service_role}'
-    )
-    yield service_dsn(real_servers.database_admin_url, name)
-    await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    await admin.close()
+    async for url in copy_of(real_servers, service_role, template_database):
+        yield url
 
 
 @pytest.fixture(scope="session")
@@ -113,14 +119,8 @@ async def sla_database_url(
     real_servers: Servers, service_role: str, sla_template_database: str
 ) -> AsyncIterator[str]:
     """A fresh SLA database of the test's own, reached as the service role."""
-    name = f"helpdesk_sla_{uuid.uuid4().hex[:12]}"
-    admin = await asyncpg.connect(real_servers.database_admin_url)
-    await admin.execute(
-        f'CREATE DATABASE "{name}" TEMPLATE "{sla_template_database}" OWNER {service_role}'
-    )
-    yield service_dsn(real_servers.database_admin_url, name)
-    await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    await admin.close()
+    async for url in copy_of(real_servers, service_role, sla_template_database, "helpdesk_sla"):
+        yield url
 
 
 @pytest.fixture

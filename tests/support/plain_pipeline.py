@@ -12,6 +12,7 @@ import json
 import time
 import uuid
 from collections import Counter
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -65,9 +66,14 @@ class PlainRun:
         return 1e6 * self.cpu_s / self.events
 
 
+Outgoing = list[tuple[str, bytes]]  # (key, value) of the records a batch publishes
+Apply = Callable[[asyncpg.Pool, str, list[dict[str, Any]], str], Awaitable[Outgoing]]
+"""A batch's database work: (pool, group, decoded envelopes, tenant suffix) -> records."""
+
+
 async def _pipeline(
     pool: asyncpg.Pool, bootstrap: str, topic: str, group: str, out_topic: str,
-    tenant_suffix: str, done: Counter[str],
+    tenant_suffix: str, done: Counter[str], apply: Apply,
 ) -> None:  # fmt: skip
     consumer = AIOKafkaConsumer(
         topic, bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False,
@@ -86,7 +92,9 @@ async def _pipeline(
             if not records:
                 continue
             envelopes = [json.loads(r.value) for r in records]
-            await _apply(pool, group, envelopes, tenant_suffix, producer, out_topic)
+            out = await apply(pool, group, envelopes, tenant_suffix)
+            futures = [await producer.send(out_topic, v, key=k.encode()) for k, v in out]
+            await asyncio.gather(*futures)
             await consumer.commit()
             done["events"] += len(records)
     finally:
@@ -94,10 +102,10 @@ async def _pipeline(
         await consumer.stop()
 
 
-async def _apply(
-    pool: asyncpg.Pool, group: str, envelopes: list[dict[str, Any]], suffix: str,
-    producer: AIOKafkaProducer, out_topic: str,
-) -> None:  # fmt: skip
+async def open_tickets(
+    pool: asyncpg.Pool, group: str, envelopes: list[dict[str, Any]], suffix: str
+) -> Outgoing:
+    """The intake's writes: inbox, ticket numbers, events, the ticket list."""
     now = datetime.now(UTC)
     tenants = [e["tenant_id"] + suffix for e in envelopes]
     ids = [uuid.UUID(e["event_id"]) for e in envelopes]
@@ -130,24 +138,24 @@ async def _apply(
             [payloads[i]["requester"]["customer_id"] for i in todo],
             [payloads[i]["requester"].get("email") for i in todo], [now] * len(todo),
         )  # fmt: skip
-    futures = [
-        await producer.send(out_topic, body.encode(), key=str(streams[i]).encode())
-        for i, body in zip(todo, bodies, strict=True)
-    ]
-    await asyncio.gather(*futures)
+    return [(str(streams[i]), body.encode()) for i, body in zip(todo, bodies, strict=True)]
 
 
 async def run_plain(
     pool: asyncpg.Pool, bootstrap: str, topic: str, out_topic: str, expected: int,
-    in_flight: int, group: str,
+    in_flight: int, group: str, apply: Apply = open_tickets,
+    setup: Sequence[str] = (PLAIN_EVENTS,),
 ) -> PlainRun:  # fmt: skip
     """Drain `expected` records of `topic` (from `group`'s committed offsets, set before
-    they were published) with `in_flight` pipelines in that consumer group."""
-    await pool.execute(PLAIN_EVENTS)
+    they were published) with `in_flight` pipelines in that consumer group, each batch
+    doing `apply`'s database work (the intake's by default) and publishing what it returns."""
+    for statement in setup:
+        await pool.execute(statement)
     done: Counter[str] = Counter()
+    suffix = f"-p{in_flight}-{uuid.uuid4().hex[:6]}"
     tasks = [
         asyncio.create_task(
-            _pipeline(pool, bootstrap, topic, group, out_topic, f"-p{in_flight}", done)
+            _pipeline(pool, bootstrap, topic, group, out_topic, suffix, done, apply)
         )
         for _ in range(in_flight)
     ]

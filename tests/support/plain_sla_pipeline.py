@@ -3,22 +3,19 @@
 Consume a batch of ticket events, decode the JSON, and in one transaction insert the inbox
 rows and the input log, upsert a row per ticket and per clock (two clocks per opened
 ticket; every other event moves its ticket's clocks), and put one outbox row per event;
-then produce one message per event (acks=all) and commit the offsets. No pydantic, no
-business calendar, no rules: what the service's figure is read against, in the same run.
+then produce one message per event (acks=all) and commit the offsets, through
+`plain_pipeline.run_plain`. No pydantic, no business calendar, no rules: what the service's
+figure is read against, in the same run.
 """
 
-import asyncio
 import json
-import time
 import uuid
-from collections import Counter
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import asyncpg
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
-from support.plain_pipeline import PlainRun
+from support.plain_pipeline import Outgoing
 
 SETUP = (
     "CREATE TABLE IF NOT EXISTS plain_ticket_events (LIKE ticket_events INCLUDING ALL)",
@@ -68,9 +65,9 @@ _OUTBOX = """
 """
 
 
-async def _apply(
+async def apply_ticket_events(
     pool: asyncpg.Pool, group: str, envelopes: list[dict[str, Any]], suffix: str
-) -> list[tuple[str, bytes]]:
+) -> Outgoing:
     tenants = [e["tenant_id"] + suffix for e in envelopes]
     ids = [uuid.UUID(e["event_id"]) for e in envelopes]
     # Tickets of their own (the service keeps the published ids): keyed per run.
@@ -110,70 +107,3 @@ async def _apply(
             [at[i] for i in todo], [tickets[i] for i in todo], bodies,
         )  # fmt: skip
     return [(str(tickets[i]), b.encode()) for i, b in zip(todo, bodies, strict=True)]
-
-
-async def _pipeline(
-    pool: asyncpg.Pool, bootstrap: str, topic: str, group: str, out_topic: str, suffix: str,
-    done: Counter[str],
-) -> None:  # fmt: skip
-    consumer = AIOKafkaConsumer(
-        topic, bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False,
-        auto_offset_reset="latest", max_poll_records=500,
-    )  # fmt: skip
-    producer = AIOKafkaProducer(
-        bootstrap_servers=bootstrap, enable_idempotence=True, acks="all", linger_ms=5,
-        compression_type="zstd", max_batch_size=256 * 1024,
-    )  # fmt: skip
-    await consumer.start()
-    await producer.start()
-    try:
-        while True:
-            batch = await consumer.getmany(timeout_ms=100, max_records=500)
-            records = [r for rs in batch.values() for r in rs]
-            if not records:
-                continue
-            out = await _apply(pool, group, [json.loads(r.value) for r in records], suffix)
-            futures = [await producer.send(out_topic, v, key=k.encode()) for k, v in out]
-            await asyncio.gather(*futures)
-            await consumer.commit()
-            done["events"] += len(records)
-    finally:
-        await producer.stop()
-        await consumer.stop()
-
-
-async def run_plain_sla(
-    pool: asyncpg.Pool, bootstrap: str, topic: str, out_topic: str, expected: int,
-    in_flight: int, group: str,
-) -> PlainRun:  # fmt: skip
-    """Drain `expected` records of `topic` with `in_flight` pipelines in `group`."""
-    for statement in SETUP:
-        await pool.execute(statement)
-    done: Counter[str] = Counter()
-    suffix = f"-p{in_flight}-{datetime.now(UTC).timestamp()}"
-    tasks = [
-        asyncio.create_task(_pipeline(pool, bootstrap, topic, group, out_topic, suffix, done))
-        for _ in range(in_flight)
-    ]
-    try:
-        while not done["events"]:  # timed from the first batch done, as the service is
-            _raise_failure(tasks)
-            await asyncio.sleep(0.01)
-        first = done["events"]
-        cpu, started = time.process_time(), time.perf_counter()
-        while done["events"] < expected:
-            _raise_failure(tasks)
-            await asyncio.sleep(0.05)
-    finally:
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-    return PlainRun(
-        done["events"] - first, time.perf_counter() - started, time.process_time() - cpu
-    )
-
-
-def _raise_failure(tasks: list[asyncio.Task[None]]) -> None:
-    for task in tasks:
-        if task.done():
-            task.result()
