@@ -219,6 +219,13 @@ async def test_a_breach_waits_for_the_watermark_and_is_published_once(
     })  # fmt: skip
     (breached,) = [e for e in events if e.event_type == "SlaBreached"]
     assert breached.occurred_at == breached.payload.deadline == deadline
+    # Watermarks are idempotent by nature: they never fill the inbox.
+    conn = await asyncpg.connect(sla.settings.database_url.get_secret_value())
+    try:
+        assert await conn.fetchval("SELECT count(*) FROM inbox WHERE tenant_id = 'system'") == 0
+        assert await conn.fetchval("SELECT count(*) FROM watermarks") == PARTITIONS
+    finally:
+        await conn.close()
 
 
 async def test_a_lagging_consumer_publishes_no_false_breach(

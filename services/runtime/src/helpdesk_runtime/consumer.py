@@ -31,6 +31,7 @@ from pydantic import Discriminator, Tag, TypeAdapter, ValidationError
 from pydantic_core import from_json
 
 from helpdesk_contracts import (
+    PLATFORM_TENANT,
     ContractError,
     EventEnvelope,
     envelope_model,
@@ -268,10 +269,13 @@ class BatchConsumer:
 
     async def _apply(self, batch: list[_Decoded], outcome: BatchOutcome) -> None:
         by_id = {d.envelope.event_id: d for d in batch}
+        # Records about the platform itself (watermarks, a few a second on every partition)
+        # are idempotent by nature and would fill the inbox: they are not claimed.
+        platform = {d.envelope.event_id for d in batch if d.envelope.tenant_id == PLATFORM_TENANT}
         async with self._pool.acquire() as conn, conn.transaction():
-            fresh = await inbox.claim(
-                conn, self.name, [(d.envelope.event_id, d.envelope.tenant_id) for d in batch]
-            )
+            claimed = [(d.envelope.event_id, d.envelope.tenant_id) for d in batch
+                       if d.envelope.event_id not in platform]  # fmt: skip
+            fresh = await inbox.claim(conn, self.name, claimed) | platform
             todo = [d.envelope for d in batch if d.envelope.event_id in fresh]
             # A batch mixes many requests; one event alone can be traced by its own ids.
             trace = (
