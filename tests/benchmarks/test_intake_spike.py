@@ -26,7 +26,6 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 import asyncpg
-from aiokafka.admin import AIOKafkaAdminClient
 from pydantic import SecretStr
 
 from helpdesk_contracts import EventEnvelope, Requester, TicketSubmitted, kafka_headers
@@ -39,7 +38,7 @@ from ticketing.config import Settings
 from ticketing.tenants import add as register
 
 from support.chaos import ServiceProcess
-from support.fixtures import start_group_at_end
+from support.fixtures import group_settled, start_group_at_end
 from support.plain_pipeline import run_plain
 from support.proc import cpu_s, rss_mb
 from support.servers import REPO
@@ -204,7 +203,7 @@ async def _drain_in_replicas(
     try:
         for replica in replicas:
             await replica.wait_ready()
-        await _settled(kafka_bootstrap, group, REPLICAS)
+        await group_settled(kafka_bootstrap, group, REPLICAS)
         await _publish(producer, EVENTS, tenants)
         pids = [r.process.pid for r in replicas if r.process is not None]
         relay = OutboxRelay(pool, producer, str, shard=Shard(0, REPLICAS))  # for its backlog
@@ -247,21 +246,6 @@ async def _eventually(count: Callable[[], Awaitable[int]]) -> int:
         await asyncio.sleep(0.01)
         found = await count()
     return found
-
-
-async def _settled(bootstrap: str, group: str, members: int) -> None:
-    """Until every replica is a member of the group with its partitions (no rebalance due)."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-    await admin.start()
-    try:
-        while True:
-            [described] = await admin.describe_consumer_groups([group])
-            _error, _group, state, _protocol_type, _protocol, found = described.groups[0][:6]
-            if state == "Stable" and len(found) == members:
-                return
-            await asyncio.sleep(0.1)
-    finally:
-        await admin.close()
 
 
 async def _opened(pool: asyncpg.Pool, tenants: list[str]) -> int:

@@ -5,7 +5,8 @@
    waiting on a topic of their own, applied by the SLA runtime in this process with its
    relay off (until every event is in its input log), beside the plain aiokafka + asyncpg
    pipeline doing the same writes (support/plain_sla_pipeline.py) with one and three
-   batches in flight; then its relay alone publishes the SLA events it wrote.
+   batches in flight; then its relay alone publishes the SLA events it wrote; then as many
+   events again are applied by BENCH_REPLICAS (default 2) processes of the service.
 2. The month-start cluster of deadlines: BENCH_SLA_DUE (default 100,000) running clocks
    due in the same minute among BENCH_SLA_WAITING (default 1,000,000) clocks with timers
    far in the future; one watermark passes the minute, and the time until every breach is
@@ -55,15 +56,18 @@ from sla.config import Settings
 from sla.configuration import Kind, save
 from sla.store import PARTITIONS, partition_of
 
-from support.fixtures import start_group_at_end, topic_size
+from support.chaos import ServiceProcess
+from support.fixtures import group_settled, start_group_at_end, topic_size
 from support.plain_pipeline import PlainRun, run_plain
 from support.plain_sla_pipeline import SETUP, apply_ticket_events
+from support.proc import cpu_s
 from support.servers import REPO
 
 EVENTS = int(os.environ.get("BENCH_SLA_EVENTS", "50000"))
 DUE = int(os.environ.get("BENCH_SLA_DUE", "100000"))
 WAITING = int(os.environ.get("BENCH_SLA_WAITING", "1000000"))
 BATCH = int(os.environ.get("BENCH_BATCH", "500"))
+REPLICAS = int(os.environ.get("BENCH_REPLICAS", "2"))
 TENANTS = 20
 AGENT = Actor(kind=ActorKind.AGENT, id="a-1")
 
@@ -147,6 +151,7 @@ async def test_the_consumer_applies_a_spike_of_ticket_events(
             await relay.stop()
         rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         produced = await topic_size(kafka_bootstrap, out)
+        replicas = await _drain_in_replicas(sla_database_url, kafka_bootstrap, producer, pool, run)
     finally:
         await pool.close()
 
@@ -156,18 +161,27 @@ async def test_the_consumer_applies_a_spike_of_ticket_events(
           for n, r in plain.items()),
         ("SLA consumer alone, in this process", applied.per_second, applied.cpu_us),
         ("its relay alone, SLA events published", published.per_second, published.cpu_us),
+        *([(f"SLA consumer alone, {REPLICAS} replicas", replicas.per_second, replicas.cpu_us)]
+          if replicas else []),
     ]  # fmt: skip
     table = "\n".join(f"  {name:<46} {rate:9,.0f}/s {us:6.0f} µs/event" for name, rate, us in rows)
     print(
         f"\nSLA consumer, {total:,} ticket events, batches of {BATCH}, business-hours policy:"
         f"\n{table}\n  SLA consumer alone / best plain: {applied.per_second / best:.2f}\n"
-        f"  SLA events published: {produced:,}; peak RSS of this process: {rss:.0f} MB"
+        + (
+            f"  {REPLICAS} replicas / best plain: {replicas.per_second / best:.2f}\n"
+            if replicas
+            else ""
+        )
+        + f"  SLA events published: {produced:,}; peak RSS of this process: {rss:.0f} MB"
     )
     _record("sla-consumer", {
         "events": total, "batch": BATCH, "sla_events_published": produced,
         "rows": [{"path": n, "per_second": round(r), "cpu_us_per_event": round(u)}
                  for n, r, u in rows],
         "ratio_to_best_plain": round(applied.per_second / best, 3), "peak_rss_mb": round(rss),
+        "replicas": REPLICAS,
+        "replicas_ratio_to_best_plain": round(replicas.per_second / best, 3) if replicas else None,
     })  # fmt: skip
 
 
@@ -183,6 +197,50 @@ async def _configure(pool: asyncpg.Pool) -> None:
         for t in range(TENANTS):
             await save(conn, Kind.CALENDAR, f"bench{t}", "office", calendar, "bench")
             await save(conn, Kind.POLICY, f"bench{t}", "standard", policy, "bench")
+
+
+async def _drain_in_replicas(
+    database_url: str, kafka_bootstrap: str, producer: Producer, pool: asyncpg.Pool, run: str
+) -> PlainRun | None:
+    """As many events again, on a topic of their own, applied by REPLICAS processes of the
+    service (`python -m sla`, consumers only): how the consumer scales out."""
+    if not REPLICAS:
+        return None
+    topic, group = f"bench.tickets.r.{run}", f"sla-replicas-{run}"
+    await ensure_topics(kafka_bootstrap, [TopicSpec(topic, PARTITIONS)])
+    await start_group_at_end(kafka_bootstrap, topic, group)
+    logs = REPO / ".local" / "bench"
+    logs.mkdir(parents=True, exist_ok=True)
+    env = {
+        "TICKETS_TOPIC": topic, "SLA_TOPIC": f"bench.sla.{run}", "TICKETS_GROUP_ID": group,
+        "PARTS": "consumers", "CONSUMER_BATCH_SIZE": str(BATCH), "LOG_LEVEL": "WARNING",
+        "CONSUMER_BATCH_TIMEOUT_MS": "100",
+    }  # fmt: skip
+    processes = [
+        ServiceProcess(database_url, kafka_bootstrap, logs / f"sla-replica-{i}.log", env=env,
+                       module="sla")
+        for i in range(REPLICAS)
+    ]  # fmt: skip
+    for process in processes:
+        process.start()
+    try:
+        for process in processes:
+            await process.wait_ready()
+        await group_settled(kafka_bootstrap, group, REPLICAS)
+        before = await _applied(pool)
+        total = EVENTS // 5 * 5
+        await _publish(producer, topic, total)
+        pids = [p.process.pid for p in processes if p.process is not None]
+        await _until(lambda: _applied(pool), lambda n: n > before)
+        first = await _applied(pool) - before
+        cpu, started = sum(cpu_s(p) for p in pids), time.perf_counter()
+        await _until(lambda: _applied(pool), lambda n: n - before >= total)
+        return PlainRun(
+            total - first, time.perf_counter() - started, sum(cpu_s(p) for p in pids) - cpu
+        )
+    finally:
+        for process in processes:
+            process.stop()
 
 
 async def _drain(pool: asyncpg.Pool, total: int) -> PlainRun:

@@ -95,13 +95,15 @@ def stop(pid: int, sig: signal.Signals, timeout_s: float = 60) -> None:
 
 @dataclass
 class ServiceProcess:
-    """`python -m ticketing` as a process of its own, restarted as Kubernetes would."""
+    """`python -m <module>` (ticketing unless told) as a process of its own, restarted as
+    Kubernetes would."""
 
     database_url: str
     kafka_bootstrap: str
     log_path: Path
     port: int = field(default_factory=free_port)
     env: dict[str, str] = field(default_factory=dict)  # more settings, or other values
+    module: str = "ticketing"
     process: subprocess.Popen[bytes] | None = None
     restarts: int = 0
 
@@ -119,7 +121,7 @@ class ServiceProcess:
         }
         with self.log_path.open("ab") as log:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "ticketing"], env=env, stdout=log, stderr=log,
+                [sys.executable, "-m", self.module], env=env, stdout=log, stderr=log,
                 cwd=REPO,
             )  # fmt: skip
 

@@ -251,3 +251,18 @@ async def topic_exists(bootstrap: str, topic: str) -> bool:
         return topic in await admin.list_topics()
     finally:
         await admin.close()
+
+
+async def group_settled(bootstrap: str, group: str, members: int) -> None:
+    """Until every replica is a member of the group with its partitions (no rebalance due)."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        while True:
+            [described] = await admin.describe_consumer_groups([group])
+            _error, _group, state, _protocol_type, _protocol, found = described.groups[0][:6]
+            if state == "Stable" and len(found) == members:
+                return
+            await asyncio.sleep(0.1)
+    finally:
+        await admin.close()
