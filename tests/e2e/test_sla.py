@@ -480,6 +480,17 @@ async def test_what_if_recomputes_a_period_under_a_draft_and_changes_nothing(
         assert response.status_code == 200, response.text
         return response.json()
 
+    # The saved policy changes after the period: replaying under no draft changes nothing,
+    # because each event is replayed under the configuration it met.
+    stricter = {**policy, "targets": {"any": {"first_response": {"minutes": 20}}}}
+    assert (await sla.client.put("/v1/sla/policies/std", json=stricter, headers=admin)).is_success
+    period = {"start": (start - timedelta(minutes=1)).isoformat(),
+              "end": (start + timedelta(minutes=1)).isoformat()}  # fmt: skip
+    unchanged = await sla.client.post("/v1/sla/what-if", headers=admin, json=period)
+    assert unchanged.status_code == 200, unchanged.text
+    assert unchanged.json()["changed"] == 0
+    before = await _tables(sla_database_url)
+
     generous = await run(120)
     assert generous["tickets"] == 2
     (original,) = generous["original"]

@@ -192,10 +192,13 @@ class SlaClockCancelled(SlaEvent):
 
 
 class Verdict(StrEnum):
-    """How a clock ended."""
+    """How a clock stands."""
 
     ACHIEVED = "achieved"
     BREACHED = "breached"
+    NONE = "none"
+    """No verdict (yet): a breach taken back while the clock still runs, pauses or ends
+    without one (cancelled)."""
 
 
 class SlaVerdictRevised(SlaEvent):

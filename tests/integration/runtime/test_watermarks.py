@@ -8,6 +8,7 @@ from uuid import uuid4
 import asyncpg
 
 from helpdesk_contracts import EventEnvelope, Watermark, parse_envelope
+from helpdesk_runtime.event_log import KEY_HASH, Shard
 from helpdesk_runtime.eventstore import PostgresEventStore
 from helpdesk_runtime.kafka import Producer
 from helpdesk_runtime.outbox import OutboxRelay
@@ -26,8 +27,18 @@ def _publisher(pool: asyncpg.Pool, producer: Producer, topic: str) -> WatermarkP
     )  # fmt: skip
 
 
-async def _append(pool: asyncpg.Pool, at: datetime) -> EventEnvelope[Any]:
-    event = opened(uuid4()).model_copy(update={"occurred_at": at})
+async def _append(pool: asyncpg.Pool, at: datetime, shard: int | None = None) -> EventEnvelope[Any]:
+    """An event stamped `at`, of a ticket whose key falls in `shard` of two, if given."""
+    ticket = uuid4()
+    while (
+        shard is not None
+        and await pool.fetchval(
+            f"SELECT {KEY_HASH} % 2 FROM (SELECT $1::text AS partition_key) AS k", str(ticket)
+        )
+        != shard
+    ):
+        ticket = uuid4()
+    event = opened(ticket).model_copy(update={"occurred_at": at})
     async with pool.acquire() as conn, conn.transaction():
         await PostgresEventStore(conn).append([event])
     return event
@@ -98,3 +109,25 @@ async def test_one_replica_sends_a_round_at_a_time(
                            "helpdesk_runtime:watermarks:kafka")  # fmt: skip
         assert await one.publish_once() is None  # the other replica's turn
     assert await other.publish_once() is not None
+
+
+async def test_an_idle_shard_does_not_hold_the_watermark_back(
+    pool: asyncpg.Pool, producer: Producer, new_topic: Any
+) -> None:
+    """Shard 1 publishes on while shard 0 has nothing new: shard 0's checkpoint stays where
+    it was, and the events after it, all shard 1's and published, must not pin T."""
+    topic = await new_topic(2)
+    shards = [OutboxRelay(pool, producer, lambda _e: topic, shard=Shard(i, 2)) for i in (0, 1)]
+    marks = _publisher(pool, producer, topic)
+    old = datetime.now(UTC) - timedelta(hours=1)
+    for at in (old, old):
+        await _append(pool, at, shard=0)
+        await _append(pool, at, shard=1)
+    for relay in shards:
+        assert await relay.publish_pending() == 2
+    await _append(pool, old + timedelta(minutes=1), shard=1)  # only shard 1 has news
+    assert await shards[1].publish_pending() == 1
+    before = datetime.now(UTC)
+    up_to = await marks.publish_once()
+    assert up_to is not None
+    assert up_to >= before - ALLOWANCE - timedelta(seconds=1)  # not pinned an hour back

@@ -287,12 +287,13 @@ def test_a_customer_message_on_a_pending_ticket_starts_a_running_clock() -> None
 
 
 def test_solving_stops_every_clock_and_reopening_starts_a_new_resolution_cycle() -> None:
+    """Solving ends the periodic updates without a verdict: no more are owed."""
     ticket = Ticket(Rules(policy(periodic=60)))
     ticket.at(hours(1), reply())
     assert kinds(ticket.last)[-1] == ("SlaClockStarted", "periodic_update")
     solved = ticket.at(hours(1.5), TicketSolved(solved_by=AGENT))
-    assert sorted(kinds(solved)) == [("SlaAchieved", "periodic_update"),
-                                     ("SlaAchieved", "resolution")]  # fmt: skip
+    assert sorted(kinds(solved)) == [("SlaAchieved", "resolution"),
+                                     ("SlaClockCancelled", "periodic_update")]  # fmt: skip
     reopened = ticket.at(hours(30), TicketReopened(reopened_by=CUSTOMER))
     assert kinds(reopened) == [("SlaClockStarted", "resolution")]
     assert ticket.clock(SlaMetric.RESOLUTION, cycle=2).started_at == T0 + hours(30)
@@ -391,3 +392,53 @@ def test_clock_ids_are_the_same_on_every_replay() -> None:
     replayed, _ = open_ticket(opened, rules)
     assert [c.id for c in replayed.clocks] == [c.id for c in ticket.state.clocks]
     assert len({c.id for c in replayed.clocks}) == 2
+
+
+def test_a_late_pause_takes_back_a_breach_it_disproves() -> None:
+    ticket = Ticket(Rules(policy()))
+    assert kinds(ticket.alarm(hours(4), horizon=hours(4))) == [("SlaBreached", "first_response")]
+    # Set pending at 3 h, processed after the breach was announced: it was paused in time.
+    emitted = ticket.at(hours(3), status(TicketStatus.NEW, TicketStatus.PENDING))
+    revised = emitted[0].payload
+    assert isinstance(revised, SlaVerdictRevised)
+    assert (revised.previous, revised.verdict) == ("breached", "none")
+    first = ticket.clock(SlaMetric.FIRST_RESPONSE)
+    assert (first.state, first.breached_at, first.elapsed) == (ClockState.PAUSED, None, hours(3))
+    ticket.at(hours(10), status(TicketStatus.PENDING, TicketStatus.OPEN))
+    achieved = ticket.at(hours(10.5), reply())[0].payload
+    assert isinstance(achieved, SlaAchieved)  # 3.5 h of 4 h, as a rebuild would find
+    assert achieved.elapsed_seconds == 3.5 * 3600
+
+
+def test_a_late_close_takes_back_the_breach_and_cancels() -> None:
+    ticket = Ticket(Rules(policy()))
+    ticket.alarm(hours(4), horizon=hours(4))
+    ticket.at(hours(2), TicketMerged(into_ticket_id=uuid4(), into_number=7, merged_by=AGENT))
+    assert kinds(ticket.last)[0] == ("SlaVerdictRevised", "first_response")
+    assert ticket.clock(SlaMetric.FIRST_RESPONSE).state is ClockState.CANCELLED
+    assert ticket.clock(SlaMetric.FIRST_RESPONSE).verdict is None
+
+
+def test_a_retarget_follows_the_new_policys_pause_statuses() -> None:
+    pausing = policy("standard", pause_on=[TicketStatus.ON_HOLD, TicketStatus.PENDING])
+    billing = policy("billing", position=10, conditions={"group_ids": ["billing"]},
+                     pause_on=[TicketStatus.PENDING])  # fmt: skip
+    ticket = Ticket(Rules(pausing, billing))
+    ticket.at(hours(1), status(TicketStatus.NEW, TicketStatus.ON_HOLD))
+    assert ticket.clock(SlaMetric.FIRST_RESPONSE).state is ClockState.PAUSED
+    # Moved to billing, whose policy does not pause on hold: the clock counts again.
+    emitted = ticket.at(hours(1.5), TicketAssigned(group_id="billing", assigned_by=AGENT))
+    assert ("SlaClockResumed", "first_response") in kinds(emitted)
+    assert ticket.clock(SlaMetric.FIRST_RESPONSE).state is ClockState.RUNNING
+    assert ticket.clock(SlaMetric.FIRST_RESPONSE).deadline == T0 + hours(4.5)
+
+
+def test_a_paused_clock_retargeted_below_its_elapsed_time_is_breached_at_the_change() -> None:
+    ticket = Ticket(Rules(policy()))
+    ticket.at(hours(2), status(TicketStatus.NEW, TicketStatus.ON_HOLD))
+    emitted = ticket.at(hours(3), TicketPriorityChanged(previous=Priority.NORMAL,
+                                                        priority=Priority.URGENT,
+                                                        changed_by=AGENT))  # fmt: skip
+    breached = [e for e in emitted if isinstance(e.payload, SlaBreached)]
+    assert [e.occurred_at for e in breached] == [T0 + hours(3)]
+    assert ticket.clock(SlaMetric.FIRST_RESPONSE).state is ClockState.PAUSED

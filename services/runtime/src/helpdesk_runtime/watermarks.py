@@ -11,11 +11,13 @@ How T is chosen. Events are stamped (`occurred_at`) by the writer before their t
 commits, and `position` is commit order (event_log.insert_in_commit_order). With
 `allowance` bounding how long a transaction takes from stamping to commit (plus the clock
 skew between writers and the database), an event committed after event E was stamped no
-earlier than E's stamp minus `allowance`. So, with F the first event not yet published:
+earlier than E's stamp minus `allowance`. So, with F the first event a relay shard has not
+published yet, taken for every shard:
 
-    T = min(now, F.occurred_at) - allowance          (now when nothing waits)
+    T = min(now, min over the shards of F.occurred_at) - allowance
 
-and every event stamped at or before T is published. An event stamped earlier than that
+and every event stamped at or before T is published (a shard with nothing waiting adds
+nothing but now). An event stamped earlier than that
 and written later is late by definition (an intake message back-dated to when the customer
 wrote): consumers must handle it as late, which is what the contract says. T never goes
 back: the last one sent is kept in `published_watermarks`.
@@ -29,6 +31,7 @@ from datetime import UTC, datetime
 import asyncpg
 
 from helpdesk_contracts import PLATFORM_TENANT, EventEnvelope, Watermark, kafka_headers
+from helpdesk_runtime.event_log import KEY_HASH
 from helpdesk_runtime.kafka import OutgoingMessage, Producer
 from helpdesk_runtime.logging import FailureStreak, get_logger
 from helpdesk_runtime.metrics import Metrics
@@ -65,18 +68,29 @@ class WatermarkPublisher:
         self._stopping = asyncio.Event()
         self.last_error: str | None = None
         self.last_up_to: datetime | None = None
-        # The first event not yet published by the slowest shard of the relay (the former
-        # shards' checkpoints included until they are retired: that only lowers T).
+        # The first event each shard has not published yet (the former shards' checkpoints
+        # too, until they are retired: that only lowers T). Per shard, because a shard's
+        # checkpoint moves only past its own events: the lowest checkpoint of all would pin
+        # T on events another shard published long ago. now() is the transaction's start,
+        # no later than the snapshot the statement reads.
         self._up_to = f"""
-            WITH first_waiting AS (
-                SELECT e.occurred_at FROM {table} e
-                WHERE e.position > (
-                    SELECT coalesce(min(position), 0) FROM outbox_checkpoints
-                    WHERE relay = $1 OR starts_with(relay, $1 || '#'))
-                ORDER BY e.position LIMIT 1
+            WITH checkpoints AS (
+                SELECT relay, position FROM outbox_checkpoints
+                WHERE relay = $1 OR starts_with(relay, $1 || '#')
+            ), first_waiting AS (
+                SELECT (SELECT e.occurred_at FROM {table} e
+                        WHERE e.position > c.position
+                            AND (strpos(c.relay, '#') = 0
+                                 OR {KEY_HASH} % split_part(c.relay, '/', 2)::int
+                                    = split_part(split_part(c.relay, '#', 2), '/', 1)::int - 1)
+                        ORDER BY e.position LIMIT 1) AS occurred_at
+                FROM checkpoints c
+                UNION ALL  -- before the relay's first pass, nothing is published
+                SELECT (SELECT occurred_at FROM {table} ORDER BY position LIMIT 1)
+                WHERE NOT EXISTS (SELECT 1 FROM checkpoints)
             ), candidate AS (
-                SELECT least(clock_timestamp(),
-                             coalesce((SELECT occurred_at FROM first_waiting), 'infinity'))
+                SELECT least(now(), coalesce((SELECT min(occurred_at) FROM first_waiting),
+                                             'infinity'))
                        - make_interval(secs => $2) AS up_to
             )
             INSERT INTO published_watermarks AS w (relay, up_to)

@@ -52,19 +52,18 @@ async def save(
     version's number. The revision row stays locked until commit, so a tenant's revisions
     commit in order."""
     table, key = _TABLE[kind]
+    # First the revision, whose row lock serialises the tenant's saves; then the version, in
+    # a statement of its own so that it sees the saves committed while this one waited.
+    revision: int = await conn.fetchval(
+        "INSERT INTO tenant_revisions AS r (tenant_id, revision) VALUES ($1, 1)"
+        " ON CONFLICT (tenant_id) DO UPDATE SET revision = r.revision + 1 RETURNING revision",
+        tenant_id,
+    )
     version: int = await conn.fetchval(
-        f"""
-        WITH revised AS (
-            INSERT INTO tenant_revisions AS r (tenant_id, revision) VALUES ($1, 1)
-            ON CONFLICT (tenant_id) DO UPDATE SET revision = r.revision + 1
-            RETURNING revision
-        )
-        INSERT INTO {table} (tenant_id, {key}, version, revision, spec, saved_by)
-        SELECT $1, $2, coalesce(max(version), 0) + 1, (SELECT revision FROM revised),
-               $3::jsonb, $4
-        FROM {table} WHERE tenant_id = $1 AND {key} = $2 RETURNING version
-        """,
-        tenant_id, item_id, None if spec is None else json.dumps(spec), saved_by,
+        f"INSERT INTO {table} (tenant_id, {key}, version, revision, spec, saved_by)"
+        f" SELECT $1, $2, coalesce(max(version), 0) + 1, $3, $4::jsonb, $5"
+        f" FROM {table} WHERE tenant_id = $1 AND {key} = $2 RETURNING version",
+        tenant_id, item_id, revision, None if spec is None else json.dumps(spec), saved_by,
     )  # fmt: skip
     return version
 

@@ -96,7 +96,6 @@ class SlaHandlers:
     ) -> list[Rejection]:
         tickets = await store.load(conn, (e.aggregate_id for e in batch if e.aggregate_id))
         rules = await self._rules(conn, tickets.values(), (e.tenant_id for e in batch))
-        await store.log_events(conn, batch, rules.revisions)
         touched: dict[UUID, TicketClocks] = {}
         published: list[EventEnvelope[Any]] = []
         rejected: list[Rejection] = []
@@ -124,6 +123,11 @@ class SlaHandlers:
                 emitted = apply(ticket, envelope, rules)
             touched[ticket_id] = ticket
             published += _envelopes(ticket.tenant_id, emitted, envelope.correlation_id)
+        # The input log keeps what was applied (or known and skipped), never what was refused:
+        # a rebuild must fold exactly what the live path did.
+        refused = {r.event_id for r in rejected}
+        logged = [e for e in batch if e.event_id not in refused]
+        await store.log_events(conn, logged, rules.revisions)
         await self._write(conn, touched.values(), rules, published)
         return rejected
 
@@ -175,13 +179,18 @@ class SlaHandlers:
             tenant_id, policy_id,
         )  # fmt: skip
         ids = [r["ticket_id"] for r in rows]
-        now, published = self._clock(), 0
+        marks, published = await store.watermarks(conn), 0
+        lateness = (await store.allowed_lateness(conn, [tenant_id]))[tenant_id]
+        now = self._clock()
         for at in range(0, len(ids), BREACH_CHUNK):
             tickets = await store.load(conn, ids[at : at + BREACH_CHUNK])
             rules = await self._rules(conn, tickets.values(), ())
             events: list[EventEnvelope[Any]] = []
             for ticket in tickets.values():
-                events += _envelopes(ticket.tenant_id, reapply(ticket, rules, now), None)
+                # Applied as of what the watermark vouches for, not the wall clock: events
+                # stamped before now may still be on their way, and must come after it.
+                when = min(now, _horizon(marks, ticket.facts.ticket_id, lateness))
+                events += _envelopes(ticket.tenant_id, reapply(ticket, rules, when), None)
             await self._write(conn, tickets.values(), rules, events)
             published += len(events)
         return len(ids), published
@@ -209,17 +218,12 @@ class SlaHandlers:
         done: list[TicketClocks] = []
         count = 0
         async for history in store.histories(conn):
-            revision_of = {e.event_id: r for e, r in history}
             for key in {(e.tenant_id, r) for e, r in history} - cached.keys():
                 cached[key] = await self._catalogue.rules(conn, {key[0]: key[1]})
-
-            def rules_for(e: EventEnvelope[Any]) -> TenantRules:
-                return cached[(e.tenant_id, revision_of[e.event_id])]  # noqa: B023 (used at once)
-
             first = history[0][0]
             assert first.aggregate_id is not None
             horizon = _horizon(marks, first.aggregate_id, late[first.tenant_id])
-            ticket = replay((e for e, _ in history), rules_for, horizon)
+            ticket = replay([(e, cached[(e.tenant_id, r)]) for e, r in history], horizon)
             if ticket is not None:
                 for clock in ticket.clocks:
                     if clock.id in sent:

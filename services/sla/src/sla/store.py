@@ -83,16 +83,24 @@ async def histories(
 
 
 async def load(conn: Connection, ticket_ids: Iterable[UUID]) -> dict[UUID, TicketClocks]:
-    """These tickets (those known) with their open clocks."""
-    ids = list(set(ticket_ids))
-    rows = await conn.fetch("SELECT * FROM sla_tickets WHERE ticket_id = ANY($1::uuid[])", ids)
+    """These tickets (those known) with their open clocks, locked until the caller commits.
+
+    Locked because the consumer, the alarms and the breach sweep each read, decide and
+    write back: without it one could write over what another committed meanwhile (a breach
+    twice). Rows are locked in id order, so two of them never wait on each other in turn;
+    the sweep skips what is locked here and takes it on its next pass."""
+    ids = sorted(set(ticket_ids))
+    rows = await conn.fetch(
+        "SELECT * FROM sla_tickets WHERE ticket_id = ANY($1::uuid[]) ORDER BY ticket_id FOR UPDATE",
+        ids,
+    )
     tickets = {r["ticket_id"]: _ticket(r) for r in rows}
     clocks = await conn.fetch(
         "SELECT * FROM clocks WHERE ticket_id = ANY($1::uuid[])"
-        " AND state IN ('running', 'paused') ORDER BY started_at, metric",
+        " AND state IN ('running', 'paused') ORDER BY clock_id FOR UPDATE",
         list(tickets),
     )
-    for row in clocks:
+    for row in sorted(clocks, key=lambda r: (r["started_at"], r["metric"])):
         tickets[row["ticket_id"]].clocks.append(clock_of(row))
     return tickets
 

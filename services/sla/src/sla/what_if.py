@@ -1,5 +1,7 @@
 """What-if: compliance of a past period recomputed under draft policies or calendars, beside
-the verdicts that were given, which stay the contractual record.
+the verdicts that were given, which stay the contractual record. Each event is replayed
+under the configuration it met (its revision) with the drafts put in place of the saved
+policies and calendars of the same ids.
 
 Non-destructive by construction: it reads the input log and the clocks in a read-only
 transaction and replays each ticket in memory (`clocks.replay`); nothing is written, no
@@ -8,7 +10,7 @@ the very clock that was judged.
 """
 
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -75,9 +77,16 @@ async def what_if(
     """Tickets opened in [start, end): their clocks as judged, and as the drafts would judge."""
     report = WhatIf()
     async with conn.transaction(readonly=True):
-        rules = (await catalogue.rules(conn, [tenant_id])).with_drafts(
-            tenant_id, policies, calendars, removed
-        )
+        cache: dict[int, TenantRules] = {}
+
+        async def rules_at(revision: int) -> TenantRules:
+            """The configuration an event met, with the drafts in place: what changed
+            since the period is not blamed on the drafts."""
+            if revision not in cache:
+                met = await catalogue.rules(conn, {tenant_id: revision})
+                cache[revision] = met.with_drafts(tenant_id, policies, calendars, removed)
+            return cache[revision]
+
         marks = await store.watermarks(conn)
         lateness = (await store.allowed_lateness(conn, [tenant_id]))[tenant_id]
         marks = {p: at - lateness for p, at in marks.items()}
@@ -90,12 +99,13 @@ async def what_if(
             )
         ]  # fmt: skip
         for at in range(0, len(ids), CHUNK):
-            await _compare(conn, rules, marks, ids[at : at + CHUNK], report)
+            await _compare(conn, rules_at, marks, ids[at : at + CHUNK], report)
     return report
 
 
 async def _compare(
-    conn: Connection, rules: TenantRules, marks: dict[int, datetime], ids: Sequence[UUID],
+    conn: Connection, rules_at: Callable[[int], Awaitable[TenantRules]],
+    marks: dict[int, datetime], ids: Sequence[UUID],
     report: WhatIf,
 ) -> None:  # fmt: skip
     judged: dict[UUID, dict[UUID, Any]] = {}  # ticket -> clock -> row
@@ -109,7 +119,8 @@ async def _compare(
         ticket_id = history[0][0].aggregate_id
         assert ticket_id is not None
         horizon = marks.get(store.partition_of(ticket_id), _NEVER)
-        ticket = replay((e for e, _ in history), lambda _e: rules, horizon)
+        met = {revision: await rules_at(revision) for revision in {r for _, r in history}}
+        ticket = replay([(e, met[r]) for e, r in history], horizon)
         if ticket is None:
             continue
         report.tickets += 1

@@ -50,6 +50,8 @@ def fold(row: Row, envelope: EventEnvelope[Any]) -> None:
             row["breached"] = True
         case SlaVerdictRevised(verdict=verdict):
             row["breached"] = verdict is Verdict.BREACHED
+            if verdict is Verdict.ACHIEVED:  # revised by the stop that ended it
+                row["running"], row["deadline"] = False, None
         case SlaAchieved() | SlaClockStopped() | SlaClockCancelled():
             row["running"], row["deadline"] = False, None
 

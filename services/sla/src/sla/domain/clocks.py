@@ -9,8 +9,9 @@ The rules, as a support manager expects them (Zendesk's and Jira's where they ag
   response; each `CustomerReplied` after that starts a next-response clock (one at a time),
   which the agents' next reply stops; periodic update runs from each agent's reply to the
   next. Solving stops every clock (a ticket solved without a reply has kept its promise of
-  an answer, as in Zendesk); reopening starts a new resolution cycle, with its own verdict;
-  closing or being merged into another ticket cancels what still runs.
+  an answer, as in Zendesk) and cancels the periodic update (no more updates are owed);
+  reopening starts a new resolution cycle, with its own verdict; closing or being merged
+  into another ticket cancels what still runs.
 - A status in the policy's `pause_on` (pending, on hold) pauses the open clocks; leaving it
   resumes them. Each pause is kept in the clock's ledger with its reason and the events
   that began and ended it.
@@ -20,8 +21,9 @@ The rules, as a support manager expects them (Zendesk's and Jira's where they ag
 - Every verdict is decided by event time: a clock stopped at or before its deadline is
   achieved, however late the stop is processed; a breach is at the deadline. An event that
   shows a deadline passed while the clock ran (a late stop, a pause after it) publishes the
-  breach first, so no breach depends on a timer firing. A breach published by the timer and
-  disproved by a stop that occurred before the deadline is revised (`SlaVerdictRevised`).
+  breach first, so no breach depends on a timer firing. A breach already published that an
+  event stamped before it disproves (a stop, a pause, a re-target or a cancellation that
+  occurred in time but was processed late) is revised with `SlaVerdictRevised`.
 - Warnings are for people: they fire by the wall clock at fractions of the target while
   the clock runs, once per threshold.
 """
@@ -238,8 +240,12 @@ def apply(ticket: TicketClocks, envelope: EventEnvelope[Any], rules: Rules) -> l
         case TicketSolved():
             ticket.status = TicketStatus.SOLVED
             s.follow_status()
-            for metric in SlaMetric:
+            for metric in (SlaMetric.FIRST_RESPONSE, SlaMetric.NEXT_RESPONSE, SlaMetric.RESOLUTION):
                 s.stop(metric)
+            # Updates are owed while the ticket is worked: solving ends the need, not a cycle
+            # kept in time (a reply that solves would count as one kept in no time at all).
+            for clock in s.open_clocks(SlaMetric.PERIODIC_UPDATE):
+                s.cancel_one(clock, "solved")
         case TicketReopened():
             ticket.status = TicketStatus.OPEN
             s.start(SlaMetric.RESOLUTION)
@@ -366,6 +372,9 @@ class _Session:
     def _open(self, metric: SlaMetric) -> list[Clock]:
         return [c for c in self.ticket.clocks if c.metric is metric and c.is_open]
 
+    def open_clocks(self, metric: SlaMetric) -> list[Clock]:
+        return self._open(metric)
+
     def has_open(self, metric: SlaMetric) -> bool:
         return bool(self._open(metric))
 
@@ -383,6 +392,17 @@ class _Session:
     def _deadline(self, clock: Clock, at: datetime) -> datetime:
         left = clock.target - clock.elapsed
         return at if left <= _ZERO else self._calendar(clock).add(at, left)
+
+    def _withdraw(self, clock: Clock) -> None:
+        """An event stamped before a published breach shows the clock was not breached then
+        (it paused, was re-targeted or cancelled in time, processed late): the breach is
+        taken back with its own event, never silently."""
+        at = self._now_for(clock)
+        if clock.breached_at is None or self.at >= clock.breached_at:
+            return
+        previous, clock.breached_at = clock.breached_at, None
+        self._emit(clock, SlaVerdictRevised, at, previous=Verdict.BREACHED, verdict=Verdict.NONE,
+                   decided_at=self.at, deadline=previous, reason="late_event")  # fmt: skip
 
     def _catch_up(self, clock: Clock) -> None:
         """The event shows the deadline passed while the clock ran: breach at the deadline."""
@@ -460,9 +480,12 @@ class _Session:
 
     def breach(self, clock: Clock) -> None:
         assert clock.deadline is not None
-        clock.breached_at = clock.deadline
-        self._emit(clock, SlaBreached, clock.deadline, policy=clock.policy,
-                   target_seconds=_seconds(clock.target), deadline=clock.deadline,
+        self._breach_at(clock, clock.deadline)
+
+    def _breach_at(self, clock: Clock, when: datetime) -> None:
+        clock.breached_at = when
+        self._emit(clock, SlaBreached, when, policy=clock.policy,
+                   target_seconds=_seconds(clock.target), deadline=when,
                    assignee_id=self.ticket.assignee_id,
                    group_id=self.ticket.facts.group_id)  # fmt: skip
         # A breach caused by the passing of time, not by the event being applied.
@@ -480,6 +503,7 @@ class _Session:
         for clock in self.ticket.clocks:
             if not clock.is_open:
                 continue
+            self._withdraw(clock)
             self._catch_up(clock)
             at = self._now_for(clock)
             clock.elapsed = self._elapsed(clock, at)
@@ -500,6 +524,7 @@ class _Session:
                 self._resume(clock)
 
     def _pause(self, clock: Clock, reason: str) -> None:
+        self._withdraw(clock)
         at = self._now_for(clock)
         clock.elapsed = self._elapsed(clock, at)
         clock.state, clock.since, clock.deadline = ClockState.PAUSED, None, None
@@ -548,6 +573,7 @@ class _Session:
             self._retarget(clock, reference, seconds, policy, reason)
 
     def cancel_one(self, clock: Clock, reason: str) -> None:
+        self._withdraw(clock)
         at = self._now_for(clock)
         clock.elapsed = self._elapsed(clock, at)
         self._close_pause(clock, at)
@@ -558,6 +584,7 @@ class _Session:
     def _retarget(
         self, clock: Clock, reference: PolicyRef, target: timedelta, policy: Policy, why: str
     ) -> None:
+        self._withdraw(clock)
         self._catch_up(clock)
         at = self._now_for(clock)
         elapsed = self._elapsed(clock, at)
@@ -585,10 +612,14 @@ class _Session:
                    previous_target_seconds=_seconds(previous),
                    target_seconds=_seconds(target), elapsed_seconds=_seconds(clock.elapsed),
                    retargeted_at=at, deadline=clock.deadline, reason=why)  # fmt: skip
-        if clock.state is ClockState.RUNNING and clock.breached_at is None:
-            assert clock.deadline is not None
-            if clock.deadline <= at and clock.elapsed >= target:
-                self.breach(clock)  # the new target was already used up: breached now
+        if clock.breached_at is None and clock.elapsed >= target:
+            self._breach_at(clock, at)  # the new target was already used up: breached now
+        # The new policy may pause on other statuses than the old one.
+        status = self.ticket.status
+        if clock.state is ClockState.RUNNING and status in clock.pause_on:
+            self._pause(clock, status.value)
+        elif clock.state is ClockState.PAUSED and status not in clock.pause_on:
+            self._resume(clock)
 
 
 def _reference(policy: Policy, calendar_version: int | None, business: bool) -> PolicyRef:
@@ -607,19 +638,16 @@ def _seconds(duration: timedelta) -> int:
 
 
 def replay(
-    history: Iterable[EventEnvelope[Any]],
-    rules_for: Callable[[EventEnvelope[Any]], Rules],
-    breach_horizon: datetime,
+    history: Iterable[tuple[EventEnvelope[Any], Rules]], breach_horizon: datetime
 ) -> TicketClocks | None:
     """One ticket's clocks computed afresh from its events (oldest first), each applied
-    under the rules `rules_for` gives it, then the breaches the horizon allows. What a
-    rebuild and a what-if run compute; None if the history does not start with
-    `TicketOpened`. Warnings are not derived from events but sent by the wall clock: none
-    is marked here (a rebuild keeps the record of those already sent)."""
+    under the rules paired with it, then the breaches the horizon allows. What a rebuild
+    and a what-if run compute; None if the history does not start with `TicketOpened`.
+    Warnings are not derived from events but sent by the wall clock: none is marked here
+    (a rebuild keeps the record of those already sent)."""
     ticket: TicketClocks | None = None
     rules: Rules | None = None
-    for envelope in history:
-        rules = rules_for(envelope)
+    for envelope, rules in history:
         if isinstance(envelope.payload, TicketOpened):
             if ticket is None:
                 ticket, _ = open_ticket(envelope, rules)
