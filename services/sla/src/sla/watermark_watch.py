@@ -40,7 +40,10 @@ async def partition_marks(conn: Connection, now: datetime, stall_s: float) -> li
             (SELECT count(*) FROM clocks c
              WHERE c.partition = p.partition AND c.state = 'running' AND c.breached_at IS NULL
                 AND c.deadline <= $1
-                AND (w.up_to IS NULL OR c.deadline > w.up_to)) AS held
+                AND (w.up_to IS NULL
+                     OR c.deadline + coalesce((SELECT s.allowed_lateness FROM tenant_settings s
+                                               WHERE s.tenant_id = c.tenant_id), '0')
+                        > w.up_to)) AS held
         FROM generate_series(0, $2 - 1) AS p(partition)
         LEFT JOIN watermarks w USING (partition)
         ORDER BY p.partition
