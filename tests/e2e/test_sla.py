@@ -28,6 +28,7 @@ from helpdesk_contracts import (
     Priority,
     Requester,
     ResponseSent,
+    TicketAssigned,
     TicketOpened,
     TicketPriorityChanged,
     TicketSolved,
@@ -739,3 +740,28 @@ async def test_a_relay_held_back_across_a_deadline_publishes_no_false_breach(
         ("SlaClockStarted", "first_response"): 1, ("SlaWarning", "first_response"): 2,
         ("SlaAchieved", "first_response"): 1,
     })  # fmt: skip
+
+
+async def test_reports_group_a_clock_by_what_the_ticket_was_when_it_was_decided(
+    sla: SlaService, kafka_bootstrap: str, producer: Producer
+) -> None:
+    ticket = Publisher(producer)
+    start = datetime.now(UTC) - timedelta(hours=2)
+    await ticket.open(start)
+    await ticket.send(TicketAssigned(assignee_id="anna", group_id="billing", assigned_by=AGENT),
+                      start + timedelta(minutes=1))  # fmt: skip
+    answer = ResponseSent(message_id=uuid4(), agent_id="anna", body="Done", channel=Channel.EMAIL)
+    await ticket.send(answer, start + timedelta(minutes=30))
+    # Reassigned after the first response was judged: the verdict stays anna's.
+    await ticket.send(TicketAssigned(assignee_id="boris", group_id="billing", assigned_by=AGENT),
+                      start + timedelta(minutes=40))  # fmt: skip
+    await sla_events(kafka_bootstrap, ticket.ticket_id, until=2)
+
+    async def by_agent() -> list[Any]:
+        report = await sla.client.get("/v1/sla/reports/compliance", headers=sla.auth(
+            role="supervisor"), params={"start": start.isoformat(), "by": "agent",
+                                        "end": datetime.now(UTC).isoformat()})  # fmt: skip
+        assert report.status_code == 200, report.text
+        return [(r["metric"], r["key"], r["achieved"]) for r in report.json()]
+
+    await eventually(lambda: _true_async(by_agent(), [("first_response", "anna", 1)]), 30)

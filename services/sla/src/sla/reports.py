@@ -1,8 +1,9 @@
 """Compliance and the support metrics of our source documents, straight from the clocks.
 
-A clock counts in the period in which its outcome was decided: when it breached, or when it
-stopped in time. Durations are the clocks' own: business time where the policy counts
-business hours, with paused time left out.
+A clock counts in the period in which its outcome was decided (when it breached, or when it
+stopped in time), under the priority, channel, group and assignee the ticket had then.
+Durations are the clocks' own: business time where the policy counts business hours, with
+paused time left out.
 """
 
 from dataclasses import dataclass
@@ -27,12 +28,13 @@ class Period(StrEnum):
     MONTH = "month"
 
 
+# As the ticket was when the clock's outcome was decided (see migration 0002).
 _KEY = {
     Dimension.METRIC: "NULL::text",
-    Dimension.PRIORITY: "t.priority",
-    Dimension.GROUP: "t.group_id",
-    Dimension.AGENT: "t.assignee_id",
-    Dimension.CHANNEL: "t.channel",
+    Dimension.PRIORITY: "c.priority",
+    Dimension.GROUP: "c.group_id",
+    Dimension.AGENT: "c.assignee_id",
+    Dimension.CHANNEL: "c.channel",
     Dimension.POLICY: "c.policy_id",
 }
 
@@ -79,7 +81,6 @@ async def compliance(
               WHERE tenant_id = $1 AND (state = 'achieved' OR breached_at IS NOT NULL)
                 AND coalesce(breached_at, ended_at) >= $2
                 AND coalesce(breached_at, ended_at) < $3) AS c
-        JOIN sla_tickets t USING (ticket_id)
         GROUP BY 1, 2, 3 ORDER BY 1, 2 NULLS FIRST, 3
         """,
         tenant_id, start, end, *zone,

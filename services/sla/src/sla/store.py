@@ -131,9 +131,9 @@ async def save(conn: Connection, tickets: Sequence[TicketClocks]) -> None:
         INSERT INTO clocks (clock_id, tenant_id, ticket_id, metric, cycle, state, policy_id,
             policy_version, calendar_id, calendar_version, business_hours, target, thresholds,
             pause_on, started_at, started_by, elapsed, since, deadline, breached_at, warned,
-            ended_at, ended_by, pauses, partition)
+            ended_at, ended_by, pauses, partition, priority, channel, group_id, assignee_id)
         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13::jsonb, $14::jsonb, $15,
-            $16, $17, $18, $19, $20, $21::jsonb, $22, $23, $24::jsonb, $25)
+            $16, $17, $18, $19, $20, $21::jsonb, $22, $23, $24::jsonb, $25, $26, $27, $28, $29)
         ON CONFLICT (clock_id) DO UPDATE SET
             state = excluded.state, policy_id = excluded.policy_id,
             policy_version = excluded.policy_version, calendar_id = excluded.calendar_id,
@@ -142,7 +142,9 @@ async def save(conn: Connection, tickets: Sequence[TicketClocks]) -> None:
             thresholds = excluded.thresholds, pause_on = excluded.pause_on,
             elapsed = excluded.elapsed, since = excluded.since, deadline = excluded.deadline,
             breached_at = excluded.breached_at, warned = excluded.warned,
-            ended_at = excluded.ended_at, ended_by = excluded.ended_by, pauses = excluded.pauses
+            ended_at = excluded.ended_at, ended_by = excluded.ended_by, pauses = excluded.pauses,
+            priority = excluded.priority, channel = excluded.channel,
+            group_id = excluded.group_id, assignee_id = excluded.assignee_id
         """,
         [_clock_row(t, p, c) for t, p, c in clocks],
     )
@@ -349,7 +351,8 @@ def _clock_row(t: TicketClocks, partition: int, c: Clock) -> tuple[Any, ...]:
         c.target, _json_list(c.thresholds), _statuses(c.pause_on), c.started_at, c.started_by,
         c.elapsed, c.since, c.deadline, c.breached_at, _json_list(c.warned), c.ended_at,
         c.ended_by, json.dumps([_pause_json(x) for x in c.pauses]) if c.pauses else "[]",
-        partition,
+        partition, t.facts.priority.value, t.facts.channel.value, t.facts.group_id,
+        t.assignee_id,
     )  # fmt: skip
 
 
