@@ -9,7 +9,7 @@ import json
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from contextlib import suppress
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 from uuid import UUID
 
@@ -46,7 +46,6 @@ PRODUCER = "sla"
 BREACH_CHUNK = 500
 """Clocks breached per partition in one transaction of the sweep: a burst of deadlines is
 worked through in bounded memory, and published while the sweep goes on."""
-_NEVER = datetime.min.replace(tzinfo=UTC)
 
 assert all(name in EVENT_TYPES for name in ACCEPTS)
 
@@ -165,7 +164,9 @@ class SlaHandlers:
         now = self._clock()
         published: list[EventEnvelope[Any]] = []
         for ticket in tickets.values():
-            horizon = _horizon(marks, ticket.facts.ticket_id, lateness[ticket.tenant_id])
+            horizon = store.breach_horizon(
+                marks, ticket.facts.ticket_id, lateness[ticket.tenant_id]
+            )
             emitted = alarm(ticket, rules, now, horizon)
             published += _envelopes(ticket.tenant_id, emitted, None)
         await self._write(conn, tickets.values(), rules, published)
@@ -189,7 +190,7 @@ class SlaHandlers:
             for ticket in tickets.values():
                 # Applied as of what the watermark vouches for, not the wall clock: events
                 # stamped before now may still be on their way, and must come after it.
-                when = min(now, _horizon(marks, ticket.facts.ticket_id, lateness))
+                when = min(now, store.breach_horizon(marks, ticket.facts.ticket_id, lateness))
                 events += _envelopes(ticket.tenant_id, reapply(ticket, rules, when), None)
             await self._write(conn, tickets.values(), rules, events)
             published += len(events)
@@ -222,7 +223,7 @@ class SlaHandlers:
                 cached[key] = await self._catalogue.rules(conn, {key[0]: key[1]})
             first = history[0][0]
             assert first.aggregate_id is not None
-            horizon = _horizon(marks, first.aggregate_id, late[first.tenant_id])
+            horizon = store.breach_horizon(marks, first.aggregate_id, late[first.tenant_id])
             ticket = replay([(e, cached[(e.tenant_id, r)]) for e, r in history], horizon)
             if ticket is not None:
                 for clock in ticket.clocks:
@@ -265,13 +266,6 @@ class SlaHandlers:
         for tenant_id, keys in silent.items():
             await timers.cancel_many(conn, ALARM, tenant_id, keys)
         await outbox.put(conn, published)
-
-
-def _horizon(marks: dict[int, datetime], ticket_id: UUID, lateness: timedelta) -> datetime:
-    """Up to when a ticket's clocks may be judged: its partition's watermark, less the
-    tenant's allowed lateness."""
-    mark = marks.get(store.partition_of(ticket_id))
-    return _NEVER if mark is None else mark - lateness
 
 
 def _envelopes(

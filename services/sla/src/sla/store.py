@@ -6,7 +6,7 @@ back what changed in two more, whatever its size.
 
 import json
 from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from functools import cache, lru_cache
 from typing import Any
 from uuid import UUID
@@ -160,14 +160,25 @@ async def advance_watermarks(conn: Connection, marks: dict[int, tuple[int, datet
     )
 
 
+LATENESS = (
+    "coalesce((SELECT s.allowed_lateness FROM tenant_settings s"
+    " WHERE s.tenant_id = c.tenant_id), '0')"
+)
+"""SQL: the allowed lateness of the tenant of the clock `c` (zero unless set)."""
+_NEVER = datetime.min.replace(tzinfo=UTC)
+
+
+def breach_horizon(marks: dict[int, datetime], ticket_id: UUID, lateness: timedelta) -> datetime:
+    """Up to when a ticket's clocks may be judged: its partition's watermark, less the
+    tenant's allowed lateness (never, before any watermark was read)."""
+    mark = marks.get(partition_of(ticket_id))
+    return _NEVER if mark is None else mark - lateness
+
+
 async def watermarks(conn: Connection) -> dict[int, datetime]:
     """The watermark of each partition read so far."""
     rows = await conn.fetch("SELECT partition, up_to FROM watermarks")
     return {r["partition"]: r["up_to"] for r in rows}
-
-
-async def watermark_rows(conn: Connection) -> list[asyncpg.Record]:
-    return list(await conn.fetch("SELECT * FROM watermarks ORDER BY partition"))
 
 
 async def breach_due(conn: Connection, limit: int) -> list[BreachedClock]:
@@ -185,8 +196,7 @@ async def breach_due(conn: Connection, limit: int) -> list[BreachedClock]:
             SELECT c.clock_id FROM clocks c
             WHERE c.partition = w.partition AND c.state = 'running'
                 AND c.breached_at IS NULL AND c.deadline <= w.up_to
-                AND c.deadline + coalesce((SELECT s.allowed_lateness FROM tenant_settings s
-                                           WHERE s.tenant_id = c.tenant_id), '0') <= w.up_to
+                AND c.deadline + {LATENESS} <= w.up_to
             ORDER BY c.deadline LIMIT {int(limit)}
             FOR UPDATE OF c SKIP LOCKED
         ) d ON true

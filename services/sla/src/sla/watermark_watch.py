@@ -16,7 +16,7 @@ from prometheus_client import CollectorRegistry, Gauge
 
 from helpdesk_runtime.db import Connection
 from helpdesk_runtime.logging import get_logger
-from sla.store import PARTITIONS
+from sla.store import LATENESS, PARTITIONS
 
 log = get_logger(__name__)
 
@@ -35,15 +35,13 @@ class PartitionMark:
 async def partition_marks(conn: Connection, now: datetime, stall_s: float) -> list[PartitionMark]:
     """Every partition's watermark, its lag behind `now`, and the breaches it holds."""
     rows = await conn.fetch(
-        """
+        f"""
         SELECT p.partition, w.up_to,
             (SELECT count(*) FROM clocks c
              WHERE c.partition = p.partition AND c.state = 'running' AND c.breached_at IS NULL
                 AND c.deadline <= $1
                 AND (w.up_to IS NULL
-                     OR c.deadline + coalesce((SELECT s.allowed_lateness FROM tenant_settings s
-                                               WHERE s.tenant_id = c.tenant_id), '0')
-                        > w.up_to)) AS held
+                     OR c.deadline + {LATENESS} > w.up_to)) AS held
         FROM generate_series(0, $2 - 1) AS p(partition)
         LEFT JOIN watermarks w USING (partition)
         ORDER BY p.partition

@@ -12,7 +12,7 @@ the very clock that was judged.
 from collections import Counter
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime, timedelta
 from typing import Any
 from uuid import UUID
 
@@ -26,7 +26,6 @@ from sla.domain.policies import PolicySpec
 
 CHUNK = 500
 MAX_CHANGES = 200
-_NEVER = datetime.min.replace(tzinfo=UTC)
 
 
 def outcome(state: ClockState, breached: bool) -> str:
@@ -89,7 +88,6 @@ async def what_if(
 
         marks = await store.watermarks(conn)
         lateness = (await store.allowed_lateness(conn, [tenant_id]))[tenant_id]
-        marks = {p: at - lateness for p, at in marks.items()}
         ids = [
             r["ticket_id"]
             for r in await conn.fetch(
@@ -99,13 +97,13 @@ async def what_if(
             )
         ]  # fmt: skip
         for at in range(0, len(ids), CHUNK):
-            await _compare(conn, rules_at, marks, ids[at : at + CHUNK], report)
+            await _compare(conn, rules_at, marks, lateness, ids[at : at + CHUNK], report)
     return report
 
 
 async def _compare(
     conn: Connection, rules_at: Callable[[int], Awaitable[TenantRules]],
-    marks: dict[int, datetime], ids: Sequence[UUID],
+    marks: dict[int, datetime], lateness: timedelta, ids: Sequence[UUID],
     report: WhatIf,
 ) -> None:  # fmt: skip
     judged: dict[UUID, dict[UUID, Any]] = {}  # ticket -> clock -> row
@@ -118,7 +116,7 @@ async def _compare(
     async for history in store.histories(conn, ids):
         ticket_id = history[0][0].aggregate_id
         assert ticket_id is not None
-        horizon = marks.get(store.partition_of(ticket_id), _NEVER)
+        horizon = store.breach_horizon(marks, ticket_id, lateness)
         met = {revision: await rules_at(revision) for revision in {r for _, r in history}}
         ticket = replay([(e, met[r]) for e, r in history], horizon)
         if ticket is None:

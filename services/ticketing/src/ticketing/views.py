@@ -18,6 +18,7 @@ from helpdesk_contracts import (
     TicketType,
 )
 from ticketing.domain import Ticket
+from ticketing.sla_feed import NO_DEADLINE
 
 
 class TicketView(BaseModel):
@@ -89,7 +90,7 @@ class TicketSummary(BaseModel):
     @classmethod
     def of_row(cls, row: Mapping[str, Any]) -> "TicketSummary":
         deadline = row["sla_deadline"]
-        deadline = None if deadline == datetime.max else deadline  # 'infinity': none runs
+        deadline = None if deadline == NO_DEADLINE else deadline
         return cls.model_validate({**row, "id": row["ticket_id"], "sla_deadline": deadline})
 
 
