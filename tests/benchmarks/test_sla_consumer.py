@@ -22,7 +22,8 @@ import os
 import resource
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -209,28 +210,15 @@ async def _drain_in_replicas(
     topic, group = f"bench.tickets.r.{run}", f"sla-replicas-{run}"
     await ensure_topics(kafka_bootstrap, [TopicSpec(topic, PARTITIONS)])
     await start_group_at_end(kafka_bootstrap, topic, group)
-    logs = REPO / ".local" / "bench"
-    logs.mkdir(parents=True, exist_ok=True)
     env = {
         "TICKETS_TOPIC": topic, "SLA_TOPIC": f"bench.sla.{run}", "TICKETS_GROUP_ID": group,
         "PARTS": "consumers", "CONSUMER_BATCH_SIZE": str(BATCH), "LOG_LEVEL": "WARNING",
         "CONSUMER_BATCH_TIMEOUT_MS": "100",
     }  # fmt: skip
-    processes = [
-        ServiceProcess(database_url, kafka_bootstrap, logs / f"sla-replica-{i}.log", env=env,
-                       module="sla")
-        for i in range(REPLICAS)
-    ]  # fmt: skip
-    for process in processes:
-        process.start()
-    try:
-        for process in processes:
-            await process.wait_ready()
-        await group_settled(kafka_bootstrap, group, REPLICAS)
+    async with _sla_processes(database_url, kafka_bootstrap, group, env, "sla-replica") as pids:
         before = await _applied(pool)
         total = EVENTS // 5 * 5
         await _publish(producer, topic, total)
-        pids = [p.process.pid for p in processes if p.process is not None]
         await _until(lambda: _applied(pool), lambda n: n > before)
         first = await _applied(pool) - before
         cpu, started = sum(cpu_s(p) for p in pids), time.perf_counter()
@@ -238,9 +226,6 @@ async def _drain_in_replicas(
         return PlainRun(
             total - first, time.perf_counter() - started, sum(cpu_s(p) for p in pids) - cpu
         )
-    finally:
-        for process in processes:
-            process.stop()
 
 
 async def _drain(pool: asyncpg.Pool, total: int) -> PlainRun:
@@ -351,14 +336,24 @@ async def _in_replicas(
 ) -> tuple[float, float]:  # fmt: skip
     """`measure` with REPLICAS processes of the service (consumers and jobs, the relay in
     as many shards) instead of this one."""
-    logs = REPO / ".local" / "bench"
-    logs.mkdir(parents=True, exist_ok=True)
     env = {
         "TICKETS_TOPIC": topic, "SLA_TOPIC": out, "TICKETS_GROUP_ID": group,
         "PARTS": "consumers,jobs", "OUTBOX_RELAY_SHARDS": str(REPLICAS), "LOG_LEVEL": "WARNING",
     }  # fmt: skip
+    async with _sla_processes(database_url, kafka_bootstrap, group, env, "sla-due"):
+        return await measure()
+
+
+@asynccontextmanager
+async def _sla_processes(
+    database_url: str, kafka_bootstrap: str, group: str, env: dict[str, str], name: str
+) -> AsyncIterator[list[int]]:
+    """REPLICAS processes of the service (`python -m sla` with `env`), ready and settled in
+    `group`; their pids. Logs under .local/bench/<name>-<i>.log."""
+    logs = REPO / ".local" / "bench"
+    logs.mkdir(parents=True, exist_ok=True)
     processes = [
-        ServiceProcess(database_url, kafka_bootstrap, logs / f"sla-due-{i}.log", env=env,
+        ServiceProcess(database_url, kafka_bootstrap, logs / f"{name}-{i}.log", env=env,
                        module="sla")
         for i in range(REPLICAS)
     ]  # fmt: skip
@@ -368,7 +363,7 @@ async def _in_replicas(
         for process in processes:
             await process.wait_ready()
         await group_settled(kafka_bootstrap, group, REPLICAS)
-        return await measure()
+        yield [p.process.pid for p in processes if p.process is not None]
     finally:
         for process in processes:
             process.stop()

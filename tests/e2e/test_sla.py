@@ -220,6 +220,13 @@ async def test_a_breach_waits_for_the_watermark_and_is_published_once(
     })  # fmt: skip
     (breached,) = [e for e in events if e.event_type == "SlaBreached"]
     assert breached.occurred_at == breached.payload.deadline == deadline
+    # The service's metrics moved with this traffic.
+    metrics = (await sla.client.get("/metrics")).text
+    group = sla.settings.tickets_group_id
+    assert _sample(metrics, "helpdesk_events_consumed_total",
+                   f'consumer="{group}",event_type="TicketOpened"') >= 1  # fmt: skip
+    assert _sample(metrics, "helpdesk_events_produced_total", 'event_type="SlaBreached"') >= 1
+    assert _sample(metrics, "helpdesk_timers_fired_total", 'kind="sla-alarm"') >= 1
     # Watermarks are idempotent by nature: they never fill the inbox.
     conn = await asyncpg.connect(sla.settings.database_url.get_secret_value())
     try:
@@ -259,6 +266,15 @@ async def test_a_lagging_consumer_publishes_no_false_breach(
         ("SlaClockStarted", "first_response"): 1, ("SlaWarning", "first_response"): 2,
         ("SlaAchieved", "first_response"): 1,
     })  # fmt: skip
+
+
+def _sample(metrics: str, name: str, labels: str) -> float:
+    """The sum of a metric's samples whose labels include `labels`."""
+    return sum(
+        float(line.rsplit(" ", 1)[1])
+        for line in metrics.splitlines()
+        if line.startswith(name + "{") and labels in line
+    )
 
 
 async def _after(moment: datetime) -> bool:
