@@ -442,3 +442,18 @@ def test_a_paused_clock_retargeted_below_its_elapsed_time_is_breached_at_the_cha
     breached = [e for e in emitted if isinstance(e.payload, SlaBreached)]
     assert [e.occurred_at for e in breached] == [T0 + hours(3)]
     assert ticket.clock(SlaMetric.FIRST_RESPONSE).state is ClockState.PAUSED
+
+
+def test_a_clock_keeps_what_the_ticket_was_when_it_ended() -> None:
+    """Reports group a verdict by the assignee it was earned under, even when the events
+    that follow are applied in the same batch."""
+    ticket = Ticket(Rules(policy()))
+    ticket.at(hours(0.1), TicketAssigned(assignee_id="anna", group_id="billing", assigned_by=AGENT))
+    ticket.at(hours(0.5), reply())
+    ticket.at(hours(0.6), TicketAssigned(assignee_id="boris", group_id="billing",
+                                         assigned_by=AGENT))  # fmt: skip
+    first = ticket.clock(SlaMetric.FIRST_RESPONSE)
+    assert first.decided_as is not None
+    assert (first.decided_as.assignee_id, first.decided_as.group_id) == ("anna", "billing")
+    assert ticket.clock(SlaMetric.RESOLUTION).decided_as is None  # still open
+    assert ticket.state.context().assignee_id == "boris"

@@ -6,6 +6,7 @@ back what changed in two more, whatever its size.
 
 import json
 from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
+from dataclasses import astuple
 from datetime import UTC, datetime, timedelta
 from functools import cache, lru_cache
 from typing import Any
@@ -361,8 +362,7 @@ def _clock_row(t: TicketClocks, partition: int, c: Clock) -> tuple[Any, ...]:
         c.target, _json_list(c.thresholds), _statuses(c.pause_on), c.started_at, c.started_by,
         c.elapsed, c.since, c.deadline, c.breached_at, _json_list(c.warned), c.ended_at,
         c.ended_by, json.dumps([_pause_json(x) for x in c.pauses]) if c.pauses else "[]",
-        partition, t.facts.priority.value, t.facts.channel.value, t.facts.group_id,
-        t.assignee_id,
+        partition, *astuple(c.decided_as or t.context()),  # an open clock follows the ticket
     )  # fmt: skip
 
 

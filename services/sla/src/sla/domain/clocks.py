@@ -139,6 +139,8 @@ class Clock:
     ended_at: datetime | None = None
     ended_by: UUID | None = None
     pauses: list[Pause] = field(default_factory=list)
+    decided_as: "Context | None" = None
+    """What the ticket was when the clock ended (reports group by it); None while open."""
 
     @property
     def is_open(self) -> bool:
@@ -149,6 +151,17 @@ class Clock:
         if self.breached_at is not None:
             return Verdict.BREACHED
         return Verdict.ACHIEVED if self.state is ClockState.ACHIEVED else None
+
+
+@dataclass(frozen=True)
+class Context:
+    """What reports group a clock by: the ticket as it was when the clock's outcome was
+    decided, not as it became later."""
+
+    priority: str
+    channel: str
+    group_id: str | None
+    assignee_id: str | None
 
 
 @dataclass(frozen=True)
@@ -175,6 +188,11 @@ class TicketClocks:
     """Open clocks, and those that ended in this pass (the service stores and drops them)."""
     cycles: dict[SlaMetric, int] = field(default_factory=dict)
     """How many clocks of each metric were started, for their ids."""
+
+    def context(self) -> "Context":
+        """The ticket as reports group its clocks, now."""
+        f = self.facts
+        return Context(f.priority.value, f.channel.value, f.group_id, self.assignee_id)
 
 
 def clock_id(ticket_id: UUID, metric: SlaMetric, cycle: int) -> UUID:
@@ -455,7 +473,7 @@ class _Session:
             elapsed = self._elapsed(clock, at)
             self._close_pause(clock, at)
             clock.elapsed, clock.since = elapsed, None
-            clock.ended_at, clock.ended_by = at, self.cause
+            clock.ended_at, clock.ended_by, clock.decided_as = at, self.cause, self.ticket.context()
             in_time = elapsed <= clock.target
             if clock.breached_at is None and not in_time:  # used up while paused or re-targeted
                 clock.deadline = clock.deadline or at
@@ -509,7 +527,7 @@ class _Session:
             clock.elapsed = self._elapsed(clock, at)
             self._close_pause(clock, at)
             clock.state, clock.since, clock.deadline = ClockState.CANCELLED, None, None
-            clock.ended_at, clock.ended_by = at, self.cause
+            clock.ended_at, clock.ended_by, clock.decided_as = at, self.cause, self.ticket.context()
             self._emit(clock, SlaClockCancelled, at, cancelled_at=at, reason=reason)
 
     def follow_status(self) -> None:
@@ -578,7 +596,7 @@ class _Session:
         clock.elapsed = self._elapsed(clock, at)
         self._close_pause(clock, at)
         clock.state, clock.since, clock.deadline = ClockState.CANCELLED, None, None
-        clock.ended_at, clock.ended_by = at, self.cause
+        clock.ended_at, clock.ended_by, clock.decided_as = at, self.cause, self.ticket.context()
         self._emit(clock, SlaClockCancelled, at, cancelled_at=at, reason=reason)
 
     def _retarget(
