@@ -25,6 +25,7 @@ from helpdesk_contracts import (
     TicketType,
     parse_envelope,
 )
+from helpdesk_runtime.bulk import upsert_many
 from helpdesk_runtime.db import Connection
 from helpdesk_runtime.kafka import partition_for
 from sla.domain.clocks import BreachedClock, Clock, ClockState, Pause, TicketClocks
@@ -108,47 +109,82 @@ async def load(conn: Connection, ticket_ids: Iterable[UUID]) -> dict[UUID, Ticke
 
 async def save(conn: Connection, tickets: Sequence[TicketClocks]) -> None:
     """Write these tickets and all their clocks (open, and ended in this pass)."""
-    if not tickets:
-        return
-    await conn.executemany(
-        """
-        INSERT INTO sla_tickets (ticket_id, tenant_id, number, priority, channel, type, tags,
-            group_id, organisation_id, tier, status, assignee_id, opened_at, version, cycles)
-        VALUES ($1, $2, $3, $4, $5, $6, $7::jsonb, $8, $9, $10, $11, $12, $13, $14, $15::jsonb)
-        ON CONFLICT (ticket_id) DO UPDATE SET
-            priority = excluded.priority, channel = excluded.channel, type = excluded.type,
-            tags = excluded.tags, group_id = excluded.group_id,
-            organisation_id = excluded.organisation_id, tier = excluded.tier,
-            status = excluded.status, assignee_id = excluded.assignee_id,
-            version = excluded.version, cycles = excluded.cycles
-        """,
+    rows = []
+    for t in tickets:
+        partition = partition_of(t.facts.ticket_id)
+        rows += [_clock_row(t, partition, c) for c in t.clocks]
+    await upsert_many(
+        conn,
+        "sla_tickets",
+        _TICKET_COLUMNS,
         [_ticket_row(t) for t in tickets],
+        key=["ticket_id"],
+        update=_updated(_TICKET_COLUMNS, _TICKET_KEPT),
     )
-    clocks = [(t, partition_of(t.facts.ticket_id), c) for t in tickets for c in t.clocks]
-    if not clocks:
-        return
-    await conn.executemany(
-        """
-        INSERT INTO clocks (clock_id, tenant_id, ticket_id, metric, cycle, state, policy_id,
-            policy_version, calendar_id, calendar_version, business_hours, target, thresholds,
-            pause_on, started_at, started_by, elapsed, since, deadline, breached_at, warned,
-            ended_at, ended_by, pauses, partition, priority, channel, group_id, assignee_id)
-        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13::jsonb, $14::jsonb, $15,
-            $16, $17, $18, $19, $20, $21::jsonb, $22, $23, $24::jsonb, $25, $26, $27, $28, $29)
-        ON CONFLICT (clock_id) DO UPDATE SET
-            state = excluded.state, policy_id = excluded.policy_id,
-            policy_version = excluded.policy_version, calendar_id = excluded.calendar_id,
-            calendar_version = excluded.calendar_version,
-            business_hours = excluded.business_hours, target = excluded.target,
-            thresholds = excluded.thresholds, pause_on = excluded.pause_on,
-            elapsed = excluded.elapsed, since = excluded.since, deadline = excluded.deadline,
-            breached_at = excluded.breached_at, warned = excluded.warned,
-            ended_at = excluded.ended_at, ended_by = excluded.ended_by, pauses = excluded.pauses,
-            priority = excluded.priority, channel = excluded.channel,
-            group_id = excluded.group_id, assignee_id = excluded.assignee_id
-        """,
-        [_clock_row(t, p, c) for t, p, c in clocks],
-    )
+    await upsert_many(conn, "clocks", _CLOCK_COLUMNS, rows, key=["clock_id"],
+                      update=_updated(_CLOCK_COLUMNS, _CLOCK_KEPT))  # fmt: skip
+
+
+def _updated(columns: Sequence[str], kept: frozenset[str]) -> list[str]:
+    return [c for c in columns if c not in kept]
+
+
+_TICKET_COLUMNS = (
+    "ticket_id",
+    "tenant_id",
+    "number",
+    "priority",
+    "channel",
+    "type",
+    "tags",
+    "group_id",
+    "organisation_id",
+    "tier",
+    "status",
+    "assignee_id",
+    "opened_at",
+    "version",
+    "cycles",
+)
+"""In `_ticket_row`'s order."""
+_TICKET_KEPT = frozenset({"ticket_id", "tenant_id", "number", "opened_at"})
+_CLOCK_COLUMNS = (
+    "clock_id",
+    "tenant_id",
+    "ticket_id",
+    "metric",
+    "cycle",
+    "state",
+    "policy_id",
+    "policy_version",
+    "calendar_id",
+    "calendar_version",
+    "business_hours",
+    "target",
+    "thresholds",
+    "pause_on",
+    "started_at",
+    "started_by",
+    "elapsed",
+    "since",
+    "deadline",
+    "breached_at",
+    "warned",
+    "ended_at",
+    "ended_by",
+    "pauses",
+    "partition",
+    "priority",
+    "channel",
+    "group_id",
+    "assignee_id",
+)
+"""In `_clock_row`'s order."""
+_CLOCK_KEPT = frozenset(
+    {"clock_id", "tenant_id", "ticket_id", "metric", "cycle", "started_at", "started_by",
+     "partition"}
+)  # fmt: skip
+"""What names a clock and when and why it started: never updated."""
 
 
 async def advance_watermarks(conn: Connection, marks: dict[int, tuple[int, datetime]]) -> None:
