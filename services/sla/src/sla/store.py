@@ -225,7 +225,12 @@ async def breach_due(conn: Connection, limit: int) -> list[BreachedClock]:
     deadlines (a business calendar's opening hour) costs a few statements, not a ticket
     loaded and saved each."""
     # Three statements, each on a primary key or the clocks_due index: one statement
-    # joining them made the planner hash every clock and ticket of the table.
+    # joining them made the planner hash every clock and ticket of the table. The first
+    # must walk clocks_due in deadline order and stop at the limit; the planner cannot
+    # estimate how many clocks a watermark read from a table passes, and otherwise picks a
+    # bitmap scan that reads and sorts every due clock of the partition on each pass
+    # (29 ms a pass instead of 164 ms, measured with 100,000 due).
+    await conn.execute("SET LOCAL enable_bitmapscan = off")
     due = await conn.fetch(
         f"""
         SELECT d.clock_id FROM watermarks w
@@ -239,6 +244,7 @@ async def breach_due(conn: Connection, limit: int) -> list[BreachedClock]:
         ) d ON true
         """
     )
+    await conn.execute("RESET enable_bitmapscan")
     if not due:
         return []
     rows = await conn.fetch(
