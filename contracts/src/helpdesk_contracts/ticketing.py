@@ -49,12 +49,17 @@ class TicketOpened(TicketEvent):
     subject: Subject
     description: Description
     requester: Requester
+    """When the requester is a customer of the directory (by customer id, an external id,
+    an email or a phone), `customer_id` is that customer's and the name, email, phone,
+    preferred channel and language come from the directory where it knows them."""
     priority: Priority
     channel: Channel
     type: TicketType
     tags: Tags = ()
     custom_fields: CustomFields = Field(default_factory=dict)
     organisation: Organisation | None = None
+    """The directory's organisation of the customer (else of the email's domain) with its
+    tier and account manager; else what the submitter sent."""
     external_ref: ExternalRef | None = None
     """The submission in another system this ticket was opened from, if any."""
     opened_by: Actor
@@ -241,6 +246,17 @@ class IncidentLinked(TicketEvent):
 
     incident_id: UUID
     linked_by: Actor
+
+
+class TicketOrganisationChanged(TicketEvent):
+    """The ticket's organisation changed (its tier or account manager in the directory, or
+    the organisation itself): the SLA service re-targets the ticket's clocks by tier."""
+
+    event_type = "TicketOrganisationChanged"
+
+    previous: Organisation | None = None
+    organisation: Organisation | None = None
+    changed_by: Actor
 
 
 class Watermark(Event):

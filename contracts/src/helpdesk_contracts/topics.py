@@ -13,6 +13,16 @@ from enum import StrEnum
 from types import MappingProxyType
 from typing import Literal
 
+from helpdesk_contracts.directory import (
+    CustomerMerged,
+    CustomerProfileChanged,
+    CustomerRegistered,
+    CustomerUpserted,
+    DuplicateCustomerMerged,
+    OrganisationProfileChanged,
+    OrganisationRegistered,
+    OrganisationUpserted,
+)
 from helpdesk_contracts.envelope import Event, registered_events
 from helpdesk_contracts.errors import ContractError
 from helpdesk_contracts.feedback import FeedbackReceived
@@ -42,6 +52,7 @@ from helpdesk_contracts.ticketing import (
     TicketFollowersChanged,
     TicketMerged,
     TicketOpened,
+    TicketOrganisationChanged,
     TicketPriorityChanged,
     TicketReopened,
     TicketSolved,
@@ -106,12 +117,41 @@ _TOPICS = (
             DuplicateMerged,
             LinkedToProblem,
             IncidentLinked,
+            TicketOrganisationChanged,
             Watermark,
         ),
         producers=("ticketing",),
         consumers=("sla", "feedback", "notifications"),
         compatibility="backward",
         partitions=24,
+    ),
+    Topic(
+        name="ticketing.directory.v1",
+        description="Every change to the customer directory: customers and organisations.",
+        key="aggregate_id (the customer's or the organisation's stream)",
+        event_types=(
+            CustomerRegistered,
+            CustomerProfileChanged,
+            CustomerMerged,
+            DuplicateCustomerMerged,
+            OrganisationRegistered,
+            OrganisationProfileChanged,
+        ),
+        producers=("ticketing",),
+        consumers=("notifications", "feedback"),
+        compatibility="backward",
+        partitions=12,
+    ),
+    Topic(
+        name="ticketing.directory-sync.v1",
+        description="Customers and organisations from other company systems (a CRM).",
+        key="payload.customer_id for CustomerUpserted, payload.organisation_id for"
+        " OrganisationUpserted",
+        event_types=(CustomerUpserted, OrganisationUpserted),
+        producers=(COMPANY_SYSTEMS,),
+        consumers=("ticketing",),
+        compatibility="backward",
+        partitions=12,
     ),
     Topic(
         name="sla.events.v1",

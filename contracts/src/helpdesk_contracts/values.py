@@ -109,12 +109,16 @@ class Requester(ContractModel):
     language: Language | None = None
 
 
+Tier = Annotated[str, StringConstraints(pattern=r"^[a-z0-9_]{1,50}$")]
+"""A service tier, e.g. "standard" or "key_account"."""
+
+
 class Organisation(ContractModel):
     """The requester's organisation."""
 
     id: Identifier
     name: Name | None = None
-    tier: Annotated[str, StringConstraints(pattern=r"^[a-z0-9_]{1,50}$")] = "standard"
+    tier: Tier = "standard"
     """Service tier, e.g. "standard" or "key_account"; readers must accept unknown tiers."""
     account_manager_id: Identifier | None = None
     """The personal account manager of a key account."""
