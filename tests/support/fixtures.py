@@ -12,7 +12,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from helpdesk_runtime.db import Migration, create_pool, migrate
-from helpdesk_runtime.kafka import Producer
+from helpdesk_runtime.kafka import Producer, partition_for
 from sla.bootstrap import build_runtime as build_sla_runtime
 from sla.config import Settings as SlaSettings
 from ticketing.bootstrap import build_runtime
@@ -223,6 +223,33 @@ async def find_on_topic(
             # drain what is already there, so duplicates would be seen too
             batch = await consumer.getmany(timeout_ms=300)
             found += [r for recs in batch.values() for r in recs if predicate(r)]
+    except TimeoutError:
+        pass
+    finally:
+        await consumer.stop()
+    return found
+
+
+async def find_keyed(
+    bootstrap: str, topic: str, key: bytes, *, until: int = 1, timeout_s: float = 60.0
+) -> list[Any]:
+    """Records of `topic` with this key, once `until` of them arrived: reads only the
+    key's partition (a busy topic's other partitions are not scanned)."""
+    consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, group_id=None)
+    await consumer.start()  # subscribing fetches the topic's metadata
+    found: list[Any] = []
+    try:
+        async with asyncio.timeout(timeout_s):
+            partitions = consumer.partitions_for_topic(topic) or set()
+            consumer.unsubscribe()
+            tp = TopicPartition(topic, partition_for(key, len(partitions)))
+            consumer.assign([tp])
+            await consumer.seek_to_beginning(tp)
+            while len(found) < until:
+                batch = await consumer.getmany(tp, timeout_ms=300)
+                found += [r for r in batch.get(tp, []) if r.key == key]
+            batch = await consumer.getmany(tp, timeout_ms=300)  # duplicates would show too
+            found += [r for r in batch.get(tp, []) if r.key == key]
     except TimeoutError:
         pass
     finally:

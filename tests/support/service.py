@@ -25,6 +25,7 @@ from sla.handlers import SLA_TOPIC, TICKETS_TOPIC
 from ticketing import tenants
 from ticketing.bootstrap import INTAKE_TOPIC, create_app
 from ticketing.config import Settings
+from ticketing.intake import DIRECTORY_SYNC_TOPIC
 
 from support.fixtures import start_group_at_end, topic_exists
 
@@ -73,12 +74,14 @@ async def ticketing_service(
     port = free_port()
     group_id = f"ticketing-intake-{uuid4().hex[:8]}"
     sla_group_id = f"ticketing-sla-{uuid4().hex[:8]}"
+    directory_group_id = f"ticketing-directory-{uuid4().hex[:8]}"
     settings = Settings.model_validate(
         {
             "database_url": SecretStr(database_url),
             "kafka_bootstrap_servers": kafka_bootstrap,
             "intake_group_id": group_id,
             "sla_group_id": sla_group_id,
+            "directory_group_id": directory_group_id,
             "http_port": port,
             "consumer_batch_timeout_ms": 50,
             "outbox_poll_interval_s": 0.2,
@@ -91,6 +94,8 @@ async def ticketing_service(
         await start_group_at_end(kafka_bootstrap, INTAKE_TOPIC, group_id)
     if connected and await topic_exists(kafka_bootstrap, SLA_TOPIC):
         await start_group_at_end(kafka_bootstrap, SLA_TOPIC, sla_group_id)
+    if connected and await topic_exists(kafka_bootstrap, DIRECTORY_SYNC_TOPIC):
+        await start_group_at_end(kafka_bootstrap, DIRECTORY_SYNC_TOPIC, directory_group_id)
     app = create_app(settings) if clock is None else create_app(settings, clock)
     async with serving(app, settings, connected=connected) as running:
         yield running

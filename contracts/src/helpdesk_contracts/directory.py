@@ -9,8 +9,8 @@ Two topics:
   `CustomerUpserted` and `OrganisationUpserted`, keyed by the record's id. Each carries the
   source's own `version` of the record (a row version, or its update time in milliseconds):
   an upsert not newer than the last one applied from that source changes nothing, so
-  duplicates and late arrivals are harmless. A field left out keeps its value; a field sent
-  replaces it (`contacts` and `external_ids` as a whole).
+  duplicates and late arrivals are harmless. A field left out or null keeps its value; a
+  field sent replaces it (`contacts` and `external_ids` as a whole, `[]` empties them).
 
 Customer and organisation ids are the company's own (e.g. the CRM's "cus_48213"); a ticket
 whose requester matches a customer carries that id as `requester.customer_id`.
@@ -243,12 +243,12 @@ class CustomerUpserted(Event):
     version: SourceVersion
     """Grows with every change of the record in the source; older or equal ones are ignored."""
     name: Name | None = None
-    contacts: Contacts = ()
+    contacts: Contacts | None = None
     preferred_channel: ContactKind | None = None
     language: Language | None = None
     time_zone: TimeZone | None = None
     organisation_id: Identifier | None = None
-    external_ids: ExternalIds = ()
+    external_ids: ExternalIds | None = None
     notes: Notes | None = None
 
     def partition_key(self) -> str:
@@ -265,8 +265,9 @@ class OrganisationUpserted(Event):
     organisation_id: Identifier
     version: SourceVersion
     name: Name
-    domains: Annotated[tuple[Domain, ...], Field(max_length=50)] = ()
-    tier: Tier = "standard"
+    domains: Annotated[tuple[Domain, ...], Field(max_length=50)] | None = None
+    tier: Tier | None = None
+    """"standard" when a new organisation is sent without one."""
     account_manager_id: Identifier | None = None
     notes: Notes | None = None
 

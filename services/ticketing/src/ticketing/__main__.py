@@ -1,6 +1,6 @@
 """The ticketing service's command line: the runtime's commands, plus
 
-python -m ticketing rebuild                  fold the ticket list again from the event log
+python -m ticketing rebuild                  fold the list and the directory again from the events
 python -m ticketing tenants add ID --name N  register a tenant (intake refuses others)
 python -m ticketing tenants list
 """
@@ -26,7 +26,7 @@ log = get_logger(__name__)
 
 async def _rebuild(_settings: Settings, _args: argparse.Namespace, pool: asyncpg.Pool) -> None:
     done = await rebuild(pool)
-    log.info("ticket list rebuilt from the event log", tickets=done)
+    log.info("ticket list and directory rebuilt from the event log", streams=done)
 
 
 async def _tenants(_settings: Settings, args: argparse.Namespace, pool: asyncpg.Pool) -> None:

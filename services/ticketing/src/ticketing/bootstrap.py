@@ -15,11 +15,18 @@ from helpdesk_runtime.kafka import TopicSpec
 from helpdesk_runtime.service import ConsumerSpec, ServiceRuntime
 from ticketing import api, sla_feed
 from ticketing.config import Settings
-from ticketing.intake import ACCEPTS, intake_handler
+from ticketing.intake import (
+    ACCEPTS,
+    DIRECTORY_SYNC_ACCEPTS,
+    DIRECTORY_SYNC_TOPIC,
+    directory_sync_handler,
+    intake_handler,
+)
 from ticketing.unit_of_work import UnitOfWork, unit_of_work
 
 INTAKE_TOPIC = topic_for(TicketSubmitted.event_type).name
 TICKETS_TOPIC = "ticketing.tickets.v1"
+DIRECTORY_TOPIC = "ticketing.directory.v1"
 DEAD_LETTER_PARTITIONS = 3
 
 
@@ -30,7 +37,8 @@ def _utc_now() -> datetime:
 def build_runtime(settings: Settings, clock: Callable[[], datetime] = _utc_now) -> ServiceRuntime:
     # Created if missing, as the contracts size them: its own topics, and the SLA topic it
     # reads (so that either service may start first), each with its dead letters.
-    known = [TOPICS[INTAKE_TOPIC], TOPICS[TICKETS_TOPIC], TOPICS[sla_feed.SLA_TOPIC]]
+    known = [TOPICS[INTAKE_TOPIC], TOPICS[TICKETS_TOPIC], TOPICS[sla_feed.SLA_TOPIC],
+             TOPICS[DIRECTORY_TOPIC], TOPICS[DIRECTORY_SYNC_TOPIC]]  # fmt: skip
     topics = [TopicSpec(t.name, t.partitions) for t in known]
     topics += [TopicSpec(dead_letter_topic(t.name), DEAD_LETTER_PARTITIONS) for t in known]
     return ServiceRuntime(
@@ -45,6 +53,13 @@ def build_runtime(settings: Settings, clock: Callable[[], datetime] = _utc_now) 
                 handler=intake_handler(clock),
                 accepts=ACCEPTS,
                 description="Tickets and customers' messages from other company systems",
+            ),
+            ConsumerSpec(
+                topic=DIRECTORY_SYNC_TOPIC,
+                group_id=settings.directory_group_id,
+                handler=directory_sync_handler(clock),
+                accepts=DIRECTORY_SYNC_ACCEPTS,
+                description="Customers and organisations from other company systems (a CRM)",
             ),
             ConsumerSpec(
                 topic=sla_feed.SLA_TOPIC,

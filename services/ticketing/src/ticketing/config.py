@@ -10,3 +10,4 @@ class Settings(ServiceSettings):
     database_url: SecretStr = SecretStr("postgresql://helpdesk@127.0.0.1:15432/ticketing")
     intake_group_id: str = "ticketing-intake"
     sla_group_id: str = "ticketing-sla"
+    directory_group_id: str = "ticketing-directory-sync"

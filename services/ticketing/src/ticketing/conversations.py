@@ -1,6 +1,6 @@
 """Customers' messages from other systems: a reply, a new ticket, or a follow-up."""
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 from uuid import UUID, uuid5
@@ -16,7 +16,7 @@ from helpdesk_contracts import (
 from helpdesk_runtime.consumer import Rejection
 from helpdesk_runtime.eventstore import EventStore
 from ticketing.domain import OpenTicket, Ticket, TicketError
-from ticketing.handlers import CommandContext, envelopes_for_changes
+from ticketing.handlers import CommandContext, Link, envelopes_for_changes
 from ticketing.numbers import TicketNumbers
 from ticketing.threads import ThreadKey, Threads
 
@@ -39,8 +39,10 @@ async def receive_customer_messages(
     numbers: TicketNumbers,
     threads: Threads,
     now: datetime,
+    links: Mapping[UUID, Link] | None = None,
 ) -> list[Rejection]:
-    """Apply a batch in order; a re-sent message changes nothing."""
+    """Apply a batch in order; a re-sent message changes nothing. `links` holds, by event
+    id, the requester and organisation the directory knows."""
     keys: list[ThreadKey] = [
         (e.tenant_id, e.payload.source, e.payload.external_thread_id) for e in messages
     ]
@@ -59,6 +61,10 @@ async def receive_customer_messages(
 
     for envelope, key in zip(messages, keys, strict=True):
         m: CustomerMessageReceived = envelope.payload
+        requester, organisation = (links or {}).get(envelope.event_id) or (
+            m.requester,
+            m.organisation,
+        )
         tenant, at = envelope.tenant_id, min(envelope.occurred_at, now)
         ctx = CommandContext(tenant, envelope.correlation_id, causation_id=envelope.event_id)
         message_id = message_id_for(tenant, m.source, m.external_message_id)
@@ -78,7 +84,7 @@ async def receive_customer_messages(
             if thread_ticket is not None and thread_ticket.status is not TicketStatus.CLOSED:
                 before = len(thread_ticket.changes)
                 thread_ticket.customer_reply(
-                    m.requester.customer_id, m.body, message_id=message_id, channel=m.channel, at=at
+                    requester.customer_id, m.body, message_id=message_id, channel=m.channel, at=at
                 )
                 events += envelopes_for_changes(thread_ticket, ctx, at, since=before)
                 continue
@@ -88,13 +94,13 @@ async def receive_customer_messages(
                 OpenTicket(
                     subject=m.subject,
                     description=m.body,
-                    requester=m.requester,
+                    requester=requester,
                     priority=m.priority,
                     channel=m.channel,
                     tags=tuple(m.tags),
-                    organisation=m.organisation,
+                    organisation=organisation,
                     external_ref=ExternalRef(source=m.source, external_id=m.external_thread_id),
-                    opened_by=Actor(kind=ActorKind.CUSTOMER, id=m.requester.customer_id),
+                    opened_by=Actor(kind=ActorKind.CUSTOMER, id=requester.customer_id),
                     follow_up_of=thread_ticket.id if thread_ticket else None,
                 ),
                 ticket_id=opened_by_it,

@@ -1,13 +1,22 @@
 """Command handlers: load, decide (domain), append. Dependencies come in as arguments."""
 
 from collections import Counter
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 from uuid import UUID, uuid5
 
-from helpdesk_contracts import Actor, ActorKind, EventEnvelope, ExternalRef, TicketSubmitted
+from helpdesk_contracts import (
+    Actor,
+    ActorKind,
+    Event,
+    EventEnvelope,
+    ExternalRef,
+    Organisation,
+    Requester,
+    TicketSubmitted,
+)
 from helpdesk_runtime.consumer import Rejection
 from helpdesk_runtime.eventstore import EventStore
 from ticketing.domain import FieldDefinition, OpenTicket, Ticket, TicketError, check_fields
@@ -63,6 +72,13 @@ def envelopes_for_changes(
     ticket: Ticket, ctx: CommandContext, at: datetime, *, since: int
 ) -> list[EventEnvelope[Any]]:
     """Wrap the ticket's new events from `changes[since]` on (one cause among several)."""
+    return wrap(ticket.id, list(ticket.pending_versions())[since:], ctx, at)
+
+
+def wrap(
+    aggregate_id: UUID, pending: Iterable[tuple[int, Event]], ctx: CommandContext, at: datetime
+) -> list[EventEnvelope[Any]]:
+    """Envelopes for an aggregate's new (version, event) pairs (a ticket, a customer...)."""
     return [
         EventEnvelope.new(
             event,
@@ -70,11 +86,11 @@ def envelopes_for_changes(
             producer=PRODUCER,
             correlation_id=ctx.correlation_id,
             causation_id=ctx.causation_id,
-            aggregate_id=ticket.id,
+            aggregate_id=aggregate_id,
             aggregate_version=version,
             occurred_at=at,
         )
-        for version, event in list(ticket.pending_versions())[since:]
+        for version, event in pending
     ]
 
 
@@ -97,6 +113,16 @@ async def open_ticket(
     ticket = Ticket.open(cmd, ticket_id=ticket_id, tenant_id=ctx.tenant_id, number=number, at=now)
     await store.append(envelopes_for(ticket, ctx, now))
     return ticket
+
+
+Link = tuple[Requester, Organisation | None]
+"""A requester and organisation as the directory knows them (directory_store.links)."""
+
+
+def linked_command(cmd: OpenTicket, link: Link | None) -> OpenTicket:
+    if link is None:
+        return cmd
+    return cmd.model_copy(update={"requester": link[0], "organisation": link[1]})
 
 
 def _command_from(submission: TicketSubmitted) -> OpenTicket:
@@ -122,10 +148,12 @@ async def open_submitted_tickets(
     numbers: TicketNumbers,
     now: datetime,
     fields: Mapping[str, Mapping[str, FieldDefinition]] | None = None,
+    links: Mapping[UUID, Link] | None = None,
 ) -> list[Rejection]:
     """Open one ticket per new (tenant, source, external id) in the batch; repeats are no-ops.
 
     `fields` holds each tenant's custom field definitions; a tenant with none takes none.
+    `links` holds, by event id, the requester and organisation the directory knows.
     """
     wanted: dict[tuple[str, UUID], EventEnvelope[Any]] = {}
     for envelope in submissions:
@@ -151,7 +179,9 @@ async def open_submitted_tickets(
         try:
             check_fields(envelope.payload.custom_fields, (fields or {}).get(tenant, {}))
             ticket = Ticket.open(
-                _command_from(envelope.payload),
+                linked_command(
+                    _command_from(envelope.payload), (links or {}).get(envelope.event_id)
+                ),
                 ticket_id=ticket_id,
                 tenant_id=tenant,
                 number=number,

@@ -1,32 +1,38 @@
-"""Intake from other company systems: batches from `ticketing.intake.v1`."""
+"""Intake from other company systems: tickets and messages from `ticketing.intake.v1`,
+customers and organisations from `ticketing.directory-sync.v1`."""
 
 from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
+from uuid import UUID
 
-from helpdesk_contracts import CustomerMessageReceived, EventEnvelope, TicketSubmitted
+from helpdesk_contracts import (
+    CustomerMessageReceived,
+    CustomerUpserted,
+    EventEnvelope,
+    OrganisationUpserted,
+    TicketSubmitted,
+    topic_for,
+)
 from helpdesk_runtime.consumer import BatchHandler, Rejection
 from helpdesk_runtime.db import Connection
-from ticketing import fields_store, tenants
+from ticketing import directory, directory_store, fields_store, tenants
 from ticketing.conversations import receive_customer_messages
-from ticketing.handlers import open_submitted_tickets
+from ticketing.directory_store import LinkRequest
+from ticketing.handlers import Link, open_submitted_tickets
 from ticketing.unit_of_work import unit_of_work
 
 _REGISTER = "register it with `python -m ticketing tenants add <id> --name <name>`"
 ACCEPTS = frozenset({TicketSubmitted.event_type, CustomerMessageReceived.event_type})
+DIRECTORY_SYNC_TOPIC = topic_for(CustomerUpserted.event_type).name
+DIRECTORY_SYNC_ACCEPTS = frozenset({CustomerUpserted.event_type, OrganisationUpserted.event_type})
 
 
 def intake_handler(clock: Callable[[], datetime]) -> BatchHandler:
     """The batch handler the intake consumer runs inside its transaction."""
 
     async def handle(conn: Connection, batch: Sequence[EventEnvelope[Any]]) -> Sequence[Rejection]:
-        registered = await tenants.known(conn, (e.tenant_id for e in batch))
-        rejections = [
-            Rejection(e.event_id, f"unknown tenant {e.tenant_id!r}: {_REGISTER}")
-            for e in batch
-            if e.tenant_id not in registered
-        ]
-        batch = [e for e in batch if e.tenant_id in registered]
+        batch, rejections = await _of_known_tenants(conn, batch)
         if not batch:
             return rejections
         uow, now = unit_of_work(conn), clock()
@@ -35,12 +41,46 @@ def intake_handler(clock: Callable[[], datetime]) -> BatchHandler:
         submissions = [e for e in batch if isinstance(e.payload, TicketSubmitted)]
         messages = [e for e in batch if isinstance(e.payload, CustomerMessageReceived)]
         fields = await fields_store.of_tenants(conn, (e.tenant_id for e in submissions))
+        links = await _links(conn, batch)
         rejections += await open_submitted_tickets(
-            submissions, store=uow.events, numbers=uow.numbers, now=now, fields=fields
-        )
+            submissions, store=uow.events, numbers=uow.numbers, now=now, fields=fields,
+            links=links,
+        )  # fmt: skip
         rejections += await receive_customer_messages(
-            messages, store=uow.events, numbers=uow.numbers, threads=uow.threads, now=now
-        )
+            messages, store=uow.events, numbers=uow.numbers, threads=uow.threads, now=now,
+            links=links,
+        )  # fmt: skip
         return rejections
 
     return handle
+
+
+async def _links(conn: Connection, batch: Sequence[EventEnvelope[Any]]) -> dict[UUID, Link]:
+    """What the directory knows of each requester, by event id (one lookup per batch)."""
+    found = await directory_store.links(conn, [
+        LinkRequest(e.tenant_id, e.payload.requester, e.payload.organisation, e.payload.source)
+        for e in batch
+    ])  # fmt: skip
+    return {e.event_id: link for e, link in zip(batch, found, strict=True)}
+
+
+def directory_sync_handler(clock: Callable[[], datetime]) -> BatchHandler:
+    """The batch handler of the directory sync consumer."""
+
+    async def handle(conn: Connection, batch: Sequence[EventEnvelope[Any]]) -> Sequence[Rejection]:
+        batch, rejections = await _of_known_tenants(conn, batch)
+        return rejections + await directory.apply_upserts(unit_of_work(conn), batch, clock())
+
+    return handle
+
+
+async def _of_known_tenants(
+    conn: Connection, batch: Sequence[EventEnvelope[Any]]
+) -> tuple[list[EventEnvelope[Any]], list[Rejection]]:
+    registered = await tenants.known(conn, (e.tenant_id for e in batch))
+    rejections = [
+        Rejection(e.event_id, f"unknown tenant {e.tenant_id!r}: {_REGISTER}")
+        for e in batch
+        if e.tenant_id not in registered
+    ]
+    return [e for e in batch if e.tenant_id in registered], rejections

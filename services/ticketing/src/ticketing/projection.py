@@ -25,7 +25,7 @@ from helpdesk_contracts import (
 from helpdesk_runtime.db import Connection
 from helpdesk_runtime.event_log import COPY_FROM
 from helpdesk_runtime.eventstore import histories
-from ticketing import sla_feed
+from ticketing import directory_projection, sla_feed
 from ticketing.domain import Ticket
 
 Envelope = EventEnvelope[Any]
@@ -111,6 +111,8 @@ async def upsert(conn: Connection, changed: Sequence[Sequence[Envelope]]) -> Non
     The event store's inline projection (see unit_of_work.py) and `rebuild`."""
     rows = []
     for history in changed:
+        if not history or not isinstance(history[0].payload, TicketOpened):
+            continue  # a customer's or an organisation's stream (directory_projection.py)
         ticket = Ticket.from_history(history)
         if ticket is not None:
             rows.append(_row(ticket, _search_text(history)))
@@ -126,16 +128,23 @@ async def upsert(conn: Connection, changed: Sequence[Sequence[Envelope]]) -> Non
 
 
 async def rebuild(pool: asyncpg.Pool, batch: int = 500) -> int:
-    """Drop the ticket list and fold it again from the event log; returns the tickets done."""
+    """Drop the read models (the ticket list, the directory) and fold them again from the
+    event log; returns the streams done."""
     done = 0
     async with pool.acquire() as conn, conn.transaction():
         await conn.execute("TRUNCATE ticket_list")
+        await directory_projection.clear(conn)
         streams = await conn.fetch("SELECT DISTINCT tenant_id, stream_id FROM events")
         keys = [(r["tenant_id"], r["stream_id"]) for r in streams]
         for start in range(0, len(keys), batch):
             chunk = keys[start : start + batch]
             found = await histories(conn, chunk)
-            await upsert(conn, [found[k] for k in chunk])
+            for project in PROJECTIONS:
+                await project(conn, [found[k] for k in chunk])
             done += len(chunk)
         await sla_feed.refresh(conn)  # the SLA columns come from the SLA events, kept apart
     return done
+
+
+PROJECTIONS = (upsert, directory_projection.upsert)
+"""What the event store runs on every append (see unit_of_work.py), and a rebuild."""

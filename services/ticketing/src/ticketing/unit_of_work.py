@@ -34,7 +34,7 @@ def unit_of_work(conn: Connection) -> UnitOfWork:
     """The ports over `conn`, whose transaction the caller owns."""
     return UnitOfWork(
         conn=conn,
-        events=PostgresEventStore(conn, projections=[projection.upsert]),
+        events=PostgresEventStore(conn, projections=projection.PROJECTIONS),
         numbers=PostgresTicketNumbers(conn),
         threads=PostgresThreads(conn),
     )

@@ -4,6 +4,7 @@ from fastapi import APIRouter
 
 from ticketing.api.commands import commands_router
 from ticketing.api.deps import ApiDeps
+from ticketing.api.directory import directory_router
 from ticketing.api.fields import fields_router
 from ticketing.api.groups import groups_router
 from ticketing.api.macros import macros_router
@@ -19,6 +20,7 @@ def router(deps: ApiDeps) -> APIRouter:
     api.include_router(macros_router(deps))
     api.include_router(fields_router(deps))
     api.include_router(groups_router(deps))
+    api.include_router(directory_router(deps))
     return api
 
 

@@ -12,7 +12,7 @@ from helpdesk_runtime.auth import Principal, Role
 from helpdesk_runtime.eventstore import ConcurrencyError
 from helpdesk_runtime.http import correlation_id_of
 from helpdesk_runtime.problems import problem_responses
-from ticketing import fields_store, handlers
+from ticketing import directory_store, fields_store, handlers
 from ticketing.api.deps import ApiDeps, expected_version, http_errors
 from ticketing.api.schemas import (
     LinkProblemRequest,
@@ -23,6 +23,7 @@ from ticketing.api.schemas import (
     SolveProblemRequest,
     UpdateTicketRequest,
 )
+from ticketing.directory_store import LinkRequest
 from ticketing.domain import (
     OpenTicket,
     Ticket,
@@ -224,8 +225,10 @@ async def _open(
                     if cmd.custom_fields:  # else nothing to check: spare the round trip
                         definitions = await fields_store.of_tenant(uow.conn, ctx.tenant_id)
                         check_fields(cmd.custom_fields, definitions)
+                    request = LinkRequest(ctx.tenant_id, cmd.requester, cmd.organisation, None)
+                    [link] = await directory_store.links(uow.conn, [request])
                     opened = await handlers.open_ticket(
-                        cmd,
+                        handlers.linked_command(cmd, link),
                         ctx,
                         ticket_id=ticket_id,
                         store=uow.events,

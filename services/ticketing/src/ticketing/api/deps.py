@@ -13,7 +13,9 @@ from helpdesk_runtime.db import Connection
 from helpdesk_runtime.eventstore import ConcurrencyError
 from helpdesk_runtime.feed import AppendFeed
 from helpdesk_runtime.http_auth import HttpAuth
+from ticketing.directory import DomainTakenError, RecordExistsError, RecordNotFoundError
 from ticketing.domain import TicketError
+from ticketing.domain.directory import DirectoryError, IdentityTakenError
 from ticketing.handlers import StaleVersionError, TicketNotFoundError
 from ticketing.unit_of_work import UnitOfWork
 
@@ -35,17 +37,19 @@ async def http_errors() -> AsyncIterator[None]:
     """Turn the handlers' refusals into 404 / 409 / 422 with the reason as `detail`."""
     try:
         yield
-    except TicketNotFoundError as exc:  # also another tenant's ticket: never reveal it exists
+    except (TicketNotFoundError, RecordNotFoundError) as exc:  # also another tenant's
         raise HTTPException(status.HTTP_404_NOT_FOUND, str(exc)) from exc
+    except (RecordExistsError, IdentityTakenError, DomainTakenError) as exc:
+        raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from exc
     except StaleVersionError as exc:
         raise HTTPException(
             status.HTTP_409_CONFLICT, str(exc), headers={"ETag": f'"{exc.current}"'}
         ) from exc
     except ConcurrencyError as exc:
         raise HTTPException(
-            status.HTTP_409_CONFLICT, "the ticket changed at the same moment; retry"
+            status.HTTP_409_CONFLICT, "it changed at the same moment; retry"
         ) from exc
-    except TicketError as exc:
+    except (TicketError, DirectoryError) as exc:
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(exc)) from exc
     except ValidationError as exc:  # input the request model let through but an event refuses
         detail = [{"loc": list(e["loc"]), "msg": e["msg"], "type": e["type"]} for e in exc.errors()]

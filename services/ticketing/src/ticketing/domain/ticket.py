@@ -35,6 +35,7 @@ from helpdesk_contracts import (
     TicketFollowersChanged,
     TicketMerged,
     TicketOpened,
+    TicketOrganisationChanged,
     TicketPriorityChanged,
     TicketReopened,
     TicketSolved,
@@ -333,6 +334,21 @@ class Ticket:
         self._require_changeable()
         self._record(IncidentLinked(incident_id=incident.id, linked_by=by), at)
 
+    def change_organisation(
+        self, organisation: Organisation | None, by: Actor, at: datetime
+    ) -> bool:
+        """The organisation's tier, manager or name changed in the directory (or the ticket
+        belongs to another one now); nothing for a closed ticket or an unchanged one."""
+        if self.status is TicketStatus.CLOSED or organisation == self.organisation:
+            return False
+        self._record(
+            TicketOrganisationChanged(
+                previous=self.organisation, organisation=organisation, changed_by=by
+            ),
+            at,
+        )
+        return True
+
     # -- internals ------------------------------------------------------------------------
 
     def _require_changeable(self) -> None:
@@ -401,5 +417,7 @@ class Ticket:
                 self.problem_id = event.problem_id
             case IncidentLinked():
                 self.incidents += (event.incident_id,)
+            case TicketOrganisationChanged():
+                self.organisation = event.organisation
             case _:
                 pass  # events this version does not know about do not change the state
