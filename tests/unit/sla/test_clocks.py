@@ -34,6 +34,7 @@ from helpdesk_contracts import (
     TicketClosed,
     TicketMerged,
     TicketOpened,
+    TicketOrganisationChanged,
     TicketPriorityChanged,
     TicketReopened,
     TicketSolved,
@@ -370,6 +371,45 @@ def test_key_accounts_match_by_tier() -> None:
     assert ticket.clock(SlaMetric.FIRST_RESPONSE).policy.policy_id == "key"
     other = Ticket(Rules(policy(), key), organisation=Organisation(id="o-2"))
     assert other.clock(SlaMetric.FIRST_RESPONSE).policy.policy_id == "standard"
+
+
+def test_an_organisation_that_becomes_a_key_account_retargets_its_open_clocks() -> None:
+    key = policy("key", first=30, position=1, conditions={"tiers": ["key_account"]})
+    ticket = Ticket(Rules(policy(), key), organisation=Organisation(id="o-1"))
+    ticket.at(
+        hours(0.5),
+        TicketStatusChanged(
+            previous=TicketStatus.NEW, status=TicketStatus.PENDING, changed_by=AGENT
+        ),
+    )
+    emitted = ticket.at(
+        hours(1),
+        TicketOrganisationChanged(
+            previous=Organisation(id="o-1"),
+            changed_by=AGENT,
+            organisation=Organisation(id="o-1", tier="key_account", account_manager_id="a-9"),
+        ),
+    )
+    moved = [e.payload for e in emitted if isinstance(e.payload, SlaClockRetargeted)]
+    assert {(r.metric, r.policy.policy_id, r.reason) for r in moved} == {
+        (SlaMetric.FIRST_RESPONSE, "key", "tier"), (SlaMetric.RESOLUTION, "key", "tier")
+    }  # fmt: skip
+    # Paused at half an hour: the key account's 30 minutes are used up, the pause kept.
+    first = ticket.clock(SlaMetric.FIRST_RESPONSE)
+    assert first.elapsed == hours(0.5)
+    assert [p.resumed_at for p in first.pauses] == [None]
+    # The same organisation again (a manager change the policy does not look at): nothing.
+    assert (
+        ticket.at(
+            hours(1.5),
+            TicketOrganisationChanged(
+                previous=None,
+                changed_by=AGENT,
+                organisation=Organisation(id="o-1", tier="key_account", account_manager_id="a-2"),
+            ),
+        )
+        == []
+    )
 
 
 def test_a_redelivered_event_changes_nothing() -> None:

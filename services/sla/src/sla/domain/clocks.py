@@ -57,6 +57,7 @@ from helpdesk_contracts import (
     TicketClosed,
     TicketMerged,
     TicketOpened,
+    TicketOrganisationChanged,
     TicketPriorityChanged,
     TicketReopened,
     TicketSolved,
@@ -281,6 +282,10 @@ def apply(ticket: TicketClocks, envelope: EventEnvelope[Any], rules: Rules) -> l
         case TicketAssigned(assignee_id=assignee, group_id=group):
             ticket.assignee_id = assignee
             s.refacts(replace(ticket.facts, group_id=group), "group")
+        case TicketOrganisationChanged(organisation=org):
+            facts = replace(ticket.facts, organisation_id=org.id if org else None,
+                            tier=org.tier if org else None)  # fmt: skip
+            s.refacts(facts, "tier")
         case _:
             pass  # notes, followers, fields, links: no clock depends on them
     return s.emitted
