@@ -54,7 +54,8 @@ def stream_router(deps: ApiDeps) -> APIRouter:
         after: Annotated[int | None, Query(ge=0, description="Replay from this position")] = None,
         last_event_id: Annotated[str | None, Header()] = None,
     ) -> StreamingResponse:
-        """Every change to the caller's tenant's tickets as it happens (`data` is the envelope)."""
+        """Every change to the caller's tenant's tickets and customer directory as it happens
+        (`data` is the envelope)."""
         position = await _after(caller, after, last_event_id)
 
         async def events() -> AsyncIterator[str]:
