@@ -82,6 +82,7 @@ from helpdesk_contracts.topics import (
 from helpdesk_contracts.values import (
     Actor,
     ActorKind,
+    AttachmentRef,
     Channel,
     CustomFields,
     ExternalRef,
@@ -100,6 +101,7 @@ __all__ = [
     "TOPICS",
     "Actor",
     "ActorKind",
+    "AttachmentRef",
     "Channel",
     "Contact",
     "ContactKind",

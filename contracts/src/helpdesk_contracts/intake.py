@@ -19,6 +19,7 @@ from pydantic import Field
 
 from helpdesk_contracts.envelope import Event
 from helpdesk_contracts.values import (
+    Attachments,
     Channel,
     CustomFields,
     Description,
@@ -76,6 +77,9 @@ class CustomerMessageReceived(Event):
     priority: Priority = Priority.NORMAL
     tags: Tags = ()
     organisation: Organisation | None = None
+    attachments: Attachments = ()
+    """Files of the message, uploaded first to the ticketing API (`POST /v1/attachments`);
+    each must be one of this tenant's uploads, with the size and checksum it answered."""
 
     def partition_key(self) -> str:
         """Keyed by thread, so one conversation's messages arrive in order."""

@@ -16,6 +16,7 @@ from pydantic import Field, model_validator
 from helpdesk_contracts.envelope import MAX_BIGINT, Event, UtcDatetime
 from helpdesk_contracts.values import (
     Actor,
+    Attachments,
     Body,
     Channel,
     CustomFields,
@@ -65,6 +66,8 @@ class TicketOpened(TicketEvent):
     opened_by: Actor
     follow_up_of: UUID | None = None
     """The closed ticket this one follows up (the customer wrote again after closing)."""
+    attachments: Attachments = ()
+    """Files of the message that opened the ticket."""
 
 
 class ResponseSent(TicketEvent):
@@ -76,6 +79,7 @@ class ResponseSent(TicketEvent):
     agent_id: Identifier
     body: Body
     channel: Channel
+    attachments: Attachments = ()
 
 
 class CustomerReplied(TicketEvent):
@@ -87,6 +91,7 @@ class CustomerReplied(TicketEvent):
     customer_id: Identifier
     body: Body
     channel: Channel
+    attachments: Attachments = ()
 
 
 class InternalNoteAdded(TicketEvent):
@@ -97,6 +102,7 @@ class InternalNoteAdded(TicketEvent):
     note_id: UUID
     agent_id: Identifier
     body: Body
+    attachments: Attachments = ()
 
 
 class TicketAssigned(TicketEvent):

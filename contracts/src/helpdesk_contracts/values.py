@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from enum import StrEnum
 from typing import Annotated
+from uuid import UUID
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
 
@@ -122,6 +123,26 @@ class Organisation(ContractModel):
     """Service tier, e.g. "standard" or "key_account"; readers must accept unknown tiers."""
     account_manager_id: Identifier | None = None
     """The personal account manager of a key account."""
+
+
+class AttachmentRef(ContractModel):
+    """A file uploaded to the ticketing API (`POST /v1/attachments`), referenced by an event:
+    the bytes are never in the event; `GET /v1/attachments/{attachment_id}` serves them."""
+
+    attachment_id: UUID
+    filename: Annotated[
+        str, StringConstraints(min_length=1, max_length=255, pattern=r"^[^/\\\x00-\x1f]+$")
+    ]
+    """The name it was uploaded with (no path)."""
+    content_type: Annotated[str, StringConstraints(pattern=r"^[a-z0-9.+-]+/[a-z0-9.+-]+$")]
+    """The type found in the bytes (not taken from the name), e.g. "image/png"."""
+    size: int = Field(ge=1, le=2**40)
+    """Bytes."""
+    sha256: Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")]
+    """Hex SHA-256 of the bytes: readers can check what they download."""
+
+
+Attachments = Annotated[tuple[AttachmentRef, ...], Field(max_length=20)]
 
 
 class ExternalRef(ContractModel):

@@ -49,6 +49,7 @@ class Component(StrEnum):
     TIMERS = "timers"
     AUDIT = "audit"  # who changed the tenant's configuration
     WATERMARKS = "watermarks"  # the last watermark published (watermarks.py)
+    BLOBS = "blobs"  # files, when kept in the database (blobs.py)
 
 
 def runtime_migrations(components: Iterable[Component] = tuple(Component)) -> list[Migration]:

@@ -12,6 +12,7 @@ from typing import Any
 import asyncpg
 from faststream.kafka import KafkaBroker
 
+from helpdesk_runtime.blobs import BlobStore, blob_store
 from helpdesk_runtime.consumer import BatchConsumer, BatchHandler
 from helpdesk_runtime.db import Component, Migration, create_pool, migrate, runtime_migrations
 from helpdesk_runtime.deadletters import DeadLetterPublisher
@@ -73,6 +74,7 @@ class ServiceRuntime:
         jobs: dict[str, JobFactory] | None = None,
         timers: Mapping[str, TimerHandler] | None = None,
         watermarks: Sequence[str] = (),
+        blobs: bool = False,
     ) -> None:
         if publish_from is Source.OUTBOX and route is None:
             raise ValueError("an outbox needs a route (event type -> topic) to be published")
@@ -96,7 +98,11 @@ class ServiceRuntime:
             components.add(Component.TIMERS)
         if watermarks:
             components.add(Component.WATERMARKS)
+        if blobs and settings.blob_store == "postgres":
+            components.add(Component.BLOBS)
         self.components = frozenset(components)
+        self._keeps_blobs = blobs
+        self._blobs: BlobStore | None = None
         self._watermark_topics = tuple(watermarks)
         self.watermarks: WatermarkPublisher | None = None
         self.migrations = [*runtime_migrations(components), *migrations]
@@ -136,6 +142,13 @@ class ServiceRuntime:
         if self._pool is None:
             raise RuntimeError("the service runtime is not started")
         return self._pool
+
+    @property
+    def blobs(self) -> BlobStore:
+        """Where the service's files are kept (built with `blobs=True`)."""
+        if self._blobs is None:
+            raise RuntimeError("the service runtime is not started, or keeps no files")
+        return self._blobs
 
     def _subscribe(self, spec: ConsumerSpec) -> None:
         consumer: BatchConsumer | None = None
@@ -183,6 +196,8 @@ class ServiceRuntime:
             max_size=s.database_pool_max,
         )
         await migrate(self._pool, self.migrations)
+        if self._keeps_blobs:
+            self._blobs = blob_store(s, self._pool)
         self.feed = AppendFeed(self._pool)
         self.feed.start()
         # Kafka in the background: joining the consumer group can take a session timeout

@@ -53,6 +53,15 @@ class ServiceSettings(BaseSettings):
     # every client loop try ten times a second through an outage.
     kafka_retry_backoff_ms: int = Field(default=500, ge=10)
 
+    # Files (blobs.py), for a service that keeps them: in its database, or S3-compatible
+    # storage. Credentials may also come from the AWS_* variables and files botocore reads.
+    blob_store: str = Field(default="postgres", pattern="^(postgres|s3)$")
+    s3_bucket: str | None = None
+    s3_endpoint_url: str | None = None
+    s3_region: str | None = None
+    s3_access_key_id: str | None = None
+    s3_secret_access_key: SecretStr | None = None
+
     http_host: str = "0.0.0.0"
     http_port: int = Field(default=8000, ge=1, le=65535)
     # A line per request. Behind an ingress that logs requests, off saves about 4 % of the
