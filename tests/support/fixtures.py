@@ -1,6 +1,7 @@
 """Fixtures for tests that need the real servers (requested only by those tests)."""
 
 import asyncio
+import json
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
@@ -231,10 +232,16 @@ async def find_on_topic(
 
 
 async def find_keyed(
-    bootstrap: str, topic: str, key: bytes, *, until: int = 1, timeout_s: float = 60.0
-) -> list[Any]:
-    """Records of `topic` with this key, once `until` of them arrived: reads only the
-    key's partition (a busy topic's other partitions are not scanned)."""
+    bootstrap: str, topic: str, key: bytes, *, until: int = 1, timeout_s: float = 60.0,
+    tenant: str | None = None,
+) -> list[Any]:  # fmt: skip
+    """Records of `topic` with this key (and of this tenant: earlier runs on a shared
+    broker reuse keys), once `until` of them arrived: reads only the key's partition (a
+    busy topic's other partitions are not scanned)."""
+
+    def wanted(record: Any) -> bool:
+        return record.key == key and (tenant is None or _tenant_of(record) == tenant)
+
     consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, group_id=None)
     await consumer.start()  # subscribing fetches the topic's metadata
     found: list[Any] = []
@@ -247,14 +254,22 @@ async def find_keyed(
             await consumer.seek_to_beginning(tp)
             while len(found) < until:
                 batch = await consumer.getmany(tp, timeout_ms=300)
-                found += [r for r in batch.get(tp, []) if r.key == key]
+                found += [r for r in batch.get(tp, []) if wanted(r)]
             batch = await consumer.getmany(tp, timeout_ms=300)  # duplicates would show too
-            found += [r for r in batch.get(tp, []) if r.key == key]
+            found += [r for r in batch.get(tp, []) if wanted(r)]
     except TimeoutError:
         pass
     finally:
         await consumer.stop()
     return found
+
+
+def _tenant_of(record: Any) -> str | None:
+    try:
+        tenant: str | None = json.loads(record.value).get("tenant_id")
+    except ValueError:
+        return None
+    return tenant
 
 
 async def start_group_at_end(bootstrap: str, topic: str, group_id: str) -> None:

@@ -10,7 +10,7 @@ from http import HTTPStatus
 from typing import Any
 
 import asyncpg
-from fastapi import FastAPI, HTTPException, Request
+from fastapi import FastAPI, HTTPException, Request, params
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse
@@ -145,12 +145,21 @@ async def json_bodies_only(request: Request) -> None:
     headers = request.headers
     has_body = headers.get("content-length", "0") != "0" or "transfer-encoding" in headers
     media = headers.get("content-type", "").split(";")[0].strip().lower()
+    if media == "multipart/form-data" and _takes_files(request.scope.get("route")):
+        return  # an upload (the route declares its form fields)
     if has_body and media and media != "application/json" and not media.endswith("+json"):
         raise HTTPException(
             415,
             f"the body is {media}; send application/json",
             headers={"Accept": "application/json"},
         )
+
+
+def _takes_files(route: Any) -> bool:
+    dependant = getattr(route, "dependant", None)
+    return dependant is not None and any(
+        isinstance(p.field_info, params.Form) for p in dependant.body_params
+    )
 
 
 def declare_problems(app: FastAPI) -> None:

@@ -72,6 +72,7 @@ def build_runtime(settings: Settings, clock: Callable[[], datetime] = _utc_now) 
         # The SLA service declares a breach only once a watermark says no event that could
         # have stopped the clock in time is still on its way.
         watermarks=[TICKETS_TOPIC],
+        blobs=True,  # attachments
     )
 
 
@@ -94,6 +95,8 @@ def create_app(
             clock=clock,
             auth=auth,
             feed=lambda: _started(runtime.feed),
+            blobs=lambda: runtime.blobs,
+            attachments=settings.attachment_policy,
         )
         return [api.router(deps)]
 

@@ -1,8 +1,12 @@
 """The ticketing service's settings."""
 
-from pydantic import SecretStr
+from typing import Annotated
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import NoDecode
 
 from helpdesk_runtime.settings import ServiceSettings
+from ticketing.domain.attachments import DEFAULT_TYPES, AttachmentPolicy
 
 
 class Settings(ServiceSettings):
@@ -11,3 +15,19 @@ class Settings(ServiceSettings):
     intake_group_id: str = "ticketing-intake"
     sla_group_id: str = "ticketing-sla"
     directory_group_id: str = "ticketing-directory-sync"
+    # Files on tickets (their bytes: BLOB_STORE, in the database unless set to s3).
+    attachment_max_bytes: int = Field(default=25 * 2**20, ge=1)
+    attachment_ticket_max_bytes: int = Field(default=200 * 2**20, ge=1)
+    # Comma-separated content types (as found in the bytes) that may be uploaded.
+    attachment_types: Annotated[frozenset[str], NoDecode] = DEFAULT_TYPES
+
+    @field_validator("attachment_types", mode="before")
+    @classmethod
+    def _comma_separated(cls, value: object) -> object:
+        return frozenset(t.strip() for t in value.split(",") if t.strip()) if isinstance(
+            value, str) else value  # fmt: skip
+
+    @property
+    def attachment_policy(self) -> AttachmentPolicy:
+        return AttachmentPolicy(self.attachment_max_bytes, self.attachment_ticket_max_bytes,
+                                self.attachment_types)  # fmt: skip

@@ -8,6 +8,7 @@ from uuid import UUID, uuid5
 from helpdesk_contracts import (
     Actor,
     ActorKind,
+    AttachmentRef,
     CustomerMessageReceived,
     EventEnvelope,
     ExternalRef,
@@ -40,9 +41,11 @@ async def receive_customer_messages(
     threads: Threads,
     now: datetime,
     links: Mapping[UUID, Link] | None = None,
+    attached: list[tuple[str, UUID, Sequence[AttachmentRef]]] | None = None,
 ) -> list[Rejection]:
     """Apply a batch in order; a re-sent message changes nothing. `links` holds, by event
-    id, the requester and organisation the directory knows."""
+    id, the requester and organisation the directory knows; `attached` receives the
+    (tenant, ticket) each applied message's files went to."""
     keys: list[ThreadKey] = [
         (e.tenant_id, e.payload.source, e.payload.external_thread_id) for e in messages
     ]
@@ -84,9 +87,12 @@ async def receive_customer_messages(
             if thread_ticket is not None and thread_ticket.status is not TicketStatus.CLOSED:
                 before = len(thread_ticket.changes)
                 thread_ticket.customer_reply(
-                    requester.customer_id, m.body, message_id=message_id, channel=m.channel, at=at
-                )
+                    requester.customer_id, m.body, message_id=message_id, channel=m.channel,
+                    at=at, attachments=m.attachments,
+                )  # fmt: skip
                 events += envelopes_for_changes(thread_ticket, ctx, at, since=before)
+                if attached is not None and m.attachments:
+                    attached.append((tenant, thread_ticket.id, m.attachments))
                 continue
             if await ticket(tenant, opened_by_it) is not None:
                 continue  # re-sent after its thread moved on to a later follow-up
@@ -102,6 +108,7 @@ async def receive_customer_messages(
                     external_ref=ExternalRef(source=m.source, external_id=m.external_thread_id),
                     opened_by=Actor(kind=ActorKind.CUSTOMER, id=requester.customer_id),
                     follow_up_of=thread_ticket.id if thread_ticket else None,
+                    attachments=m.attachments,
                 ),
                 ticket_id=opened_by_it,
                 tenant_id=tenant,
@@ -115,5 +122,7 @@ async def receive_customer_messages(
         current[key] = opened.id
         await threads.point(key, opened.id)
         events += envelopes_for_changes(opened, ctx, at, since=0)
+        if attached is not None and m.attachments:
+            attached.append((tenant, opened.id, m.attachments))
     await store.append(events)
     return rejections

@@ -7,6 +7,7 @@ from typing import Any
 from uuid import UUID
 
 from helpdesk_contracts import (
+    AttachmentRef,
     CustomerMessageReceived,
     CustomerUpserted,
     EventEnvelope,
@@ -16,7 +17,7 @@ from helpdesk_contracts import (
 )
 from helpdesk_runtime.consumer import BatchHandler, Rejection
 from helpdesk_runtime.db import Connection
-from ticketing import directory, directory_store, fields_store, tenants
+from ticketing import attachments_store, directory, directory_store, fields_store, tenants
 from ticketing.conversations import receive_customer_messages
 from ticketing.directory_store import LinkRequest
 from ticketing.handlers import Link, open_submitted_tickets
@@ -40,6 +41,12 @@ def intake_handler(clock: Callable[[], datetime]) -> BatchHandler:
         # own order; nothing orders one kind against the other.
         submissions = [e for e in batch if isinstance(e.payload, TicketSubmitted)]
         messages = [e for e in batch if isinstance(e.payload, CustomerMessageReceived)]
+        refused = await attachments_store.unknown_files(
+            conn, [(e.tenant_id, e.payload.attachments) for e in messages]
+        )
+        rejections += [Rejection(messages[i].event_id, why) for i, why in refused.items()]
+        messages = [e for i, e in enumerate(messages) if i not in refused]
+        attached: list[tuple[str, UUID, Sequence[AttachmentRef]]] = []
         fields = await fields_store.of_tenants(conn, (e.tenant_id for e in submissions))
         links = await _links(conn, batch)
         rejections += await open_submitted_tickets(
@@ -48,8 +55,9 @@ def intake_handler(clock: Callable[[], datetime]) -> BatchHandler:
         )  # fmt: skip
         rejections += await receive_customer_messages(
             messages, store=uow.events, numbers=uow.numbers, threads=uow.threads, now=now,
-            links=links,
+            links=links, attached=attached,
         )  # fmt: skip
+        await attachments_store.bind(conn, attached)
         return rejections
 
     return handle

@@ -2,6 +2,7 @@
 
 from fastapi import APIRouter
 
+from ticketing.api.attachments import attachments_router
 from ticketing.api.commands import commands_router
 from ticketing.api.deps import ApiDeps
 from ticketing.api.directory import directory_router
@@ -21,6 +22,7 @@ def router(deps: ApiDeps) -> APIRouter:
     api.include_router(fields_router(deps))
     api.include_router(groups_router(deps))
     api.include_router(directory_router(deps))
+    api.include_router(attachments_router(deps))
     return api
 
 

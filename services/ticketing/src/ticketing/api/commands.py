@@ -7,12 +7,12 @@ from uuid import UUID, uuid4
 
 from fastapi import APIRouter, Depends, Header, Request, Response, status
 
-from helpdesk_contracts import Actor, ActorKind
+from helpdesk_contracts import Actor, ActorKind, AttachmentRef
 from helpdesk_runtime.auth import Principal, Role
 from helpdesk_runtime.eventstore import ConcurrencyError
 from helpdesk_runtime.http import correlation_id_of
 from helpdesk_runtime.problems import problem_responses
-from ticketing import directory_store, fields_store, handlers
+from ticketing import attachments_store, directory_store, fields_store, handlers
 from ticketing.api.deps import ApiDeps, expected_version, http_errors
 from ticketing.api.schemas import (
     LinkProblemRequest,
@@ -59,12 +59,25 @@ def commands_router(deps: ApiDeps) -> APIRouter:
         decide: Callable[[Ticket, datetime], None],
         version: int | None,
     ) -> TicketView:
+        return await change_with_files(
+            request, response, caller, ticket_id, lambda t, at, _: decide(t, at), version, []
+        )
+
+    async def change_with_files(
+        request: Request, response: Response, caller: Principal, ticket_id: UUID,
+        decide: Callable[[Ticket, datetime, list[AttachmentRef]], None], version: int | None,
+        attachment_ids: list[UUID],
+    ) -> TicketView:  # fmt: skip
+        """`change`, given the references of these uploads, now attached to the ticket."""
         at = deps.clock()  # one instant for the state and for the events' occurred_at
         async with http_errors(), deps.transaction() as uow:
+            files = await attachments_store.attach(
+                uow.conn, caller.tenant_id, ticket_id, attachment_ids, deps.attachments
+            )
             ticket = await handlers.change_ticket(
                 ticket_id,
                 context(request, caller),
-                lambda t: decide(t, at),
+                lambda t: decide(t, at, files),
                 store=uow.events,
                 now=at,
                 expected_version=version,
@@ -125,11 +138,12 @@ def commands_router(deps: ApiDeps) -> APIRouter:
         ticket_id: UUID, body: ReplyRequest, caller: Agent, request: Request, response: Response,
         version: Version,
     ) -> Any:  # fmt: skip
-        return await change(
+        return await change_with_files(
             request, response, caller, ticket_id,
-            lambda t, at: t.reply(_actor(caller), body.body, message_id=uuid4(), at=at,
-                              channel=body.channel, then=body.status),
-            version,
+            lambda t, at, files: t.reply(_actor(caller), body.body, message_id=uuid4(), at=at,
+                                         channel=body.channel, then=body.status,
+                                         attachments=files),
+            version, body.attachment_ids,
         )  # fmt: skip
 
     @api.post("/{ticket_id}/notes", response_model=TicketView, responses=CHANGE)
@@ -137,10 +151,11 @@ def commands_router(deps: ApiDeps) -> APIRouter:
         ticket_id: UUID, body: NoteRequest, caller: Agent, request: Request, response: Response,
         version: Version,
     ) -> Any:  # fmt: skip
-        return await change(
+        return await change_with_files(
             request, response, caller, ticket_id,
-            lambda t, at: t.add_note(_actor(caller), body.body, note_id=uuid4(), at=at),
-            version,
+            lambda t, at, files: t.add_note(_actor(caller), body.body, note_id=uuid4(), at=at,
+                                            attachments=files),
+            version, body.attachment_ids,
         )  # fmt: skip
 
     @api.patch("/{ticket_id}", response_model=TicketView, responses=CHANGE)

@@ -9,12 +9,14 @@ from typing import Annotated
 from fastapi import Header, HTTPException, status
 from pydantic import ValidationError
 
+from helpdesk_runtime.blobs import BlobStore
 from helpdesk_runtime.db import Connection
 from helpdesk_runtime.eventstore import ConcurrencyError
 from helpdesk_runtime.feed import AppendFeed
 from helpdesk_runtime.http_auth import HttpAuth
 from ticketing.directory import DomainTakenError, RecordExistsError, RecordNotFoundError
 from ticketing.domain import TicketError
+from ticketing.domain.attachments import AttachmentPolicy, AttachmentRefusedError
 from ticketing.domain.directory import DirectoryError, IdentityTakenError
 from ticketing.handlers import StaleVersionError, TicketNotFoundError
 from ticketing.unit_of_work import UnitOfWork
@@ -30,6 +32,8 @@ class ApiDeps:
     clock: Callable[[], datetime]
     auth: HttpAuth
     feed: Callable[[], AppendFeed]
+    blobs: Callable[[], BlobStore]
+    attachments: AttachmentPolicy
 
 
 @asynccontextmanager
@@ -49,11 +53,20 @@ async def http_errors() -> AsyncIterator[None]:
         raise HTTPException(
             status.HTTP_409_CONFLICT, "it changed at the same moment; retry"
         ) from exc
+    except AttachmentRefusedError as exc:
+        raise HTTPException(_REFUSED[exc.reason], str(exc)) from exc
     except (TicketError, DirectoryError) as exc:
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(exc)) from exc
     except ValidationError as exc:  # input the request model let through but an event refuses
         detail = [{"loc": list(e["loc"]), "msg": e["msg"], "type": e["type"]} for e in exc.errors()]
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, detail) from exc
+
+
+_REFUSED = {
+    "too_large": status.HTTP_413_CONTENT_TOO_LARGE,
+    "unsupported_type": status.HTTP_415_UNSUPPORTED_MEDIA_TYPE,
+    "invalid": status.HTTP_422_UNPROCESSABLE_CONTENT,
+}
 
 
 def expected_version(

@@ -28,6 +28,9 @@ class OpenTicketRequest(_Request):
     organisation: Organisation | None = None
 
 
+Files = "Uploads (POST /v1/attachments) to attach; each goes to one ticket"
+
+
 class ReplyRequest(_Request):
     """A public reply to the requester."""
 
@@ -36,12 +39,14 @@ class ReplyRequest(_Request):
     status: TicketStatus | None = Field(
         default=None, description="Status to leave the ticket in (a new ticket becomes open)"
     )
+    attachment_ids: list[UUID] = Field(default_factory=list, max_length=20, description=Files)
 
 
 class NoteRequest(_Request):
     """An internal note; the customer never sees it."""
 
     body: str = Body
+    attachment_ids: list[UUID] = Field(default_factory=list, max_length=20, description=Files)
 
 
 class UpdateTicketRequest(_Request):

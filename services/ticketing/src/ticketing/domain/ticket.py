@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from helpdesk_contracts import (
     Actor,
     ActorKind,
+    AttachmentRef,
     Channel,
     CustomerReplied,
     DuplicateMerged,
@@ -69,6 +70,7 @@ class OpenTicket(BaseModel):
     external_ref: ExternalRef | None = None
     opened_by: Actor
     follow_up_of: UUID | None = None
+    attachments: tuple[AttachmentRef, ...] = ()
 
 
 @dataclass
@@ -133,6 +135,7 @@ class Ticket:
                 external_ref=cmd.external_ref,
                 opened_by=cmd.opened_by,
                 follow_up_of=cmd.follow_up_of,
+                attachments=cmd.attachments,
             ),
             at,
         )
@@ -167,6 +170,7 @@ class Ticket:
         at: datetime,
         channel: Channel | None = None,
         then: TicketStatus | None = None,
+        attachments: Sequence[AttachmentRef] = (),
     ) -> None:
         """An agent's public reply; a new ticket becomes open unless `then` says otherwise."""
         self._require_changeable()
@@ -176,6 +180,7 @@ class Ticket:
                 agent_id=agent.id,
                 body=body,
                 channel=channel or self.channel,
+                attachments=tuple(attachments),
             ),
             at,
         )
@@ -184,8 +189,9 @@ class Ticket:
             self.move_to(target, agent, at)
 
     def customer_reply(
-        self, customer_id: str, body: str, *, message_id: UUID, channel: Channel, at: datetime
-    ) -> None:
+        self, customer_id: str, body: str, *, message_id: UUID, channel: Channel, at: datetime,
+        attachments: Sequence[AttachmentRef] = (),
+    ) -> None:  # fmt: skip
         """The customer wrote: a pending ticket is open again, a solved one reopens."""
         if self.status is TicketStatus.CLOSED:
             raise TicketError(
@@ -193,7 +199,11 @@ class Ticket:
             )
         self._record(
             CustomerReplied(
-                message_id=message_id, customer_id=customer_id, body=body, channel=channel
+                message_id=message_id,
+                customer_id=customer_id,
+                body=body,
+                channel=channel,
+                attachments=tuple(attachments),
             ),
             at,
         )
@@ -201,10 +211,14 @@ class Ticket:
         if self.status in (TicketStatus.PENDING, TicketStatus.SOLVED):
             self.move_to(TicketStatus.OPEN, customer, at)
 
-    def add_note(self, agent: Actor, body: str, *, note_id: UUID, at: datetime) -> None:
+    def add_note(
+        self, agent: Actor, body: str, *, note_id: UUID, at: datetime,
+        attachments: Sequence[AttachmentRef] = (),
+    ) -> None:  # fmt: skip
         """An internal note, never shown to the customer."""
         self._require_changeable()
-        self._record(InternalNoteAdded(note_id=note_id, agent_id=agent.id, body=body), at)
+        self._record(InternalNoteAdded(note_id=note_id, agent_id=agent.id, body=body,
+                                       attachments=tuple(attachments)), at)  # fmt: skip
 
     # -- status ---------------------------------------------------------------------------
 

@@ -1,0 +1,170 @@
+"""Files on tickets end to end: uploaded over HTTP (multipart), referenced from replies,
+notes and intake messages by id, size, type and checksum, downloaded byte-identical, kept
+within each tenant; what is refused gets 413, 415 or 422."""
+
+import hashlib
+from collections.abc import AsyncIterator
+from typing import Any
+from uuid import uuid4
+
+import pytest
+
+from helpdesk_contracts import (
+    AttachmentRef,
+    CustomerMessageReceived,
+    EventEnvelope,
+    Requester,
+    ResponseSent,
+    TicketOpened,
+    kafka_key,
+    parse_envelope,
+)
+from helpdesk_runtime.kafka import OutgoingMessage, Producer
+from ticketing.config import Settings
+from ticketing.conversations import ticket_id_for_message
+
+from support.fixtures import find_keyed
+from support.service import RunningService, ticketing_service
+
+TICKETS = "ticketing.tickets.v1"
+INTAKE = "ticketing.intake.v1"
+PNG = b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 8  # 2 KiB that start like a PNG
+LOG = "2026-11-26 10:00:01 ERROR платёж отклонён\n".encode() * 60  # 3.4 kB
+Service = RunningService[Settings]
+
+
+@pytest.fixture
+async def service(database_url: str, kafka_bootstrap: str) -> AsyncIterator[Service]:
+    async with ticketing_service(database_url, kafka_bootstrap, attachment_max_bytes=4096,
+                                 attachment_ticket_max_bytes=5000) as running:  # fmt: skip
+        yield running
+
+
+async def _upload(service: Service, name: str, data: bytes, tenant: str = "acme") -> Any:
+    return await service.client.post(
+        "/v1/attachments", files={"file": (name, data, "application/octet-stream")},
+        headers=service.auth(tenant=tenant),
+    )  # fmt: skip
+
+
+async def _post(service: Service, path: str, body: dict[str, Any]) -> Any:
+    return await service.client.post(path, headers=service.auth(), json=body)
+
+
+async def _ticket(service: Service) -> str:
+    r = await service.client.post("/v1/tickets", headers=service.auth(), json={
+        "subject": "Payment fails", "description": "See the log.",
+        "requester": {"customer_id": "c-1"}})  # fmt: skip
+    assert r.status_code == 201, r.text
+    ticket_id: str = r.json()["id"]
+    return ticket_id
+
+
+async def test_a_file_is_uploaded_referenced_from_a_reply_and_downloaded_identical(
+    service: Service, kafka_bootstrap: str
+) -> None:
+    uploaded = await _upload(service, "screen shot №1.png", PNG)
+    assert uploaded.status_code == 201, uploaded.text
+    ref = AttachmentRef.model_validate(uploaded.json())
+    assert (ref.filename, ref.content_type, ref.size) == (
+        "screen shot №1.png",
+        "image/png",
+        len(PNG),
+    )
+    assert ref.sha256 == hashlib.sha256(PNG).hexdigest()
+    ticket_id = await _ticket(service)
+
+    reply = await _post(
+        service,
+        f"/v1/tickets/{ticket_id}/replies",
+        {"body": "Here is what I see.", "attachment_ids": [str(ref.attachment_id)]},
+    )
+    assert reply.status_code == 200, reply.text
+
+    records = await find_keyed(kafka_bootstrap, TICKETS, ticket_id.encode(), until=3)
+    sent = [parse_envelope(r.value).payload for r in records]
+    [response] = [p for p in sent if isinstance(p, ResponseSent)]
+    assert response.attachments == (ref,)  # referenced, never embedded
+    assert len(records[-1].value) < len(PNG)
+
+    download = await service.client.get(f"/v1/attachments/{ref.attachment_id}",
+                                        headers=service.auth())  # fmt: skip
+    assert download.status_code == 200
+    assert download.content == PNG
+    assert download.headers["content-type"] == "image/png"
+    assert download.headers["x-content-type-options"] == "nosniff"
+    assert download.headers["content-disposition"].startswith("attachment; filename*=UTF-8''")
+    # Another tenant's agents do not see it, and cannot reference it.
+    other = await service.client.get(f"/v1/attachments/{ref.attachment_id}",
+                                     headers=service.auth(tenant="globex"))  # fmt: skip
+    assert other.status_code == 404
+    second = await _ticket(service)
+    again = await _post(
+        service,
+        f"/v1/tickets/{second}/notes",
+        {"body": "same file", "attachment_ids": [str(ref.attachment_id)]},
+    )
+    assert again.status_code == 422
+    assert "belongs to another ticket" in again.json()["detail"]
+
+
+async def test_what_is_refused_gets_a_clear_status(service: Service) -> None:
+    exe = await _upload(service, "invoice.pdf", b"MZ\x90\x00" + bytes(200))
+    assert exe.status_code == 415
+    assert "application/vnd.microsoft.portable-executable" in exe.json()["detail"]
+    big = await _upload(service, "huge.log", b"x" * 5000)
+    assert big.status_code == 413
+    empty = await _upload(service, "empty.txt", b"")
+    assert empty.status_code == 422
+    no_file = await service.client.post("/v1/attachments", headers=service.auth(),
+                                        files={"document": ("a.txt", b"abc")})  # fmt: skip
+    assert no_file.status_code == 422
+    form = await service.client.post("/v1/attachments", headers=service.auth(),
+                                     data={"note": "a form, not a file"})  # fmt: skip
+    assert form.status_code == 415
+
+    ticket_id = await _ticket(service)
+    unknown = await _post(
+        service, f"/v1/tickets/{ticket_id}/notes", {"body": "x", "attachment_ids": [str(uuid4())]}
+    )
+    assert unknown.status_code == 422
+    assert "upload it first" in unknown.json()["detail"]
+    # The ticket's files together stay under its limit (5,000 bytes here).
+    first, second = await _upload(service, "a.log", LOG), await _upload(service, "b.log", LOG)
+    assert first.json()["content_type"] == "text/plain"
+    ids = [first.json()["attachment_id"], second.json()["attachment_id"]]
+    over = await _post(
+        service, f"/v1/tickets/{ticket_id}/notes", {"body": "logs", "attachment_ids": ids}
+    )
+    assert over.status_code == 413
+    assert "the limit is 5000" in over.json()["detail"]
+    one = await _post(
+        service, f"/v1/tickets/{ticket_id}/notes", {"body": "one log", "attachment_ids": ids[:1]}
+    )
+    assert one.status_code == 200, one.text
+
+
+async def test_an_intake_message_carries_files_uploaded_first_and_forged_ones_are_refused(
+    service: Service, producer: Producer, kafka_bootstrap: str
+) -> None:
+    tenant = f"t{uuid4().hex[:8]}"
+    await service.register_tenant(tenant)
+    ref = AttachmentRef.model_validate((await _upload(service, "photo.png", PNG, tenant)).json())
+    forged = ref.model_copy(update={"sha256": "0" * 64})
+
+    def message(external_id: str, attachment: AttachmentRef) -> OutgoingMessage:
+        envelope = EventEnvelope.new(CustomerMessageReceived(
+            source="mail", external_thread_id=external_id, external_message_id=external_id,
+            subject="Broken", body="Photo attached.", requester=Requester(customer_id="c-9"),
+            attachments=(attachment,)), tenant_id=tenant, producer="mail")  # fmt: skip
+        return OutgoingMessage(INTAKE, envelope.to_json(), kafka_key(envelope))
+
+    await producer.send_many([message("m-1", ref), message("m-2", forged)])
+
+    ticket_id = str(ticket_id_for_message(tenant, "mail", "m-1")).encode()
+    [opened] = await find_keyed(kafka_bootstrap, TICKETS, ticket_id)
+    payload = parse_envelope(opened.value).payload
+    assert isinstance(payload, TicketOpened)
+    assert payload.attachments == (ref,)
+    [letter] = await find_keyed(kafka_bootstrap, f"{INTAKE}.dlq", b"m-2", tenant=tenant)
+    assert b"is not the file uploaded" in dict(letter.headers)["dlq-reason"]
