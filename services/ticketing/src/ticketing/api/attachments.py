@@ -52,7 +52,13 @@ def attachments_router(deps: ApiDeps) -> APIRouter:
     @api.get(
         "/v1/attachments/{attachment_id}",
         response_class=Response,
-        responses={200: {"content": {"application/octet-stream": {}}}, **problem_responses(404)},
+        responses={
+            200: {
+                "description": "The bytes, with the type found in them",
+                "content": {"*/*": {"schema": {"type": "string", "format": "binary"}}},
+            },
+            **problem_responses(404),
+        },
     )
     async def download(attachment_id: UUID, caller: Agent) -> Response:
         """The file's bytes, as a download (never shown inline: an uploaded page does not

@@ -12,8 +12,15 @@ from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response,
 from fastapi.responses import RedirectResponse
 from pydantic import BaseModel, ConfigDict, Field
 
-from helpdesk_contracts import Actor, ActorKind, CustomerProfile, OrganisationProfile
-from helpdesk_contracts.values import Identifier
+from helpdesk_contracts import (
+    Actor,
+    ActorKind,
+    ContactKind,
+    CustomerProfile,
+    OrganisationProfile,
+)
+from helpdesk_contracts.directory import Contacts, Domain, ExternalIds, Notes, TimeZone
+from helpdesk_contracts.values import Identifier, Language, Name, Tier
 from helpdesk_runtime.auth import Principal, Role
 from helpdesk_runtime.http import correlation_id_of
 from helpdesk_runtime.problems import problem_responses
@@ -33,17 +40,17 @@ class CustomerRequest(CustomerProfile):
 
 
 class CustomerChange(BaseModel):
-    """The fields to change; a field left out keeps its value."""
+    """The fields to change; a field left out keeps its value (null clears it)."""
 
     model_config = ConfigDict(extra="forbid")
-    name: Any = None
-    contacts: Any = None
-    preferred_channel: Any = None
-    language: Any = None
-    time_zone: Any = None
-    organisation_id: Any = None
-    external_ids: Any = None
-    notes: Any = None
+    name: Name | None = None
+    contacts: Contacts = ()
+    preferred_channel: ContactKind | None = None
+    language: Language | None = None
+    time_zone: TimeZone | None = None
+    organisation_id: Identifier | None = None
+    external_ids: ExternalIds = ()
+    notes: Notes | None = None
 
 
 class OrganisationRequest(OrganisationProfile):
@@ -52,12 +59,14 @@ class OrganisationRequest(OrganisationProfile):
 
 
 class OrganisationChange(BaseModel):
+    """The fields to change; a field left out keeps its value."""
+
     model_config = ConfigDict(extra="forbid")
-    name: Any = None
-    domains: Any = None
-    tier: Any = None
-    account_manager_id: Any = None
-    notes: Any = None
+    name: Name = Field(default="", description="Left out: kept")
+    domains: tuple[Domain, ...] = Field(default=(), max_length=50)
+    tier: Tier = "standard"
+    account_manager_id: Identifier | None = None
+    notes: Notes | None = None
 
 
 class MergeCustomersRequest(BaseModel):
