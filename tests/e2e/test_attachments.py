@@ -5,7 +5,7 @@ within each tenant; what is refused gets 413, 415 or 422."""
 import hashlib
 from collections.abc import AsyncIterator
 from typing import Any
-from uuid import uuid4
+from uuid import UUID, uuid4
 
 import pytest
 
@@ -98,7 +98,18 @@ async def test_a_file_is_uploaded_referenced_from_a_reply_and_downloaded_identic
     other = await service.client.get(f"/v1/attachments/{ref.attachment_id}",
                                      headers=service.auth(tenant="globex"))  # fmt: skip
     assert other.status_code == 404
-    second = await _ticket(service)
+    # Opened with a file of its own, by an agent on the phone with the customer.
+    photo = (await _upload(service, "photo.png", PNG)).json()
+    opened = await _post(service, "/v1/tickets", {
+        "subject": "Cracked screen", "description": "Photo attached.",
+        "requester": {"customer_id": "c-2"}, "attachment_ids": [photo["attachment_id"]],
+    })  # fmt: skip
+    assert opened.status_code == 201, opened.text
+    second = opened.json()["id"]
+    [first] = await find_keyed(kafka_bootstrap, TICKETS, second.encode())
+    opening = parse_envelope(first.value).payload
+    assert isinstance(opening, TicketOpened)
+    assert [a.attachment_id for a in opening.attachments] == [UUID(photo["attachment_id"])]
     again = await _post(
         service,
         f"/v1/tickets/{second}/notes",

@@ -119,14 +119,18 @@ def commands_router(deps: ApiDeps) -> APIRouter:
         ] = None,
     ) -> Any:
         cmd = OpenTicket(
-            **body.model_dump(exclude={"tags"}), tags=tuple(body.tags), opened_by=_actor(caller)
+            **body.model_dump(exclude={"tags", "attachment_ids"}),
+            tags=tuple(body.tags),
+            opened_by=_actor(caller),
         )
         ticket_id = (
             handlers.ticket_id_for_idempotency_key(caller.tenant_id, idempotency_key)
             if idempotency_key
             else uuid4()
         )
-        ticket, created = await _open(deps, cmd, context(request, caller), ticket_id)
+        ticket, created = await _open(
+            deps, cmd, context(request, caller), ticket_id, body.attachment_ids
+        )
         response.headers["Location"] = f"/v1/tickets/{ticket.id}"
         response.headers["ETag"] = f'"{ticket.version}"'
         if not created:
@@ -229,8 +233,9 @@ def commands_router(deps: ApiDeps) -> APIRouter:
 
 
 async def _open(
-    deps: ApiDeps, cmd: OpenTicket, ctx: handlers.CommandContext, ticket_id: UUID
-) -> tuple[Ticket, bool]:
+    deps: ApiDeps, cmd: OpenTicket, ctx: handlers.CommandContext, ticket_id: UUID,
+    attachment_ids: list[UUID],
+) -> tuple[Ticket, bool]:  # fmt: skip
     # A repeated request (same Idempotency-Key), or a concurrent one that lost the append
     # race, finds the id taken: it answers with the ticket that id opened.
     async with http_errors():
@@ -242,8 +247,13 @@ async def _open(
                         check_fields(cmd.custom_fields, definitions)
                     request = LinkRequest(ctx.tenant_id, cmd.requester, cmd.organisation, None)
                     [link] = await directory_store.links(uow.conn, [request])
+                    files = await attachments_store.attach(
+                        uow.conn, ctx.tenant_id, ticket_id, attachment_ids, deps.attachments
+                    )
                     opened = await handlers.open_ticket(
-                        handlers.linked_command(cmd, link),
+                        handlers.linked_command(cmd, link).model_copy(
+                            update={"attachments": tuple(files)}
+                        ),
                         ctx,
                         ticket_id=ticket_id,
                         store=uow.events,

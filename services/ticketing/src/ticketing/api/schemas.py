@@ -14,6 +14,9 @@ class _Request(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+Files = "Uploads (POST /v1/attachments) to attach; each goes to one ticket"
+
+
 class OpenTicketRequest(_Request):
     """An agent opens a ticket on a customer's behalf."""
 
@@ -26,9 +29,7 @@ class OpenTicketRequest(_Request):
     tags: list[str] = Field(default_factory=list)
     custom_fields: dict[str, str | int | float | bool | None] = Field(default_factory=dict)
     organisation: Organisation | None = None
-
-
-Files = "Uploads (POST /v1/attachments) to attach; each goes to one ticket"
+    attachment_ids: list[UUID] = Field(default_factory=list, max_length=20, description=Files)
 
 
 class ReplyRequest(_Request):
