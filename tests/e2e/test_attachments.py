@@ -125,6 +125,16 @@ async def test_what_is_refused_gets_a_clear_status(service: Service) -> None:
     assert "application/vnd.microsoft.portable-executable" in exe.json()["detail"]
     big = await _upload(service, "huge.log", b"x" * 5000)
     assert big.status_code == 413
+    # Far over: refused from its Content-Length, before the form is read at all.
+    huge = await _upload(service, "huge.log", b"x" * 200_000)
+    assert huge.status_code == 413
+    assert huge.json()["detail"].endswith(f"the limit is {4096 + 64 * 1024}")
+    # Any other body stays under HTTP_MAX_BODY_BYTES (4 MiB).
+    padded = await service.client.post(
+        "/v1/tickets", content=b" " * (4 * 2**20 + 1),
+        headers={**service.auth(), "Content-Type": "application/json"},
+    )  # fmt: skip
+    assert padded.status_code == 413
     empty = await _upload(service, "empty.txt", b"")
     assert empty.status_code == 422
     no_file = await service.client.post("/v1/attachments", headers=service.auth(),

@@ -1,7 +1,7 @@
 """The HTTP edge every service shares: one app factory, health, correlation ids, CORS."""
 
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from uuid import UUID, uuid4
 
 from fastapi import APIRouter, Depends, FastAPI, Request
@@ -17,7 +17,12 @@ from helpdesk_runtime.auth import TokenVerifier
 from helpdesk_runtime.http_auth import HttpAuth
 from helpdesk_runtime.logging import bound
 from helpdesk_runtime.metrics import Metrics
-from helpdesk_runtime.problems import declare_problems, install_problem_handlers, json_bodies_only
+from helpdesk_runtime.problems import (
+    declare_problems,
+    install_problem_handlers,
+    json_bodies_only,
+    problem,
+)
 from helpdesk_runtime.service import ServiceRuntime
 from helpdesk_runtime.settings import Part
 from helpdesk_runtime.tokens import StreamTokens
@@ -134,6 +139,41 @@ class CorrelationIdMiddleware:
             await self.app(scope, receive, send_with_id)
 
 
+class BodyLimitMiddleware:
+    """413 for a request body over its limit, before anything reads it: a JSON body over
+    HTTP_MAX_BODY_BYTES, or over a route's own limit (an upload). A body sent without a
+    Content-Length is counted as it is read, and cut off at the limit."""
+
+    def __init__(self, app: ASGIApp, default: int, routes: Mapping[str, int]) -> None:
+        self.app, self.default, self.routes = app, default, dict(routes)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] not in ("POST", "PUT", "PATCH"):
+            await self.app(scope, receive, send)
+            return
+        limit = self.routes.get(scope["path"], self.default)
+        length = Headers(scope=scope).get("content-length")
+        if length is not None and length.isdigit() and int(length) > limit:
+            response = problem(413, f"the body is {length} bytes; the limit is {limit}")
+            await response(scope, receive, send)
+            return
+        read = 0
+
+        async def counted() -> Message:
+            nonlocal read
+            message = await receive()
+            read += len(message.get("body", b""))
+            if read > limit:
+                raise BodyTooLargeError(f"the body is over the limit of {limit} bytes")
+            return message
+
+        await self.app(scope, counted, send)
+
+
+class BodyTooLargeError(Exception):
+    """A body without a Content-Length ran over its limit while it was read."""
+
+
 # What a browser app on another origin may send and read (CORS).
 _REQUEST_HEADERS = [
     "Authorization", "Content-Type", "If-Match", "Idempotency-Key", "Last-Event-ID",
@@ -150,11 +190,13 @@ def create_app(
     description: str,
     api: Callable[[HttpAuth], Iterable[APIRouter]] = lambda _: (),
     live_stream: bool = False,
+    body_limits: Mapping[str, int] | None = None,
 ) -> FastAPI:
     """A service's HTTP app: its routers (when this process runs the API) on the shared edge.
 
     `api` receives the authentication dependencies and returns the service's routers. A
     process that runs only consumers or jobs still answers health and metrics.
+    `body_limits` gives routes (by path) a larger body than HTTP_MAX_BODY_BYTES (uploads).
     """
     settings = runtime.settings
     app = FastAPI(
@@ -180,6 +222,8 @@ def create_app(
     # Outermost last: CORS answers preflights before anything else looks at the request.
     app.add_middleware(CorrelationIdMiddleware)
     app.add_middleware(HttpMetricsMiddleware, metrics=runtime.metrics)
+    app.add_middleware(BodyLimitMiddleware, default=settings.http_max_body_bytes,
+                       routes=body_limits or {})  # fmt: skip
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware,

@@ -63,6 +63,8 @@ class ServiceSettings(BaseSettings):
     s3_secret_access_key: SecretStr | None = None
 
     http_host: str = "0.0.0.0"
+    # The largest request body (JSON) read; a route may allow more (an upload).
+    http_max_body_bytes: int = Field(default=4 * 2**20, ge=1024)
     http_port: int = Field(default=8000, ge=1, le=65535)
     # A line per request. Behind an ingress that logs requests, off saves about 4 % of the
     # CPU of a command (issue 9's profile); errors are logged either way.

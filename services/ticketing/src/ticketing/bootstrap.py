@@ -107,6 +107,8 @@ def create_app(
         description="Tickets kept as an event log: open them, work them, read their state.",
         api=routers,
         live_stream=True,
+        # An upload's form parts around the file: a few KiB are plenty.
+        body_limits={"/v1/attachments": settings.attachment_max_bytes + 64 * 1024},
     )
 
 
