@@ -3,6 +3,7 @@
 import asyncio
 import os
 import sys
+from collections.abc import AsyncIterator
 
 import asyncpg
 
@@ -115,6 +116,29 @@ async def test_a_browser_app_on_an_allowed_origin_may_call_the_api(
         )
         assert elsewhere.status_code == 400
         assert "access-control-allow-origin" not in elsewhere.headers
+
+
+async def test_a_body_over_its_limit_is_refused_before_it_is_read(
+    database_url: str, kafka_bootstrap: str
+) -> None:
+    async with ticketing_service(database_url, kafka_bootstrap, http_max_body_bytes=2048) as s:
+        headers = {**s.auth(), "Content-Type": "application/json"}
+        declared = await s.client.post("/v1/tickets", content=b" " * 4096, headers=headers)
+
+        async def chunks() -> AsyncIterator[bytes]:  # no Content-Length: counted as read
+            for _ in range(10):
+                yield b" " * 1024
+
+        streamed = await s.client.post("/v1/tickets", content=chunks(), headers=headers)
+        within = await s.client.post("/v1/tickets", content=b"{}", headers=headers)
+
+    assert (declared.status_code, declared.json()["detail"]) == (
+        413, "the body is 4096 bytes; the limit is 2048"
+    )  # fmt: skip
+    assert (streamed.status_code, streamed.json()["detail"]) == (
+        413, "the body is over the limit of 2048 bytes"
+    )  # fmt: skip
+    assert within.status_code == 422  # read, and found wanting: not a size matter
 
 
 async def test_registering_a_tenant_from_the_command_line_is_audited(database_url: str) -> None:

@@ -157,17 +157,28 @@ class BodyLimitMiddleware:
             response = problem(413, f"the body is {length} bytes; the limit is {limit}")
             await response(scope, receive, send)
             return
-        read = 0
+        read, refused = 0, problem(413, f"the body is over the limit of {limit} bytes")
+        over = answered = False
 
         async def counted() -> Message:
-            nonlocal read
+            nonlocal read, over
             message = await receive()
             read += len(message.get("body", b""))
             if read > limit:
-                raise BodyTooLargeError(f"the body is over the limit of {limit} bytes")
+                over = True
+                raise BodyTooLargeError(f"over the limit of {limit} bytes")
             return message
 
-        await self.app(scope, counted, send)
+        async def answer(message: Message) -> None:
+            # The app answers a body it could not read with its own error: ours replaces it.
+            nonlocal answered
+            if not over:
+                await send(message)
+            elif not answered:
+                answered = True
+                await refused(scope, receive, send)
+
+        await self.app(scope, counted, answer)
 
 
 class BodyTooLargeError(Exception):
