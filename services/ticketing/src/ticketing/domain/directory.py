@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Self
 from uuid import UUID, uuid5
 
 from helpdesk_contracts import (
@@ -164,6 +164,19 @@ class _Record:
     changes: list[Event] = field(default_factory=list)
     synced: dict[str, int] = field(default_factory=dict)
 
+    @classmethod
+    def from_history(cls, history: Sequence[EventEnvelope[Any]]) -> Self | None:
+        """Rebuild from the stored stream; None when the stream is empty."""
+        if not history:
+            return None
+        first = history[0]
+        assert first.aggregate_id is not None
+        record = cls(first.tenant_id, first.aggregate_id)
+        for envelope in history:
+            record._apply(envelope.payload)
+            record.version = envelope.aggregate_version or record.version + 1
+        return record
+
     def pending_versions(self) -> Iterable[tuple[int, Event]]:
         stored = self.version - len(self.changes)
         return ((stored + i + 1, e) for i, e in enumerate(self.changes))
@@ -207,18 +220,6 @@ class Customer(_Record):
                 source_version=source_version,
             )
         )
-        return customer
-
-    @classmethod
-    def from_history(cls, history: Sequence[EventEnvelope[Any]]) -> Customer | None:
-        if not history:
-            return None
-        first = history[0]
-        assert first.aggregate_id is not None
-        customer = cls(first.tenant_id, first.aggregate_id)
-        for envelope in history:
-            customer._apply(envelope.payload)
-            customer.version = envelope.aggregate_version or customer.version + 1
         return customer
 
     @property
@@ -338,18 +339,6 @@ class OrganisationRecord(_Record):
                 source_version=source_version,
             )
         )
-        return record
-
-    @classmethod
-    def from_history(cls, history: Sequence[EventEnvelope[Any]]) -> OrganisationRecord | None:
-        if not history:
-            return None
-        first = history[0]
-        assert first.aggregate_id is not None
-        record = cls(first.tenant_id, first.aggregate_id)
-        for envelope in history:
-            record._apply(envelope.payload)
-            record.version = envelope.aggregate_version or record.version + 1
         return record
 
     @property
