@@ -45,6 +45,24 @@ def test_a_broker_outage_is_logged_once_with_its_duration_when_it_ends(
     assert not broker_outage.in_outage
 
 
+def test_partition_leaders_elected_after_a_restart_are_one_outage_not_a_line_each(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    configure_logging("tests", "INFO", "json")
+    producer = logging.getLogger("aiokafka.producer.sender")
+    for partition in range(24):
+        producer.warning(
+            "Got error produce response on topic-partition TopicPartition(topic='t', "
+            "partition=%d), retrying. Error: <class 'aiokafka.errors.NotLeaderForPartitionError'>",
+            partition,
+        )
+    broker_outage.end()
+    lines = [json.loads(line) for line in capsys.readouterr().err.splitlines()]
+    assert len(lines) == 2
+    assert lines[0]["event"].startswith("kafka unreachable: Got error produce response")
+    assert lines[1]["log_lines_held_back"] == 23
+
+
 def test_a_failure_streak_is_logged_when_it_starts_now_and_then_and_when_it_ends(
     capsys: pytest.CaptureFixture[str],
 ) -> None:

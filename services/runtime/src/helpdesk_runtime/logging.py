@@ -42,9 +42,12 @@ class BrokerOutageFilter(logging.Filter):
     of lines a second: keep the first, hold back the rest, and say how long it lasted when
     the broker answers again (`end`, called by the service's broker watch)."""
 
+    # The last three are the broker coming back: partition leaders being elected, which the
+    # producer logs once per partition and retry (dozens of lines for one restart).
     _SIGNS = (
         "Unable connect to node", "Unable to update metadata", "NodeNotReadyError",
         "KafkaConnectionError", "coordinator dead", "Connection reset",
+        "NotLeaderForPartition", "NotLeaderOrFollower", "LeaderNotAvailable",
     )  # fmt: skip
 
     def __init__(self) -> None:
