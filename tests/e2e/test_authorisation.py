@@ -91,8 +91,9 @@ async def _call(
     """The operation with placeholder ids and an empty body: only who may ask is tested."""
     url = re.sub(r"\{(\w+)\}", lambda m: (ids or {}).get(m.group(1), str(uuid4())), path)
     body: dict[str, Any] | None = {} if method in ("POST", "PUT", "PATCH") else None
-    response = await service.client.request(method, url, headers=headers, json=body)
-    return response.status_code
+    # Streamed: the live stream answers its status, then goes on for as long as one listens.
+    async with service.client.stream(method, url, headers=headers, json=body) as response:
+        return response.status_code
 
 
 async def _check_roles(service: RunningService[Any], table: dict[tuple[str, str], Role]) -> None:
