@@ -81,6 +81,7 @@ def topics_document() -> dict[str, Any]:
             "description": topic.description,
             "key": topic.key,
             "partitions": topic.partitions,
+            "retention_days": topic.retention_days,
             "compatibility": topic.compatibility,
             "producers": list(topic.producers),
             "consumers": list(topic.consumers),

@@ -62,6 +62,10 @@ from helpdesk_contracts.ticketing import (
     Watermark,
 )
 
+PLAIN_TEXT_RETENTION_DAYS = 7
+"""Intake topics carry what other systems send, personal data in plain text: a week lets a
+consumer that was down for days catch up, and no longer (the privacy issue: erasure)."""
+
 COMPANY_SYSTEMS = "company-systems"
 """Producer name standing for any other system of the company that publishes to us."""
 
@@ -78,6 +82,10 @@ class Topic:
     consumers: tuple[str, ...]
     compatibility: Literal["backward", "none"]
     partitions: int
+    retention_days: int | None = None
+    """How long Kafka keeps a record (and its dead letters), when bounded: the topics that
+    other systems fill with personal data in plain text keep it only this long. None: the
+    broker's default (the events are also kept, sealed, in their producer's event log)."""
 
 
 _TOPICS = (
@@ -93,6 +101,7 @@ _TOPICS = (
         consumers=("ticketing",),
         compatibility="backward",
         partitions=12,
+        retention_days=PLAIN_TEXT_RETENTION_DAYS,
     ),
     Topic(
         name="ticketing.tickets.v1",
@@ -152,6 +161,7 @@ _TOPICS = (
         consumers=("ticketing",),
         compatibility="backward",
         partitions=12,
+        retention_days=PLAIN_TEXT_RETENTION_DAYS,
     ),
     Topic(
         name="sla.events.v1",

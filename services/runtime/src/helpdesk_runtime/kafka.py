@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from aiokafka.errors import MessageSizeTooLargeError, TopicAlreadyExistsError
 from aiokafka.producer.message_accumulator import BatchBuilder
 
@@ -170,6 +171,14 @@ class TopicSpec:
 
     name: str
     partitions: int
+    retention_days: int | None = None
+    """Bounded retention (`retention.ms`), set when the topic is created and kept set."""
+
+    @property
+    def config(self) -> dict[str, str]:
+        if self.retention_days is None:
+            return {}
+        return {"retention.ms": str(self.retention_days * 86_400_000)}
 
 
 async def ensure_topics(
@@ -179,15 +188,25 @@ async def ensure_topics(
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers)
     await admin.start()
     try:
+        topics = list(topics)
         existing = set(await admin.list_topics())
         missing = [t for t in topics if t.name not in existing]
         created: list[str] = []
         for t in missing:
             try:
-                await admin.create_topics([NewTopic(t.name, t.partitions, replication_factor)])
+                await admin.create_topics([
+                    NewTopic(t.name, t.partitions, replication_factor, topic_configs=t.config)
+                ])  # fmt: skip
                 created.append(t.name)
             except TopicAlreadyExistsError:
                 pass  # another replica created it in between
+        # A retention added to a topic that exists (an older deployment) is set on it too.
+        bounded = [t for t in topics if t.name in existing and t.config]
+        if bounded:
+            await admin.alter_configs([
+                ConfigResource(ConfigResourceType.TOPIC, t.name, configs=t.config)
+                for t in bounded
+            ])  # fmt: skip
         if created:
             log.info("kafka topics created", topics=created)
         return created

@@ -39,8 +39,12 @@ def build_runtime(settings: Settings, clock: Callable[[], datetime] = _utc_now) 
     # reads (so that either service may start first), each with its dead letters.
     known = [TOPICS[INTAKE_TOPIC], TOPICS[TICKETS_TOPIC], TOPICS[sla_feed.SLA_TOPIC],
              TOPICS[DIRECTORY_TOPIC], TOPICS[DIRECTORY_SYNC_TOPIC]]  # fmt: skip
-    topics = [TopicSpec(t.name, t.partitions) for t in known]
-    topics += [TopicSpec(dead_letter_topic(t.name), DEAD_LETTER_PARTITIONS) for t in known]
+    topics = [TopicSpec(t.name, t.partitions, t.retention_days) for t in known]
+    # Dead letters keep the original bytes: as long as their topic, never longer.
+    topics += [
+        TopicSpec(dead_letter_topic(t.name), DEAD_LETTER_PARTITIONS, t.retention_days)
+        for t in known
+    ]
     return ServiceRuntime(
         settings,
         migrations=load_migrations("ticketing", "ticketing"),
