@@ -5,7 +5,12 @@ import logging
 
 import pytest
 
-from helpdesk_runtime.logging import FailureStreak, broker_outage, configure_logging
+from helpdesk_runtime.logging import (
+    FailureStreak,
+    broker_outage,
+    configure_logging,
+    get_logger,
+)
 
 
 def test_an_access_line_with_a_stream_token_is_logged_without_it(
@@ -19,6 +24,28 @@ def test_an_access_line_with_a_stream_token_is_logged_without_it(
     line = capsys.readouterr().err
     assert "secret" not in line
     assert "access_token=[redacted]&after=7" in line
+
+
+def test_no_line_carries_an_email_address_or_a_search(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    configure_logging("tests", "INFO", "json")
+    logging.getLogger("uvicorn.access").info(
+        '%s - "%s %s HTTP/1.1" %d', "127.0.0.1:5000", "GET",
+        "/v1/customers?q=Maria%20Jensen&limit=5", 200,
+    )  # fmt: skip
+    get_logger("helpdesk.tests").warning(
+        "message dead-lettered", reason="email 'maria.jensen@example.com' belongs to 'cus-1'"
+    )
+    try:
+        raise ValueError("input_value='anna@example.org'")
+    except ValueError:
+        get_logger("helpdesk.tests").exception("failed")
+    lines = capsys.readouterr().err
+    for personal in ("Maria", "maria.jensen@example.com", "anna@example.org"):
+        assert personal not in lines
+    assert "q=[redacted]&limit=5" in lines
+    assert "email '[email]' belongs to 'cus-1'" in lines
 
 
 def test_a_broker_outage_is_logged_once_with_its_duration_when_it_ends(

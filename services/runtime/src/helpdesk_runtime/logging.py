@@ -14,22 +14,29 @@ from typing import Any
 
 import structlog
 
-_TOKEN_IN_URL = re.compile(r"(access_token=)[^&\s\"]+")
+_QUERY_SECRETS = re.compile(r"([?&](?:access_token|q)=)[^&\s\"]+")
+"""A stream token rides in the URL (EventSource cannot send headers), and a search (`q`)
+may be a customer's name or address: access lines keep neither."""
+_EMAIL = re.compile(r"[^@\s'\"<>(),;:]+@[^@\s'\"<>(),;:]+\.[A-Za-z]{2,}")
 
 
-def _redact_tokens(
+def _redact(text: str) -> str:
+    return _EMAIL.sub("[email]", _QUERY_SECRETS.sub(r"\1[redacted]", text))
+
+
+def _redact_personal_data(
     _logger: Any, _method: str, event: MutableMapping[str, Any]
 ) -> MutableMapping[str, Any]:
-    # A stream token rides in the URL (EventSource cannot send headers), so access lines
-    # would carry it; it is short-lived and single-purpose, and still kept out of logs.
-    message = event.get("event")
-    if isinstance(message, str) and "access_token=" in message:
-        event["event"] = _TOKEN_IN_URL.sub(r"\1[redacted]", message)
+    """The last line of defence: no log line carries a URL's secrets or an email address,
+    whatever wrote it (a dead letter's reason names the address another customer has)."""
+    for key, value in event.items():
+        if isinstance(value, str) and ("@" in value or "=" in value):
+            event[key] = _redact(value)
     return event
 
 
 _SHARED: list[structlog.types.Processor] = [
-    _redact_tokens,
+    _redact_personal_data,
     structlog.contextvars.merge_contextvars,
     structlog.processors.add_log_level,
     structlog.processors.TimeStamper(fmt="iso", utc=True),
@@ -127,8 +134,11 @@ def configure_logging(service: str, level: str = "INFO", fmt: str = "auto") -> N
     renderer: structlog.types.Processor = (
         structlog.processors.JSONRenderer() if use_json else structlog.dev.ConsoleRenderer()
     )
+    # Once more after the exception is formatted: a traceback may quote a value.
     final: list[structlog.types.Processor] = (
-        [structlog.processors.format_exc_info, renderer] if use_json else [renderer]
+        [structlog.processors.format_exc_info, _redact_personal_data, renderer]
+        if use_json
+        else [renderer]
     )
     structlog.configure(
         processors=[*_SHARED, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
