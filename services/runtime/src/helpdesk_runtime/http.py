@@ -153,12 +153,15 @@ class BodyLimitMiddleware:
             return
         limit = self.routes.get(scope["path"], self.default)
         length = Headers(scope=scope).get("content-length")
-        if length is not None and length.isdigit() and int(length) > limit:
+        if length is not None and length.isdigit():
+            # The server reads no more than the length declared: nothing left to count.
+            if int(length) <= limit:
+                await self.app(scope, receive, send)
+                return
             response = problem(413, f"the body is {length} bytes; the limit is {limit}")
             await response(scope, receive, send)
             return
-        read, refused = 0, problem(413, f"the body is over the limit of {limit} bytes")
-        over = answered = False
+        read, over, answered = 0, False, False
 
         async def counted() -> Message:
             nonlocal read, over
@@ -176,6 +179,7 @@ class BodyLimitMiddleware:
                 await send(message)
             elif not answered:
                 answered = True
+                refused = problem(413, f"the body is over the limit of {limit} bytes")
                 await refused(scope, receive, send)
 
         await self.app(scope, counted, answer)
