@@ -235,6 +235,8 @@ async def test_agents_keep_customers_merge_duplicates_and_admins_set_the_tier(
     again = {"subject": "Again", "description": "x", "requester": {"customer_id": "anna-2"}}
     later = await client.post("/v1/tickets", headers=agent, json=again)
     assert later.json()["requester"]["customer_id"] == "anna"
+    acme = (await client.get("/v1/organisations/acme-corp", headers=agent)).json()
+    assert (acme["customers"], acme["open_tickets"]) == (1, 2)  # Anna's first and her later
 
     # The tier is an admin's: it changes the SLA of every open ticket of the organisation.
     refused = await client.patch("/v1/organisations/acme-corp", headers=agent,

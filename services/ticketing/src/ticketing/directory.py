@@ -2,7 +2,7 @@
 agents' API and from other systems' upserts). Load, decide (domain), append; an
 organisation's change reaches its open tickets in the same transaction."""
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from copy import deepcopy
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -27,11 +27,13 @@ from ticketing.domain.directory import (
     Identity,
     IdentityTakenError,
     OrganisationRecord,
+    TermsReservedError,
     customer_stream,
     organisation_profile_of,
     organisation_stream,
     profile_of,
     serves_tickets_differently,
+    sets_terms,
 )
 from ticketing.handlers import CommandContext, StaleVersionError, wrap
 from ticketing.unit_of_work import UnitOfWork
@@ -79,10 +81,12 @@ async def register_customer(
 
 
 async def change_customer(
-    uow: UnitOfWork, ctx: CommandContext, by: Actor, customer_id: str, profile: CustomerProfile,
-    at: datetime, expected_version: int | None = None,
+    uow: UnitOfWork, ctx: CommandContext, by: Actor, customer_id: str,
+    changes: Mapping[str, Any], at: datetime, expected_version: int | None = None,
 ) -> Customer:  # fmt: skip
+    """Change the profile fields in `changes`; the others keep their values."""
     customer = await _existing(uow, ctx.tenant_id, customer_id, expected_version)
+    profile = CustomerProfile.model_validate({**customer.profile.model_dump(), **changes})
     if customer.change(profile, by):
         await _check_identities(uow, customer, {})
         await uow.events.append(_envelopes(customer, ctx, at))
@@ -103,8 +107,10 @@ async def merge_customers(
 
 async def register_organisation(
     uow: UnitOfWork, ctx: CommandContext, by: Actor, organisation_id: str,
-    profile: OrganisationProfile, at: datetime,
+    profile: OrganisationProfile, at: datetime, *, may_set_terms: bool = True,
 ) -> OrganisationRecord:  # fmt: skip
+    if not may_set_terms and sets_terms(None, profile):
+        raise TermsReservedError()
     if await load_organisation(uow, ctx.tenant_id, organisation_id) is not None:
         raise RecordExistsError("organisation", organisation_id)
     record = OrganisationRecord.register(ctx.tenant_id, organisation_id, profile, by)
@@ -115,13 +121,18 @@ async def register_organisation(
 
 async def change_organisation(
     uow: UnitOfWork, ctx: CommandContext, by: Actor, organisation_id: str,
-    profile: OrganisationProfile, at: datetime, expected_version: int | None = None,
+    changes: Mapping[str, Any], at: datetime, expected_version: int | None = None, *,
+    may_set_terms: bool = True,
 ) -> OrganisationRecord:  # fmt: skip
+    """Change the profile fields in `changes`; the others keep their values."""
     record = await load_organisation(uow, ctx.tenant_id, organisation_id)
-    if record is None:
+    if record is None or record.profile is None:
         raise RecordNotFoundError("organisation", organisation_id)
     _check_version(record, expected_version)
     before = record.profile
+    profile = OrganisationProfile.model_validate({**before.model_dump(), **changes})
+    if not may_set_terms and sets_terms(before, profile):
+        raise TermsReservedError()
     if record.change(profile, by):
         await _check_domains(uow, record, {})
         await uow.events.append(_envelopes(record, ctx, at))

@@ -48,18 +48,9 @@ async def _customers(conn: Connection, histories: Sequence[Sequence[Envelope]]) 
         """,
         rows,
     )
-    # Deleted first for every changed customer, then inserted: a merge moves identities
-    # from one of them to another in the same append.
-    await conn.execute(
-        "DELETE FROM customer_identities i USING unnest($1::text[], $2::text[]) AS x(t, c)"
-        " WHERE i.tenant_id = x.t AND i.customer_id = x.c",
-        [r[0] for r in rows], [r[1] for r in rows],
-    )  # fmt: skip
-    await conn.executemany(
-        "INSERT INTO customer_identities (tenant_id, kind, value, customer_id)"
-        " VALUES ($1, $2, $3, $4)",
-        owned,
-    )
+    # All of the changed customers' first, then theirs again: a merge moves identities from
+    # one of them to another in the same append.
+    await _replace_owned(conn, "customer_identities", _IDENTITY, [r[:2] for r in rows], owned)
 
 
 async def _organisations(conn: Connection, histories: Sequence[Sequence[Envelope]]) -> None:
@@ -88,14 +79,28 @@ async def _organisations(conn: Connection, histories: Sequence[Sequence[Envelope
         """,
         rows,
     )
+    await _replace_owned(conn, "organisation_domains", _DOMAIN, [r[:2] for r in rows], domains)
+
+
+_IDENTITY = ("tenant_id", "kind", "value", "customer_id")
+_DOMAIN = ("tenant_id", "domain", "organisation_id")
+
+
+async def _replace_owned(
+    conn: Connection, table: str, columns: Sequence[str], owners: Sequence[Sequence[Any]],
+    rows: Sequence[tuple[Any, ...]],
+) -> None:  # fmt: skip
+    """Replace by `rows` the rows of `table` these (tenant, owner) pairs own; `columns`
+    name the tenant first and the owner last."""
+    tenant, owner = columns[0], columns[-1]
     await conn.execute(
-        "DELETE FROM organisation_domains d USING unnest($1::text[], $2::text[]) AS x(t, o)"
-        " WHERE d.tenant_id = x.t AND d.organisation_id = x.o",
-        [r[0] for r in rows], [r[1] for r in rows],
+        f"DELETE FROM {table} o USING unnest($1::text[], $2::text[]) AS x(t, owner)"
+        f" WHERE o.{tenant} = x.t AND o.{owner} = x.owner",
+        [o[0] for o in owners], [o[1] for o in owners],
     )  # fmt: skip
+    placeholders = ", ".join(f"${i}" for i in range(1, len(columns) + 1))
     await conn.executemany(
-        "INSERT INTO organisation_domains (tenant_id, domain, organisation_id) VALUES ($1, $2, $3)",
-        domains,
+        f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({placeholders})", rows
     )
 
 

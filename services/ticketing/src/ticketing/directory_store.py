@@ -189,13 +189,19 @@ async def open_tickets_of_organisation(
     return [r["ticket_id"] for r in rows]
 
 
-async def customers_of(conn: Connection, tenant_id: str, organisation_id: str) -> int:
-    count: int = await conn.fetchval(
-        "SELECT count(*) FROM customers WHERE tenant_id = $1 AND organisation_id = $2"
-        " AND merged_into IS NULL",
+async def organisation_counts(
+    conn: Connection, tenant_id: str, organisation_id: str
+) -> tuple[int, int]:
+    """(customers, tickets not closed) of an organisation, for its page."""
+    row = await conn.fetchrow(
+        "SELECT (SELECT count(*) FROM customers WHERE tenant_id = $1 AND organisation_id = $2"
+        "        AND merged_into IS NULL) AS customers,"
+        " (SELECT count(*) FROM ticket_list WHERE tenant_id = $1 AND organisation_id = $2"
+        "        AND status <> 'closed') AS open_tickets",
         tenant_id, organisation_id,
     )  # fmt: skip
-    return count
+    assert row is not None
+    return row["customers"], row["open_tickets"]
 
 
 async def tickets_of_customer(

@@ -17,7 +17,7 @@ from helpdesk_runtime.http_auth import HttpAuth
 from ticketing.directory import DomainTakenError, RecordExistsError, RecordNotFoundError
 from ticketing.domain import TicketError
 from ticketing.domain.attachments import AttachmentPolicy, AttachmentRefusedError
-from ticketing.domain.directory import DirectoryError, IdentityTakenError
+from ticketing.domain.directory import DirectoryError, IdentityTakenError, TermsReservedError
 from ticketing.handlers import StaleVersionError, TicketNotFoundError
 from ticketing.unit_of_work import UnitOfWork
 
@@ -43,6 +43,8 @@ async def http_errors() -> AsyncIterator[None]:
         yield
     except (TicketNotFoundError, RecordNotFoundError) as exc:  # also another tenant's
         raise HTTPException(status.HTTP_404_NOT_FOUND, str(exc)) from exc
+    except TermsReservedError as exc:
+        raise HTTPException(status.HTTP_403_FORBIDDEN, str(exc)) from exc
     except (RecordExistsError, IdentityTakenError, DomainTakenError) as exc:
         raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from exc
     except StaleVersionError as exc:

@@ -228,14 +228,10 @@ def directory_router(deps: ApiDeps) -> APIRouter:
         """Change the fields sent (If-Match: the version the change was decided on)."""
         c, by = ctx(request, caller)
         async with http_errors(), deps.transaction() as uow:
-            current = await directory.load_customer(uow, caller.tenant_id, customer_id)
-            base = current.profile if current else CustomerProfile()
-            profile = CustomerProfile.model_validate(
-                {**base.model_dump(), **body.model_dump(exclude_unset=True)}
-            )
             customer = await directory.change_customer(
-                uow, c, by, customer_id, profile, deps.clock(), version
-            )
+                uow, c, by, customer_id, body.model_dump(exclude_unset=True), deps.clock(),
+                version,
+            )  # fmt: skip
         response.headers["ETag"] = f'"{customer.version}"'
         return _customer(customer)
 
@@ -260,13 +256,12 @@ def directory_router(deps: ApiDeps) -> APIRouter:
         body: OrganisationRequest, caller: Agent, request: Request, response: Response
     ) -> Any:
         profile = OrganisationProfile.model_validate(body.model_dump(exclude={"organisation_id"}))
-        if profile.tier != "standard" or profile.account_manager_id is not None:
-            _admin(caller, "set an organisation's tier or account manager")
         c, by = ctx(request, caller)
         async with http_errors(), deps.transaction() as uow:
             record = await directory.register_organisation(
-                uow, c, by, body.organisation_id, profile, deps.clock()
-            )
+                uow, c, by, body.organisation_id, profile, deps.clock(),
+                may_set_terms=_is_admin(caller),
+            )  # fmt: skip
         response.headers["Location"] = f"/v1/organisations/{body.organisation_id}"
         response.headers["ETag"] = f'"{record.version}"'
         return _organisation(record)
@@ -296,12 +291,11 @@ def directory_router(deps: ApiDeps) -> APIRouter:
                 raise HTTPException(
                     status.HTTP_404_NOT_FOUND, f"organisation {organisation_id!r} not found"
                 )
-            members = await directory_store.customers_of(conn, caller.tenant_id, organisation_id)
-            open_ = await directory_store.open_tickets_of_organisation(
+            members, open_tickets = await directory_store.organisation_counts(
                 conn, caller.tenant_id, organisation_id
             )
         return OrganisationPage(organisation=OrganisationView.model_validate(row),
-                                customers=members, open_tickets=len(open_))  # fmt: skip
+                                customers=members, open_tickets=open_tickets)  # fmt: skip
 
     @api.patch("/v1/organisations/{organisation_id}", response_model=OrganisationView,
                responses=problem_responses(400, 403, 404, 409))  # fmt: skip
@@ -313,31 +307,18 @@ def directory_router(deps: ApiDeps) -> APIRouter:
         organisation's open tickets (`TicketOrganisationChanged`)."""
         c, by = ctx(request, caller)
         async with http_errors(), deps.transaction() as uow:
-            current = await directory.load_organisation(uow, caller.tenant_id, organisation_id)
-            if current is None or current.profile is None:
-                raise HTTPException(
-                    status.HTTP_404_NOT_FOUND, f"organisation {organisation_id!r} not found"
-                )
-            profile = OrganisationProfile.model_validate(
-                {**current.profile.model_dump(), **body.model_dump(exclude_unset=True)}
-            )
-            if (profile.tier, profile.account_manager_id) != (
-                current.profile.tier,
-                current.profile.account_manager_id,
-            ):
-                _admin(caller, "change an organisation's tier or account manager")
             record = await directory.change_organisation(
-                uow, c, by, organisation_id, profile, deps.clock(), version
-            )
+                uow, c, by, organisation_id, body.model_dump(exclude_unset=True), deps.clock(),
+                version, may_set_terms=_is_admin(caller),
+            )  # fmt: skip
         response.headers["ETag"] = f'"{record.version}"'
         return _organisation(record)
 
     return api
 
 
-def _admin(caller: Principal, what: str) -> None:
-    if caller.role.rank < Role.ADMIN.rank:
-        raise HTTPException(status.HTTP_403_FORBIDDEN, f"only an admin may {what}")
+def _is_admin(caller: Principal) -> bool:
+    return caller.role.rank >= Role.ADMIN.rank
 
 
 def _customer(c: Customer) -> CustomerView:

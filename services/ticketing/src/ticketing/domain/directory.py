@@ -380,6 +380,20 @@ def organisation_profile_of(
     return OrganisationProfile.model_validate({**base, **_sent(upsert, ORGANISATION_FIELDS)})
 
 
+class TermsReservedError(DirectoryError):
+    """Only an admin sets an organisation's tier or account manager: its SLA terms, and who
+    hears of its breaches."""
+
+    def __init__(self) -> None:
+        super().__init__("only an admin may set an organisation's tier or account manager")
+
+
+def sets_terms(before: OrganisationProfile | None, after: OrganisationProfile) -> bool:
+    """Whether a change (or a new organisation) sets a tier or an account manager."""
+    base = before or OrganisationProfile(name=after.name)
+    return (base.tier, base.account_manager_id) != (after.tier, after.account_manager_id)
+
+
 def serves_tickets_differently(before: OrganisationProfile | None,
                                after: OrganisationProfile) -> bool:  # fmt: skip
     """Whether open tickets must hear of the change: what rides on them changed."""
