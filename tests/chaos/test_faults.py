@@ -219,7 +219,7 @@ async def test_a_fault_under_load_loses_and_doubles_nothing(
 
     async def all_published() -> bool:  # the relay publishes after the commit it tails
         published[:] = await on_topic(
-            servers.kafka_bootstrap, "ticketing.tickets.v1",
+            servers.kafka_bootstrap, "ticketing.tickets.v2",
             lambda r: dict(r.headers).get("tenant_id") == tenant.encode(),
         )  # fmt: skip
         return len({r.key for r in published}) >= expected

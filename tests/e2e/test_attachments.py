@@ -26,7 +26,7 @@ from ticketing.conversations import ticket_id_for_message
 from support.fixtures import find_keyed
 from support.service import RunningService, ticketing_service
 
-TICKETS = "ticketing.tickets.v1"
+TICKETS = "ticketing.tickets.v2"
 INTAKE = "ticketing.intake.v1"
 PNG = b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 8  # 2 KiB that start like a PNG
 LOG = "2026-11-26 10:00:01 ERROR платёж отклонён\n".encode() * 60  # 3.4 kB
@@ -82,9 +82,10 @@ async def test_a_file_is_uploaded_referenced_from_a_reply_and_downloaded_identic
     assert reply.status_code == 200, reply.text
 
     records = await find_keyed(kafka_bootstrap, TICKETS, ticket_id.encode(), until=3)
-    sent = [parse_envelope(r.value).payload for r in records]
+    sent = [(await service.opened(r.value)).payload for r in records]
     [response] = [p for p in sent if isinstance(p, ResponseSent)]
     assert response.attachments == (ref,)  # referenced, never embedded
+    assert ref.filename.encode() not in records[-1].value  # the file's name is sealed
     assert len(records[-1].value) < len(PNG)
 
     download = await service.client.get(f"/v1/attachments/{ref.attachment_id}",
@@ -184,7 +185,7 @@ async def test_an_intake_message_carries_files_uploaded_first_and_forged_ones_ar
 
     ticket_id = str(ticket_id_for_message(tenant, "mail", "m-1")).encode()
     [opened] = await find_keyed(kafka_bootstrap, TICKETS, ticket_id)
-    payload = parse_envelope(opened.value).payload
+    payload = (await service.opened(opened.value)).payload
     assert isinstance(payload, TicketOpened)
     assert payload.attachments == (ref,)
     [letter] = await find_keyed(kafka_bootstrap, f"{INTAKE}.dlq", b"m-2", tenant=tenant)

@@ -30,7 +30,7 @@ from support.chaos import eventually
 from support.fixtures import find_keyed
 from support.service import RunningService, ticketing_service
 
-TICKETS = "ticketing.tickets.v1"
+TICKETS = "ticketing.tickets.v2"
 INTAKE = "ticketing.intake.v1"
 DIRECTORY = "ticketing.directory.v1"
 Service = RunningService[Settings]
@@ -75,10 +75,12 @@ def _submission(tenant: str, external_id: str, requester: Requester) -> Outgoing
     return OutgoingMessage(INTAKE, envelope.to_json(), kafka_key(envelope))
 
 
-async def _opened(kafka_bootstrap: str, tenant: str, external_id: str) -> TicketOpened:
+async def _opened(
+    service: Service, kafka_bootstrap: str, tenant: str, external_id: str
+) -> TicketOpened:
     ticket_id = str(ticket_id_for_submission(tenant, "webshop", external_id)).encode()
     [record] = await find_keyed(kafka_bootstrap, TICKETS, ticket_id)
-    payload = parse_envelope(record.value).payload
+    payload = (await service.opened(record.value)).payload
     assert isinstance(payload, TicketOpened)
     return payload
 
@@ -116,20 +118,20 @@ async def test_a_crm_keeps_the_directory_and_tickets_are_linked_to_it(
         _submission(tenant, "o-4", Requester(customer_id="web-80", email="x@elsewhere.org")),
     ])  # fmt: skip
 
-    maria = await _opened(kafka_bootstrap, tenant, "o-1")
+    maria = await _opened(service, kafka_bootstrap, tenant, "o-1")
     assert maria.requester.customer_id == "cus-1"
     assert (maria.requester.name, maria.requester.language) == ("Maria Jensen", "da")
     assert maria.organisation is not None
     assert (maria.organisation.id, maria.organisation.tier) == ("org-1", "key_account")
     assert maria.organisation.account_manager_id == "agent-17"
     # A colleague not in the directory: her organisation by the email's domain.
-    piotr = await _opened(kafka_bootstrap, tenant, "o-2")
+    piotr = await _opened(service, kafka_bootstrap, tenant, "o-2")
     assert piotr.requester.customer_id == "web-78"
     assert piotr.organisation is not None
     assert piotr.organisation.tier == "key_account"
-    by_phone = await _opened(kafka_bootstrap, tenant, "o-3")
+    by_phone = await _opened(service, kafka_bootstrap, tenant, "o-3")
     assert by_phone.requester.customer_id == "cus-1"
-    stranger = await _opened(kafka_bootstrap, tenant, "o-4")
+    stranger = await _opened(service, kafka_bootstrap, tenant, "o-4")
     assert (stranger.requester.customer_id, stranger.organisation) == ("web-80", None)
 
     page = await _page(service, tenant, "cus-1")

@@ -8,6 +8,7 @@ from uuid import UUID, uuid4
 import pytest
 
 from helpdesk_contracts import TicketOpened, parse_envelope
+from helpdesk_contracts.pii import is_sealed
 from helpdesk_runtime.kafka import OutgoingMessage, Producer
 from ticketing.conversations import ticket_id_for_message
 from ticketing.handlers import ticket_id_for_submission
@@ -17,7 +18,7 @@ from support.events import customer_message, submitted
 from support.fixtures import find_on_topic
 from support.service import TicketingService, ticketing_service
 
-TICKETS = "ticketing.tickets.v1"
+TICKETS = "ticketing.tickets.v2"
 INTAKE = "ticketing.intake.v1"
 NEW_TICKET = {
     "subject": "Invoice shows the wrong amount",
@@ -66,7 +67,12 @@ async def test_an_agent_opens_a_ticket_and_it_is_published(
     assert envelope.tenant_id == "acme"
     assert envelope.producer == "ticketing"
     assert envelope.correlation_id == UUID(correlation)
-    assert envelope.payload.subject == NEW_TICKET["subject"]
+    # Published sealed: the subject is not in the record's bytes; the subject's key opens it.
+    assert str(NEW_TICKET["subject"]).encode() not in records[0].value
+    assert is_sealed(envelope.payload.subject)
+    opened = await service.opened(records[0].value)
+    assert isinstance(opened.payload, TicketOpened)
+    assert opened.payload.subject == NEW_TICKET["subject"]
     assert envelope.payload.opened_by.id == "agent-7"
     assert dict(records[0].headers)["event_type"] == b"TicketOpened"
 

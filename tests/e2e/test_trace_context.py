@@ -14,7 +14,7 @@ from support.events import submitted
 from support.fixtures import find_on_topic
 from support.service import TicketingService, ticketing_service
 
-TICKETS = "ticketing.tickets.v1"
+TICKETS = "ticketing.tickets.v2"
 CALLER = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
 
 

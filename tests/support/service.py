@@ -15,7 +15,9 @@ import uvicorn
 from fastapi import FastAPI
 from pydantic import SecretStr
 
+from helpdesk_contracts import EventEnvelope
 from helpdesk_runtime.auth import Principal, Role
+from helpdesk_runtime.personal_data import document_of, open_documents
 from helpdesk_runtime.service import ServiceRuntime
 from helpdesk_runtime.settings import ServiceSettings
 from helpdesk_runtime.tokens import mint
@@ -46,6 +48,17 @@ class RunningService(Generic[S]):
             await tenants.add(conn, tenant_id, f"Tenant {tenant_id}")
         finally:
             await conn.close()
+
+    async def opened(self, value: bytes) -> EventEnvelope[Any]:
+        """A published event with its personal data opened, as a reader holding the
+        subjects' keys (the service's own) sees it."""
+        assert self.runtime.subject_keys is not None, "this service seals no personal data"
+        conn = await asyncpg.connect(self.settings.database_url.get_secret_value())
+        try:
+            [envelope] = await open_documents(conn, [document_of(value)], self.runtime.subject_keys)
+        finally:
+            await conn.close()
+        return envelope
 
     def auth(
         self, tenant: str = "acme", agent: str = "agent-7", role: str = "agent"

@@ -3,6 +3,7 @@
 from helpdesk_contracts.directory import (
     Contact,
     ContactKind,
+    CustomerErased,
     CustomerMerged,
     CustomerProfile,
     CustomerProfileChanged,
@@ -73,6 +74,7 @@ from helpdesk_contracts.ticketing import (
     Watermark,
 )
 from helpdesk_contracts.topics import (
+    RETIRED_TOPICS,
     TOPICS,
     DlqHeader,
     Topic,
@@ -97,6 +99,7 @@ from helpdesk_contracts.values import (
 __all__ = [
     "EVENT_TYPES",
     "PLATFORM_TENANT",
+    "RETIRED_TOPICS",
     "SCORE_RANGES",
     "TOPICS",
     "Actor",
@@ -107,6 +110,7 @@ __all__ = [
     "ContactKind",
     "ContractError",
     "CustomFields",
+    "CustomerErased",
     "CustomerMerged",
     "CustomerMessageReceived",
     "CustomerProfile",

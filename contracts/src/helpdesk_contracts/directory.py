@@ -26,6 +26,7 @@ from zoneinfo import available_timezones
 from pydantic import AfterValidator, Field, StringConstraints, TypeAdapter, model_validator
 
 from helpdesk_contracts.envelope import MAX_BIGINT, Event
+from helpdesk_contracts.pii import ERASED, Sealed, is_sealed
 from helpdesk_contracts.values import (
     Actor,
     ContractModel,
@@ -60,13 +61,19 @@ class Contact(ContractModel):
     """One address of a customer in one channel; an address belongs to one customer."""
 
     kind: ContactKind
-    address: Annotated[str, StringConstraints(min_length=1, max_length=254)]
+    address: Annotated[str, StringConstraints(min_length=1, max_length=254)] | Sealed
     """Email address, phone number (digits, spaces and + - ( ) . /), or messenger user id."""
+
+    @property
+    def readable(self) -> bool:
+        """False for an address that is sealed or erased (helpdesk_contracts.pii): it
+        identifies no one."""
+        return not (self.address == ERASED or is_sealed(self.address))
 
     @model_validator(mode="after")
     def _an_address_of_its_kind(self) -> Self:
         check = _ADDRESS_CHECKS.get(self.kind)
-        if check is not None:
+        if check is not None and self.readable:
             try:
                 check[0].validate_python(self.address)
             except ValueError:
@@ -102,7 +109,7 @@ Notes = Annotated[Description, Field(max_length=10_000)]
 
 def _no_repeats(contacts: tuple[Contact, ...]) -> tuple[Contact, ...]:
     seen: set[tuple[ContactKind, str]] = set()
-    for c in contacts:
+    for c in filter(lambda c: c.readable, contacts):
         key = (c.kind, c.address.lower())
         if key in seen:
             raise ValueError(f"{c.kind.value} {c.address!r} is listed twice")
@@ -117,7 +124,7 @@ ExternalIds = Annotated[tuple[ExternalRef, ...], Field(max_length=20)]
 class CustomerProfile(ContractModel):
     """What the directory knows about a customer."""
 
-    name: Name | None = None
+    name: Name | Sealed | None = None
     contacts: Contacts = ()
     preferred_channel: ContactKind | None = None
     """The channel to answer in; one of the customer's contacts, when set."""
@@ -126,7 +133,7 @@ class CustomerProfile(ContractModel):
     organisation_id: Identifier | None = None
     external_ids: ExternalIds = ()
     """The customer's records in other systems (a CRM, billing, the webshop)."""
-    notes: Notes | None = None
+    notes: Notes | Sealed | None = None
 
     @model_validator(mode="after")
     def _a_preferred_channel_it_can_be_reached_in(self) -> Self:
@@ -161,50 +168,75 @@ class DirectoryEvent(Event):
     requires_aggregate: ClassVar[bool] = True
 
 
-class CustomerRegistered(DirectoryEvent):
+_PROFILE = ("profile.name", "profile.contacts.*.address", "profile.notes")
+"""A customer's personal fields, sealed with that customer's key."""
+
+
+class CustomerEvent(DirectoryEvent):
+    """Base of the events of a customer's stream: their data subject is that customer."""
+
+    customer_id: Identifier
+
+    def data_subject(self) -> str:
+        return self.customer_id
+
+
+class CustomerRegistered(CustomerEvent):
     """A customer was added to the directory (by an agent, or by a system's upsert)."""
 
     event_type = "CustomerRegistered"
+    personal_fields = _PROFILE
 
-    customer_id: Identifier
     profile: CustomerProfile
     registered_by: Actor
     source_version: SourceVersion | None = None
     """The syncing system's version of the record, when a system registered it."""
 
 
-class CustomerProfileChanged(DirectoryEvent):
+class CustomerProfileChanged(CustomerEvent):
     """A customer's profile changed; `profile` is the whole profile after the change."""
 
     event_type = "CustomerProfileChanged"
+    personal_fields = _PROFILE
 
-    customer_id: Identifier
     profile: CustomerProfile
     changed_by: Actor
     source_version: SourceVersion | None = None
 
 
-class CustomerMerged(DirectoryEvent):
+class CustomerMerged(CustomerEvent):
     """This customer was a duplicate and is now part of `into_customer_id` (the last event
     of its stream); its contacts and tickets belong to that customer from now on."""
 
     event_type = "CustomerMerged"
 
-    customer_id: Identifier
     into_customer_id: Identifier
     merged_by: Actor
 
 
-class DuplicateCustomerMerged(DirectoryEvent):
+class DuplicateCustomerMerged(CustomerEvent):
     """A duplicate was merged into this customer, which took over its contacts and
     external ids (`profile` is this customer's profile after the merge)."""
 
     event_type = "DuplicateCustomerMerged"
+    personal_fields = _PROFILE
 
-    customer_id: Identifier
     duplicate_customer_id: Identifier
     profile: CustomerProfile
     merged_by: Actor
+
+
+class CustomerErased(CustomerEvent):
+    """The customer's personal data was erased on request (GDPR Art. 17, 152-FZ): the keys
+    of `erased_subjects` (this customer and the duplicates merged into it) are destroyed,
+    so every field sealed with them reads as erased, wherever it was copied. A reader
+    deletes or blanks what it keeps of these customers; counts, verdicts and scores stay.
+    The last event of the customer's stream; it holds no personal data."""
+
+    event_type = "CustomerErased"
+
+    erased_subjects: Annotated[tuple[Identifier, ...], Field(min_length=1, max_length=1000)]
+    requested_by: Actor
 
 
 class OrganisationRegistered(DirectoryEvent):

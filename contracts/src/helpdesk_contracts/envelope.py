@@ -42,6 +42,7 @@ from pydantic import (
 from pydantic_core import from_json
 
 from helpdesk_contracts.errors import ContractError
+from helpdesk_contracts.pii import READING_SEALED
 from helpdesk_contracts.values import ContractModel
 
 TenantId = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9_-]{0,62}$")]
@@ -63,6 +64,9 @@ class Event(ContractModel):
     schema_version: ClassVar[int] = 1
     # Ticket events set this: their envelope must carry aggregate_id and aggregate_version.
     requires_aggregate: ClassVar[bool] = False
+    personal_fields: ClassVar[tuple[str, ...]] = ()
+    """Paths of the payload's personal data ("requester.email", "attachments.*.filename"):
+    sealed in the event log and on the topics that say so (helpdesk_contracts.pii)."""
 
     @classmethod
     def __pydantic_init_subclass__(cls, **kwargs: Any) -> None:
@@ -72,6 +76,11 @@ class Event(ContractModel):
 
     def partition_key(self) -> str | None:
         """The Kafka key, for events not keyed by the envelope's aggregate id."""
+        return None
+
+    def data_subject(self) -> str | None:
+        """The customer whose key seals this event's personal fields, when the event names
+        one (a ticket's opening names its requester); else its stream's first event does."""
         return None
 
 
@@ -248,8 +257,9 @@ def parse_envelope(data: bytes | str | Mapping[str, Any]) -> EventEnvelope[Event
     except ValidationError:
         raise _envelope_error(data) from None
     payload_type = event_class(routing.event_type, routing.schema_version)
+    context = READING_SEALED if payload_type.personal_fields else None
     try:
-        return envelope_model(payload_type).model_validate(data)
+        return envelope_model(payload_type).model_validate(data, context=context)
     except ValidationError as exc:
         what = f"{routing.event_type} v{routing.schema_version} envelope"
         raise ContractError.from_validation_error(what, exc) from None

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from typing import Any
+
 from pydantic import ValidationError
 from pydantic_core import ErrorDetails
 
@@ -22,12 +25,36 @@ class ContractError(ValueError):
         """Summarise pydantic's errors as "<what>: path: message; path: message"."""
         errors = tuple(
             f"{_format_location(error['loc'])}: {_message(error)}"
-            for error in exc.errors(include_url=False, include_input=False)
+            for error in plain_errors(exc.errors(include_url=False, include_input=False))
         )
         shown = "; ".join(errors[:MAX_REPORTED_ERRORS])
         if len(errors) > MAX_REPORTED_ERRORS:
             shown += f"; and {len(errors) - MAX_REPORTED_ERRORS} more"
         return cls(f"invalid {what}: {shown}", errors)
+
+
+def plain_errors(errors: Iterable[Any]) -> list[Any]:
+    """pydantic's errors (dicts with loc, msg, type) without the noise of personal fields'
+    sealed alternative: its errors, and the union member names in the locations."""
+    return [
+        {**error, "loc": tuple(p for p in error.get("loc", ()) if p not in _UNION_MEMBERS)}
+        for error in errors
+        if not _sealed_alternative(error)
+    ]
+
+
+def _sealed_alternative(error: Any) -> bool:
+    # A personal field is "<plain type> | Sealed": a plain value that fails its own checks
+    # also fails to look sealed, which would only be noise next to the real reason.
+    if error.get("type") == "value_error":
+        return str(error.get("msg")).endswith("personal data is sent in plain text, never sealed")
+    return error.get("type") == "string_pattern_mismatch" and str(
+        (error.get("ctx") or {}).get("pattern", "")
+    ).startswith("^(?:pii:v1:")
+
+
+_UNION_MEMBERS = frozenset({"constrained-str"})
+"""How pydantic names the member of "<plain type> | Sealed" that failed, in a location."""
 
 
 def _message(error: ErrorDetails) -> str:

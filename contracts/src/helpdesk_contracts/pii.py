@@ -1,10 +1,10 @@
 """Sealed personal data: how a field of an event carries personal data it may forget.
 
-This is the first step of the privacy work (issue 12): the format and the cipher. No event
-carries sealed fields yet; the topics that will are new major versions, announced in the
-CHANGELOG when they exist.
-
-A sealed field is a string:
+Each event type lists its personal fields (`Event.personal_fields`, paths into the payload
+such as "requester.email" or "attachments.*.filename"). On the topics that say so
+(`Topic.sealed`: `ticketing.tickets.v2`, `ticketing.directory.v1`) and in the producer's
+event log, every such field that has a value is sealed; the other fields are plain. A sealed
+field is a string:
 
     pii:v1:<key id>:<base64url of nonce (12 bytes) + AES-256-GCM ciphertext and tag>
 
@@ -13,7 +13,9 @@ A sealed field is a string:
   backups), while everything else in the events stays readable.
 - The associated data binds a field to its place: `associated_data(tenant, subject, field)`.
   A sealed value moved to another tenant, customer or field does not open.
-- A reader without the key (erased, or not entitled) shows `ERASED`.
+- A reader without the key (erased, or not entitled) shows `ERASED`; a producer that has
+  lost the key reads the field as `ERASED` too, and that is what it may publish again.
+- The plaintext is the field's value as UTF-8 text.
 """
 
 from __future__ import annotations
@@ -21,9 +23,13 @@ from __future__ import annotations
 import base64
 import os
 import re
+from collections.abc import Callable, Iterable, MutableMapping
+from types import MappingProxyType
+from typing import Annotated, Any
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from pydantic import AfterValidator, StringConstraints, ValidationInfo
 
 from helpdesk_contracts.errors import ContractError
 
@@ -34,6 +40,28 @@ KEY_BYTES = 32
 _NONCE_BYTES = 12
 _KEY_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 _SEALED = re.compile(r"^pii:v1:([A-Za-z0-9_-]{1,64}):([A-Za-z0-9_-]+)$")
+
+_SEALED_OR_ERASED = r"^(?:pii:v1:[A-Za-z0-9_-]{1,64}:[A-Za-z0-9_-]{38,}|\[erased\])$"
+READING_SEALED = MappingProxyType({"reading_sealed": True})
+"""The validation context of a stored or published event: there, and only there, a
+personal field may be sealed (parse_envelope passes it for event types with personal
+fields). Anything else - an API request, an intake message - sends personal data plain."""
+SENT_PLAIN = "personal data is sent in plain text, never sealed"
+
+
+def _only_where_sealed_data_is_read(value: str, info: ValidationInfo) -> str:
+    if value != ERASED and not (info.context or {}).get("reading_sealed"):
+        raise ValueError(SENT_PLAIN)
+    return value
+
+
+Sealed = Annotated[
+    str,
+    StringConstraints(pattern=_SEALED_OR_ERASED),
+    AfterValidator(_only_where_sealed_data_is_read),
+]
+"""A personal field as it travels: sealed, or `ERASED`. Personal fields are typed
+`<plain type> | Sealed`: the producer holds them plain, readers receive them sealed."""
 
 
 def associated_data(tenant_id: str, subject_id: str, field: str) -> bytes:
@@ -86,3 +114,30 @@ def _parse(sealed: str) -> tuple[str, bytes]:
     if len(blob) < _NONCE_BYTES + 16:
         raise ContractError("a sealed field too short to hold a nonce and a tag")
     return found.group(1), blob
+
+
+def transform(
+    payload: MutableMapping[str, Any], paths: Iterable[str], change: Callable[[str, str], str]
+) -> None:
+    """Replace, in place, each string at one of `paths` ("a.b", "a.*.b" for each item of a
+    list) with `change(path, value)`; absent and null fields are left alone."""
+    for path in paths:
+        _walk(payload, path.split("."), path, change)
+
+
+def _walk(node: Any, parts: list[str], path: str, change: Callable[[str, str], str]) -> None:
+    head, rest = parts[0], parts[1:]
+    if head == "*":
+        items = node if isinstance(node, list) else []
+        for index, item in enumerate(items):
+            if rest:
+                _walk(item, rest, path, change)
+            elif isinstance(item, str):
+                items[index] = change(path, item)
+        return
+    if not isinstance(node, MutableMapping) or node.get(head) is None:
+        return
+    if rest:
+        _walk(node[head], rest, path, change)
+    elif isinstance(node[head], str):
+        node[head] = change(path, node[head])

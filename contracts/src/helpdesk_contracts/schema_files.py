@@ -82,6 +82,7 @@ def topics_document() -> dict[str, Any]:
             "key": topic.key,
             "partitions": topic.partitions,
             "retention_days": topic.retention_days,
+            "sealed": topic.sealed,
             "compatibility": topic.compatibility,
             "producers": list(topic.producers),
             "consumers": list(topic.consumers),
@@ -91,6 +92,7 @@ def topics_document() -> dict[str, Any]:
                     "event_type": event.event_type,
                     "schema_version": event.schema_version,
                     "schema": schema_path(topic, event).removeprefix(f"{SCHEMAS_DIR}/"),
+                    **({"personal_fields": list(event.personal_fields)} if topic.sealed else {}),
                 }
                 for event in topic.event_types
             ],

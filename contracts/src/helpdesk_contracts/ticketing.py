@@ -14,6 +14,7 @@ from uuid import UUID
 from pydantic import Field, model_validator
 
 from helpdesk_contracts.envelope import MAX_BIGINT, Event, UtcDatetime
+from helpdesk_contracts.pii import Sealed
 from helpdesk_contracts.values import (
     Actor,
     Attachments,
@@ -33,6 +34,9 @@ from helpdesk_contracts.values import (
     TicketType,
 )
 
+_MESSAGE = ("body", "attachments.*.filename")
+"""A message's personal fields: it is sealed with the key of the ticket's requester."""
+
 
 class TicketEvent(Event):
     """Base of the ticket events: the envelope must name the ticket and the version."""
@@ -45,10 +49,15 @@ class TicketOpened(TicketEvent):
 
     event_type = "TicketOpened"
 
+    personal_fields = (
+        "subject", "description", "requester.name", "requester.email", "requester.phone",
+        "attachments.*.filename",
+    )  # fmt: skip
+
     number: int = Field(ge=1, le=MAX_BIGINT)
     """Human-readable ticket number, unique per tenant."""
-    subject: Subject
-    description: Description
+    subject: Subject | Sealed
+    description: Description | Sealed
     requester: Requester
     """When the requester is a customer of the directory (by customer id, an external id,
     an email or a phone), `customer_id` is that customer's and the name, email, phone,
@@ -69,15 +78,19 @@ class TicketOpened(TicketEvent):
     attachments: Attachments = ()
     """Files of the message that opened the ticket."""
 
+    def data_subject(self) -> str:
+        return self.requester.customer_id
+
 
 class ResponseSent(TicketEvent):
     """An agent sent a public reply to the requester."""
 
     event_type = "ResponseSent"
+    personal_fields = _MESSAGE
 
     message_id: UUID
     agent_id: Identifier
-    body: Body
+    body: Body | Sealed
     channel: Channel
     attachments: Attachments = ()
 
@@ -86,10 +99,11 @@ class CustomerReplied(TicketEvent):
     """The customer wrote to the ticket."""
 
     event_type = "CustomerReplied"
+    personal_fields = _MESSAGE
 
     message_id: UUID
     customer_id: Identifier
-    body: Body
+    body: Body | Sealed
     channel: Channel
     attachments: Attachments = ()
 
@@ -98,10 +112,11 @@ class InternalNoteAdded(TicketEvent):
     """An agent added a note that the customer does not see."""
 
     event_type = "InternalNoteAdded"
+    personal_fields = _MESSAGE
 
     note_id: UUID
     agent_id: Identifier
-    body: Body
+    body: Body | Sealed
     attachments: Attachments = ()
 
 

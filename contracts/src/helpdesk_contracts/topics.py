@@ -14,6 +14,7 @@ from types import MappingProxyType
 from typing import Literal
 
 from helpdesk_contracts.directory import (
+    CustomerErased,
     CustomerMerged,
     CustomerProfileChanged,
     CustomerRegistered,
@@ -86,6 +87,9 @@ class Topic:
     """How long Kafka keeps a record (and its dead letters), when bounded: the topics that
     other systems fill with personal data in plain text keep it only this long. None: the
     broker's default (the events are also kept, sealed, in their producer's event log)."""
+    sealed: bool = False
+    """The personal fields of its events (`Event.personal_fields`) are sealed with their
+    data subject's key (helpdesk_contracts.pii): erasing the subject erases them here too."""
 
 
 _TOPICS = (
@@ -104,8 +108,8 @@ _TOPICS = (
         retention_days=PLAIN_TEXT_RETENTION_DAYS,
     ),
     Topic(
-        name="ticketing.tickets.v1",
-        description="Every change to every ticket, in order per ticket.",
+        name="ticketing.tickets.v2",
+        description="Every change to every ticket, in order per ticket; personal data sealed.",
         key="aggregate_id (the ticket id); Watermark: none, written to each partition",
         event_types=(
             TicketOpened,
@@ -133,6 +137,7 @@ _TOPICS = (
         consumers=("sla", "feedback", "notifications"),
         compatibility="backward",
         partitions=24,
+        sealed=True,
     ),
     Topic(
         name="ticketing.directory.v1",
@@ -143,6 +148,7 @@ _TOPICS = (
             CustomerProfileChanged,
             CustomerMerged,
             DuplicateCustomerMerged,
+            CustomerErased,
             OrganisationRegistered,
             OrganisationProfileChanged,
         ),
@@ -150,6 +156,7 @@ _TOPICS = (
         consumers=("notifications", "feedback"),
         compatibility="backward",
         partitions=12,
+        sealed=True,
     ),
     Topic(
         name="ticketing.directory-sync.v1",
@@ -198,6 +205,13 @@ _TOPICS = (
 
 TOPICS: Mapping[str, Topic] = MappingProxyType({topic.name: topic for topic in _TOPICS})
 """Topic name -> Topic."""
+
+RETIRED_TOPICS: Mapping[str, str] = MappingProxyType(
+    {"ticketing.tickets.v1": "ticketing.tickets.v2"}
+)
+"""Retired topic -> the version that replaced it. `ticketing.tickets.v1` carried personal
+data in plain text: nothing publishes to it since 2.0.0, a deployment keeps its records only
+PLAIN_TEXT_RETENTION_DAYS more, and it can be deleted once no one reads it."""
 
 
 def _index_by_event_type() -> dict[str, Topic]:

@@ -8,6 +8,8 @@ from uuid import UUID
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
 
+from helpdesk_contracts.pii import Sealed
+
 
 class ContractModel(BaseModel):
     """Base of every contract model: immutable, and unknown fields are ignored."""
@@ -103,9 +105,9 @@ class Requester(ContractModel):
     """The customer a ticket is for."""
 
     customer_id: Identifier
-    name: Name | None = None
-    email: Email | None = None
-    phone: Phone | None = None
+    name: Name | Sealed | None = None
+    email: Email | Sealed | None = None
+    phone: Phone | Sealed | None = None
     preferred_channel: Channel | None = None
     language: Language | None = None
 
@@ -130,9 +132,12 @@ class AttachmentRef(ContractModel):
     the bytes are never in the event; `GET /v1/attachments/{attachment_id}` serves them."""
 
     attachment_id: UUID
-    filename: Annotated[
-        str, StringConstraints(min_length=1, max_length=255, pattern=r"^[^/\\\x00-\x1f]+$")
-    ]
+    filename: (
+        Annotated[
+            str, StringConstraints(min_length=1, max_length=255, pattern=r"^[^/\\\x00-\x1f]+$")
+        ]
+        | Sealed
+    )
     """The name it was uploaded with (no path)."""
     content_type: Annotated[str, StringConstraints(pattern=r"^[a-z0-9.+-]+/[a-z0-9.+-]+$")]
     """The type found in the bytes (not taken from the name), e.g. "image/png"."""

@@ -10,6 +10,7 @@ from helpdesk_runtime.eventstore import ConcurrencyError, EventStore, PostgresEv
 
 from support.events import note, opened
 from support.eventstore_contract import EventStoreContract, InTransaction
+from support.privacy import DEV_KEYS
 
 
 class TestPostgresEventStore(EventStoreContract):
@@ -19,6 +20,20 @@ class TestPostgresEventStore(EventStoreContract):
         async def transaction() -> AsyncIterator[EventStore]:
             async with pool.acquire() as conn, conn.transaction():
                 yield PostgresEventStore(conn)
+
+        return transaction
+
+
+class TestPostgresEventStoreSealingPersonalData(EventStoreContract):
+    """The same contract when the store seals personal data: what it loads is what was
+    appended, field for field."""
+
+    @pytest.fixture
+    def in_transaction(self, pool: asyncpg.Pool) -> InTransaction:
+        @asynccontextmanager
+        async def transaction() -> AsyncIterator[EventStore]:
+            async with pool.acquire() as conn, conn.transaction():
+                yield PostgresEventStore(conn, keys=DEV_KEYS)
 
         return transaction
 

@@ -23,6 +23,8 @@ from ticketing.domain.directory import IdentityTakenError
 from ticketing.handlers import CommandContext
 from ticketing.unit_of_work import unit_of_work
 
+from support.privacy import DEV_KEYS
+
 AT = datetime(2026, 11, 2, 9, 30, tzinfo=UTC)
 AGENT = Actor(kind=ActorKind.AGENT, id="agent-7")
 
@@ -32,7 +34,7 @@ def _ctx() -> CommandContext:
 
 
 async def _seed(conn: Connection) -> None:
-    uow = unit_of_work(conn)
+    uow = unit_of_work(conn, DEV_KEYS)
     await directory.register_organisation(uow, _ctx(), AGENT, "org-1", OrganisationProfile(
         name="Jensen", domains=("jensen.dk",), tier="key_account", account_manager_id="a-17"),
         AT)  # fmt: skip
@@ -83,7 +85,7 @@ async def test_requesters_are_matched_by_id_external_id_email_and_phone(pool: as
 async def test_an_address_belongs_to_one_customer_until_they_are_merged(pool: asyncpg.Pool) -> None:
     async with pool.acquire() as conn, conn.transaction():
         await _seed(conn)
-        uow = unit_of_work(conn)
+        uow = unit_of_work(conn, DEV_KEYS)
         taken = {"contacts": [{"kind": "phone", "address": "+4520123456"}]}
         with pytest.raises(IdentityTakenError, match="belongs to customer 'maria'"):
             await directory.change_customer(uow, _ctx(), AGENT, "boris", taken, AT)
@@ -106,10 +108,12 @@ async def test_the_directory_is_rebuilt_identically_from_its_events(pool: asyncp
 
     async with pool.acquire() as conn, conn.transaction():
         await _seed(conn)
-        await directory.merge_customers(unit_of_work(conn), _ctx(), AGENT, "maria", "boris", AT)
+        await directory.merge_customers(
+            unit_of_work(conn, DEV_KEYS), _ctx(), AGENT, "maria", "boris", AT
+        )
     async with pool.acquire() as conn:
         before = await dump(conn)
-    streams = await projection.rebuild(pool)
+    streams = await projection.rebuild(pool, DEV_KEYS)
     async with pool.acquire() as conn:
         after = await dump(conn)
 

@@ -17,7 +17,7 @@ from helpdesk_contracts import ContractError, TicketOpened, parse_envelope
 pytestmark = pytest.mark.unit
 
 EXAMPLES = Path(__file__).resolve().parents[3] / "contracts" / "examples"
-OPENED = json.loads((EXAMPLES / "ticketing.tickets.v1" / "TicketOpened.v1.json").read_bytes())
+OPENED = json.loads((EXAMPLES / "ticketing.tickets.v2" / "TicketOpened.v1.json").read_bytes())
 
 
 def opened(**changes: Any) -> dict[str, Any]:

@@ -51,6 +51,7 @@ EXPECTED_EVENT_TYPES = {
     "CustomerRegistered",
     "CustomerProfileChanged",
     "CustomerMerged",
+    "CustomerErased",
     "DuplicateCustomerMerged",
     "OrganisationRegistered",
     "OrganisationProfileChanged",
@@ -89,7 +90,7 @@ def test_every_event_type_is_in_exactly_one_topic() -> None:
 
 def test_topics() -> None:
     assert topic_for("TicketSubmitted").name == "ticketing.intake.v1"
-    assert topic_for("TicketClosed").name == "ticketing.tickets.v1"
+    assert topic_for("TicketClosed").name == "ticketing.tickets.v2"
     assert topic_for("FeedbackReceived").name == "feedback.received.v1"
     assert topic_for("SlaBreached").name == "sla.events.v1"
     assert {topic.partitions for topic in TOPICS.values()} == {12, 24}
@@ -99,7 +100,7 @@ def test_topics() -> None:
 
 
 def test_the_ticket_topic_carries_only_ticket_events() -> None:
-    tickets = TOPICS["ticketing.tickets.v1"]
+    tickets = TOPICS["ticketing.tickets.v2"]
     others = [e for e in tickets.event_types if not issubclass(e, TicketEvent)]
     assert others == [Watermark]  # the one record about the partition, not about a ticket
     assert not issubclass(TicketSubmitted, TicketEvent)
@@ -143,7 +144,7 @@ def test_unknown_lookups_are_contract_errors() -> None:
 
 
 def test_dead_letters() -> None:
-    assert dead_letter_topic("ticketing.tickets.v1") == "ticketing.tickets.v1.dlq"
+    assert dead_letter_topic("ticketing.tickets.v2") == "ticketing.tickets.v2.dlq"
     assert [header.value for header in DlqHeader] == [
         "dlq-reason",
         "dlq-error-type",

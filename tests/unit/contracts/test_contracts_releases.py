@@ -14,7 +14,7 @@ from helpdesk_contracts.schema_files import main, rendered_schemas
 pytestmark = pytest.mark.unit
 
 CONTRACTS_DIR = Path(__file__).resolve().parents[3] / "contracts"
-OPENED = "ticketing.tickets.v1/TicketOpened.v1.schema.json"
+OPENED = "ticketing.tickets.v2/TicketOpened.v1.schema.json"
 
 
 @pytest.fixture
@@ -34,7 +34,7 @@ def set_version(contracts_dir: Path, version: str) -> None:
 def with_subject_limit(limit: int) -> dict[str, str]:
     files = rendered_schemas()
     schema = json.loads(files[OPENED])
-    schema["properties"]["payload"]["properties"]["subject"]["maxLength"] = limit
+    schema["properties"]["payload"]["properties"]["subject"]["anyOf"][0]["maxLength"] = limit
     return files | {OPENED: json.dumps(schema)}
 
 
@@ -70,7 +70,7 @@ def test_a_release_that_breaks_readers_of_the_last_is_refused(contracts: Path) -
         record(contracts, "9.1.0", with_subject_limit(100))
     assert str(refused.value) == (
         "not backward compatible with release 9.0.0:\n"
-        "  ticketing.tickets.v1: TicketOpened v1: payload.subject: "
+        "  ticketing.tickets.v2: TicketOpened v1: payload.subject: "
         "maxLength lowered from 250 to 100"
     )
     assert released_versions(contracts) == ["9.0.0"]

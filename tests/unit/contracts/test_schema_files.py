@@ -105,7 +105,7 @@ def test_example_matches_the_schema_and_the_model(
 
 def _opened_example(contracts_dir: Path) -> dict[str, Any]:
     data: dict[str, Any] = load(
-        contracts_dir / "examples/ticketing.tickets.v1/TicketOpened.v1.json"
+        contracts_dir / "examples/ticketing.tickets.v2/TicketOpened.v1.json"
     )
     return data
 
@@ -130,7 +130,7 @@ def test_schema_and_model_refuse_the_same_mistakes(
     data = _opened_example(contracts_dir)
     envelope_change = {k: v for k, v in change.items() if k != "payload"}
     data = data | envelope_change | {"payload": data["payload"] | change.get("payload", {})}
-    topic = TOPICS["ticketing.tickets.v1"]
+    topic = TOPICS["ticketing.tickets.v2"]
     errors = list(validator(contracts_dir, topic, topic.event_types[0]).iter_errors(data))
     assert any(path in error.json_path for error in errors), [e.json_path for e in errors]
     with pytest.raises(ContractError, match=message):

@@ -80,11 +80,11 @@ def test_a_tolerant_reader_skips_types_it_does_not_handle_but_not_broken_ones() 
     not_an_envelope = {"event_type": "TicketTeleported", "tenant_id": "NOT A TENANT"}
     nameless = newer | {"event_type": ""}
     records = [
-        _record(json.dumps(newer).encode(), 0, topic="ticketing.tickets.v1"),
-        _record(json.dumps(sibling).encode(), 1, topic="ticketing.tickets.v1"),
-        _record(json.dumps(broken).encode(), 2, topic="ticketing.tickets.v1"),
-        _record(json.dumps(not_an_envelope).encode(), 3, topic="ticketing.tickets.v1"),
-        _record(json.dumps(nameless).encode(), 4, topic="ticketing.tickets.v1"),
+        _record(json.dumps(newer).encode(), 0, topic="ticketing.tickets.v2"),
+        _record(json.dumps(sibling).encode(), 1, topic="ticketing.tickets.v2"),
+        _record(json.dumps(broken).encode(), 2, topic="ticketing.tickets.v2"),
+        _record(json.dumps(not_an_envelope).encode(), 3, topic="ticketing.tickets.v2"),
+        _record(json.dumps(nameless).encode(), 4, topic="ticketing.tickets.v2"),
     ]
     decoded, letters, skipped = _consumer()._decode(records)
     assert decoded == []

@@ -22,7 +22,7 @@ from fastapi import FastAPI
 from pydantic import ValidationError
 
 from helpdesk_runtime.auth import Principal, Role
-from helpdesk_runtime.db import create_pool, migrate
+from helpdesk_runtime.db import create_pool
 from helpdesk_runtime.logging import configure_logging, get_logger
 from helpdesk_runtime.service import ServiceRuntime
 from helpdesk_runtime.settings import ServiceSettings
@@ -94,7 +94,7 @@ class ServiceCli(Generic[S]):
     ) -> None:
         pool = await create_pool(settings.database_url.get_secret_value(), min_size=1, max_size=2)
         try:
-            applied = await migrate(pool, self.runtime(settings).migrations)
+            applied = await self.runtime(settings).migrate(pool)
             if command is None:  # `migrate` itself
                 log.info("database migrated", applied=applied or "nothing new")
                 return

@@ -39,6 +39,7 @@ from helpdesk_contracts import (
     registered_events,
     topic_for,
 )
+from helpdesk_contracts.pii import READING_SEALED
 from helpdesk_runtime import inbox
 from helpdesk_runtime.db import Connection
 from helpdesk_runtime.deadletters import DeadLetter, DeadLetterPublisher
@@ -143,6 +144,12 @@ class BatchConsumer:
         self._dead_letters = dead_letters
         self._accepts = accepts
         self._direct = _direct_reader(accepts)
+        # Events with personal data arrive with it sealed (helpdesk_contracts.pii).
+        self._context = (
+            READING_SEALED
+            if any(c.personal_fields for c in registered_events() if c.event_type in accepts)
+            else None
+        )
         self._max_bytes = max_message_bytes
         self._attempts = retry_attempts
         self._backoff = retry_backoff_s
@@ -190,7 +197,9 @@ class BatchConsumer:
             return DeadLetter(r, reason, "oversize")
         if self._direct is not None:
             with suppress(ValidationError):
-                envelope: Envelope | None = self._direct.validate_json(r.value or b"")
+                envelope: Envelope | None = self._direct.validate_json(
+                    r.value or b"", context=self._context
+                )
                 if envelope is not None:
                     return envelope
         try:

@@ -17,7 +17,10 @@ Envelope = EventEnvelope[Any]
 
 
 async def insert_in_commit_order(
-    conn: Connection, table: str, envelopes: Sequence[Envelope]
+    conn: Connection,
+    table: str,
+    envelopes: Sequence[Envelope],
+    stored: Sequence[tuple[str, str | None]] | None = None,
 ) -> None:
     """Insert envelopes into `events` or `outbox` so that positions become visible in order.
 
@@ -32,21 +35,30 @@ async def insert_in_commit_order(
     of an array parameter against collections.abc (two Python-level isinstance calls each),
     which cost more than encoding it, while COPY rows are encoded straight away. Either way
     rows keep their order, and so do the positions they take.
+
+    `stored` gives each event's payload as it is to be stored (personal fields sealed) and
+    its data subject (helpdesk_runtime.personal_data); without it payloads are stored as
+    they are.
     """
     assert table in ("events", "outbox")
-    rows = [_row(e) for e in envelopes]
+    if stored is None:
+        stored = [(e.payload.model_dump_json(), None) for e in envelopes]
+    # Only the event log names data subjects (an outbox of plain state has no such column).
+    subjects = table == "events"
+    columns = (*_COLUMNS, "subject_id") if subjects else _COLUMNS
+    rows = [_row(e, *s)[: len(columns)] for e, s in zip(envelopes, stored, strict=True)]
     lock = f"pg_advisory_xact_lock(hashtextextended('helpdesk_runtime:{table}', 0))"
     if len(rows) < COPY_FROM:
         await conn.execute(
             f"""
             WITH locked AS MATERIALIZED (SELECT {lock}),
             inserted AS (
-                INSERT INTO {table} ({", ".join(_COLUMNS)})
-                SELECT t, s, v, i, et, sv, o, p, c, ca, k, pl::jsonb, tp
+                INSERT INTO {table} ({", ".join(columns)})
+                SELECT t, s, v, i, et, sv, o, p, c, ca, k, pl::jsonb, tp{", su" if subjects else ""}
                 FROM locked, unnest($1::text[], $2::uuid[], $3::int[], $4::uuid[], $5::text[],
                     $6::int[], $7::timestamptz[], $8::text[], $9::uuid[], $10::uuid[],
-                    $11::text[], $12::text[], $13::text[])
-                    AS x(t, s, v, i, et, sv, o, p, c, ca, k, pl, tp)
+                    $11::text[], $12::text[], $13::text[]{", $14::text[]" if subjects else ""})
+                    AS x(t, s, v, i, et, sv, o, p, c, ca, k, pl, tp{", su" if subjects else ""})
                 RETURNING 1)
             SELECT pg_notify('events_appended', '') FROM (SELECT count(*) FROM inserted) AS n
             """,
@@ -54,7 +66,7 @@ async def insert_in_commit_order(
         )
         return
     await conn.execute(f"SELECT {lock}, pg_notify('events_appended', '')")
-    await conn.copy_records_to_table(table, columns=_COLUMNS, records=rows)
+    await conn.copy_records_to_table(table, columns=columns, records=rows)
 
 
 COPY_FROM = 32
@@ -68,11 +80,11 @@ _COLUMNS = (
 )  # fmt: skip
 
 
-def _row(e: Envelope) -> tuple[Any, ...]:
+def _row(e: Envelope, payload: str, subject: str | None) -> tuple[Any, ...]:
     return (
         e.tenant_id, e.aggregate_id, e.aggregate_version, e.event_id, e.event_type,
         e.schema_version, e.occurred_at, e.producer, e.correlation_id, e.causation_id,
-        kafka_key(e).decode(), e.payload.model_dump_json(), traceparent_for(e.causation_id),
+        kafka_key(e).decode(), payload, traceparent_for(e.causation_id), subject,
     )  # fmt: skip
 
 
@@ -81,6 +93,7 @@ EVENT_COLUMNS = (
     " occurred_at, producer, correlation_id, causation_id, partition_key,"
     " payload::text AS payload"
 )
+"""The columns `wire_json` needs (both tables have them)."""
 
 
 async def latest_position(conn: Connection, tenant_id: str) -> int:

@@ -18,7 +18,18 @@ import asyncpg
 
 from helpdesk_contracts import EventEnvelope
 from helpdesk_runtime.db import Connection
-from helpdesk_runtime.event_log import EVENT_COLUMNS, envelope_from_row, insert_in_commit_order
+from helpdesk_runtime.event_log import (
+    EVENT_COLUMNS,
+    envelope_from_row,
+    insert_in_commit_order,
+    wire_json,
+)
+from helpdesk_runtime.personal_data import (
+    SubjectKeys,
+    document_of,
+    open_documents,
+    sealed_payload,
+)
 
 Envelope = EventEnvelope[Any]
 StreamKey = tuple[str, UUID]  # (tenant_id, stream_id): every lookup is tenant-scoped
@@ -80,11 +91,20 @@ class PostgresEventStore(EventStore):
     behind its events and a rejected append leaves it untouched. They receive each changed
     stream's whole history: the streams this store loaded (the handler loaded them to
     decide; a concurrent writer would make the append conflict) are not read again.
+
+    With `keys`, personal fields are sealed in the rows it writes and opened in the events
+    it loads (helpdesk_runtime.personal_data); handlers and projections see them plain.
     """
 
-    def __init__(self, conn: Connection, projections: Sequence[InlineProjection] = ()) -> None:
+    def __init__(
+        self,
+        conn: Connection,
+        projections: Sequence[InlineProjection] = (),
+        keys: SubjectKeys | None = None,
+    ) -> None:
         self._conn = conn
         self._projections = projections
+        self._keys = keys
         self._loaded: dict[StreamKey, list[Envelope]] = {}
 
     async def append(self, envelopes: Sequence[Envelope]) -> None:
@@ -94,8 +114,9 @@ class PostgresEventStore(EventStore):
         if self._projections:
             # Before the insert, which takes the writers' lock: the lock is held for less.
             await self._project(envelopes)
+        stored = await self._stored(envelopes) if self._keys is not None else None
         try:
-            await insert_in_commit_order(self._conn, "events", envelopes)
+            await insert_in_commit_order(self._conn, "events", envelopes, stored)
         except asyncpg.UniqueViolationError as exc:
             raise ConcurrencyError(exc.detail or str(exc)) from exc
         if all(version == 1 for version in first.values()):
@@ -115,6 +136,51 @@ class PostgresEventStore(EventStore):
             r = skipped[0]
             raise ConcurrencyError(f"stream {r['s']} is not at version {r['v'] - 1}")
 
+    async def _stored(self, envelopes: Sequence[Envelope]) -> list[tuple[str, str | None]]:
+        """Each event's payload as stored, sealed with its stream's subject's key."""
+        assert self._keys is not None
+        subjects = await self._subjects(envelopes)
+        for e, subject in zip(envelopes, subjects, strict=True):
+            if subject is None and type(e.payload).personal_fields and e.aggregate_version != 1:
+                # Its stream has no first event naming whose data it holds: it does not exist.
+                raise ConcurrencyError(
+                    f"stream {e.aggregate_id} is not at version {(e.aggregate_version or 1) - 1}"
+                )
+        keys = await self._keys.for_sealing(
+            self._conn,
+            {(e.tenant_id, s) for e, s in zip(envelopes, subjects, strict=True) if s is not None},
+        )
+        return [
+            (sealed_payload(e, keys.get((e.tenant_id, s)) if s else None), s)
+            for e, s in zip(envelopes, subjects, strict=True)
+        ]
+
+    async def _subjects(self, envelopes: Sequence[Envelope]) -> list[str | None]:
+        """Whose data each event holds: its own subject, else its stream's first event's."""
+        known: dict[StreamKey, str] = {}
+        for key, history in self._loaded.items():
+            if history and (subject := history[0].payload.data_subject()) is not None:
+                known[key] = subject
+        for e in envelopes:
+            if e.aggregate_version == 1 and (subject := e.payload.data_subject()) is not None:
+                known[(e.tenant_id, e.aggregate_id)] = subject  # type: ignore[index]
+        unknown = {(e.tenant_id, e.aggregate_id) for e in envelopes} - known.keys()
+        if unknown:
+            rows = await self._conn.fetch(
+                """
+                SELECT e.tenant_id, e.stream_id, e.subject_id FROM events e
+                JOIN unnest($1::text[], $2::uuid[]) AS k(t, s)
+                  ON e.tenant_id = k.t AND e.stream_id = k.s AND e.version = 1
+                WHERE e.subject_id IS NOT NULL
+                """,
+                [t for t, _ in unknown], [s for _, s in unknown],
+            )  # fmt: skip
+            known |= {(r["tenant_id"], r["stream_id"]): r["subject_id"] for r in rows}
+        return [
+            e.payload.data_subject() or known.get((e.tenant_id, e.aggregate_id))  # type: ignore[arg-type]
+            for e in envelopes
+        ]
+
     async def _project(self, envelopes: Sequence[Envelope]) -> None:
         new: dict[StreamKey, list[Envelope]] = defaultdict(list)
         for e in envelopes:
@@ -124,7 +190,9 @@ class PostgresEventStore(EventStore):
         unknown = [
             k for k, es in new.items() if k not in self._loaded and es[0].aggregate_version != 1
         ]
-        stored = self._loaded | (await histories(self._conn, unknown) if unknown else {})
+        stored = self._loaded | (
+            await histories(self._conn, unknown, self._keys) if unknown else {}
+        )
         changed = {key: [*stored.get(key, []), *events] for key, events in new.items()}
         for project in self._projections:
             await project(self._conn, list(changed.values()))
@@ -137,7 +205,7 @@ class PostgresEventStore(EventStore):
             tenant_id,
             stream_id,
         )
-        history = [envelope_from_row(r) for r in rows]
+        history = await self._open(rows)
         self._loaded[(tenant_id, stream_id)] = history
         return history
 
@@ -158,24 +226,36 @@ class PostgresEventStore(EventStore):
         )
         return {(r["tenant_id"], r["stream_id"]): r["version"] for r in rows}
 
+    async def _open(self, rows: Sequence[asyncpg.Record]) -> list[Envelope]:
+        return await opened(self._conn, rows, self._keys)
+
+
+async def opened(
+    conn: Connection, rows: Sequence[asyncpg.Record], keys: SubjectKeys | None
+) -> list[Envelope]:
+    """Stored rows as envelopes; with `keys`, their personal fields opened."""
+    if keys is None:
+        return [envelope_from_row(row) for row in rows]
+    return await open_documents(conn, [document_of(wire_json(row)) for row in rows], keys)
+
 
 async def histories(
-    conn: Connection, streams: Iterable[StreamKey]
+    conn: Connection, streams: Iterable[StreamKey], keys: SubjectKeys | None = None
 ) -> dict[StreamKey, list[Envelope]]:
     """The stored events of these streams, in version order, in one query."""
-    keys = list(streams)
+    wanted = list(streams)
     rows = await conn.fetch(
         f"""
         SELECT {EVENT_COLUMNS} FROM events e
         JOIN unnest($1::text[], $2::uuid[]) AS k(t, s) ON e.tenant_id = k.t AND e.stream_id = k.s
         ORDER BY e.stream_id, e.version
         """,
-        [t for t, _ in keys],
-        [s for _, s in keys],
+        [t for t, _ in wanted],
+        [s for _, s in wanted],
     )
     found: dict[StreamKey, list[Envelope]] = defaultdict(list)
-    for row in rows:
-        found[(row["tenant_id"], row["stream_id"])].append(envelope_from_row(row))
+    for row, envelope in zip(rows, await opened(conn, rows, keys), strict=True):
+        found[(row["tenant_id"], row["stream_id"])].append(envelope)
     return found
 
 

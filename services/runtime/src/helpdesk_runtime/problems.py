@@ -17,6 +17,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from helpdesk_contracts.errors import plain_errors
 from helpdesk_runtime.logging import get_logger
 
 log = get_logger(__name__)
@@ -77,7 +78,7 @@ def _field_errors(raw: Any) -> list[dict[str, Any]]:
     return [
         {"loc": [str(p) if not isinstance(p, int) else p for p in e.get("loc", ())],
          "msg": str(e.get("msg", "")), "type": str(e.get("type", ""))}
-        for e in raw
+        for e in plain_errors(raw)
     ]  # fmt: skip
 
 

@@ -23,6 +23,7 @@ from helpdesk_runtime.kafka import Producer, TopicSpec, ensure_topics
 from helpdesk_runtime.logging import broker_outage, configure_logging, get_logger
 from helpdesk_runtime.metrics import Metrics
 from helpdesk_runtime.outbox import OutboxRelay, Router, Source
+from helpdesk_runtime.personal_data import SubjectKeys, seal_plain_events
 from helpdesk_runtime.settings import Part, ServiceSettings
 from helpdesk_runtime.subscriptions import Outage, subscribe_batch
 from helpdesk_runtime.timer_scheduler import TimerScheduler
@@ -75,6 +76,7 @@ class ServiceRuntime:
         timers: Mapping[str, TimerHandler] | None = None,
         watermarks: Sequence[str] = (),
         blobs: bool = False,
+        subject_keys: SubjectKeys | None = None,
     ) -> None:
         if publish_from is Source.OUTBOX and route is None:
             raise ValueError("an outbox needs a route (event type -> topic) to be published")
@@ -103,6 +105,8 @@ class ServiceRuntime:
         self.components = frozenset(components)
         self._keeps_blobs = blobs
         self._blobs: BlobStore | None = None
+        # Its events hold personal data, sealed with the subjects' keys (personal_data.py).
+        self.subject_keys = subject_keys
         self._watermark_topics = tuple(watermarks)
         self.watermarks: WatermarkPublisher | None = None
         self.migrations = [*runtime_migrations(components), *migrations]
@@ -195,7 +199,7 @@ class ServiceRuntime:
             min_size=s.database_pool_min,
             max_size=s.database_pool_max,
         )
-        await migrate(self._pool, self.migrations)
+        await self.migrate(self._pool)
         if self._keeps_blobs:
             self._blobs = blob_store(s, self._pool)
         self.feed = AppendFeed(self._pool)
@@ -206,6 +210,16 @@ class ServiceRuntime:
         self._connecting = asyncio.create_task(self._connect_kafka(), name="kafka-connect")
         self.started = True
         log.info("service started; connecting to Kafka", kafka=s.kafka_bootstrap_servers)
+
+    async def migrate(self, pool: asyncpg.Pool) -> list[str]:
+        """Apply the database migrations, then seal what the event log still holds plain
+        (events stored before personal data was sealed): once, and safe to run again."""
+        applied = await migrate(pool, self.migrations)
+        if self.subject_keys is not None:
+            sealed = await seal_plain_events(pool, self.subject_keys)
+            if sealed:
+                log.info("personal data sealed in events stored before", events=sealed)
+        return applied
 
     async def _connect_kafka(self) -> None:
         s = self.settings

@@ -6,8 +6,12 @@ from typing import Annotated, Any, Self
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from helpdesk_runtime.keyring import KeyRing
+
 DEV_JWT_SECRET = "dev-secret-change-me-local-only-0123456789"  # 32+ bytes for HS256
 DEV_STREAM_TOKEN_SECRET = "dev-stream-secret-local-only-0123456789"
+# 32 bytes, base64: "local-only pii master key 0123!!"
+DEV_PII_MASTER_KEYS = "1:bG9jYWwtb25seSBwaWkgbWFzdGVyIGtleSAwMTIzISE="
 _JWT_KEY_SOURCES = ("jwt_secret", "jwt_public_key", "jwt_jwks_url")
 
 
@@ -89,6 +93,9 @@ class ServiceSettings(BaseSettings):
     # Signs the short-lived tokens a browser's EventSource puts in the stream URL (it cannot
     # send an Authorization header). Every replica of a service must share it.
     stream_token_secret: SecretStr | None = None
+    # The master keys of personal data, "1:<base64>,2:<base64>" (the highest wraps new keys):
+    # from a Kubernetes Secret. Only a service that seals personal data asks for them.
+    pii_master_keys: SecretStr | None = None
     stream_token_ttl_s: int = Field(default=60, ge=5, le=3600)
 
     consumer_batch_size: int = Field(default=500, ge=1)
@@ -164,7 +171,7 @@ class ServiceSettings(BaseSettings):
             raise ValueError("PARTS names nothing to run; use some of api, consumers, jobs")
         return value
 
-    @field_validator(*_JWT_KEY_SOURCES, "stream_token_secret", mode="before")
+    @field_validator(*_JWT_KEY_SOURCES, "stream_token_secret", "pii_master_keys", mode="before")
     @classmethod
     def _blank_is_unset(cls, value: Any) -> Any:
         return None if isinstance(value, str) and not value.strip() else value
@@ -187,7 +194,18 @@ class ServiceSettings(BaseSettings):
             data = {**data, "jwt_secret": SecretStr(DEV_JWT_SECRET)}
         if not data.get("stream_token_secret"):
             data = {**data, "stream_token_secret": SecretStr(DEV_STREAM_TOKEN_SECRET)}
+        if not data.get("pii_master_keys"):
+            data = {**data, "pii_master_keys": SecretStr(DEV_PII_MASTER_KEYS)}
         return data
+
+    def key_ring(self) -> KeyRing:
+        """The master keys that wrap the data subjects' keys (helpdesk_runtime.keyring)."""
+        if self.pii_master_keys is None:
+            raise ValueError(
+                "PII_MASTER_KEYS is not set (only ENVIRONMENT=local has a dev key): "
+                '"1:<base64 of 32 random bytes>", a new version appended to rotate'
+            )
+        return KeyRing.parse(self.pii_master_keys.get_secret_value())
 
     @model_validator(mode="after")
     def _secrets_configured(self) -> Self:

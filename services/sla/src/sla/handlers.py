@@ -37,7 +37,7 @@ from sla.domain.clocks import (
 
 log = get_logger(__name__)
 
-TICKETS_TOPIC = "ticketing.tickets.v1"
+TICKETS_TOPIC = "ticketing.tickets.v2"
 SLA_TOPIC = "sla.events.v1"
 ALARM = "sla-alarm"
 """The timer kind: one timer per ticket, at its clocks' next warning or deadline."""

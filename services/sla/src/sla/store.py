@@ -31,7 +31,7 @@ from helpdesk_runtime.kafka import partition_for
 from sla.domain.clocks import BreachedClock, Clock, ClockState, Pause, TicketClocks
 from sla.domain.policies import TicketFacts
 
-PARTITIONS = TOPICS["ticketing.tickets.v1"].partitions
+PARTITIONS = TOPICS["ticketing.tickets.v2"].partitions
 """Of the topic the ticket events come on. Kafka spreads keys by the partition count, so a
 keyed topic's count never changes once in use (it would reorder every ticket's events)."""
 

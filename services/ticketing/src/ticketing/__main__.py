@@ -16,6 +16,7 @@ from helpdesk_runtime import audit
 from helpdesk_runtime.audit import Action
 from helpdesk_runtime.cli import Command, ServiceCli
 from helpdesk_runtime.logging import get_logger
+from helpdesk_runtime.personal_data import SubjectKeys
 from ticketing import tenants
 from ticketing.bootstrap import build_runtime, create_app
 from ticketing.config import Settings
@@ -24,8 +25,8 @@ from ticketing.projection import rebuild
 log = get_logger(__name__)
 
 
-async def _rebuild(_settings: Settings, _args: argparse.Namespace, pool: asyncpg.Pool) -> None:
-    done = await rebuild(pool)
+async def _rebuild(settings: Settings, _args: argparse.Namespace, pool: asyncpg.Pool) -> None:
+    done = await rebuild(pool, SubjectKeys(settings.key_ring()))
     log.info("ticket list and directory rebuilt from the event log", streams=done)
 
 

@@ -12,6 +12,7 @@ from helpdesk_runtime.feed import AppendFeed
 from helpdesk_runtime.http import create_app as create_service_app
 from helpdesk_runtime.http_auth import HttpAuth
 from helpdesk_runtime.kafka import TopicSpec
+from helpdesk_runtime.personal_data import SubjectKeys
 from helpdesk_runtime.service import ConsumerSpec, ServiceRuntime
 from ticketing import api, sla_feed
 from ticketing.config import Settings
@@ -25,7 +26,7 @@ from ticketing.intake import (
 from ticketing.unit_of_work import UnitOfWork, unit_of_work
 
 INTAKE_TOPIC = topic_for(TicketSubmitted.event_type).name
-TICKETS_TOPIC = "ticketing.tickets.v1"
+TICKETS_TOPIC = "ticketing.tickets.v2"
 DIRECTORY_TOPIC = "ticketing.directory.v1"
 DEAD_LETTER_PARTITIONS = 3
 
@@ -45,6 +46,7 @@ def build_runtime(settings: Settings, clock: Callable[[], datetime] = _utc_now) 
         TopicSpec(dead_letter_topic(t.name), DEAD_LETTER_PARTITIONS, t.retention_days)
         for t in known
     ]
+    keys = SubjectKeys(settings.key_ring())
     return ServiceRuntime(
         settings,
         migrations=load_migrations("ticketing", "ticketing"),
@@ -54,14 +56,14 @@ def build_runtime(settings: Settings, clock: Callable[[], datetime] = _utc_now) 
             ConsumerSpec(
                 topic=INTAKE_TOPIC,
                 group_id=settings.intake_group_id,
-                handler=intake_handler(clock),
+                handler=intake_handler(clock, keys),
                 accepts=ACCEPTS,
                 description="Tickets and customers' messages from other company systems",
             ),
             ConsumerSpec(
                 topic=DIRECTORY_SYNC_TOPIC,
                 group_id=settings.directory_group_id,
-                handler=directory_sync_handler(clock),
+                handler=directory_sync_handler(clock, keys),
                 accepts=DIRECTORY_SYNC_ACCEPTS,
                 description="Customers and organisations from other company systems (a CRM)",
             ),
@@ -77,6 +79,7 @@ def build_runtime(settings: Settings, clock: Callable[[], datetime] = _utc_now) 
         # have stopped the clock in time is still on its way.
         watermarks=[TICKETS_TOPIC],
         blobs=True,  # attachments
+        subject_keys=keys,
     )
 
 
@@ -86,11 +89,12 @@ def create_app(
     """The ticketing service: HTTP API, intake consumer and outbox relay (see PARTS)."""
     settings = settings or Settings()
     runtime = build_runtime(settings, clock)
+    keys = _keys(runtime)
 
     @asynccontextmanager
     async def transaction() -> AsyncIterator[UnitOfWork]:
         async with runtime.pool.acquire() as conn, conn.transaction():
-            yield unit_of_work(conn)
+            yield unit_of_work(conn, keys)
 
     def routers(auth: HttpAuth) -> list[APIRouter]:
         deps = api.ApiDeps(
@@ -101,6 +105,7 @@ def create_app(
             feed=lambda: _started(runtime.feed),
             blobs=lambda: runtime.blobs,
             attachments=settings.attachment_policy,
+            keys=keys,
         )
         return [api.router(deps)]
 
@@ -114,6 +119,11 @@ def create_app(
         # An upload's form parts around the file: a few KiB are plenty.
         body_limits={"/v1/attachments": settings.attachment_max_bytes + 64 * 1024},
     )
+
+
+def _keys(runtime: ServiceRuntime) -> SubjectKeys:
+    assert runtime.subject_keys is not None  # build_runtime gives it
+    return runtime.subject_keys
 
 
 def _started(feed: AppendFeed | None) -> AppendFeed:

@@ -17,6 +17,7 @@ from helpdesk_contracts import (
 )
 from helpdesk_runtime.consumer import BatchHandler, Rejection
 from helpdesk_runtime.db import Connection
+from helpdesk_runtime.personal_data import SubjectKeys
 from ticketing import attachments_store, directory, directory_store, fields_store, tenants
 from ticketing.conversations import receive_customer_messages
 from ticketing.directory_store import LinkRequest
@@ -29,14 +30,14 @@ DIRECTORY_SYNC_TOPIC = topic_for(CustomerUpserted.event_type).name
 DIRECTORY_SYNC_ACCEPTS = frozenset({CustomerUpserted.event_type, OrganisationUpserted.event_type})
 
 
-def intake_handler(clock: Callable[[], datetime]) -> BatchHandler:
+def intake_handler(clock: Callable[[], datetime], keys: SubjectKeys) -> BatchHandler:
     """The batch handler the intake consumer runs inside its transaction."""
 
     async def handle(conn: Connection, batch: Sequence[EventEnvelope[Any]]) -> Sequence[Rejection]:
         batch, rejections = await _of_known_tenants(conn, batch)
         if not batch:
             return rejections
-        uow, now = unit_of_work(conn), clock()
+        uow, now = unit_of_work(conn, keys), clock()
         # The two kinds are keyed independently (external id vs thread), so each keeps its
         # own order; nothing orders one kind against the other.
         submissions = [e for e in batch if isinstance(e.payload, TicketSubmitted)]
@@ -72,12 +73,12 @@ async def _links(conn: Connection, batch: Sequence[EventEnvelope[Any]]) -> dict[
     return {e.event_id: link for e, link in zip(batch, found, strict=True)}
 
 
-def directory_sync_handler(clock: Callable[[], datetime]) -> BatchHandler:
+def directory_sync_handler(clock: Callable[[], datetime], keys: SubjectKeys) -> BatchHandler:
     """The batch handler of the directory sync consumer."""
 
     async def handle(conn: Connection, batch: Sequence[EventEnvelope[Any]]) -> Sequence[Rejection]:
         batch, rejections = await _of_known_tenants(conn, batch)
-        return rejections + await directory.apply_upserts(unit_of_work(conn), batch, clock())
+        return rejections + await directory.apply_upserts(unit_of_work(conn, keys), batch, clock())
 
     return handle
 

@@ -25,6 +25,7 @@ from helpdesk_contracts import (
 from helpdesk_runtime.db import Connection
 from helpdesk_runtime.event_log import COPY_FROM
 from helpdesk_runtime.eventstore import histories
+from helpdesk_runtime.personal_data import SubjectKeys
 from ticketing import directory_projection, sla_feed
 from ticketing.domain import Ticket
 
@@ -127,7 +128,7 @@ async def upsert(conn: Connection, changed: Sequence[Sequence[Envelope]]) -> Non
         await conn.execute(_UPSERT, *columns)
 
 
-async def rebuild(pool: asyncpg.Pool, batch: int = 500) -> int:
+async def rebuild(pool: asyncpg.Pool, keys: SubjectKeys, batch: int = 500) -> int:
     """Drop the read models (the ticket list, the directory) and fold them again from the
     event log; returns the streams done."""
     done = 0
@@ -135,10 +136,10 @@ async def rebuild(pool: asyncpg.Pool, batch: int = 500) -> int:
         await conn.execute("TRUNCATE ticket_list")
         await directory_projection.clear(conn)
         streams = await conn.fetch("SELECT DISTINCT tenant_id, stream_id FROM events")
-        keys = [(r["tenant_id"], r["stream_id"]) for r in streams]
-        for start in range(0, len(keys), batch):
-            chunk = keys[start : start + batch]
-            found = await histories(conn, chunk)
+        named = [(r["tenant_id"], r["stream_id"]) for r in streams]
+        for start in range(0, len(named), batch):
+            chunk = named[start : start + batch]
+            found = await histories(conn, chunk, keys)
             for project in PROJECTIONS:
                 await project(conn, [found[k] for k in chunk])
             done += len(chunk)

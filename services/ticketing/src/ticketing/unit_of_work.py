@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 from helpdesk_runtime.db import Connection
 from helpdesk_runtime.eventstore import EventStore, PostgresEventStore
+from helpdesk_runtime.personal_data import SubjectKeys
 from ticketing import projection
 from ticketing.numbers import PostgresTicketNumbers, TicketNumbers
 from ticketing.threads import PostgresThreads, Threads
@@ -30,11 +31,12 @@ class UnitOfWork:
     threads: Threads
 
 
-def unit_of_work(conn: Connection) -> UnitOfWork:
-    """The ports over `conn`, whose transaction the caller owns."""
+def unit_of_work(conn: Connection, keys: SubjectKeys) -> UnitOfWork:
+    """The ports over `conn`, whose transaction the caller owns; `keys` seal and open the
+    personal data in the events."""
     return UnitOfWork(
         conn=conn,
-        events=PostgresEventStore(conn, projections=projection.PROJECTIONS),
+        events=PostgresEventStore(conn, projections=projection.PROJECTIONS, keys=keys),
         numbers=PostgresTicketNumbers(conn),
         threads=PostgresThreads(conn),
     )

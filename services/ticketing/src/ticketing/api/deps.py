@@ -14,6 +14,7 @@ from helpdesk_runtime.db import Connection
 from helpdesk_runtime.eventstore import ConcurrencyError
 from helpdesk_runtime.feed import AppendFeed
 from helpdesk_runtime.http_auth import HttpAuth
+from helpdesk_runtime.personal_data import SubjectKeys
 from ticketing.directory import DomainTakenError, RecordExistsError, RecordNotFoundError
 from ticketing.domain import TicketError
 from ticketing.domain.attachments import AttachmentPolicy, AttachmentRefusedError
@@ -34,6 +35,8 @@ class ApiDeps:
     feed: Callable[[], AppendFeed]
     blobs: Callable[[], BlobStore]
     attachments: AttachmentPolicy
+    keys: SubjectKeys
+    """Open the personal data of the events a route shows as they are stored (the stream)."""
 
 
 @asynccontextmanager

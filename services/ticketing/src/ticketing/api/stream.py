@@ -14,7 +14,8 @@ from fastapi import APIRouter, Depends, Header, HTTPException, Query, Request, s
 from fastapi.responses import StreamingResponse
 
 from helpdesk_runtime.auth import Principal
-from helpdesk_runtime.event_log import latest_position, read_after, wire_json
+from helpdesk_runtime.event_log import latest_position, read_after
+from helpdesk_runtime.eventstore import opened
 from helpdesk_runtime.problems import problem_responses
 from ticketing.api.deps import ApiDeps
 
@@ -68,9 +69,11 @@ def stream_router(deps: ApiDeps) -> APIRouter:
                     rows = await read_after(
                         conn, position, BATCH, tenant_id=caller.tenant_id, stream_id=ticket_id
                     )
-                for row in rows:
+                    # Stored sealed: agents see the personal data (erased where it was).
+                    envelopes = await opened(conn, rows, deps.keys)
+                for row, envelope in zip(rows, envelopes, strict=True):
                     position = row["position"]
-                    data = wire_json(row).decode()
+                    data = envelope.to_json().decode()
                     yield f"id: {position}\nevent: {row['event_type']}\ndata: {data}\n\n"
                 if rows:
                     quiet_since = time.monotonic()

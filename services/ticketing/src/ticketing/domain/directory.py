@@ -36,6 +36,7 @@ from helpdesk_contracts import (
     Requester,
 )
 from helpdesk_contracts.directory import CUSTOMER_FIELDS, ORGANISATION_FIELDS
+from helpdesk_contracts.pii import ERASED, is_sealed
 
 _STREAMS = UUID("f2d5a1c4-8e3b-4c6f-9a7d-1b0e2c3f4a5d")
 
@@ -80,7 +81,7 @@ def normalise(kind: ContactKind | str, address: str) -> str:
 def identities(customer_id: str, profile: CustomerProfile) -> set[Identity]:
     """Everything a requester can be matched to this customer by (but merged ids)."""
     found: set[Identity] = {("id", customer_id)}
-    found |= {(c.kind.value, normalise(c.kind, c.address)) for c in profile.contacts}
+    found |= {(c.kind.value, normalise(c.kind, c.address)) for c in profile.contacts if c.readable}
     found |= {(f"ext:{x.source}", x.external_id) for x in profile.external_ids}
     return found
 
@@ -91,15 +92,21 @@ def requester_identities(requester: Requester, source: str | None) -> list[Ident
     found: list[Identity] = [("id", requester.customer_id)]
     if source is not None:
         found.append((f"ext:{source}", requester.customer_id))
-    if requester.email:
+    if requester.email and readable(requester.email):
         found.append(("email", normalise(ContactKind.EMAIL, requester.email)))
-    if requester.phone:
+    if requester.phone and readable(requester.phone):
         found.append(("phone", normalise(ContactKind.PHONE, requester.phone)))
     return found
 
 
 def email_domain(requester: Requester) -> str | None:
-    return requester.email.rsplit("@", 1)[1].lower() if requester.email else None
+    email = requester.email
+    return email.rsplit("@", 1)[1].lower() if email and readable(email) else None
+
+
+def readable(value: str) -> bool:
+    """False for personal data that was erased (or is still sealed): it identifies no one."""
+    return value != ERASED and not is_sealed(value)
 
 
 _CHANNELS = {

@@ -1,0 +1,107 @@
+"""Personal data in the event log: sealed in the rows, opened on load, erased with its key."""
+
+import json
+from uuid import uuid4
+
+import asyncpg
+
+from helpdesk_contracts import TicketOpened
+from helpdesk_contracts.pii import ERASED, is_sealed
+from helpdesk_runtime.event_log import insert_in_commit_order
+from helpdesk_runtime.eventstore import PostgresEventStore, histories
+from helpdesk_runtime.personal_data import seal_plain_events
+
+from support.events import note, opened
+from support.privacy import DEV_KEYS
+
+
+async def _raw(pool: asyncpg.Pool, ticket: object) -> list[asyncpg.Record]:
+    async with pool.acquire() as conn:
+        return await conn.fetch(
+            "SELECT payload::text AS payload, subject_id FROM events WHERE stream_id = $1"
+            " ORDER BY version",
+            ticket,
+        )
+
+
+async def test_the_rows_hold_personal_fields_sealed_and_the_store_loads_them_plain(
+    pool: asyncpg.Pool,
+) -> None:
+    ticket, tenant = uuid4(), f"t{uuid4().hex[:8]}"
+    async with pool.acquire() as conn, conn.transaction():
+        await PostgresEventStore(conn, keys=DEV_KEYS).append([opened(ticket, tenant)])
+    async with pool.acquire() as conn, conn.transaction():
+        store = PostgresEventStore(conn, keys=DEV_KEYS)
+        await store.load(tenant, ticket)  # as a handler does before it appends
+        await store.append([note(ticket, 2, tenant)])
+    async with pool.acquire() as conn, conn.transaction():  # a writer that did not load it
+        await PostgresEventStore(conn, keys=DEV_KEYS).append([note(ticket, 3, tenant)])
+
+    rows = await _raw(pool, ticket)
+    assert [r["subject_id"] for r in rows] == ["c-1", "c-1", "c-1"]  # the requester's
+    text = " ".join(r["payload"] for r in rows)
+    for plain in ("Invoice shows", "charged twice", "Anna", "anna@example.com", "note 2"):
+        assert plain not in text
+    stored = json.loads(rows[0]["payload"])
+    assert is_sealed(stored["subject"])
+    assert is_sealed(stored["requester"]["email"])
+    assert stored["requester"]["customer_id"] == "c-1"  # ids stay plain: statistics need them
+    assert stored["priority"] == "normal"
+
+    async with pool.acquire() as conn:
+        loaded = await PostgresEventStore(conn, keys=DEV_KEYS).load(tenant, ticket)
+        without_keys = (await histories(conn, [(tenant, ticket)]))[(tenant, ticket)]
+    assert loaded[0] == opened(ticket, tenant).model_copy(
+        update={"event_id": loaded[0].event_id, "correlation_id": loaded[0].correlation_id,
+                "occurred_at": loaded[0].occurred_at}
+    )  # fmt: skip
+    assert [e.payload.body for e in loaded[1:]] == ["note 2", "note 3"]
+    assert is_sealed(without_keys[0].payload.subject)  # a reader not entitled sees ciphertext
+
+
+async def test_destroying_a_subjects_key_erases_their_fields_and_nothing_else(
+    pool: asyncpg.Pool,
+) -> None:
+    ticket, tenant = uuid4(), f"t{uuid4().hex[:8]}"
+    async with pool.acquire() as conn, conn.transaction():
+        await PostgresEventStore(conn, keys=DEV_KEYS).append(
+            [opened(ticket, tenant), note(ticket, 2, tenant)]
+        )
+        assert await DEV_KEYS.destroy(conn, tenant, ["c-1"]) == 1
+    async with pool.acquire() as conn:
+        first, second = await PostgresEventStore(conn, keys=DEV_KEYS).load(tenant, ticket)
+    payload = first.payload
+    assert isinstance(payload, TicketOpened)
+    assert (payload.subject, payload.description) == (ERASED, ERASED)
+    assert (payload.requester.name, payload.requester.email) == (ERASED, ERASED)
+    assert payload.requester.customer_id == "c-1"
+    assert payload.number == 1
+    assert second.payload.body == ERASED
+    # New data about the same person later gets a new key: what was erased stays erased.
+    async with pool.acquire() as conn, conn.transaction():
+        await PostgresEventStore(conn, keys=DEV_KEYS).append([note(ticket, 3, tenant)])
+    async with pool.acquire() as conn:
+        history = await PostgresEventStore(conn, keys=DEV_KEYS).load(tenant, ticket)
+    assert [e.payload.body for e in history[1:]] == [ERASED, "note 3"]
+
+
+async def test_events_stored_plain_before_are_sealed_once_by_the_migration(
+    pool: asyncpg.Pool,
+) -> None:
+    ticket, tenant = uuid4(), f"t{uuid4().hex[:8]}"
+    async with pool.acquire() as conn, conn.transaction():  # as a release before 2.0 wrote them
+        await insert_in_commit_order(
+            conn, "events", [opened(ticket, tenant), note(ticket, 2, tenant)]
+        )
+    assert "anna@example.com" in " ".join(r["payload"] for r in await _raw(pool, ticket))
+
+    assert await seal_plain_events(pool, DEV_KEYS, batch=1) >= 2
+    assert await seal_plain_events(pool, DEV_KEYS) == 0  # once
+
+    rows = await _raw(pool, ticket)
+    assert [r["subject_id"] for r in rows] == ["c-1", "c-1"]
+    assert "anna@example.com" not in " ".join(r["payload"] for r in rows)
+    async with pool.acquire() as conn:
+        loaded = await PostgresEventStore(conn, keys=DEV_KEYS).load(tenant, ticket)
+    assert loaded[0].payload.requester.email == "anna@example.com"
+    assert loaded[1].payload.body == "note 2"
