@@ -34,3 +34,24 @@ async def test_a_bounded_retention_is_set_on_new_and_existing_topics(kafka_boots
     assert created == [new]
     assert await _retention_ms(kafka_bootstrap, new) == str(3 * 86_400_000)
     assert await _retention_ms(kafka_bootstrap, old) == str(2 * 86_400_000) != broker_default
+
+
+async def test_a_retired_topic_is_never_created_and_ages_out_where_it_exists(
+    kafka_bootstrap: str,
+) -> None:
+    kept, gone = f"test.retired.{uuid.uuid4().hex[:8]}", f"test.retired.{uuid.uuid4().hex[:8]}"
+    await ensure_topics(kafka_bootstrap, [TopicSpec(kept, 1)])  # before it was retired
+
+    created = await ensure_topics(kafka_bootstrap, [
+        TopicSpec(kept, 1, retention_days=7, retired=True),
+        TopicSpec(gone, 1, retention_days=7, retired=True),
+    ])  # fmt: skip
+
+    assert created == []
+    assert await _retention_ms(kafka_bootstrap, kept) == str(7 * 86_400_000)
+    admin = AIOKafkaAdminClient(bootstrap_servers=kafka_bootstrap)
+    await admin.start()
+    try:
+        assert gone not in await admin.list_topics()
+    finally:
+        await admin.close()

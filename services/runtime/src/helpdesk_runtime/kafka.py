@@ -173,6 +173,9 @@ class TopicSpec:
     partitions: int
     retention_days: int | None = None
     """Bounded retention (`retention.ms`), set when the topic is created and kept set."""
+    retired: bool = False
+    """Replaced by a newer version: never created, only its retention kept bounded where an
+    older deployment has it, so that what it holds ages out."""
 
     @property
     def config(self) -> dict[str, str]:
@@ -190,7 +193,7 @@ async def ensure_topics(
     try:
         topics = list(topics)
         existing = set(await admin.list_topics())
-        missing = [t for t in topics if t.name not in existing]
+        missing = [t for t in topics if t.name not in existing and not t.retired]
         created: list[str] = []
         for t in missing:
             try:

@@ -6,7 +6,14 @@ from datetime import UTC, datetime
 
 from fastapi import APIRouter, FastAPI
 
-from helpdesk_contracts import TOPICS, TicketSubmitted, dead_letter_topic, topic_for
+from helpdesk_contracts import (
+    RETIRED_TOPICS,
+    TOPICS,
+    TicketSubmitted,
+    dead_letter_topic,
+    topic_for,
+)
+from helpdesk_contracts.topics import PLAIN_TEXT_RETENTION_DAYS
 from helpdesk_runtime.db import load_migrations
 from helpdesk_runtime.feed import AppendFeed
 from helpdesk_runtime.http import create_app as create_service_app
@@ -45,6 +52,12 @@ def build_runtime(settings: Settings, clock: Callable[[], datetime] = _utc_now) 
     topics += [
         TopicSpec(dead_letter_topic(t.name), DEAD_LETTER_PARTITIONS, t.retention_days)
         for t in known
+    ]
+    # What the retired versions hold (personal data in plain text) ages out.
+    topics += [
+        TopicSpec(name, TOPICS[newer].partitions, PLAIN_TEXT_RETENTION_DAYS, retired=True)
+        for old, newer in RETIRED_TOPICS.items()
+        for name in (old, dead_letter_topic(old))
     ]
     keys = SubjectKeys(settings.key_ring())
     return ServiceRuntime(
