@@ -148,10 +148,14 @@ class PostgresEventStore(EventStore):
                 )
         keys = await self._keys.for_sealing(
             self._conn,
-            {(e.tenant_id, s) for e, s in zip(envelopes, subjects, strict=True) if s is not None},
+            {
+                (e.tenant_id, s)
+                for e, s in zip(envelopes, subjects, strict=True)
+                if s is not None and type(e.payload).personal_fields
+            },
         )
         return [
-            (sealed_payload(e, keys.get((e.tenant_id, s)) if s else None), s)
+            (sealed_payload(e, keys.get((e.tenant_id, s or ""))), s)
             for e, s in zip(envelopes, subjects, strict=True)
         ]
 

@@ -126,3 +126,27 @@ async def bind(
         " WHERE a.tenant_id = x.tenant AND a.attachment_id = x.id AND a.ticket_id IS NULL",
         [r[0] for r in rows], [r[1] for r in rows], [r[2] for r in rows],
     )  # fmt: skip
+
+
+async def forget_files_of(conn: Connection, tenant_id: str, tickets: Sequence[UUID]) -> list[str]:
+    """Delete the rows of the files attached to these tickets; their storage keys, whose
+    bytes the caller deletes."""
+    rows = await conn.fetch(
+        "DELETE FROM attachments WHERE tenant_id = $1 AND ticket_id = ANY($2::uuid[])"
+        " RETURNING storage_key",
+        tenant_id, list(tickets),
+    )  # fmt: skip
+    return [r["storage_key"] for r in rows]
+
+
+async def files_of(
+    conn: Connection, tenant_id: str, tickets: Sequence[UUID]
+) -> list[dict[str, Any]]:
+    """What is known of the files attached to these tickets (not their bytes)."""
+    rows = await conn.fetch(
+        "SELECT attachment_id, ticket_id, filename, content_type, size, sha256, uploaded_by,"
+        " uploaded_at FROM attachments WHERE tenant_id = $1 AND ticket_id = ANY($2::uuid[])"
+        " ORDER BY uploaded_at",
+        tenant_id, list(tickets),
+    )  # fmt: skip
+    return [dict(r) for r in rows]

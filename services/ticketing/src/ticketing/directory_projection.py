@@ -28,6 +28,9 @@ async def _customers(conn: Connection, histories: Sequence[Sequence[Envelope]]) 
     for history in histories:
         c = Customer.from_history(history)
         assert c is not None
+        if c.erased:
+            await forget(conn, c.tenant_id, [c.customer_id])
+            continue
         rows.append((
             c.tenant_id, c.customer_id, c.version, c.profile.name, c.profile.organisation_id,
             c.merged_into, list(c.merged_ids), c.profile.model_dump_json(), json.dumps(c.synced),
@@ -102,6 +105,18 @@ async def _replace_owned(
     await conn.executemany(
         f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({placeholders})", rows
     )
+
+
+async def forget(conn: Connection, tenant_id: str, customer_ids: Sequence[str]) -> None:
+    """Drop these customers' rows and identities (erased on request)."""
+    await conn.execute(
+        "DELETE FROM customer_identities WHERE tenant_id = $1 AND customer_id = ANY($2::text[])",
+        tenant_id, list(customer_ids),
+    )  # fmt: skip
+    await conn.execute(
+        "DELETE FROM customers WHERE tenant_id = $1 AND customer_id = ANY($2::text[])",
+        tenant_id, list(customer_ids),
+    )  # fmt: skip
 
 
 async def clear(conn: Connection) -> None:

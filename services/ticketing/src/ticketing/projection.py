@@ -26,7 +26,7 @@ from helpdesk_runtime.db import Connection
 from helpdesk_runtime.event_log import COPY_FROM
 from helpdesk_runtime.eventstore import histories
 from helpdesk_runtime.personal_data import SubjectKeys
-from ticketing import directory_projection, sla_feed
+from ticketing import directory_projection, privacy_store, sla_feed
 from ticketing.domain import Ticket
 
 Envelope = EventEnvelope[Any]
@@ -128,6 +128,27 @@ async def upsert(conn: Connection, changed: Sequence[Sequence[Envelope]]) -> Non
         await conn.execute(_UPSERT, *columns)
 
 
+async def refold_personal_data(conn: Connection, changed: Sequence[Sequence[Envelope]]) -> int:
+    """Rewrite the columns that hold personal data (subject, requester, search) from these
+    tickets' histories as they read now: after an erasure, erased. Nothing else changes,
+    so a ticket's counts, status and SLA columns stay exactly as they were."""
+    rows = [
+        (t.tenant_id, t.id, t.subject, t.requester.name if t.requester else None,
+         t.requester.email if t.requester else None, _search_text(history))
+        for history in changed
+        if history and (t := Ticket.from_history(history)) is not None
+    ]  # fmt: skip
+    await conn.executemany(
+        """
+        UPDATE ticket_list SET subject = $3, requester_name = $4, requester_email = $5,
+            search = to_tsvector('simple', $6)
+        WHERE tenant_id = $1 AND ticket_id = $2
+        """,
+        rows,
+    )
+    return len(rows)
+
+
 async def rebuild(pool: asyncpg.Pool, keys: SubjectKeys, batch: int = 500) -> int:
     """Drop the read models (the ticket list, the directory) and fold them again from the
     event log; returns the streams done."""
@@ -143,6 +164,9 @@ async def rebuild(pool: asyncpg.Pool, keys: SubjectKeys, batch: int = 500) -> in
             for project in PROJECTIONS:
                 await project(conn, [found[k] for k in chunk])
             done += len(chunk)
+        # Merged duplicates of an erased customer fold to rows of erased fields: forgotten.
+        for tenant_id, subjects in await privacy_store.erased_subjects(conn):
+            await directory_projection.forget(conn, tenant_id, subjects)
         await sla_feed.refresh(conn)  # the SLA columns come from the SLA events, kept apart
     return done
 

@@ -29,6 +29,8 @@ class UnitOfWork:
     events: EventStore
     numbers: TicketNumbers
     threads: Threads
+    keys: SubjectKeys
+    """The data subjects' keys the events are sealed with (erasure destroys them)."""
 
 
 def unit_of_work(conn: Connection, keys: SubjectKeys) -> UnitOfWork:
@@ -39,4 +41,5 @@ def unit_of_work(conn: Connection, keys: SubjectKeys) -> UnitOfWork:
         events=PostgresEventStore(conn, projections=projection.PROJECTIONS, keys=keys),
         numbers=PostgresTicketNumbers(conn),
         threads=PostgresThreads(conn),
+        keys=keys,
     )

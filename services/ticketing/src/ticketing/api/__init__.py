@@ -9,6 +9,7 @@ from ticketing.api.directory import directory_router
 from ticketing.api.fields import fields_router
 from ticketing.api.groups import groups_router
 from ticketing.api.macros import macros_router
+from ticketing.api.privacy import privacy_router
 from ticketing.api.queries import queries_router
 from ticketing.api.stream import stream_router
 
@@ -23,6 +24,7 @@ def router(deps: ApiDeps) -> APIRouter:
     api.include_router(groups_router(deps))
     api.include_router(directory_router(deps))
     api.include_router(attachments_router(deps))
+    api.include_router(privacy_router(deps))
     return api
 
 

@@ -20,6 +20,7 @@ from helpdesk_contracts import (
     ActorKind,
     Channel,
     ContactKind,
+    CustomerErased,
     CustomerMerged,
     CustomerProfile,
     CustomerProfileChanged,
@@ -212,6 +213,8 @@ class Customer(_Record):
     merged_into: str | None = None
     merged_ids: tuple[str, ...] = ()
     """Customers merged into this one: a ticket naming one of them is this customer's."""
+    erased: bool = False
+    """Erased on request: nothing of the person is kept, and nothing more can be recorded."""
 
     @classmethod
     def register(
@@ -229,10 +232,17 @@ class Customer(_Record):
         )
         return customer
 
+    @classmethod
+    def unknown(cls, tenant_id: str, customer_id: str) -> Customer:
+        """A customer the directory never knew (only tickets name it): erasable all the same."""
+        customer = cls(tenant_id, customer_stream(tenant_id, customer_id))
+        customer.customer_id = customer_id
+        return customer
+
     @property
     def identities(self) -> set[Identity]:
-        if self.merged_into is not None:
-            return set()  # all of them went to the survivor
+        if self.merged_into is not None or self.erased:
+            return set()  # all of them went to the survivor, or are forgotten
         return identities(self.customer_id, self.profile) | {("id", i) for i in self.merged_ids}
 
     def change(
@@ -293,7 +303,21 @@ class Customer(_Record):
             customer_id=survivor.customer_id, duplicate_customer_id=self.customer_id,
             profile=profile, merged_by=by))  # fmt: skip
 
+    def erase(self, by: Actor) -> CustomerErased:
+        """Forget the person: this customer and every duplicate merged into it (the same
+        person's other identities)."""
+        self._still_here()
+        erased = CustomerErased(
+            customer_id=self.customer_id,
+            erased_subjects=(self.customer_id, *self.merged_ids),
+            requested_by=by,
+        )
+        self._record(erased)
+        return erased
+
     def _still_here(self) -> None:
+        if self.erased:
+            raise DirectoryError(f"customer {self.customer_id!r} was erased")
         if self.merged_into is not None:
             raise DirectoryError(
                 f"customer {self.customer_id!r} was merged into {self.merged_into!r}"
@@ -312,6 +336,9 @@ class Customer(_Record):
             case DuplicateCustomerMerged():
                 self.profile = event.profile
                 self.merged_ids = (*self.merged_ids, event.duplicate_customer_id)
+            case CustomerErased():
+                self.customer_id, self.erased = event.customer_id, True
+                self.profile = CustomerProfile()
 
 
 def profile_of(upsert: CustomerUpserted, current: CustomerProfile) -> CustomerProfile:
