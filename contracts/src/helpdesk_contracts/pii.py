@@ -29,7 +29,7 @@ from typing import Annotated, Any
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-from pydantic import AfterValidator, StringConstraints, ValidationInfo
+from pydantic import AfterValidator, BaseModel, ConfigDict, StringConstraints, ValidationInfo
 
 from helpdesk_contracts.errors import ContractError
 
@@ -141,3 +141,31 @@ def _walk(node: Any, parts: list[str], path: str, change: Callable[[str, str], s
         _walk(node[head], rest, path, change)
     elif isinstance(node[head], str):
         node[head] = change(path, node[head])
+
+
+SUBJECT_KEYS_TOPIC = "privacy.subject-keys.v1"
+"""Where the service that seals a tenant's personal data (ticketing) publishes the subjects'
+keys, wrapped by the master key ring, for the services entitled to read personal data:
+compacted, keyed by `subject_record_key(tenant, subject)`, the value a `SubjectKeyRecord`
+as JSON; a tombstone (null value) when the subject is erased, which compaction then takes
+out of Kafka too. Without the master keys (a Kubernetes Secret given only to the entitled
+services) a record opens nothing; Kafka ACLs let only those services read the topic."""
+
+
+class SubjectKeyRecord(BaseModel):
+    """A data subject's key as published: wrapped (AES-256-GCM) under master key
+    `master_version`, bound to its tenant, subject and key id."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    tenant_id: str
+    subject_id: str
+    key_id: str
+    master_version: int
+    wrapped: str
+    """Base64url of the nonce and the wrapped key."""
+
+
+def subject_record_key(tenant_id: str, subject_id: str) -> bytes:
+    """The Kafka key of a subject's record: one per tenant and subject, for compaction."""
+    return f"{tenant_id}\x1f{subject_id}".encode()

@@ -50,6 +50,7 @@ class Component(StrEnum):
     AUDIT = "audit"  # who changed the tenant's configuration
     WATERMARKS = "watermarks"  # the last watermark published (watermarks.py)
     BLOBS = "blobs"  # files, when kept in the database (blobs.py)
+    SUBJECT_KEYS = "subject_keys"  # the data subjects' keys (personal_data.py)
 
 
 def runtime_migrations(components: Iterable[Component] = tuple(Component)) -> list[Migration]:

@@ -25,7 +25,8 @@ class OutgoingMessage:
     """One record to publish."""
 
     topic: str
-    value: bytes
+    value: bytes | None
+    """None: a tombstone (a compacted topic forgets the key)."""
     key: bytes | None = None
     headers: Headers = field(default_factory=list)
     partition: int | None = None
@@ -137,7 +138,9 @@ class Producer:
         partitions: dict[str, list[int]] = {}
         grouped: dict[tuple[str, int], list[OutgoingMessage]] = defaultdict(list)
         for m in messages:
-            size = len(m.value) + len(m.key or b"") + sum(len(k) + len(v) for k, v in m.headers)
+            size = (
+                len(m.value or b"") + len(m.key or b"") + sum(len(k) + len(v) for k, v in m.headers)
+            )
             if size > self._max_message_bytes:
                 raise MessageSizeTooLargeError(
                     f"a record for {m.topic} is {size} bytes; the limit is"
@@ -173,15 +176,28 @@ class TopicSpec:
     partitions: int
     retention_days: int | None = None
     """Bounded retention (`retention.ms`), set when the topic is created and kept set."""
+    compacted: bool = False
+    """Keeps the last record of each key (`cleanup.policy=compact`), and forgets a key
+    soon after its tombstone."""
     retired: bool = False
     """Replaced by a newer version: never created, only its retention kept bounded where an
     older deployment has it, so that what it holds ages out."""
 
     @property
     def config(self) -> dict[str, str]:
-        if self.retention_days is None:
-            return {}
-        return {"retention.ms": str(self.retention_days * 86_400_000)}
+        config: dict[str, str] = {}
+        if self.retention_days is not None:
+            config["retention.ms"] = str(self.retention_days * 86_400_000)
+        if self.compacted:
+            # A destroyed key's record must leave Kafka soon after its tombstone: segments
+            # roll hourly so the cleaner can reach them, and tombstones go after a day.
+            config |= {
+                "cleanup.policy": "compact",
+                "segment.ms": "3600000",
+                "delete.retention.ms": "86400000",
+                "min.cleanable.dirty.ratio": "0.01",
+            }
+        return config
 
 
 async def ensure_topics(

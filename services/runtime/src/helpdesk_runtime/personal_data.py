@@ -37,6 +37,15 @@ Subject = tuple[str, str]  # (tenant id, subject id)
 
 
 @dataclass(frozen=True)
+class WrappedRecord:
+    """A subject's key as stored and published: wrapped by the master key ring."""
+
+    tenant_id: str
+    subject_id: str
+    key: WrappedKey
+
+
+@dataclass(frozen=True)
 class SubjectKey:
     subject_id: str
     key_id: str
@@ -87,13 +96,44 @@ class SubjectKeys:
         return {(t, k.key_id): k for (t, _), k in found.items()}
 
     async def destroy(self, conn: Connection, tenant_id: str, subject_ids: Sequence[str]) -> int:
-        """Delete these subjects' keys: every field they sealed is erased."""
+        """Delete these subjects' keys: every field they sealed is erased. The services
+        holding a copy delete theirs when the tombstone reaches them (key_distribution.py)."""
         deleted: int = await conn.fetchval(
-            "WITH gone AS (DELETE FROM subject_keys WHERE tenant_id = $1"
-            " AND subject_id = ANY($2::text[]) RETURNING 1) SELECT count(*) FROM gone",
+            """
+            WITH gone AS (
+                DELETE FROM subject_keys WHERE tenant_id = $1 AND subject_id = ANY($2::text[])
+                RETURNING tenant_id, subject_id, key_id),
+            noted AS (
+                INSERT INTO destroyed_subject_keys (tenant_id, subject_id, key_id)
+                SELECT $1, s, (SELECT key_id FROM gone WHERE subject_id = s)
+                FROM unnest($2::text[]) AS s
+                ON CONFLICT (tenant_id, subject_id) DO UPDATE SET destroyed_at = now())
+            SELECT count(*) FROM gone
+            """,
             tenant_id, list(subject_ids),
         )  # fmt: skip
         return deleted
+
+    async def store(self, conn: Connection, records: Sequence[WrappedRecord]) -> None:
+        """Keep copies of keys another service owns (a replica of the keys topic)."""
+        await conn.execute(
+            """
+            INSERT INTO subject_keys (tenant_id, subject_id, key_id, master_version, wrapped,
+                published)
+            SELECT *, true FROM unnest($1::text[], $2::text[], $3::text[], $4::int[],
+                $5::bytea[])
+            ON CONFLICT (tenant_id, subject_id) DO UPDATE SET key_id = excluded.key_id,
+                master_version = excluded.master_version, wrapped = excluded.wrapped
+            """,
+            [r.tenant_id for r in records], [r.subject_id for r in records],
+            [r.key.key_id for r in records], [r.key.master_version for r in records],
+            [r.key.wrapped for r in records],
+        )  # fmt: skip
+        await conn.execute(
+            "DELETE FROM destroyed_subject_keys d USING unnest($1::text[], $2::text[]) AS x(t, s)"
+            " WHERE d.tenant_id = x.t AND d.subject_id = x.s",
+            [r.tenant_id for r in records], [r.subject_id for r in records],
+        )  # fmt: skip
 
     async def _fetch(
         self, conn: Connection, column: str, wanted: Sequence[tuple[str, str]]

@@ -20,6 +20,7 @@ from helpdesk_runtime.event_log import Shard
 from helpdesk_runtime.feed import AppendFeed
 from helpdesk_runtime.jobs import Job, JobSupervisor
 from helpdesk_runtime.kafka import Producer, TopicSpec, ensure_topics
+from helpdesk_runtime.key_distribution import SubjectKeyPublisher
 from helpdesk_runtime.logging import broker_outage, configure_logging, get_logger
 from helpdesk_runtime.metrics import Metrics
 from helpdesk_runtime.outbox import OutboxRelay, Router, Source
@@ -102,6 +103,8 @@ class ServiceRuntime:
             components.add(Component.WATERMARKS)
         if blobs and settings.blob_store == "postgres":
             components.add(Component.BLOBS)
+        if subject_keys is not None:
+            components.add(Component.SUBJECT_KEYS)
         self.components = frozenset(components)
         self._keeps_blobs = blobs
         self._blobs: BlobStore | None = None
@@ -339,6 +342,9 @@ class ServiceRuntime:
                 on_fired=self._timer_fired,
             )
             jobs.append(Job("timers", timers.run, timers.stop, lambda: timers.last_error))
+        if self.subject_keys is not None:  # the owner of the keys publishes them
+            keys = SubjectKeyPublisher(self.pool, self.producer)
+            jobs.append(Job("subject-keys", keys.run, keys.stop, lambda: keys.last_error))
         for name, work in self._own_jobs.items():
             jobs.append(Job(name, lambda work=work: work(self)))  # type: ignore[misc]
         return jobs

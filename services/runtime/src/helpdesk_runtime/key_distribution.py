@@ -1,0 +1,170 @@
+"""The data subjects' keys on Kafka: how a service entitled to read personal data gets them
+without reading the owner's database (helpdesk_contracts.pii.SUBJECT_KEYS_TOPIC).
+
+The owner (the service that seals the events: ticketing) publishes every key it makes, still
+wrapped by the master key ring, on a compacted topic keyed by tenant and subject, and a
+tombstone for every key it destroys; compaction then takes the key out of Kafka as well. An
+entitled service runs a `SubjectKeyReplica`: it keeps the topic in its own `subject_keys`
+table (the same table and `SubjectKeys` the owner uses), so it opens sealed fields exactly as
+the owner does, with the master keys from its own Secret. A service without the master keys
+(or, in Kubernetes, without the ACL to read the topic) can open nothing.
+
+A missing key is either destroyed (erased: the replica noted the tombstone) or not here
+yet (the keys topic and the events' topic are read independently): a replica reports
+`caught_up` once it has read what the topic held when it started, which a consumer of
+personal data waits for before it starts.
+"""
+
+import asyncio
+import base64
+from collections.abc import Sequence
+from contextlib import suppress
+
+import asyncpg
+from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
+from pydantic import ValidationError
+
+from helpdesk_contracts.pii import SUBJECT_KEYS_TOPIC, SubjectKeyRecord, subject_record_key
+from helpdesk_runtime.kafka import OutgoingMessage, Producer
+from helpdesk_runtime.keyring import WrappedKey
+from helpdesk_runtime.logging import FailureStreak, get_logger
+from helpdesk_runtime.personal_data import SubjectKeys, WrappedRecord
+
+log = get_logger(__name__)
+
+
+class SubjectKeyPublisher:
+    """The owner's job: publishes the keys not yet on the topic, and the tombstones of the
+    keys destroyed, each batch acknowledged by the broker before it is marked done."""
+
+    def __init__(
+        self, pool: asyncpg.Pool, producer: Producer, *, batch: int = 500,
+        interval_s: float = 1.0,
+    ) -> None:  # fmt: skip
+        self._pool, self._producer = pool, producer
+        self._batch, self._interval_s = batch, interval_s
+        self._stopping = asyncio.Event()
+        self._failures = FailureStreak("subject key publisher")
+        self.last_error: str | None = None
+
+    async def publish_pending(self) -> int:
+        """One pass; how many records it published."""
+        async with self._pool.acquire() as conn, conn.transaction():
+            keys = await conn.fetch(
+                "SELECT tenant_id, subject_id, key_id, master_version, wrapped FROM subject_keys"
+                " WHERE NOT published ORDER BY created_at LIMIT $1 FOR UPDATE SKIP LOCKED",
+                self._batch,
+            )
+            gone = await conn.fetch(
+                "SELECT tenant_id, subject_id FROM destroyed_subject_keys"
+                " ORDER BY destroyed_at LIMIT $1 FOR UPDATE SKIP LOCKED",
+                self._batch,
+            )
+            messages = [_record(k) for k in keys] + [_tombstone(g) for g in gone]
+            if not messages:
+                return 0
+            await self._producer.send_many(messages)
+            await conn.execute(
+                "UPDATE subject_keys SET published = true WHERE key_id = ANY($1::text[])",
+                [k["key_id"] for k in keys],
+            )
+            await conn.execute(
+                "DELETE FROM destroyed_subject_keys d USING unnest($1::text[], $2::text[])"
+                " AS x(t, s) WHERE d.tenant_id = x.t AND d.subject_id = x.s",
+                [g["tenant_id"] for g in gone], [g["subject_id"] for g in gone],
+            )  # fmt: skip
+        return len(messages)
+
+    async def run(self) -> None:
+        while not self._stopping.is_set():
+            try:
+                done = await self.publish_pending()
+                self._failures.succeeded()
+                self.last_error = None
+            except Exception as exc:  # the broker or the database is away: try again
+                self._failures.failed(exc)
+                self.last_error = f"{type(exc).__name__}: {exc}"
+                done = 0
+            if not done:
+                with suppress(TimeoutError):
+                    await asyncio.wait_for(self._stopping.wait(), self._interval_s)
+
+    def stop(self) -> None:
+        self._stopping.set()
+
+
+def _record(row: asyncpg.Record) -> OutgoingMessage:
+    record = SubjectKeyRecord(
+        tenant_id=row["tenant_id"], subject_id=row["subject_id"], key_id=row["key_id"],
+        master_version=row["master_version"],
+        wrapped=base64.urlsafe_b64encode(bytes(row["wrapped"])).decode(),
+    )  # fmt: skip
+    key = subject_record_key(row["tenant_id"], row["subject_id"])
+    return OutgoingMessage(SUBJECT_KEYS_TOPIC, record.model_dump_json().encode(), key)
+
+
+def _tombstone(row: asyncpg.Record) -> OutgoingMessage:
+    return OutgoingMessage(
+        SUBJECT_KEYS_TOPIC, None, subject_record_key(row["tenant_id"], row["subject_id"])
+    )
+
+
+class SubjectKeyReplica:
+    """An entitled service's job: the keys topic, kept in its own `subject_keys` table."""
+
+    def __init__(
+        self, pool: asyncpg.Pool, keys: SubjectKeys, bootstrap_servers: str, group_id: str
+    ) -> None:
+        self._pool, self._keys = pool, keys
+        self._bootstrap, self._group_id = bootstrap_servers, group_id
+        self._stopping = asyncio.Event()
+        self.caught_up = asyncio.Event()
+        self.last_error: str | None = None
+
+    async def run(self) -> None:
+        consumer = AIOKafkaConsumer(
+            SUBJECT_KEYS_TOPIC, bootstrap_servers=self._bootstrap, group_id=self._group_id,
+            enable_auto_commit=False, auto_offset_reset="earliest",
+        )  # fmt: skip
+        await consumer.start()
+        try:
+            ends: dict[TopicPartition, int] | None = None
+            while not self._stopping.is_set():
+                batch = await consumer.getmany(timeout_ms=500, max_records=1000)
+                records = [r for rs in batch.values() for r in rs]
+                if records:
+                    await self.apply(records)
+                    await consumer.commit()
+                if ends is None and consumer.assignment():
+                    ends = await consumer.end_offsets(list(consumer.assignment()))
+                if ends is not None and not self.caught_up.is_set():
+                    positions = {tp: await consumer.position(tp) for tp in ends}
+                    if all(positions[tp] >= end for tp, end in ends.items()):
+                        self.caught_up.set()
+                        log.info("subject keys replica caught up")
+        finally:
+            await consumer.stop()
+
+    async def apply(self, records: Sequence[ConsumerRecord[bytes, bytes]]) -> None:
+        """Store what the records say, in order: the last record of a subject wins."""
+        async with self._pool.acquire() as conn, conn.transaction():
+            for r in records:
+                if r.value is None:
+                    tenant, _, subject = (r.key or b"").decode().partition("\x1f")
+                    await self._keys.destroy(conn, tenant, [subject])
+                    continue
+                try:
+                    record = SubjectKeyRecord.model_validate_json(r.value)
+                except ValidationError as exc:
+                    log.warning("unreadable subject key record", offset=r.offset, error=str(exc))
+                    continue
+                wrapped = WrappedKey(
+                    record.key_id, record.master_version,
+                    base64.urlsafe_b64decode(record.wrapped + "=" * (-len(record.wrapped) % 4)),
+                )  # fmt: skip
+                await self._keys.store(
+                    conn, [WrappedRecord(record.tenant_id, record.subject_id, wrapped)]
+                )
+
+    def stop(self) -> None:
+        self._stopping.set()
