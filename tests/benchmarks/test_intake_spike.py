@@ -6,7 +6,10 @@ started:
 - the plain aiokafka + asyncpg pipeline doing the same database work, with one and with
   three batches in flight (support/plain_pipeline.py): the ceiling of this machine;
 - the ticketing runtime in this process (intake consumer + outbox relay), until every
-  ticket is opened and published as `TicketOpened`;
+  ticket is opened and published as `TicketOpened`, its personal data sealed; then N more
+  with the event store sealing nothing (switched off by the benchmark), for what the
+  encryption costs. BENCH_CUSTOMERS (default 5,000) distinct customers send the N
+  submissions: that share of them is first-time customers, each needing a new key;
 - then N more, for other tenants, drained by BENCH_REPLICAS (default 2) replicas of the
   service as processes of their own (`python -m ticketing`), the relay split in as many
   shards: how the service scales out.
@@ -24,15 +27,20 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import Any
 
 import asyncpg
+import pytest
 from pydantic import SecretStr
 
 from helpdesk_contracts import EventEnvelope, Requester, TicketSubmitted, kafka_headers
 from helpdesk_runtime.db import create_pool
 from helpdesk_runtime.event_log import Shard
+from helpdesk_runtime.eventstore import PostgresEventStore
 from helpdesk_runtime.kafka import OutgoingMessage, Producer, TopicSpec, ensure_topics
 from helpdesk_runtime.outbox import OutboxRelay
+from helpdesk_runtime.personal_data import SubjectKeys
+from ticketing import unit_of_work
 from ticketing.bootstrap import INTAKE_TOPIC, build_runtime
 from ticketing.config import Settings
 from ticketing.intake import DIRECTORY_SYNC_TOPIC
@@ -49,6 +57,7 @@ EVENTS = int(os.environ.get("BENCH_EVENTS", "50000"))
 BATCH = int(os.environ.get("BENCH_BATCH", "500"))
 REPLICAS = int(os.environ.get("BENCH_REPLICAS", "2"))
 TENANTS = 20
+CUSTOMERS = int(os.environ.get("BENCH_CUSTOMERS", "5000"))  # a multiple of TENANTS
 PLAIN_OUT = "bench.plain.out"
 PLAIN = os.environ.get("BENCH_PLAIN", "1") != "0"  # 0: only the service (to profile it)
 
@@ -78,7 +87,9 @@ def _submission(i: int, tenant: str) -> OutgoingMessage:
             external_id=f"spike-{i}",
             subject="My invoice for this month is wrong",
             description="The amount charged does not match my plan. " * 3,
-            requester=Requester(customer_id=f"c-{i % 5000}", email=f"c{i % 5000}@example.com"),
+            requester=Requester(
+                customer_id=f"c-{i % CUSTOMERS}", email=f"c{i % CUSTOMERS}@example.com"
+            ),
         ),
         tenant_id=tenant,
         producer="billing-portal",
@@ -99,9 +110,10 @@ async def _publish(producer: Producer, n: int, tenants: list[str]) -> float:
 
 
 async def test_a_spike_of_submissions_is_drained(
-    database_url: str, kafka_bootstrap: str, producer: Producer
+    database_url: str, kafka_bootstrap: str, producer: Producer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     tenants = [f"bench{uuid.uuid4().hex[:6]}{t}" for t in range(TENANTS)]
+    unsealed = [f"bench{uuid.uuid4().hex[:6]}{t}" for t in range(TENANTS)]  # without sealing
     later = [f"bench{uuid.uuid4().hex[:6]}{t}" for t in range(TENANTS)]  # for the replicas
     settings = Settings(
         database_url=SecretStr(database_url),
@@ -118,7 +130,7 @@ async def test_a_spike_of_submissions_is_drained(
     runtime = build_runtime(settings)
     await runtime.start()  # creates the topics if this broker has none yet
     async with runtime.pool.acquire() as conn:
-        for tenant in tenants + later:
+        for tenant in tenants + unsealed + later:
             await register(conn, tenant, f"Bench {tenant}")
     await runtime.stop()
     await start_group_at_end(kafka_bootstrap, INTAKE_TOPIC, settings.intake_group_id)
@@ -139,6 +151,13 @@ async def test_a_spike_of_submissions_is_drained(
                 pool, kafka_bootstrap, INTAKE_TOPIC, PLAIN_OUT, EVENTS, n, group
             )
         drains = [await _drain_in_process(settings, pool, tenants)]
+        with monkeypatch.context() as patched:
+            patched.setattr(unit_of_work, "PostgresEventStore", _sealing_nothing)
+            group = f"bench-unsealed-{uuid.uuid4().hex[:8]}"
+            await start_group_at_end(kafka_bootstrap, INTAKE_TOPIC, group)
+            await _publish(producer, EVENTS, unsealed)
+            without = settings.model_copy(update={"intake_group_id": group})
+            drains.append(await _drain_in_process(without, pool, unsealed, "without sealing"))
         if REPLICAS:
             drains.append(
                 await _drain_in_replicas(database_url, producer, kafka_bootstrap, pool, later)
@@ -153,11 +172,16 @@ async def test_a_spike_of_submissions_is_drained(
         *(row for d in drains for row in d.rows),
     ]  # fmt: skip
     ratios = {d.path: (d.events / d.published_s) / best_rate for d in drains}
+    sealed, plain_store = drains[0], drains[1]
+    cost = 1 - (sealed.events / sealed.published_s) / (plain_store.events / plain_store.published_s)
+    cpu_cost = (sealed.cpu_s / sealed.events) - (plain_store.cpu_s / plain_store.events)
     table = "\n".join(f"  {name:<46} {rate:9,.0f}/s {us:6.0f} µs/event" for name, rate, us in rows)
     print(
         f"\nintake spike, {EVENTS:,} submissions (published at {EVENTS / publish_s:,.0f}/s),"
         f" batches of {BATCH}, {TENANTS} tenants:\n{table}\n"
         + "".join(f"  {p} / best plain: {r:.2f}\n" for p, r in ratios.items())
+        + f"  sealing personal data ({CUSTOMERS / EVENTS:.0%} first-time customers, a new key"
+        f" each): {cost:.1%} of the throughput, {1e6 * cpu_cost:.0f} µs CPU per event\n"
         + "".join(f"  peak RSS, {d.path}: {d.rss_mb:.0f} MB\n" for d in drains)
     )
     _record(
@@ -166,18 +190,30 @@ async def test_a_spike_of_submissions_is_drained(
             "rows": [{"path": n, "per_second": round(r), "cpu_us_per_event": round(u)}
                      for n, r, u in rows],
             "ratio_to_best_plain": {p: round(r, 3) for p, r in ratios.items()},
+            "first_time_customers": round(CUSTOMERS / EVENTS, 3),
+            "sealing_cost": {"throughput": round(cost, 3),
+                             "cpu_us_per_event": round(1e6 * cpu_cost)},
             "peak_rss_mb": {d.path: round(d.rss_mb) for d in drains},
         }
     )  # fmt: skip
 
 
-async def _drain_in_process(settings: Settings, pool: asyncpg.Pool, tenants: list[str]) -> Drain:
+def _sealing_nothing(
+    conn: Any, projections: Any = (), keys: SubjectKeys | None = None
+) -> PostgresEventStore:
+    """The ticketing event store with its keys left out: it stores personal data as is."""
+    return PostgresEventStore(conn, projections)
+
+
+async def _drain_in_process(
+    settings: Settings, pool: asyncpg.Pool, tenants: list[str], how: str = "sealed"
+) -> Drain:
     runtime = build_runtime(settings)
     await runtime.start()
     try:
         relay = OutboxRelay(pool, runtime.producer, str)  # reads its backlog, publishes nothing
         return await _timed_drain(
-            "ticketing intake, in this process",
+            f"ticketing intake, in this process, {how}",
             pool, tenants, relay, time.process_time,
             lambda: resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
         )  # fmt: skip
