@@ -1,13 +1,17 @@
 """Who may call what: every operation of every service's OpenAPI document, without a token
 and with each role, and with a foreign tenant's ids. The roles are this file's table, the
-operations come from the running services: an operation added without a line here fails."""
+operations come from the running services: an operation added without a line here fails.
+And only tenants the deployment serves (registered, not suspended) may call at all."""
 
 import re
 from typing import Any
 from uuid import uuid4
 
 from helpdesk_runtime.auth import Role
+from ticketing import tenants
+from ticketing.tenants import TenantGate
 
+from support.chaos import eventually
 from support.service import RunningService, sla_service, ticketing_service
 
 TICKETING: dict[tuple[str, str], Role] = {
@@ -168,3 +172,33 @@ async def test_no_operation_reaches_another_tenants_records(
                 found = 404 if path.endswith("/erasure") else 200
                 assert status == found, f"{method} {path} for its own tenant: {status}"
     assert not leaks, "\n".join(leaks)
+
+
+async def test_tokens_of_a_tenant_not_registered_or_suspended_are_refused(
+    database_url: str, kafka_bootstrap: str
+) -> None:
+    async with ticketing_service(database_url, kafka_bootstrap) as service:
+        tenant = f"t{uuid4().hex[:8]}"
+        agent = service.auth(tenant=tenant)
+        stranger = await service.client.get("/v1/tickets", headers=agent)
+        assert stranger.status_code == 403
+        assert "not registered" in stranger.json()["detail"]
+
+        await service.register_tenant(tenant)
+        gate = TenantGate(lambda: service.runtime.pool, ttl_s=0)  # what the service checks
+
+        async def answers(expected: int) -> bool:
+            return (await service.client.get("/v1/tickets", headers=agent)).status_code == expected
+
+        await eventually(lambda: answers(200), timeout_s=15)  # within the gate's few seconds
+        async with service.runtime.pool.acquire() as conn:
+            assert await tenants.suspend(conn, tenant, True)
+            assert await tenants.known(conn, [tenant]) == set()  # intake dead-letters it too
+        assert await gate.refusal(tenant) == f"tenant {tenant!r} is suspended"
+        await eventually(lambda: answers(403), timeout_s=15)
+        stream = await service.client.post("/v1/stream-tokens", headers=agent)
+        assert stream.status_code == 403
+        async with service.runtime.pool.acquire() as conn:
+            assert await tenants.suspend(conn, tenant, False)
+            assert await tenants.known(conn, [tenant]) == {tenant}
+        await eventually(lambda: answers(200), timeout_s=15)

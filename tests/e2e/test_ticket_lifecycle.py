@@ -98,6 +98,7 @@ async def test_a_ticket_is_worked_from_new_to_closed(service: TicketingService) 
 
 async def test_lists_filter_sort_search_and_page_with_a_cursor(service: TicketingService) -> None:
     tenant = f"t{uuid4().hex[:8]}"
+    await service.register_tenant(tenant)
     agent = service.auth(tenant, agent="agent-5")
     for i, priority in enumerate(["low", "urgent", "normal", "high", "urgent", "normal", "low"]):
         await _open(service, tenant, subject=f"Ticket {i}", priority=priority,

@@ -252,7 +252,7 @@ async def test_intake_for_an_unknown_tenant_is_dead_lettered_with_the_reason(
     assert len(letters) == 1
     headers = dict(letters[0].headers)
     assert headers["dlq-error-type"] == b"rejected"
-    assert f"unknown tenant '{stranger}'".encode() in headers["dlq-reason"]
+    assert f"tenant '{stranger}' is not registered, or suspended".encode() in headers["dlq-reason"]
 
 
 async def test_a_message_larger_than_the_consumer_accepts_is_dead_lettered_whole(

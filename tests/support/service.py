@@ -32,6 +32,7 @@ from ticketing.intake import DIRECTORY_SYNC_TOPIC
 from support.fixtures import start_group_at_end, topic_exists
 
 S = TypeVar("S", bound=ServiceSettings)
+AGENTS_TENANTS = ("acme", "globex")
 
 
 @dataclass(frozen=True)
@@ -103,6 +104,13 @@ async def ticketing_service(
             **overrides,
         }
     )
+    # The tenants the tests' agents belong to: the API refuses tokens of any other.
+    conn = await asyncpg.connect(database_url)
+    try:
+        for tenant in AGENTS_TENANTS:
+            await tenants.add(conn, tenant, f"Tenant {tenant}")
+    finally:
+        await conn.close()
     if connected and await topic_exists(kafka_bootstrap, INTAKE_TOPIC):
         await start_group_at_end(kafka_bootstrap, INTAKE_TOPIC, group_id)
     if connected and await topic_exists(kafka_bootstrap, SLA_TOPIC):

@@ -258,7 +258,7 @@ def test_settings_that_cannot_work_fail_at_start_up(
 def app_with_auth(verifier: TokenVerifier) -> FastAPI:
     app = FastAPI()
     install_problem_handlers(app)
-    auth = HttpAuth(verifier, StreamTokens(settings()))
+    auth = HttpAuth(verifier, StreamTokens(settings()), None)
     Caller = Annotated[Principal, Depends(auth.principal)]  # noqa: N806
 
     @app.get("/me")

@@ -13,6 +13,10 @@ from helpdesk_runtime.tokens import StreamTokens
 Authenticated = Callable[..., Awaitable[Principal]]
 """A FastAPI dependency that gives the request's Principal."""
 
+TenantGate = Callable[[str], Awaitable[str | None]]
+"""Why a tenant's tokens are refused (not registered, suspended), or None: a valid token
+names its tenant, but only the deployment knows whether that tenant may call."""
+
 _bearer = HTTPBearer(
     auto_error=False,
     bearerFormat="JWT",
@@ -32,9 +36,12 @@ class StreamToken(BaseModel):
 class HttpAuth:
     """Builds the dependencies a service's routes declare: `principal`, `at_least(role)`."""
 
-    def __init__(self, verifier: TokenVerifier, stream_tokens: StreamTokens) -> None:
+    def __init__(
+        self, verifier: TokenVerifier, stream_tokens: StreamTokens, tenants: TenantGate | None
+    ) -> None:
         self._verifier = verifier
         self._stream_tokens = stream_tokens
+        self._tenants = tenants
         self.principal: Authenticated = self._bearer_principal
         self.stream_reader: Authenticated = self._stream_reader
 
@@ -44,13 +51,19 @@ class HttpAuth:
         if credentials is None:
             raise _unauthorized("a bearer token is required", f'Bearer realm="{self._realm}"')
         try:
-            return await self._verifier.verify(credentials.credentials)
+            principal = await self._verifier.verify(credentials.credentials)
         except AuthError as exc:
             raise _unauthorized(exc.reason, 'Bearer error="invalid_token"') from None
         except KeysUnavailableError as exc:
             raise HTTPException(
                 status.HTTP_503_SERVICE_UNAVAILABLE, "the token cannot be checked now; retry"
             ) from exc
+        return await self._admitted(principal)
+
+    async def _admitted(self, principal: Principal) -> Principal:
+        if self._tenants is not None and (why := await self._tenants(principal.tenant_id)):
+            raise HTTPException(status.HTTP_403_FORBIDDEN, why)
+        return principal
 
     async def _stream_reader(
         self,
@@ -66,9 +79,10 @@ class HttpAuth:
         if credentials is not None or access_token is None:
             return await self._bearer_principal(credentials)
         try:
-            return self._stream_tokens.verify(access_token)
+            principal = self._stream_tokens.verify(access_token)
         except AuthError as exc:
             raise _unauthorized(exc.reason, 'Bearer error="invalid_token"') from None
+        return await self._admitted(principal)
 
     def at_least(self, role: Role) -> Authenticated:
         """A dependency giving the Principal when its role is at least `role`, else 403."""

@@ -40,7 +40,7 @@ class KeyRing:
         for version, key in masters.items():
             if version < 1 or len(key) != KEY_BYTES:
                 raise KeyRingError(f"master key {version}: versions start at 1, keys are 32 bytes")
-        self._masters = dict(masters)
+        self._masters = {version: AESGCM(key) for version, key in masters.items()}
         self.current = max(masters)
 
     @classmethod
@@ -70,7 +70,7 @@ class KeyRing:
             raise KeyRingError(f"master key {wrapped.master_version} is not configured")
         blob = wrapped.wrapped
         try:
-            return AESGCM(master).decrypt(
+            return master.decrypt(
                 blob[:_NONCE], blob[_NONCE:], _bound(tenant_id, subject_id, wrapped.key_id)
             )
         except InvalidTag as exc:
@@ -87,9 +87,7 @@ class KeyRing:
         self, key: bytes, tenant_id: str, subject_id: str, key_id: str, version: int
     ) -> WrappedKey:
         nonce = os.urandom(_NONCE)
-        sealed = AESGCM(self._masters[version]).encrypt(
-            nonce, key, _bound(tenant_id, subject_id, key_id)
-        )
+        sealed = self._masters[version].encrypt(nonce, key, _bound(tenant_id, subject_id, key_id))
         return WrappedKey(key_id, version, nonce + sealed)
 
 

@@ -16,6 +16,7 @@ first event named (a reply on a ticket is sealed with the requester's key).
 from __future__ import annotations
 
 import base64
+import functools
 import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -26,8 +27,14 @@ from pydantic_core import from_json, to_json
 
 from helpdesk_contracts import EventEnvelope, event_class, parse_envelope, registered_events
 from helpdesk_contracts.errors import ContractError
-from helpdesk_contracts.pii import ERASED, associated_data, is_sealed, key_id_of, seal, transform
-from helpdesk_contracts.pii import unseal as unseal_field
+from helpdesk_contracts.pii import (
+    ERASED,
+    SubjectCipher,
+    associated_data,
+    is_sealed,
+    key_id_of,
+    transform,
+)
 from helpdesk_runtime.db import Connection
 from helpdesk_runtime.event_log import EVENT_COLUMNS, envelope_from_row
 from helpdesk_runtime.keyring import KeyRing, WrappedKey
@@ -51,6 +58,10 @@ class SubjectKey:
     key_id: str
     key: bytes
 
+    @functools.cached_property
+    def cipher(self) -> SubjectCipher:
+        return SubjectCipher(self.key, self.key_id)
+
 
 class SubjectKeys:
     """The data subjects' keys of one service's database, wrapped by its master key ring."""
@@ -69,20 +80,26 @@ class SubjectKeys:
         missing = [s for s in wanted if s not in found]
         if missing:
             made = {s: self._ring.new_key(*s, _new_key_id()) for s in missing}
-            # A concurrent writer may make the same subject's key: its row wins, and this
-            # transaction reads it back (the insert waits for the other to commit).
-            await conn.execute(
+            inserted = await conn.fetch(
                 """
                 INSERT INTO subject_keys (tenant_id, subject_id, key_id, master_version, wrapped)
                 SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::int[], $5::bytea[])
                 ON CONFLICT (tenant_id, subject_id) DO NOTHING
+                RETURNING tenant_id, subject_id
                 """,
                 [t for t, _ in missing], [s for _, s in missing],
                 [made[s][1].key_id for s in missing],
                 [made[s][1].master_version for s in missing],
                 [made[s][1].wrapped for s in missing],
             )  # fmt: skip
-            found |= await self._fetch(conn, "subject_id", missing)
+            for r in inserted:
+                subject = (r["tenant_id"], r["subject_id"])
+                key, wrapped = made[subject]
+                found[subject] = SubjectKey(subject[1], wrapped.key_id, key)
+            # A concurrent writer made some of them first: its keys win, read back (the
+            # insert waited for it to commit).
+            if lost := [s for s in missing if s not in found]:
+                found |= await self._fetch(conn, "subject_id", lost)
         return found
 
     async def for_opening(
@@ -168,12 +185,12 @@ def sealed_payload(envelope: Envelope, key: SubjectKey | None) -> str:
     if key is None:
         raise ValueError(f"{envelope.event_type} {envelope.event_id} has personal data, no key")
     document = envelope.payload.model_dump(mode="json")
-    tenant = envelope.tenant_id
+    tenant, cipher = envelope.tenant_id, key.cipher
 
     def sealing(path: str, value: str) -> str:
         if value == ERASED or is_sealed(value):
             return value  # erased stays erased; sealed stays as it was sealed
-        return seal(value, key.key, key.key_id, associated_data(tenant, key.subject_id, path))
+        return cipher.seal(value, associated_data(tenant, key.subject_id, path))
 
     transform(document, fields, sealing)
     return str(to_json(document), "utf-8")
@@ -219,7 +236,7 @@ def _opener(tenant: str, found: dict[tuple[str, str], SubjectKey]) -> Any:
         key = found.get((tenant, key_id_of(value)))
         if key is None:
             return ERASED
-        return unseal_field(value, key.key, associated_data(tenant, key.subject_id, path))
+        return key.cipher.unseal(value, associated_data(tenant, key.subject_id, path))
 
     return opening
 

@@ -2,6 +2,8 @@
 
 python -m ticketing rebuild                  fold the list and the directory again from the events
 python -m ticketing tenants add ID --name N  register a tenant (intake refuses others)
+python -m ticketing tenants suspend ID        refuse its tokens and intake (its data stays)
+python -m ticketing tenants resume ID
 python -m ticketing tenants list
 """
 
@@ -43,6 +45,17 @@ async def _tenants(_settings: Settings, args: argparse.Namespace, pool: asyncpg.
                     before={"name": before} if before else None, after={"name": args.name},
                 )  # fmt: skip
             log.info("tenant registered", tenant_id=args.tenant_id)
+        elif args.action in ("suspend", "resume"):
+            suspended = args.action == "suspend"
+            async with conn.transaction():
+                if not await tenants.suspend(conn, args.tenant_id, suspended):
+                    raise SystemExit(f"tenant {args.tenant_id!r} is not registered")
+                await audit.record(
+                    conn, tenant_id=args.tenant_id, actor=f"ops:{getpass.getuser()}",
+                    entity="tenant", entity_id=args.tenant_id, action=Action.UPDATED,
+                    before={"suspended": not suspended}, after={"suspended": suspended},
+                )  # fmt: skip
+            log.info(f"tenant {args.action}d", tenant_id=args.tenant_id)
         else:
             for tenant_id, name in await tenants.all_of(conn):
                 print(f"{tenant_id}\t{name}")
@@ -53,6 +66,8 @@ def _tenant_arguments(parser: argparse.ArgumentParser) -> None:
     adding = actions.add_parser("add", help="register a tenant")
     adding.add_argument("tenant_id", type=_tenant_id)
     adding.add_argument("--name", required=True)
+    for action, what in (("suspend", "refuse its tokens and intake"), ("resume", "undo that")):
+        actions.add_parser(action, help=what).add_argument("tenant_id", type=_tenant_id)
     actions.add_parser("list", help="list the tenants")
 
 

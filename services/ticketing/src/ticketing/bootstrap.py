@@ -31,6 +31,7 @@ from ticketing.intake import (
     directory_sync_handler,
     intake_handler,
 )
+from ticketing.tenants import TenantGate
 from ticketing.unit_of_work import UnitOfWork, unit_of_work
 
 INTAKE_TOPIC = topic_for(TicketSubmitted.event_type).name
@@ -135,6 +136,7 @@ def create_app(
         live_stream=True,
         # An upload's form parts around the file: a few KiB are plenty.
         body_limits={"/v1/attachments": settings.attachment_max_bytes + 64 * 1024},
+        tenant_gate=TenantGate(lambda: runtime.pool).refusal,
     )
 
 

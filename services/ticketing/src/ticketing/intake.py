@@ -24,7 +24,7 @@ from ticketing.directory_store import LinkRequest
 from ticketing.handlers import Link, open_submitted_tickets
 from ticketing.unit_of_work import unit_of_work
 
-_REGISTER = "register it with `python -m ticketing tenants add <id> --name <name>`"
+_REGISTER = "not registered, or suspended (`python -m ticketing tenants add|resume <id>`)"
 ACCEPTS = frozenset({TicketSubmitted.event_type, CustomerMessageReceived.event_type})
 DIRECTORY_SYNC_TOPIC = topic_for(CustomerUpserted.event_type).name
 DIRECTORY_SYNC_ACCEPTS = frozenset({CustomerUpserted.event_type, OrganisationUpserted.event_type})
@@ -88,7 +88,7 @@ async def _of_known_tenants(
 ) -> tuple[list[EventEnvelope[Any]], list[Rejection]]:
     registered = await tenants.known(conn, (e.tenant_id for e in batch))
     rejections = [
-        Rejection(e.event_id, f"unknown tenant {e.tenant_id!r}: {_REGISTER}")
+        Rejection(e.event_id, f"tenant {e.tenant_id!r} is {_REGISTER}")
         for e in batch
         if e.tenant_id not in registered
     ]
