@@ -32,7 +32,13 @@ from helpdesk_contracts.envelope import (
 )
 from helpdesk_contracts.errors import ContractError
 from helpdesk_contracts.feedback import SCORE_RANGES, FeedbackReceived, SurveyKind
-from helpdesk_contracts.intake import CustomerMessageReceived, TicketSubmitted
+from helpdesk_contracts.intake import (
+    CustomerMessageReceived,
+    IntakeRejection,
+    TicketSubmitted,
+    publisher_intake_topic,
+    rejections_topic,
+)
 from helpdesk_contracts.sla import (
     PolicyRef,
     RetargetRule,
@@ -126,6 +132,7 @@ __all__ = [
     "ExternalRef",
     "FeedbackReceived",
     "IncidentLinked",
+    "IntakeRejection",
     "InternalNoteAdded",
     "LinkedToProblem",
     "Organisation",
@@ -181,6 +188,8 @@ __all__ = [
     "kafka_headers",
     "kafka_key",
     "parse_envelope",
+    "publisher_intake_topic",
     "registered_events",
+    "rejections_topic",
     "topic_for",
 ]

@@ -11,16 +11,24 @@ customer sends in a conversation the publisher tracks (a mail thread, a chat): t
 message of a thread opens a ticket, later ones are added to it as the customer's replies,
 and a message to a thread whose ticket is closed opens a follow-up ticket. Each message is
 applied once per (tenant_id, source, external_message_id).
+
+An outside publisher (a system not run by the company's own teams) gets a topic of its own,
+`publisher_intake_topic(name)`, which only it may write to, and reads why a message was
+refused on `rejections_topic(that topic)`.
 """
 
 from __future__ import annotations
 
+import re
+from uuid import UUID
+
 from pydantic import Field
 
-from helpdesk_contracts.envelope import Event
+from helpdesk_contracts.envelope import Event, UtcDatetime
 from helpdesk_contracts.values import (
     Attachments,
     Channel,
+    ContractModel,
     CustomFields,
     Description,
     Identifier,
@@ -84,3 +92,36 @@ class CustomerMessageReceived(Event):
     def partition_key(self) -> str:
         """Keyed by thread, so one conversation's messages arrive in order."""
         return self.external_thread_id
+
+
+def publisher_intake_topic(publisher: str) -> str:
+    """The intake topic of one outside publisher: the same events, keys and schemas as
+    `ticketing.intake.v1`, but only that publisher's Kafka user may write to it, so a
+    message's topic says who sent it. Its tenants are the ones ticketing registered for it
+    (`python -m ticketing publishers allow <publisher> <tenant>`)."""
+    if not re.fullmatch(r"[a-z0-9][a-z0-9_-]{0,62}", publisher):
+        raise ValueError(f"{publisher!r} is not a publisher name (a-z, 0-9, '-', '_')")
+    return f"ticketing.intake.v1.{publisher}"
+
+
+def rejections_topic(topic: str) -> str:
+    """Where a publisher reads why its messages on `topic` were refused (IntakeRejection):
+    its own topic, so it never needs to read our dead letters."""
+    return f"{topic}.rejections"
+
+
+class IntakeRejection(ContractModel):
+    """A message refused, and why: the value of a record on the publisher's rejections
+    topic, keyed as the message was. It does not repeat the message's content."""
+
+    event_id: UUID | None = None
+    """The refused envelope's event_id, when it had a readable one."""
+    event_type: str | None = None
+    tenant_id: str | None = None
+    source_topic: str
+    source_partition: int
+    source_offset: int
+    error_type: str
+    """invalid, oversize, unexpected_event_type, rejected (a business rule) or failed."""
+    reason: str
+    rejected_at: UtcDatetime

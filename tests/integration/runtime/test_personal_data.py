@@ -9,7 +9,9 @@ from helpdesk_contracts import TicketOpened
 from helpdesk_contracts.pii import ERASED, is_sealed
 from helpdesk_runtime.event_log import insert_in_commit_order
 from helpdesk_runtime.eventstore import PostgresEventStore, histories
-from helpdesk_runtime.personal_data import seal_plain_events
+from helpdesk_runtime.keyring import KeyRing
+from helpdesk_runtime.personal_data import SubjectKeys, rewrap_all, seal_plain_events
+from helpdesk_runtime.settings import DEV_PII_MASTER_KEYS
 
 from support.events import note, opened
 from support.privacy import DEV_KEYS
@@ -105,3 +107,28 @@ async def test_events_stored_plain_before_are_sealed_once_by_the_migration(
         loaded = await PostgresEventStore(conn, keys=DEV_KEYS).load(tenant, ticket)
     assert loaded[0].payload.requester.email == "anna@example.com"
     assert loaded[1].payload.body == "note 2"
+
+
+async def test_a_new_master_key_rewraps_every_subject_key_and_nothing_sealed_changes(
+    pool: asyncpg.Pool,
+) -> None:
+    ticket, tenant = uuid4(), f"t{uuid4().hex[:8]}"
+    async with pool.acquire() as conn, conn.transaction():
+        await PostgresEventStore(conn, keys=DEV_KEYS).append([opened(ticket, tenant)])
+    before = await _raw(pool, ticket)
+    rotated = KeyRing.parse(f"{DEV_PII_MASTER_KEYS},2:{'A' * 43}")  # a second version
+
+    assert await rewrap_all(pool, rotated) >= 1
+    assert await rewrap_all(pool, rotated) == 0
+    async with pool.acquire() as conn:
+        row = await conn.fetchrow(
+            "SELECT master_version, published FROM subject_keys"
+            " WHERE tenant_id = $1 AND subject_id = 'c-1'",
+            tenant,
+        )
+        assert row is not None
+        assert (row["master_version"], row["published"]) == (2, False)  # to go out again
+        only_new = SubjectKeys(KeyRing.parse(f"2:{'A' * 43}"))  # the old version removed
+        loaded = await PostgresEventStore(conn, keys=only_new).load(tenant, ticket)
+    assert loaded[0].payload.subject == "Invoice shows the wrong amount"
+    assert await _raw(pool, ticket) == before  # not one event was touched

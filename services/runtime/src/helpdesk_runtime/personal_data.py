@@ -309,3 +309,36 @@ async def _stream_subjects(
         if subject is not None:
             found[(row["tenant_id"], row["stream_id"])] = subject
     return found
+
+
+async def rewrap_all(pool: asyncpg.Pool, ring: KeyRing, batch: int = 1000) -> int:
+    """Rotate the master key: wrap every subject key that an older master version wrapped
+    under the current one (the subject keys, and so every sealed event, stay as they are).
+    The keys go out on the keys topic again, so replicas hold the new wrapping; once this
+    returns 0 the old master version can be removed from PII_MASTER_KEYS."""
+    done = 0
+    while True:
+        async with pool.acquire() as conn, conn.transaction():
+            rows = await conn.fetch(
+                "SELECT tenant_id, subject_id, key_id, master_version, wrapped FROM subject_keys"
+                " WHERE master_version <> $1 LIMIT $2 FOR UPDATE SKIP LOCKED",
+                ring.current, batch,
+            )  # fmt: skip
+            if not rows:
+                return done
+            new = [
+                ring.rewrap(r["tenant_id"], r["subject_id"], WrappedKey(
+                    r["key_id"], r["master_version"], bytes(r["wrapped"])))
+                for r in rows
+            ]  # fmt: skip
+            await conn.execute(
+                """
+                UPDATE subject_keys k SET master_version = x.version, wrapped = x.wrapped,
+                    published = false
+                FROM unnest($1::text[], $2::int[], $3::bytea[]) AS x(key_id, version, wrapped)
+                WHERE k.key_id = x.key_id
+                """,
+                [w.key_id for w in new], [w.master_version for w in new],
+                [w.wrapped for w in new],
+            )  # fmt: skip
+            done += len(new)

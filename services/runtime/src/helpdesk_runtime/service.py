@@ -55,6 +55,8 @@ class ConsumerSpec:
     handler: BatchHandler
     accepts: frozenset[str]
     description: str = ""
+    rejections: bool = False
+    """Tell the publisher why a message was refused, on `<topic>.rejections`."""
 
 
 JobFactory = Callable[["ServiceRuntime"], Awaitable[None]]
@@ -167,7 +169,9 @@ class ServiceRuntime:
                     name=spec.group_id,
                     pool=self.pool,
                     handler=spec.handler,
-                    dead_letters=DeadLetterPublisher(self.producer, spec.group_id),
+                    dead_letters=DeadLetterPublisher(
+                        self.producer, spec.group_id, rejections=spec.rejections
+                    ),
                     accepts=spec.accepts,
                     max_message_bytes=self.settings.consumer_max_message_bytes,
                     retry_attempts=self.settings.consumer_retry_attempts,

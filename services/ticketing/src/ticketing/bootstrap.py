@@ -11,6 +11,8 @@ from helpdesk_contracts import (
     TOPICS,
     TicketSubmitted,
     dead_letter_topic,
+    publisher_intake_topic,
+    rejections_topic,
     topic_for,
 )
 from helpdesk_contracts.pii import SUBJECT_KEYS_TOPIC
@@ -56,6 +58,16 @@ def build_runtime(settings: Settings, clock: Callable[[], datetime] = _utc_now) 
         TopicSpec(dead_letter_topic(t.name), DEAD_LETTER_PARTITIONS, t.retention_days)
         for t in known
     ]
+    # Each outside publisher's own intake topic; it reads why a message was refused on its
+    # rejections topic (plain text others sent: kept as long as the intake topic).
+    intake = TOPICS[INTAKE_TOPIC]
+    for name in sorted(settings.intake_publishers):
+        topic = publisher_intake_topic(name)
+        topics += [
+            TopicSpec(topic, intake.partitions, intake.retention_days),
+            TopicSpec(dead_letter_topic(topic), DEAD_LETTER_PARTITIONS, intake.retention_days),
+            TopicSpec(rejections_topic(topic), DEAD_LETTER_PARTITIONS, intake.retention_days),
+        ]
     # The subjects' keys, for the services entitled to read personal data (compacted).
     topics.append(TopicSpec(SUBJECT_KEYS_TOPIC, KEY_PARTITIONS, compacted=True))
     # What the retired versions hold (personal data in plain text) ages out.
@@ -77,6 +89,17 @@ def build_runtime(settings: Settings, clock: Callable[[], datetime] = _utc_now) 
                 handler=intake_handler(clock, keys),
                 accepts=ACCEPTS,
                 description="Tickets and customers' messages from other company systems",
+            ),
+            *(
+                ConsumerSpec(
+                    topic=publisher_intake_topic(name),
+                    group_id=settings.intake_group_id,
+                    handler=intake_handler(clock, keys, publisher=name),
+                    accepts=ACCEPTS,
+                    description=f"Tickets and customers' messages from {name}",
+                    rejections=True,
+                )
+                for name in sorted(settings.intake_publishers)
             ),
             ConsumerSpec(
                 topic=DIRECTORY_SYNC_TOPIC,

@@ -5,6 +5,7 @@ from typing import Annotated
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import NoDecode
 
+from helpdesk_contracts import publisher_intake_topic
 from helpdesk_runtime.settings import ServiceSettings
 from ticketing.domain.attachments import DEFAULT_TYPES, AttachmentPolicy
 
@@ -20,8 +21,18 @@ class Settings(ServiceSettings):
     attachment_ticket_max_bytes: int = Field(default=200 * 2**20, ge=1)
     # Comma-separated content types (as found in the bytes) that may be uploaded.
     attachment_types: Annotated[frozenset[str], NoDecode] = DEFAULT_TYPES
+    # Comma-separated outside publishers, each with an intake topic of its own
+    # (ticketing.intake.v1.<name>; in Kubernetes, a KafkaUser that may write only there).
+    intake_publishers: Annotated[frozenset[str], NoDecode] = frozenset()
 
-    @field_validator("attachment_types", mode="before")
+    @field_validator("intake_publishers")
+    @classmethod
+    def _publisher_names(cls, value: frozenset[str]) -> frozenset[str]:
+        for name in value:
+            publisher_intake_topic(name)  # refuses a name no topic can carry
+        return value
+
+    @field_validator("attachment_types", "intake_publishers", mode="before")
     @classmethod
     def _comma_separated(cls, value: object) -> object:
         return frozenset(t.strip() for t in value.split(",") if t.strip()) if isinstance(

@@ -18,7 +18,14 @@ from helpdesk_contracts import (
 from helpdesk_runtime.consumer import BatchHandler, Rejection
 from helpdesk_runtime.db import Connection
 from helpdesk_runtime.personal_data import SubjectKeys
-from ticketing import attachments_store, directory, directory_store, fields_store, tenants
+from ticketing import (
+    attachments_store,
+    directory,
+    directory_store,
+    fields_store,
+    publishers,
+    tenants,
+)
 from ticketing.conversations import receive_customer_messages
 from ticketing.directory_store import LinkRequest
 from ticketing.handlers import Link, open_submitted_tickets
@@ -30,11 +37,17 @@ DIRECTORY_SYNC_TOPIC = topic_for(CustomerUpserted.event_type).name
 DIRECTORY_SYNC_ACCEPTS = frozenset({CustomerUpserted.event_type, OrganisationUpserted.event_type})
 
 
-def intake_handler(clock: Callable[[], datetime], keys: SubjectKeys) -> BatchHandler:
-    """The batch handler the intake consumer runs inside its transaction."""
+def intake_handler(
+    clock: Callable[[], datetime], keys: SubjectKeys, publisher: str | None = None
+) -> BatchHandler:
+    """The batch handler the intake consumer runs inside its transaction; of an outside
+    `publisher`'s topic, only for the tenants registered for it."""
 
     async def handle(conn: Connection, batch: Sequence[EventEnvelope[Any]]) -> Sequence[Rejection]:
         batch, rejections = await _of_known_tenants(conn, batch)
+        if publisher is not None:
+            batch, not_its = await _of_its_tenants(conn, publisher, batch)
+            rejections += not_its
         if not batch:
             return rejections
         uow, now = unit_of_work(conn, keys), clock()
@@ -81,6 +94,19 @@ def directory_sync_handler(clock: Callable[[], datetime], keys: SubjectKeys) -> 
         return rejections + await directory.apply_upserts(unit_of_work(conn, keys), batch, clock())
 
     return handle
+
+
+async def _of_its_tenants(
+    conn: Connection, publisher: str, batch: Sequence[EventEnvelope[Any]]
+) -> tuple[list[EventEnvelope[Any]], list[Rejection]]:
+    allowed = await publishers.allowed(conn, publisher, (e.tenant_id for e in batch))
+    refused = [
+        Rejection(e.event_id, f"publisher {publisher!r} may not open tickets for tenant"
+                              f" {e.tenant_id!r} (ops: `python -m ticketing publishers allow`)")
+        for e in batch
+        if e.tenant_id not in allowed
+    ]  # fmt: skip
+    return [e for e in batch if e.tenant_id in allowed], refused
 
 
 async def _of_known_tenants(
