@@ -40,7 +40,7 @@ async def erase_customer(
     await uow.keys.destroy(conn, tenant, subjects)
     await uow.events.append(wrap(customer.stream, customer.pending_versions(), ctx, at))
     await directory_projection.forget(conn, tenant, subjects)  # the duplicates' rows too
-    tickets = await privacy_store.tickets_of(conn, tenant, subjects)
+    tickets = (await privacy_store.streams_of(conn, tenant, subjects)).tickets
     refolded = await histories(conn, [(tenant, t) for t in tickets], uow.keys)
     await projection.refold_personal_data(conn, list(refolded.values()))
     files = await attachments_store.forget_files_of(conn, tenant, tickets)
@@ -91,8 +91,8 @@ async def export_customer(uow: UnitOfWork, tenant: str, customer_id: str) -> Exp
     else:
         customer = await _person(uow, tenant, customer_id)
         subjects = [customer.customer_id, *customer.merged_ids]
-    streams = await privacy_store.directory_streams_of(conn, tenant, subjects)
-    tickets = await privacy_store.tickets_of(conn, tenant, subjects)
+    found_in = await privacy_store.streams_of(conn, tenant, subjects)
+    streams, tickets = found_in.directory, found_in.tickets
     found = await histories(conn, [(tenant, s) for s in (*streams, *tickets)], uow.keys)
     return Export(
         customer_id=customer.customer_id if customer else customer_id,

@@ -56,26 +56,24 @@ async def holds_data_of(conn: Connection, tenant_id: str, subject_id: str) -> bo
     return found
 
 
-async def tickets_of(conn: Connection, tenant_id: str, subjects: Sequence[str]) -> list[UUID]:
-    """The tickets whose personal data is these people's (they requested them)."""
-    rows = await conn.fetch(
-        "SELECT stream_id FROM events WHERE tenant_id = $1 AND subject_id = ANY($2::text[])"
-        " AND version = 1 AND event_type = 'TicketOpened' ORDER BY position",
-        tenant_id, list(subjects),
-    )  # fmt: skip
-    return [r["stream_id"] for r in rows]
+@dataclass(frozen=True)
+class Streams:
+    """Where a person's data is in the event log: the tickets they requested, and their
+    records in the directory."""
+
+    tickets: list[UUID]
+    directory: list[UUID]
 
 
-async def directory_streams_of(
-    conn: Connection, tenant_id: str, subjects: Sequence[str]
-) -> list[UUID]:
-    """The directory records (customer streams) of these people."""
+async def streams_of(conn: Connection, tenant_id: str, subjects: Sequence[str]) -> Streams:
+    """The streams whose first event names one of these people as its data subject."""
     rows = await conn.fetch(
-        "SELECT stream_id FROM events WHERE tenant_id = $1 AND subject_id = ANY($2::text[])"
-        " AND version = 1 AND event_type <> 'TicketOpened' ORDER BY position",
+        "SELECT stream_id, event_type FROM events WHERE tenant_id = $1"
+        " AND subject_id = ANY($2::text[]) AND version = 1 ORDER BY position",
         tenant_id, list(subjects),
     )  # fmt: skip
-    return [r["stream_id"] for r in rows]
+    opened = [r["stream_id"] for r in rows if r["event_type"] == "TicketOpened"]
+    return Streams(opened, [r["stream_id"] for r in rows if r["event_type"] != "TicketOpened"])
 
 
 def _erasure(row: Any) -> Erasure:
