@@ -208,6 +208,9 @@ def _sealing_nothing(
 async def _drain_in_process(
     settings: Settings, pool: asyncpg.Pool, tenants: list[str], how: str = "sealed"
 ) -> Drain:
+    # What the drains before left to vacuum is not this drain's work: both in-process drains
+    # (sealed, then not) start on a settled database.
+    await pool.execute("VACUUM (ANALYZE)")
     runtime = build_runtime(settings)
     await runtime.start()
     try:
