@@ -140,7 +140,14 @@ def transform(
     """Replace, in place, each string at one of `paths` ("a.b", "a.*.b" for each item of a
     list) with `change(path, value)`; absent and null fields are left alone."""
     for path, parts in _split(paths):
-        _walk(payload, parts, path, change)
+        if "*" in parts:
+            _walk(payload, parts, path, change)
+            continue
+        node: Any = payload  # a plain path, walked without recursion (most of them)
+        for part in parts[:-1]:
+            node = node.get(part) if isinstance(node, dict) else None
+        if isinstance(node, dict) and isinstance(value := node.get(parts[-1]), str):
+            node[parts[-1]] = change(path, value)
 
 
 @functools.cache

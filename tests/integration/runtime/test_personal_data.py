@@ -132,3 +132,20 @@ async def test_a_new_master_key_rewraps_every_subject_key_and_nothing_sealed_cha
         loaded = await PostgresEventStore(conn, keys=only_new).load(tenant, ticket)
     assert loaded[0].payload.subject == "Invoice shows the wrong amount"
     assert await _raw(pool, ticket) == before  # not one event was touched
+
+
+async def test_a_plain_value_that_looks_sealed_is_sealed_like_any_other(
+    pool: asyncpg.Pool,
+) -> None:
+    ticket, tenant = uuid4(), f"t{uuid4().hex[:8]}"
+    looks_sealed = "pii:v1:k1:abcdefghijklmnopqrstuvwxyz0123456789ABCDEF"  # typed by someone
+    event = opened(ticket, tenant)
+    event = event.model_copy(update={"payload": event.payload.model_copy(
+        update={"subject": looks_sealed})})  # fmt: skip
+    async with pool.acquire() as conn, conn.transaction():
+        await PostgresEventStore(conn, keys=DEV_KEYS).append([event])
+    [row] = await _raw(pool, ticket)
+    assert looks_sealed not in row["payload"]
+    async with pool.acquire() as conn:
+        [loaded] = await PostgresEventStore(conn, keys=DEV_KEYS).load(tenant, ticket)
+    assert loaded.payload.subject == looks_sealed

@@ -185,12 +185,13 @@ def sealed_payload(envelope: Envelope, key: SubjectKey | None) -> str:
     if key is None:
         raise ValueError(f"{envelope.event_type} {envelope.event_id} has personal data, no key")
     document = envelope.payload.model_dump(mode="json")
-    tenant, cipher = envelope.tenant_id, key.cipher
+    cipher = key.cipher
+    bound = associated_data(envelope.tenant_id, key.subject_id, "")  # + the field's path
 
     def sealing(path: str, value: str) -> str:
-        if value == ERASED or is_sealed(value):
-            return value  # erased stays erased; sealed stays as it was sealed
-        return cipher.seal(value, associated_data(tenant, key.subject_id, path))
+        # Erased stays erased. Everything else is sealed, a value that merely looks sealed
+        # too: events are held plain until stored, so none is sealed already.
+        return value if value == ERASED else cipher.seal(value, bound + path.encode())
 
     transform(document, fields, sealing)
     return str(to_json(document), "utf-8")
