@@ -17,6 +17,7 @@ personal data waits for before it starts.
 
 import asyncio
 import base64
+from collections import defaultdict
 from collections.abc import Sequence
 from contextlib import suppress
 
@@ -146,25 +147,35 @@ class SubjectKeyReplica:
             await consumer.stop()
 
     async def apply(self, records: Sequence[ConsumerRecord[bytes, bytes]]) -> None:
-        """Store what the records say, in order: the last record of a subject wins."""
+        """Store what the records say: the last record of a subject wins (a key, or its
+        tombstone), so a batch is one statement for the keys and one per erasing tenant."""
+        latest: dict[tuple[str, str], WrappedRecord | None] = {}
+        for r in records:
+            if r.value is None:
+                tenant, _, subject = (r.key or b"").decode().partition("\x1f")
+                latest[(tenant, subject)] = None
+                continue
+            try:
+                record = SubjectKeyRecord.model_validate_json(r.value)
+            except ValidationError as exc:
+                log.warning("unreadable subject key record", offset=r.offset, error=str(exc))
+                continue
+            wrapped = WrappedKey(
+                record.key_id, record.master_version,
+                base64.urlsafe_b64decode(record.wrapped + "=" * (-len(record.wrapped) % 4)),
+            )  # fmt: skip
+            latest[(record.tenant_id, record.subject_id)] = WrappedRecord(
+                record.tenant_id, record.subject_id, wrapped
+            )
+        destroyed: dict[str, list[str]] = defaultdict(list)
+        for (tenant, subject), kept in latest.items():
+            if kept is None:
+                destroyed[tenant].append(subject)
         async with self._pool.acquire() as conn, conn.transaction():
-            for r in records:
-                if r.value is None:
-                    tenant, _, subject = (r.key or b"").decode().partition("\x1f")
-                    await self._keys.destroy(conn, tenant, [subject])
-                    continue
-                try:
-                    record = SubjectKeyRecord.model_validate_json(r.value)
-                except ValidationError as exc:
-                    log.warning("unreadable subject key record", offset=r.offset, error=str(exc))
-                    continue
-                wrapped = WrappedKey(
-                    record.key_id, record.master_version,
-                    base64.urlsafe_b64decode(record.wrapped + "=" * (-len(record.wrapped) % 4)),
-                )  # fmt: skip
-                await self._keys.store(
-                    conn, [WrappedRecord(record.tenant_id, record.subject_id, wrapped)]
-                )
+            if kept_keys := [k for k in latest.values() if k is not None]:
+                await self._keys.store(conn, kept_keys)
+            for tenant, subjects in destroyed.items():
+                await self._keys.destroy(conn, tenant, subjects)
 
     def stop(self) -> None:
         self._stopping.set()
