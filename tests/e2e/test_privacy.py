@@ -22,7 +22,6 @@ from helpdesk_contracts import CustomerErased, TicketOpened
 from helpdesk_contracts.pii import ERASED
 from helpdesk_runtime.auth import Principal, Role
 from helpdesk_runtime.db import create_pool
-from helpdesk_runtime.personal_data import document_of, open_documents
 from helpdesk_runtime.tokens import mint
 from ticketing.config import Settings
 from ticketing.domain.directory import customer_stream
@@ -32,6 +31,7 @@ from support.chaos import ServiceProcess, eventually
 from support.fixtures import find_keyed, start_group_at_end, topic_exists
 from support.privacy import (
     DEV_KEYS,
+    opened_with,
     published_topics,
     readable_in_database,
     readable_in_topics,
@@ -58,12 +58,7 @@ async def _rows(database_url: str, query: str, *args: Any) -> list[dict[str, Any
 
 
 async def _opened(database_url: str, value: bytes) -> Any:
-    conn = await asyncpg.connect(database_url)
-    try:
-        [envelope] = await open_documents(conn, [document_of(value)], DEV_KEYS)
-    finally:
-        await conn.close()
-    return envelope.payload
+    return (await opened_with(database_url, value)).payload
 
 
 async def test_an_erased_customer_is_readable_nowhere_and_the_statistics_stay(

@@ -3,17 +3,30 @@ a database's every column and of topics' raw bytes."""
 
 import asyncio
 from collections.abc import Iterable, Sequence
+from typing import Any
 
 import asyncpg
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
-from helpdesk_contracts import RETIRED_TOPICS, TOPICS, dead_letter_topic
+from helpdesk_contracts import RETIRED_TOPICS, TOPICS, EventEnvelope, dead_letter_topic
 from helpdesk_runtime.keyring import KeyRing
-from helpdesk_runtime.personal_data import SubjectKeys
+from helpdesk_runtime.personal_data import SubjectKeys, open_published
 from helpdesk_runtime.settings import DEV_PII_MASTER_KEYS
 
 DEV_KEYS = SubjectKeys(KeyRing.parse(DEV_PII_MASTER_KEYS))
+
+
+async def opened_with(
+    database_url: str, value: bytes, keys: SubjectKeys = DEV_KEYS
+) -> EventEnvelope[Any]:
+    """A published event opened with the keys kept in this database (its owner's)."""
+    conn = await asyncpg.connect(database_url)
+    try:
+        return await open_published(conn, value, keys)
+    finally:
+        await conn.close()
+
 
 _TEXT = ("text", "character varying", "jsonb", "json", "ARRAY", "tsvector")
 
@@ -80,19 +93,25 @@ async def readable_in_topics(
         ]
         consumer.unsubscribe()
         consumer.assign(partitions)
+        starts = await consumer.beginning_offsets(partitions)  # what retention left
         ends = await consumer.end_offsets(partitions)
         await consumer.seek_to_beginning(*partitions)
-        left = {tp for tp, end in ends.items() if end > 0}
+        # Done when the records read reach each partition's end: not when the consumer's
+        # position does, which was once seen there with records left unread (the scan then
+        # passed without reading them). A partition never read to its end times out.
+        read_to = {tp: starts[tp] for tp, end in ends.items() if end > starts[tp]}
         async with asyncio.timeout(timeout_s):
-            while left:
-                batch = await consumer.getmany(*left, timeout_ms=500)
+            while read_to:
+                batch = await consumer.getmany(*read_to, timeout_ms=500)
                 for tp, records in batch.items():
                     for r in records:
                         raw = b"".join(
                             [r.key or b"", r.value or b"", *(v for _, v in r.headers or ())]
                         )
                         found |= {f"{tp.topic}: {n}" for n, b in encoded if b in raw}
-                left = {tp for tp in left if await consumer.position(tp) < ends[tp]}
+                    if records:
+                        read_to[tp] = records[-1].offset + 1
+                read_to = {tp: at for tp, at in read_to.items() if at < ends[tp]}
     finally:
         await consumer.stop()
     return sorted(found)

@@ -17,7 +17,6 @@ from pydantic import SecretStr
 
 from helpdesk_contracts import EventEnvelope
 from helpdesk_runtime.auth import Principal, Role
-from helpdesk_runtime.personal_data import document_of, open_documents
 from helpdesk_runtime.service import ServiceRuntime
 from helpdesk_runtime.settings import ServiceSettings
 from helpdesk_runtime.tokens import mint
@@ -30,6 +29,7 @@ from ticketing.config import Settings
 from ticketing.intake import DIRECTORY_SYNC_TOPIC
 
 from support.fixtures import start_group_at_end, topic_exists
+from support.privacy import opened_with
 
 S = TypeVar("S", bound=ServiceSettings)
 AGENTS_TENANTS = ("acme", "globex")
@@ -54,12 +54,8 @@ class RunningService(Generic[S]):
         """A published event with its personal data opened, as a reader holding the
         subjects' keys (the service's own) sees it."""
         assert self.runtime.subject_keys is not None, "this service seals no personal data"
-        conn = await asyncpg.connect(self.settings.database_url.get_secret_value())
-        try:
-            [envelope] = await open_documents(conn, [document_of(value)], self.runtime.subject_keys)
-        finally:
-            await conn.close()
-        return envelope
+        url = self.settings.database_url.get_secret_value()
+        return await opened_with(url, value, self.runtime.subject_keys)
 
     def auth(
         self, tenant: str = "acme", agent: str = "agent-7", role: str = "agent"

@@ -17,7 +17,7 @@ from helpdesk_runtime.event_log import EVENT_COLUMNS, wire_json
 from helpdesk_runtime.eventstore import PostgresEventStore
 from helpdesk_runtime.kafka import Producer, TopicSpec, ensure_topics
 from helpdesk_runtime.key_distribution import SubjectKeyPublisher, SubjectKeyReplica
-from helpdesk_runtime.personal_data import document_of, open_documents
+from helpdesk_runtime.personal_data import open_published
 
 from support.chaos import eventually
 from support.events import opened
@@ -73,7 +73,7 @@ async def test_a_replica_opens_what_the_owner_sealed_until_the_key_is_destroyed(
 
         async def subject() -> str:
             async with replica_pool.acquire() as conn:
-                [envelope] = await open_documents(conn, [document_of(published)], DEV_KEYS)
+                envelope = await open_published(conn, published, DEV_KEYS)
             assert isinstance(envelope.payload, TicketOpened)
             return envelope.payload.subject
 

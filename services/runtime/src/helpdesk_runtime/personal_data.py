@@ -198,16 +198,17 @@ def sealed_payload(envelope: Envelope, key: SubjectKey | None) -> str:
 
 
 async def open_documents(
-    conn: Connection, documents: Sequence[dict[str, Any]], keys: SubjectKeys | None
+    conn: Connection, documents: Sequence[dict[str, Any]], keys: SubjectKeys
 ) -> list[Envelope]:
-    """Envelopes from stored (wire) JSON documents, personal fields opened where their key
-    still exists; without one, or without `keys` (a reader not entitled), they read ERASED."""
+    """Envelopes from stored or published (wire) JSON documents, personal fields opened
+    where their key still exists, else ERASED. (A reader without keys, not entitled,
+    parses the events as they are: their personal fields stay sealed.)"""
     wanted: set[tuple[str, str]] = set()
     fields_of: list[tuple[str, ...]] = []
     for document in documents:
         fields = _personal_fields(document)
         fields_of.append(fields)
-        if fields and keys is not None:
+        if fields:
             tenant = document["tenant_id"]
 
             def collect(_: str, value: str, tenant: str = tenant) -> str:
@@ -216,7 +217,7 @@ async def open_documents(
                 return value
 
             transform(document["payload"], fields, collect)
-    found = await keys.for_opening(conn, wanted) if keys is not None and wanted else {}
+    found = await keys.for_opening(conn, wanted) if wanted else {}
     for document, fields in zip(documents, fields_of, strict=True):
         if fields:
             transform(document["payload"], fields, _opener(document["tenant_id"], found))
@@ -246,6 +247,13 @@ def document_of(wire: bytes) -> dict[str, Any]:
     """A stored event's wire JSON as a document to open."""
     document: dict[str, Any] = from_json(wire)
     return document
+
+
+async def open_published(conn: Connection, value: bytes, keys: SubjectKeys) -> Envelope:
+    """One event as published on a topic (a Kafka record's value), its personal data
+    opened with the keys this service holds."""
+    [envelope] = await open_documents(conn, [document_of(value)], keys)
+    return envelope
 
 
 async def seal_plain_events(pool: asyncpg.Pool, keys: SubjectKeys, batch: int = 500) -> int:
