@@ -1,8 +1,11 @@
 """Markers follow the folder a test lives in: tests/unit, tests/integration, tests/e2e."""
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+from helpdesk_runtime import tenancy
 
 pytest_plugins = ["support.fixtures"]
 
@@ -22,3 +25,12 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         if tier is None:
             raise pytest.UsageError(f"{item.nodeid}: tests live under {sorted(_TIERS)}")
         item.add_marker(getattr(pytest.mark, tier))
+
+
+@pytest.fixture(autouse=True)
+def every_tenant() -> Iterator[None]:
+    """Tests arrange and inspect any tenant's rows. The code under test narrows the scope
+    itself (a request to its caller's tenant, a consumer's batch to its tenants), and the
+    service processes of the e2e tests start with no tenant at all, as in production."""
+    with tenancy.all_tenants():
+        yield

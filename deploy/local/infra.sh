@@ -418,6 +418,14 @@ pg_up() {
   log "PostgreSQL ready: postgresql://$PG_ROLE@127.0.0.1:$PG_PORT/postgres"
 }
 
+# What a database needs from a superuser (deploy/postgres/), in template1 so that every
+# database created afterwards has it. Idempotent: run on every `up`.
+pg_provision() {
+  "$PG_BIN_DIR/psql" -X -q -At -v ON_ERROR_STOP=1 -h 127.0.0.1 -p "$PG_PORT" -U "$PG_ROLE" \
+    -d template1 -f "$REPO_ROOT/deploy/postgres/leakproof.sql" >/dev/null ||
+    die "could not run deploy/postgres/leakproof.sql in template1"
+}
+
 # "fast" mode (SIGINT): roll back open transactions, disconnect clients and shut down cleanly.
 # SIGTERM ("smart") would wait for pooled client connections that never close on their own.
 # After $STOP_TIMEOUT seconds: "immediate" (SIGQUIT), then SIGKILL.
@@ -459,6 +467,7 @@ cmd_up() {
   pg_ensure_system_user
   kafka_begin_up
   pg_up
+  pg_provision
   kafka_finish_up
 }
 

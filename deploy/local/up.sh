@@ -15,7 +15,8 @@ sync_python
 eval "$("$INFRA" env)"
 
 # Each service has a database of its own, owned by a login role of its own that is not
-# a superuser: it can create its tables, and nothing else in the cluster. A database made
+# a superuser and does not bypass row-level security: it can create its tables, and
+# nothing else in the cluster. A database made
 # by an earlier version of this script (owned by the admin) is handed over to its role.
 create_database() { # name
   local name="$1"
@@ -30,6 +31,9 @@ SQL
 SELECT format('ALTER TABLE public.%I OWNER TO %I', tablename, '$name')
 FROM pg_tables WHERE schemaname = 'public' AND tableowner <> '$name' \gexec
 SQL
+  # A database made before infra.sh marked these in template1 (row-level security's indexes).
+  psql "${DATABASE_ADMIN_URL%/*}/$name" -qAt -v ON_ERROR_STOP=1 \
+    -f "$REPO_ROOT/deploy/postgres/leakproof.sql" >/dev/null
 }
 
 service_url() { # name: the service's own role on its own database

@@ -39,7 +39,7 @@ from support.chaos import (
     stop,
 )
 from support.faults import set_read_only, terminate_sessions
-from support.fixtures import role_dsn
+from support.fixtures import open_to_test_tools, role_dsn
 
 RATE = int(os.environ.get("CHAOS_RATE", "100"))
 SECONDS = float(os.environ.get("CHAOS_SECONDS", "6"))
@@ -68,6 +68,7 @@ async def database_url(servers: ChaosServers) -> str:
         if not await admin.fetchval("SELECT 1 FROM pg_roles WHERE rolname = $1", ROLE):
             await admin.execute(f"CREATE ROLE {ROLE} LOGIN PASSWORD '{PASSWORD}'")
         await admin.execute(f'CREATE DATABASE "{name}" OWNER {ROLE}')
+        await open_to_test_tools(admin, name)
     finally:
         await admin.close()
     url = role_dsn(servers.admin_url, name, ROLE, PASSWORD)

@@ -15,7 +15,7 @@ from ticketing.handlers import ticket_id_for_submission
 
 from support.chaos import eventually
 from support.events import customer_message, submitted
-from support.fixtures import find_on_topic
+from support.fixtures import find_keyed, find_on_topic
 from support.service import TicketingService, ticketing_service
 
 TICKETS = "ticketing.tickets.v2"
@@ -182,9 +182,7 @@ async def test_intake_opens_one_ticket_per_external_id_and_dead_letters_garbage(
     assert state["number"] in (1, 2)
     assert state["channel"] == "api"
 
-    letters = await find_on_topic(
-        kafka_bootstrap, f"{INTAKE}.dlq", lambda r: r.key == b"poison-" + tenant.encode()
-    )
+    letters = await find_keyed(kafka_bootstrap, f"{INTAKE}.dlq", b"poison-" + tenant.encode())
     assert len(letters) == 1
     assert b"tenant_id: Field required" in dict(letters[0].headers)["dlq-reason"]
 
@@ -246,9 +244,7 @@ async def test_intake_for_an_unknown_tenant_is_dead_lettered_with_the_reason(
     stranger = f"t{uuid4().hex[:8]}"
     envelope = submitted(f"ext-{uuid4().hex[:6]}", tenant=stranger)
     await producer.send_many([OutgoingMessage(INTAKE, envelope.to_json(), key=stranger.encode())])
-    letters = await find_on_topic(
-        kafka_bootstrap, f"{INTAKE}.dlq", lambda r: r.key == stranger.encode()
-    )
+    letters = await find_keyed(kafka_bootstrap, f"{INTAKE}.dlq", stranger.encode())
     assert len(letters) == 1
     headers = dict(letters[0].headers)
     assert headers["dlq-error-type"] == b"rejected"
@@ -262,7 +258,7 @@ async def test_a_message_larger_than_the_consumer_accepts_is_dead_lettered_whole
     key = f"big-{uuid4().hex[:6]}".encode()
     huge = b'{"event_type": "TicketSubmitted", "padding": "' + b"x" * 1_500_000 + b'"}'
     await producer.send_many([OutgoingMessage(INTAKE, huge, key=key)])
-    letters = await find_on_topic(kafka_bootstrap, f"{INTAKE}.dlq", lambda r: r.key == key)
+    letters = await find_keyed(kafka_bootstrap, f"{INTAKE}.dlq", key)
     assert len(letters) == 1
     assert letters[0].value == huge
     headers = dict(letters[0].headers)

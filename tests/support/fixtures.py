@@ -12,6 +12,7 @@ import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
+from helpdesk_runtime import tenancy
 from helpdesk_runtime.db import Migration, create_pool, migrate
 from helpdesk_runtime.kafka import Producer, partition_for
 from sla.bootstrap import build_runtime as build_sla_runtime
@@ -61,6 +62,14 @@ async def service_role(real_servers: Servers) -> str:
     return SERVICE_ROLE
 
 
+async def open_to_test_tools(admin: asyncpg.Connection, database: str) -> None:
+    """The test's own connections to `database` see every tenant's rows (a database default).
+
+    A service's pool sets its scope on every checkout, which overrides this default: the
+    code under test sees what production code would (helpdesk_runtime.tenancy)."""
+    await admin.execute(f"ALTER DATABASE \"{database}\" SET {tenancy.SETTING} = '{tenancy.ALL}'")
+
+
 async def template_with(
     servers: Servers, role: str, migrations: list[Migration]
 ) -> AsyncIterator[str]:
@@ -93,6 +102,7 @@ async def copy_of(
     name = f"{prefix}_{uuid.uuid4().hex[:12]}"
     admin = await asyncpg.connect(servers.database_admin_url)
     await admin.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template}" OWNER {role}')
+    await open_to_test_tools(admin, name)
     yield service_dsn(servers.database_admin_url, name)
     await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
     await admin.close()
@@ -130,6 +140,7 @@ async def empty_database_url(real_servers: Servers, service_role: str) -> AsyncI
     name = f"helpdesk_empty_{uuid.uuid4().hex[:12]}"
     admin = await asyncpg.connect(real_servers.database_admin_url)
     await admin.execute(f'CREATE DATABASE "{name}" OWNER {service_role}')
+    await open_to_test_tools(admin, name)
     yield service_dsn(real_servers.database_admin_url, name)
     await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
     await admin.close()

@@ -5,6 +5,9 @@ and `make up` need nothing more; `S3BlobStore` keeps them in S3-compatible stora
 MinIO, Ceph...) for production. `BLOB_STORE` chooses (see `ServiceSettings`). Either is
 written before the row that references a file is committed: a file whose upload did not
 finish is never referenced (at worst an orphan is left, never a dangling reference).
+
+A key starts with its tenant's id, "<tenant>/<name>": the database's row-level security
+(tenancy.py) keeps each tenant to its own files by that prefix.
 """
 
 from typing import TYPE_CHECKING, Protocol

@@ -21,6 +21,7 @@ import uvicorn
 from fastapi import FastAPI
 from pydantic import ValidationError
 
+from helpdesk_runtime import tenancy
 from helpdesk_runtime.auth import Principal, Role
 from helpdesk_runtime.db import create_pool
 from helpdesk_runtime.logging import configure_logging, get_logger
@@ -98,7 +99,8 @@ class ServiceCli(Generic[S]):
             if command is None:  # `migrate` itself
                 log.info("database migrated", applied=applied or "nothing new")
                 return
-            await command.run(settings, args, pool)
+            with tenancy.all_tenants():  # an operator's tool: every tenant
+                await command.run(settings, args, pool)
         finally:
             await pool.close()
 

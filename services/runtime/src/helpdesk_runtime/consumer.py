@@ -40,7 +40,7 @@ from helpdesk_contracts import (
     topic_for,
 )
 from helpdesk_contracts.pii import READING_SEALED
-from helpdesk_runtime import inbox
+from helpdesk_runtime import inbox, tenancy
 from helpdesk_runtime.db import Connection
 from helpdesk_runtime.deadletters import DeadLetter, DeadLetterPublisher
 from helpdesk_runtime.eventstore import Envelope
@@ -248,7 +248,9 @@ class BatchConsumer:
     async def _apply_with_retry(self, batch: list[_Decoded], outcome: BatchOutcome) -> None:
         for attempt in range(1, self._attempts + 1):
             try:
-                await self._apply(batch, outcome)
+                # The batch's connection sees the rows of the batch's tenants, no others.
+                with tenancy.scoped_to(d.envelope.tenant_id for d in batch):
+                    await self._apply(batch, outcome)
                 return
             except Exception as exc:
                 if is_transient(exc):

@@ -10,6 +10,7 @@ from typing import TypeAlias
 import asyncpg
 from asyncpg.pool import PoolConnectionProxy
 
+from helpdesk_runtime import tenancy
 from helpdesk_runtime.logging import get_logger
 
 log = get_logger(__name__)
@@ -54,15 +55,14 @@ class Component(StrEnum):
 
 
 def runtime_migrations(components: Iterable[Component] = tuple(Component)) -> list[Migration]:
-    """The runtime's tables for these components (file names are unique across them)."""
+    """The runtime's tables for these components (file names are unique across them),
+    after the row-level security functions that every service's tenant tables use."""
     wanted = set(components)
+    folders = ["tenancy", *(c.value for c in Component if c in wanted)]
     return [
         migration
-        for component in Component
-        if component in wanted
-        for migration in load_migrations(
-            "helpdesk_runtime", "runtime", f"migrations/{component.value}"
-        )
+        for folder in folders
+        for migration in load_migrations("helpdesk_runtime", "runtime", f"migrations/{folder}")
     ]
 
 
@@ -71,10 +71,12 @@ async def create_pool(dsn: str, *, min_size: int = 2, max_size: int = 10) -> asy
 
     JIT compilation is off: it is for long analytical queries, and PostgreSQL starts it
     from the planner's cost estimate, which a batch statement over a big table easily
-    passes. The breach sweep paid 145 ms of compiling for a 200 ms statement each pass."""
+    passes. The breach sweep paid 145 ms of compiling for a 200 ms statement each pass.
+
+    Each checkout takes the tenant scope of the code that checks out (tenancy.py)."""
     pool = await asyncpg.create_pool(
         dsn, min_size=min_size, max_size=max_size, reset=_nothing_more_to_reset,
-        server_settings={"jit": "off"},
+        setup=tenancy.apply_scope, server_settings={"jit": "off"},
     )  # fmt: skip
     assert pool is not None
     return pool
@@ -86,41 +88,46 @@ async def _nothing_more_to_reset(_conn: asyncpg.Connection) -> None:
     asyncpg always rolls back a transaction left open and drops the listener callbacks; its
     default reset then also sends `SELECT pg_advisory_unlock_all(); CLOSE ALL; UNLISTEN *;
     RESET ALL`: one round trip more for an HTTP command that makes about ten. Our code leaves
-    no session state on a pooled connection for it to undo: no session SET, no cursor WITH
-    HOLD, the migration lock unlocked in a `finally`, the append feed's LISTEN removed with
-    its listener.
+    no session state on a pooled connection for it to undo: no cursor WITH HOLD, the
+    migration lock unlocked in a `finally`, the append feed's LISTEN removed with its
+    listener, and the one session setting, the tenant scope, set again on every checkout.
     """
 
 
 async def migrate(pool: asyncpg.Pool, migrations: list[Migration]) -> list[str]:
     """Apply the migrations not yet applied; replicas starting together take turns."""
+    with tenancy.all_tenants():  # a migration may move any tenant's rows
+        async with pool.acquire() as conn:
+            await conn.execute("SELECT pg_advisory_lock($1)", _MIGRATION_LOCK)
+            try:
+                return await _apply_new(conn, migrations)
+            finally:
+                await conn.execute("SELECT pg_advisory_unlock($1)", _MIGRATION_LOCK)
+
+
+async def _apply_new(conn: Connection, migrations: list[Migration]) -> list[str]:
+    await conn.execute(
+        "CREATE TABLE IF NOT EXISTS schema_migrations ("
+        " name text PRIMARY KEY, checksum text NOT NULL,"
+        " applied_at timestamptz NOT NULL DEFAULT now())"
+    )
+    done = {
+        r["name"]: r["checksum"]
+        for r in await conn.fetch("SELECT name, checksum FROM schema_migrations")
+    }
     applied_now: list[str] = []
-    async with pool.acquire() as conn:
-        await conn.execute("SELECT pg_advisory_lock($1)", _MIGRATION_LOCK)
-        try:
+    for m in migrations:
+        if m.name in done:
+            if done[m.name] != m.checksum:
+                raise RuntimeError(f"migration {m.name} was changed after it was applied")
+            continue
+        async with conn.transaction():
+            await conn.execute(m.sql)
             await conn.execute(
-                "CREATE TABLE IF NOT EXISTS schema_migrations ("
-                " name text PRIMARY KEY, checksum text NOT NULL,"
-                " applied_at timestamptz NOT NULL DEFAULT now())"
+                "INSERT INTO schema_migrations (name, checksum) VALUES ($1, $2)",
+                m.name,
+                m.checksum,
             )
-            done = {
-                r["name"]: r["checksum"]
-                for r in await conn.fetch("SELECT name, checksum FROM schema_migrations")
-            }
-            for m in migrations:
-                if m.name in done:
-                    if done[m.name] != m.checksum:
-                        raise RuntimeError(f"migration {m.name} was changed after it was applied")
-                    continue
-                async with conn.transaction():
-                    await conn.execute(m.sql)
-                    await conn.execute(
-                        "INSERT INTO schema_migrations (name, checksum) VALUES ($1, $2)",
-                        m.name,
-                        m.checksum,
-                    )
-                applied_now.append(m.name)
-                log.info("migration applied", migration=m.name)
-        finally:
-            await conn.execute("SELECT pg_advisory_unlock($1)", _MIGRATION_LOCK)
+        applied_now.append(m.name)
+        log.info("migration applied", migration=m.name)
     return applied_now

@@ -10,6 +10,7 @@ from uuid import UUID
 import asyncpg
 
 from helpdesk_contracts import EventEnvelope, kafka_key, parse_envelope
+from helpdesk_runtime import bulk
 from helpdesk_runtime.db import Connection
 from helpdesk_runtime.trace import traceparent_for
 
@@ -66,7 +67,7 @@ async def insert_in_commit_order(
         )
         return
     await conn.execute(f"SELECT {lock}, pg_notify('events_appended', '')")
-    await conn.copy_records_to_table(table, columns=columns, records=rows)
+    await bulk.insert_many(conn, table, columns, rows)
 
 
 COPY_FROM = 32

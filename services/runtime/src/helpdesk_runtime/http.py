@@ -11,7 +11,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.datastructures import Headers, MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from helpdesk_runtime import trace
+from helpdesk_runtime import tenancy, trace
 from helpdesk_runtime.audit import audit_router
 from helpdesk_runtime.auth import TokenVerifier
 from helpdesk_runtime.http_auth import HttpAuth, TenantGate
@@ -135,7 +135,11 @@ class CorrelationIdMiddleware:
                 MutableHeaders(scope=message)[CORRELATION_HEADER] = str(correlation_id)
             await send(message)
 
-        with bound(correlation_id=str(correlation_id), trace_id=span.trace_id), trace.using(span):
+        with (
+            bound(correlation_id=str(correlation_id), trace_id=span.trace_id),
+            trace.using(span),
+            tenancy.scoped_to(()),  # no tenant's rows until a token names one (http_auth)
+        ):
             await self.app(scope, receive, send_with_id)
 
 

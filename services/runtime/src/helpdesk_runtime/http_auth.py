@@ -7,6 +7,7 @@ from fastapi import APIRouter, Depends, HTTPException, Query, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, Field
 
+from helpdesk_runtime import tenancy
 from helpdesk_runtime.auth import AuthError, KeysUnavailableError, Principal, Role, TokenVerifier
 from helpdesk_runtime.tokens import StreamTokens
 
@@ -63,6 +64,7 @@ class HttpAuth:
     async def _admitted(self, principal: Principal) -> Principal:
         if self._tenants is not None and (why := await self._tenants(principal.tenant_id)):
             raise HTTPException(status.HTTP_403_FORBIDDEN, why)
+        tenancy.narrow_to(principal.tenant_id)  # the request's database rows: its tenant's
         return principal
 
     async def _stream_reader(

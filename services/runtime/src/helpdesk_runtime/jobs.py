@@ -3,7 +3,8 @@
 A job is a coroutine that runs until cancelled (the outbox relay, the timer scheduler, a
 service's own sweeper). A job that returns or raises is restarted after a growing pause,
 so a bug or an outage costs a log line per attempt, not the process; readiness reports a
-job that keeps failing.
+job that keeps failing. Jobs are the platform's own work: their connections see every
+tenant's rows (tenancy.py).
 """
 
 import asyncio
@@ -12,6 +13,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from contextlib import suppress
 from dataclasses import dataclass
 
+from helpdesk_runtime import tenancy
 from helpdesk_runtime.logging import get_logger
 
 log = get_logger(__name__)
@@ -55,10 +57,11 @@ class JobSupervisor:
         self.states = {job.name: JobState() for job in self._jobs}
 
     def start(self) -> None:
-        self._tasks = [
-            asyncio.create_task(self._keep_running(job), name=f"job:{job.name}")
-            for job in self._jobs
-        ]
+        with tenancy.all_tenants():  # each task keeps the scope it is created in
+            self._tasks = [
+                asyncio.create_task(self._keep_running(job), name=f"job:{job.name}")
+                for job in self._jobs
+            ]
 
     async def stop(self, grace_s: float = 5.0) -> None:
         """Ask every job to finish its current pass; cancel what has not after `grace_s`."""

@@ -12,6 +12,7 @@ from typing import Any
 import asyncpg
 from faststream.kafka import KafkaBroker
 
+from helpdesk_runtime import tenancy
 from helpdesk_runtime.blobs import BlobStore, blob_store
 from helpdesk_runtime.consumer import BatchConsumer, BatchHandler
 from helpdesk_runtime.db import Component, Migration, create_pool, migrate, runtime_migrations
@@ -222,10 +223,19 @@ class ServiceRuntime:
         """Apply the database migrations, then seal what the event log still holds plain
         (events stored before personal data was sealed): once, and safe to run again."""
         applied = await migrate(pool, self.migrations)
-        if self.subject_keys is not None:
-            sealed = await seal_plain_events(pool, self.subject_keys)
-            if sealed:
-                log.info("personal data sealed in events stored before", events=sealed)
+        with tenancy.all_tenants():
+            if self.subject_keys is not None:
+                sealed = await seal_plain_events(pool, self.subject_keys)
+                if sealed:
+                    log.info("personal data sealed in events stored before", events=sealed)
+            async with pool.acquire() as conn:
+                if slow := await tenancy.functions_not_leakproof(conn):
+                    log.warning(
+                        "filters calling these functions cannot use their indexes under"
+                        " row-level security: a superuser marks them LEAKPROOF with"
+                        " deploy/postgres/leakproof.sql",
+                        functions=slow,
+                    )
         return applied
 
     async def _connect_kafka(self) -> None:
@@ -366,7 +376,7 @@ class ServiceRuntime:
             m.pool_max.set(self._pool.get_max_size())
         for name, state in self.jobs.states.items():
             m.job_restarts.labels(name).set(state.restarts)
-        with suppress(Exception):  # a scrape during an outage still answers
+        with suppress(Exception), tenancy.all_tenants():  # a scrape in an outage still answers
             if self.relays:
                 relay = self.relays[0]
                 m.outbox_backlog.labels(relay.family).set(await relay.backlog())

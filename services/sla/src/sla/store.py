@@ -25,7 +25,7 @@ from helpdesk_contracts import (
     TicketType,
     parse_envelope,
 )
-from helpdesk_runtime.bulk import upsert_many
+from helpdesk_runtime.bulk import insert_many, upsert_many
 from helpdesk_runtime.db import Connection
 from helpdesk_runtime.kafka import partition_for
 from sla.domain.clocks import BreachedClock, Clock, ClockState, Pause, TicketClocks
@@ -45,11 +45,12 @@ async def log_events(
     conn: Connection, batch: Sequence[EventEnvelope[Any]], revisions: Mapping[str, int]
 ) -> None:
     """Keep the consumed ticket events as they came (the input log), each with the tenant's
-    configuration revision it is applied under. By COPY: one round trip, no per-row binds."""
-    await conn.copy_records_to_table(
+    configuration revision it is applied under. By COPY: no per-row binds."""
+    await insert_many(
+        conn,
         "ticket_events",
-        columns=_LOGGED,
-        records=[
+        _LOGGED,
+        [
             (e.event_id, e.tenant_id, e.aggregate_id, e.aggregate_version, e.event_type,
              e.occurred_at, revisions.get(e.tenant_id, 0), e.to_json().decode())
             for e in batch

@@ -1,0 +1,1 @@
+SELECT helpdesk_isolate('inbox');
