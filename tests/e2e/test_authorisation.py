@@ -8,8 +8,8 @@ from typing import Any
 from uuid import uuid4
 
 from helpdesk_runtime.auth import Role
+from helpdesk_runtime.tenants import TenantGate, known
 from ticketing import tenants
-from ticketing.tenants import TenantGate
 
 from support.chaos import eventually
 from support.service import RunningService, sla_service, ticketing_service
@@ -175,30 +175,40 @@ async def test_no_operation_reaches_another_tenants_records(
 
 
 async def test_tokens_of_a_tenant_not_registered_or_suspended_are_refused(
-    database_url: str, kafka_bootstrap: str
+    database_url: str, sla_database_url: str, kafka_bootstrap: str
 ) -> None:
-    async with ticketing_service(database_url, kafka_bootstrap) as service:
+    """Ticketing keeps the registry; the SLA service learns it from ticketing.tenants.v1."""
+    async with (
+        ticketing_service(database_url, kafka_bootstrap) as service,
+        sla_service(sla_database_url, kafka_bootstrap) as sla,
+    ):
         tenant = f"t{uuid4().hex[:8]}"
         agent = service.auth(tenant=tenant)
-        stranger = await service.client.get("/v1/tickets", headers=agent)
-        assert stranger.status_code == 403
-        assert "not registered" in stranger.json()["detail"]
+        for running, path in ((service, "/v1/tickets"), (sla, "/v1/sla/policies")):
+            stranger = await running.client.get(path, headers=agent)
+            assert stranger.status_code == 403
+            assert "not registered" in stranger.json()["detail"]
 
         await service.register_tenant(tenant)
         gate = TenantGate(lambda: service.runtime.pool, ttl_s=0)  # what the service checks
 
-        async def answers(expected: int) -> bool:
-            return (await service.client.get("/v1/tickets", headers=agent)).status_code == expected
+        async def answer(expected: int) -> bool:  # both services, within a few seconds
+            return [
+                (await service.client.get("/v1/tickets", headers=agent)).status_code,
+                (await sla.client.get("/v1/sla/policies", headers=agent)).status_code,
+            ] == [expected, expected]
 
-        await eventually(lambda: answers(200), timeout_s=15)  # within the gate's few seconds
+        await eventually(lambda: answer(200), timeout_s=30)
         async with service.runtime.pool.acquire() as conn:
             assert await tenants.suspend(conn, tenant, True)
-            assert await tenants.known(conn, [tenant]) == set()  # intake dead-letters it too
+            assert await known(conn, [tenant]) == set()  # intake dead-letters it too
         assert await gate.refusal(tenant) == f"tenant {tenant!r} is suspended"
-        await eventually(lambda: answers(403), timeout_s=15)
+        await eventually(lambda: answer(403), timeout_s=30)
         stream = await service.client.post("/v1/stream-tokens", headers=agent)
         assert stream.status_code == 403
+        refused = await sla.client.get("/v1/sla/policies", headers=agent)
+        assert refused.json()["detail"] == f"tenant {tenant!r} is suspended"
         async with service.runtime.pool.acquire() as conn:
             assert await tenants.suspend(conn, tenant, False)
-            assert await tenants.known(conn, [tenant]) == {tenant}
-        await eventually(lambda: answers(200), timeout_s=15)
+            assert await known(conn, [tenant]) == {tenant}
+        await eventually(lambda: answer(200), timeout_s=30)

@@ -19,6 +19,17 @@ async def isolated_tables(conn: asyncpg.Connection) -> list[str]:
     return [r["t"] for r in rows]
 
 
+async def tenant_tables_not_isolated(conn: asyncpg.Connection) -> set[str]:
+    """Tables with a tenant column but no tenant policy."""
+    rows = await conn.fetch(
+        "SELECT DISTINCT c.relname FROM pg_class c JOIN pg_attribute a ON a.attrelid = c.oid"
+        " WHERE c.relkind = 'r' AND c.relnamespace = 'public'::regnamespace"
+        " AND a.attname = 'tenant_id' AND NOT EXISTS (SELECT 1 FROM pg_policy p"
+        " WHERE p.polrelid = c.oid AND p.polname = 'tenant_isolation')"
+    )
+    return {r["relname"] for r in rows}
+
+
 async def rows_per_tenant(conn: asyncpg.Connection, table: str) -> dict[str, int]:
     tenant = _TENANT_OF.get(table, "tenant_id")
     rows = await conn.fetch(f"SELECT {tenant} AS tenant, count(*) AS n FROM {table} GROUP BY 1")

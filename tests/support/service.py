@@ -5,7 +5,7 @@ import socket
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, Generic, TypeVar
 from uuid import uuid4
 
@@ -15,10 +15,11 @@ import uvicorn
 from fastapi import FastAPI
 from pydantic import SecretStr
 
-from helpdesk_contracts import EventEnvelope
+from helpdesk_contracts import EventEnvelope, TenantChanged, tenant_stream
 from helpdesk_runtime.auth import Principal, Role
 from helpdesk_runtime.service import ServiceRuntime
 from helpdesk_runtime.settings import ServiceSettings
+from helpdesk_runtime.tenants import replicate
 from helpdesk_runtime.tokens import mint
 from sla.bootstrap import create_app as create_sla_app
 from sla.config import Settings as SlaSettings
@@ -63,6 +64,15 @@ class RunningService(Generic[S]):
         """Headers of a signed-in agent (a real JWT, signed with the service's secret)."""
         token = mint(self.settings, Principal(tenant, agent, Role(role)), ttl_s=600)
         return {"Authorization": f"Bearer {token}"}
+
+
+def tenant_record(tenant_id: str, suspended: bool = False) -> EventEnvelope[Any]:
+    """What ticketing publishes of a tenant (helpdesk_runtime.tenants)."""
+    payload = TenantChanged(
+        name=f"Tenant {tenant_id}", suspended_at=datetime.now(UTC) if suspended else None
+    )
+    return EventEnvelope.new(payload, tenant_id=tenant_id, producer="ticketing",
+                             aggregate_id=tenant_stream(tenant_id))  # fmt: skip
 
 
 def free_port() -> int:
@@ -142,6 +152,12 @@ async def sla_service(
     )
     if fresh and await topic_exists(kafka_bootstrap, TICKETS_TOPIC):
         await start_group_at_end(kafka_bootstrap, TICKETS_TOPIC, group_id)
+    # As if ticketing.tenants.v1 had told it: the API refuses tokens of any other tenant.
+    conn = await asyncpg.connect(database_url)
+    try:
+        await replicate(conn, [tenant_record(tenant) for tenant in AGENTS_TENANTS])
+    finally:
+        await conn.close()
     async with serving(create_sla_app(settings), settings) as running:
         yield running
 

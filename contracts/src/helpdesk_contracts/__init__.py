@@ -56,6 +56,7 @@ from helpdesk_contracts.sla import (
     SlaWarning,
     Verdict,
 )
+from helpdesk_contracts.tenants import TenantChanged, tenant_stream
 from helpdesk_contracts.ticketing import (
     CustomerReplied,
     DuplicateMerged,
@@ -159,6 +160,7 @@ __all__ = [
     "SlaWarning",
     "SurveyKind",
     "Tags",
+    "TenantChanged",
     "TenantId",
     "TicketAssigned",
     "TicketClosed",
@@ -191,5 +193,6 @@ __all__ = [
     "publisher_intake_topic",
     "registered_events",
     "rejections_topic",
+    "tenant_stream",
     "topic_for",
 ]

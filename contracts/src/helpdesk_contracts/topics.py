@@ -40,6 +40,7 @@ from helpdesk_contracts.sla import (
     SlaVerdictRevised,
     SlaWarning,
 )
+from helpdesk_contracts.tenants import TenantChanged
 from helpdesk_contracts.ticketing import (
     CustomerReplied,
     DuplicateMerged,
@@ -87,6 +88,9 @@ class Topic:
     """How long Kafka keeps a record (and its dead letters), when bounded: the topics that
     other systems fill with personal data in plain text keep it only this long. None: the
     broker's default (the events are also kept, sealed, in their producer's event log)."""
+    compacted: bool = False
+    """Kafka keeps the latest record of each key (cleanup.policy=compact), for ever: the
+    topic is a table of current states, read from the beginning."""
     sealed: bool = False
     """The personal fields of its events (`Event.personal_fields`) are sealed with their
     data subject's key (helpdesk_contracts.pii): erasing the subject erases them here too."""
@@ -169,6 +173,17 @@ _TOPICS = (
         compatibility="backward",
         partitions=12,
         retention_days=PLAIN_TEXT_RETENTION_DAYS,
+    ),
+    Topic(
+        name="ticketing.tenants.v1",
+        description="The tenants the deployment serves: each one's latest registration.",
+        key="aggregate_id (tenant_stream of the tenant id)",
+        event_types=(TenantChanged,),
+        producers=("ticketing",),
+        consumers=("sla", "feedback", "notifications"),
+        compatibility="backward",
+        partitions=3,
+        compacted=True,
     ),
     Topic(
         name="sla.events.v1",

@@ -69,6 +69,7 @@ EXPECTED_EVENT_TYPES = {
     "SlaClockCancelled",
     "SlaVerdictRevised",
     "Watermark",
+    "TenantChanged",
 }
 
 
@@ -93,7 +94,9 @@ def test_topics() -> None:
     assert topic_for("TicketClosed").name == "ticketing.tickets.v2"
     assert topic_for("FeedbackReceived").name == "feedback.received.v1"
     assert topic_for("SlaBreached").name == "sla.events.v1"
-    assert {topic.partitions for topic in TOPICS.values()} == {12, 24}
+    assert topic_for("TenantChanged").name == "ticketing.tenants.v1"
+    assert {topic.partitions for topic in TOPICS.values()} == {3, 12, 24}
+    assert [t.name for t in TOPICS.values() if t.compacted] == ["ticketing.tenants.v1"]
     assert all(topic.compatibility == "backward" for topic in TOPICS.values())
     with pytest.raises(ContractError, match="no topic carries"):
         topic_for("TicketExploded")

@@ -52,6 +52,7 @@ class Component(StrEnum):
     WATERMARKS = "watermarks"  # the last watermark published (watermarks.py)
     BLOBS = "blobs"  # files, when kept in the database (blobs.py)
     SUBJECT_KEYS = "subject_keys"  # the data subjects' keys (personal_data.py)
+    TENANT_REPLICA = "tenant_replica"  # the tenants, as their owner publishes them (tenants.py)
 
 
 def runtime_migrations(components: Iterable[Component] = tuple(Component)) -> list[Migration]:

@@ -14,7 +14,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from helpdesk_runtime import tenancy, trace
 from helpdesk_runtime.audit import audit_router
 from helpdesk_runtime.auth import TokenVerifier
-from helpdesk_runtime.http_auth import HttpAuth, TenantGate
+from helpdesk_runtime.http_auth import HttpAuth
 from helpdesk_runtime.logging import bound
 from helpdesk_runtime.metrics import Metrics
 from helpdesk_runtime.problems import (
@@ -210,14 +210,14 @@ def create_app(
     api: Callable[[HttpAuth], Iterable[APIRouter]] = lambda _: (),
     live_stream: bool = False,
     body_limits: Mapping[str, int] | None = None,
-    tenant_gate: TenantGate | None = None,
 ) -> FastAPI:
     """A service's HTTP app: its routers (when this process runs the API) on the shared edge.
 
     `api` receives the authentication dependencies and returns the service's routers. A
     process that runs only consumers or jobs still answers health and metrics.
     `body_limits` gives routes (by path) a larger body than HTTP_MAX_BODY_BYTES (uploads).
-    `tenant_gate` refuses the tokens of tenants the deployment does not serve (403).
+    A service that keeps the tenant registry (or a replica of it) refuses the tokens of
+    tenants the deployment does not serve, or has suspended (403).
     """
     settings = runtime.settings
     app = FastAPI(
@@ -233,7 +233,8 @@ def create_app(
     app.include_router(metrics_router(runtime))
     if settings.runs(Part.API):
         # A key configuration that cannot work fails here, at start-up.
-        auth = HttpAuth(TokenVerifier(settings), StreamTokens(settings), tenant_gate)
+        gate = runtime.tenant_gate.refusal if runtime.tenant_gate is not None else None
+        auth = HttpAuth(TokenVerifier(settings), StreamTokens(settings), gate)
         for router in api(auth):
             app.include_router(router)
         app.include_router(audit_router(auth, lambda: runtime.pool.acquire()))

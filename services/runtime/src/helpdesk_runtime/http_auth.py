@@ -14,7 +14,7 @@ from helpdesk_runtime.tokens import StreamTokens
 Authenticated = Callable[..., Awaitable[Principal]]
 """A FastAPI dependency that gives the request's Principal."""
 
-TenantGate = Callable[[str], Awaitable[str | None]]
+TenantRefusal = Callable[[str], Awaitable[str | None]]
 """Why a tenant's tokens are refused (not registered, suspended), or None: a valid token
 names its tenant, but only the deployment knows whether that tenant may call."""
 
@@ -38,7 +38,7 @@ class HttpAuth:
     """Builds the dependencies a service's routes declare: `principal`, `at_least(role)`."""
 
     def __init__(
-        self, verifier: TokenVerifier, stream_tokens: StreamTokens, tenants: TenantGate | None
+        self, verifier: TokenVerifier, stream_tokens: StreamTokens, tenants: TenantRefusal | None
     ) -> None:
         self._verifier = verifier
         self._stream_tokens = stream_tokens

@@ -19,7 +19,6 @@ import asyncio
 import base64
 from collections import defaultdict
 from collections.abc import Sequence
-from contextlib import suppress
 
 import asyncpg
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
@@ -28,13 +27,14 @@ from pydantic import ValidationError
 from helpdesk_contracts.pii import SUBJECT_KEYS_TOPIC, SubjectKeyRecord, subject_record_key
 from helpdesk_runtime.kafka import OutgoingMessage, Producer
 from helpdesk_runtime.keyring import WrappedKey
-from helpdesk_runtime.logging import FailureStreak, get_logger
+from helpdesk_runtime.logging import get_logger
 from helpdesk_runtime.personal_data import SubjectKeys, WrappedRecord
+from helpdesk_runtime.polling import PendingPublisher
 
 log = get_logger(__name__)
 
 
-class SubjectKeyPublisher:
+class SubjectKeyPublisher(PendingPublisher):
     """The owner's job: publishes the keys not yet on the topic, and the tombstones of the
     keys destroyed, each batch acknowledged by the broker before it is marked done."""
 
@@ -42,11 +42,8 @@ class SubjectKeyPublisher:
         self, pool: asyncpg.Pool, producer: Producer, *, batch: int = 500,
         interval_s: float = 1.0,
     ) -> None:  # fmt: skip
-        self._pool, self._producer = pool, producer
-        self._batch, self._interval_s = batch, interval_s
-        self._stopping = asyncio.Event()
-        self._failures = FailureStreak("subject key publisher")
-        self.last_error: str | None = None
+        super().__init__("subject key publisher", interval_s)
+        self._pool, self._producer, self._batch = pool, producer, batch
 
     async def publish_pending(self) -> int:
         """One pass; how many records it published."""
@@ -75,23 +72,6 @@ class SubjectKeyPublisher:
                 [g["tenant_id"] for g in gone], [g["subject_id"] for g in gone],
             )  # fmt: skip
         return len(messages)
-
-    async def run(self) -> None:
-        while not self._stopping.is_set():
-            try:
-                done = await self.publish_pending()
-                self._failures.succeeded()
-                self.last_error = None
-            except Exception as exc:  # the broker or the database is away: try again
-                self._failures.failed(exc)
-                self.last_error = f"{type(exc).__name__}: {exc}"
-                done = 0
-            if not done:
-                with suppress(TimeoutError):
-                    await asyncio.wait_for(self._stopping.wait(), self._interval_s)
-
-    def stop(self) -> None:
-        self._stopping.set()
 
 
 def _record(row: asyncpg.Record) -> OutgoingMessage:

@@ -12,6 +12,7 @@ from typing import Any
 import asyncpg
 from faststream.kafka import KafkaBroker
 
+from helpdesk_contracts import TOPICS
 from helpdesk_runtime import tenancy
 from helpdesk_runtime.blobs import BlobStore, blob_store
 from helpdesk_runtime.consumer import BatchConsumer, BatchHandler
@@ -28,6 +29,13 @@ from helpdesk_runtime.outbox import OutboxRelay, Router, Source
 from helpdesk_runtime.personal_data import SubjectKeys, seal_plain_events
 from helpdesk_runtime.settings import Part, ServiceSettings
 from helpdesk_runtime.subscriptions import Outage, subscribe_batch
+from helpdesk_runtime.tenants import (
+    TENANTS_TOPIC,
+    TenantGate,
+    TenantPublisher,
+    TenantRegistry,
+    TenantReplica,
+)
 from helpdesk_runtime.timer_scheduler import TimerScheduler
 from helpdesk_runtime.timers import TimerHandler, overdue_count, pending_count
 from helpdesk_runtime.watermarks import WatermarkPublisher
@@ -81,6 +89,7 @@ class ServiceRuntime:
         watermarks: Sequence[str] = (),
         blobs: bool = False,
         subject_keys: SubjectKeys | None = None,
+        tenants: TenantRegistry | None = None,
     ) -> None:
         if publish_from is Source.OUTBOX and route is None:
             raise ValueError("an outbox needs a route (event type -> topic) to be published")
@@ -108,6 +117,8 @@ class ServiceRuntime:
             components.add(Component.BLOBS)
         if subject_keys is not None:
             components.add(Component.SUBJECT_KEYS)
+        if tenants is TenantRegistry.REPLICA:
+            components.add(Component.TENANT_REPLICA)
         self.components = frozenset(components)
         self._keeps_blobs = blobs
         self._blobs: BlobStore | None = None
@@ -117,6 +128,13 @@ class ServiceRuntime:
         self.watermarks: WatermarkPublisher | None = None
         self.migrations = [*runtime_migrations(components), *migrations]
         self._own_jobs = jobs or {}
+        # Who may call: the owner of the registry, or a replica, refuses other tenants.
+        self._tenants = tenants
+        self.tenant_gate = TenantGate(lambda: self.pool) if tenants is not None else None
+        self.tenant_replica: TenantReplica | None = None
+        if tenants is not None and TENANTS_TOPIC not in {t.name for t in topics}:
+            registry = TOPICS[TENANTS_TOPIC]
+            topics = [*topics, TopicSpec(TENANTS_TOPIC, registry.partitions, compacted=True)]
         self._topics = topics
         self._route = route
         self._publish_from = publish_from
@@ -359,6 +377,15 @@ class ServiceRuntime:
         if self.subject_keys is not None:  # the owner of the keys publishes them
             keys = SubjectKeyPublisher(self.pool, self.producer)
             jobs.append(Job("subject-keys", keys.run, keys.stop, lambda: keys.last_error))
+        if self._tenants is TenantRegistry.OWNER:
+            tenants = TenantPublisher(self.pool, self.producer, self.settings.service_name)
+            jobs.append(Job("tenant-publisher", tenants.run, tenants.stop,
+                            lambda: tenants.last_error))  # fmt: skip
+        elif self._tenants is TenantRegistry.REPLICA:
+            replica = self.tenant_replica = TenantReplica(
+                self.pool, self.settings.kafka_bootstrap_servers
+            )
+            jobs.append(Job("tenant-replica", replica.run, replica.stop, replica.behind))
         for name, work in self._own_jobs.items():
             jobs.append(Job(name, lambda work=work: work(self)))  # type: ignore[misc]
         return jobs

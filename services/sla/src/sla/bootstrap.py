@@ -13,6 +13,7 @@ from helpdesk_runtime.http_auth import HttpAuth
 from helpdesk_runtime.kafka import TopicSpec
 from helpdesk_runtime.outbox import Source
 from helpdesk_runtime.service import ConsumerSpec, ServiceRuntime
+from helpdesk_runtime.tenants import TenantRegistry
 from sla import api
 from sla.config import Settings
 from sla.configuration import Catalogue
@@ -69,6 +70,7 @@ def build_runtime(
             "watermark-watch": watch_watermarks,
             "breach-sweep": lambda runtime: handlers.sweep_breaches(runtime.pool, idle_s=1.0),
         },
+        tenants=TenantRegistry.REPLICA,  # who may call: ticketing's registry, replicated
     )
 
 

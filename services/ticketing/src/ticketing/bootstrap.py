@@ -24,6 +24,7 @@ from helpdesk_runtime.http_auth import HttpAuth
 from helpdesk_runtime.kafka import TopicSpec
 from helpdesk_runtime.personal_data import SubjectKeys
 from helpdesk_runtime.service import ConsumerSpec, ServiceRuntime
+from helpdesk_runtime.tenants import TenantRegistry
 from ticketing import api, sla_feed
 from ticketing.config import Settings
 from ticketing.intake import (
@@ -33,7 +34,6 @@ from ticketing.intake import (
     directory_sync_handler,
     intake_handler,
 )
-from ticketing.tenants import TenantGate
 from ticketing.unit_of_work import UnitOfWork, unit_of_work
 
 INTAKE_TOPIC = topic_for(TicketSubmitted.event_type).name
@@ -121,6 +121,7 @@ def build_runtime(settings: Settings, clock: Callable[[], datetime] = _utc_now) 
         watermarks=[TICKETS_TOPIC],
         blobs=True,  # attachments
         subject_keys=keys,
+        tenants=TenantRegistry.OWNER,  # `python -m ticketing tenants ...`, published
     )
 
 
@@ -159,7 +160,6 @@ def create_app(
         live_stream=True,
         # An upload's form parts around the file: a few KiB are plenty.
         body_limits={"/v1/attachments": settings.attachment_max_bytes + 64 * 1024},
-        tenant_gate=TenantGate(lambda: runtime.pool).refusal,
     )
 
 

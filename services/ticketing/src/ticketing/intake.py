@@ -18,13 +18,13 @@ from helpdesk_contracts import (
 from helpdesk_runtime.consumer import BatchHandler, Rejection
 from helpdesk_runtime.db import Connection
 from helpdesk_runtime.personal_data import SubjectKeys
+from helpdesk_runtime.tenants import known
 from ticketing import (
     attachments_store,
     directory,
     directory_store,
     fields_store,
     publishers,
-    tenants,
 )
 from ticketing.conversations import receive_customer_messages
 from ticketing.directory_store import LinkRequest
@@ -112,7 +112,7 @@ async def _of_its_tenants(
 async def _of_known_tenants(
     conn: Connection, batch: Sequence[EventEnvelope[Any]]
 ) -> tuple[list[EventEnvelope[Any]], list[Rejection]]:
-    registered = await tenants.known(conn, (e.tenant_id for e in batch))
+    registered = await known(conn, (e.tenant_id for e in batch))
     rejections = [
         Rejection(e.event_id, f"tenant {e.tenant_id!r} is {_REGISTER}")
         for e in batch
