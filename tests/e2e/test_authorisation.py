@@ -199,6 +199,8 @@ async def test_tokens_of_a_tenant_not_registered_or_suspended_are_refused(
             ] == [expected, expected]
 
         await eventually(lambda: answer(200), timeout_s=30)
+        ready = (await sla.client.get("/health/ready")).json()["checks"]
+        assert ready["job:tenant-replica"] == "ok"  # it read the registry to its end
         async with service.runtime.pool.acquire() as conn:
             assert await tenants.suspend(conn, tenant, True)
             assert await known(conn, [tenant]) == set()  # intake dead-letters it too
