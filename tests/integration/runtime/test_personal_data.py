@@ -1,9 +1,11 @@
 """Personal data in the event log: sealed in the rows, opened on load, erased with its key."""
 
 import json
+from typing import Any
 from uuid import uuid4
 
 import asyncpg
+import pytest
 
 from helpdesk_contracts import TicketOpened
 from helpdesk_contracts.pii import ERASED, is_sealed
@@ -149,3 +151,32 @@ async def test_a_plain_value_that_looks_sealed_is_sealed_like_any_other(
     async with pool.acquire() as conn:
         [loaded] = await PostgresEventStore(conn, keys=DEV_KEYS).load(tenant, ticket)
     assert loaded.payload.subject == looks_sealed
+
+
+async def test_a_subjects_key_is_unwrapped_once_and_still_erased_with_its_row(
+    pool: asyncpg.Pool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    keys = SubjectKeys(KeyRing.parse(DEV_PII_MASTER_KEYS))
+    unwrapped: list[str] = []
+    unwrap = KeyRing.unwrap
+
+    def counted(ring: KeyRing, tenant: str, subject: str, wrapped: Any) -> bytes:
+        unwrapped.append(subject)
+        return unwrap(ring, tenant, subject, wrapped)
+
+    monkeypatch.setattr(KeyRing, "unwrap", counted)
+    ticket, tenant = uuid4(), f"t{uuid4().hex[:8]}"
+    async with pool.acquire() as conn, conn.transaction():
+        await PostgresEventStore(conn, keys=keys).append([opened(ticket, tenant)])
+    for version in (2, 3):  # batch after batch about the same customer
+        async with pool.acquire() as conn, conn.transaction():
+            await PostgresEventStore(conn, keys=keys).append([note(ticket, version, tenant)])
+    async with pool.acquire() as conn:
+        history = await PostgresEventStore(conn, keys=keys).load(tenant, ticket)
+    assert [e.payload.body for e in history[1:]] == ["note 2", "note 3"]
+    assert unwrapped == []  # made here, kept opened
+    async with pool.acquire() as conn, conn.transaction():
+        assert await keys.destroy(conn, tenant, ["c-1"]) == 1
+    async with pool.acquire() as conn:
+        history = await PostgresEventStore(conn, keys=keys).load(tenant, ticket)
+    assert [e.payload.body for e in history[1:]] == [ERASED, ERASED]
