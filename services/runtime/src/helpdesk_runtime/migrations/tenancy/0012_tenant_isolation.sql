@@ -3,7 +3,8 @@
 -- else a text[] literal; unset or '{}' sees nothing.
 --
 -- The policy reads the setting through scalar subqueries: PostgreSQL evaluates them once per
--- statement (an InitPlan), not once per row.
+-- statement (an InitPlan), not once per row. Each function is one expression, which the
+-- planner inlines: a body it cannot inline is planned again at every statement.
 
 CREATE FUNCTION helpdesk_all_tenants() RETURNS boolean
 LANGUAGE sql STABLE PARALLEL SAFE
@@ -12,8 +13,7 @@ AS $$ SELECT coalesce(current_setting('helpdesk.tenants', true) = '*', false) $$
 CREATE FUNCTION helpdesk_tenants() RETURNS text[]
 LANGUAGE sql STABLE PARALLEL SAFE
 AS $$
-    SELECT CASE WHEN s LIKE '{%' THEN s::text[] ELSE '{}'::text[] END
-    FROM (SELECT current_setting('helpdesk.tenants', true) AS s) AS setting
+    SELECT coalesce(nullif(nullif(current_setting('helpdesk.tenants', true), '*'), ''), '{}')::text[]
 $$;
 
 -- Each tenant table calls this once in the migration that creates it. FORCE makes the policy
