@@ -30,7 +30,8 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 @pytest.fixture(autouse=True)
 def every_tenant() -> Iterator[None]:
     """Tests arrange and inspect any tenant's rows. The code under test narrows the scope
-    itself (a request to its caller's tenant, a consumer's batch to its tenants), and the
-    service processes of the e2e tests start with no tenant at all, as in production."""
+    itself (a request to its caller's tenant, a consumer's batch to its tenants); the
+    services of the e2e tests, in processes of their own or served in a context of their
+    own (support/service.py), start with no tenant at all, as in production."""
     with tenancy.all_tenants():
         yield

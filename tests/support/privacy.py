@@ -100,18 +100,35 @@ async def readable_in_topics(
         # position does, which was once seen there with records left unread (the scan then
         # passed without reading them). A partition never read to its end times out.
         read_to = {tp: starts[tp] for tp, end in ends.items() if end > starts[tp]}
-        async with asyncio.timeout(timeout_s):
-            while read_to:
-                batch = await consumer.getmany(*read_to, timeout_ms=500)
-                for tp, records in batch.items():
-                    for r in records:
-                        raw = b"".join(
-                            [r.key or b"", r.value or b"", *(v for _, v in r.headers or ())]
-                        )
-                        found |= {f"{tp.topic}: {n}" for n, b in encoded if b in raw}
-                    if records:
-                        read_to[tp] = records[-1].offset + 1
-                read_to = {tp: at for tp, at in read_to.items() if at < ends[tp]}
+        try:
+            await _scan(consumer, read_to, ends, encoded, found, timeout_s)
+        except TimeoutError:
+            left = {f"{tp.topic}/{tp.partition}": (at, ends[tp], await consumer.position(tp))
+                    for tp, at in read_to.items()}  # fmt: skip
+            raise AssertionError(f"not read to the end (read to, end, position): {left}") from None
     finally:
         await consumer.stop()
     return sorted(found)
+
+
+async def _scan(
+    consumer: AIOKafkaConsumer, read_to: dict[TopicPartition, int],
+    ends: dict[TopicPartition, int], encoded: list[tuple[str, bytes]], found: set[str],
+    timeout_s: float,
+) -> None:  # fmt: skip
+    """Read until the records read reach each partition's end (`read_to` shrinks).
+
+    Every partition is polled, those already read to their end too: records appended there
+    meanwhile (a watermark each second) would otherwise wait in the client's buffer, which
+    stops it fetching more from the broker, and the other partitions would never finish."""
+    async with asyncio.timeout(timeout_s):
+        while read_to:
+            batch = await consumer.getmany(timeout_ms=500)
+            for tp, records in batch.items():
+                for r in records:
+                    raw = b"".join([r.key or b"", r.value or b"", *(v for _, v in r.headers or ())])
+                    found |= {f"{tp.topic}: {n}" for n, b in encoded if b in raw}
+                if records and tp in read_to:
+                    read_to[tp] = records[-1].offset + 1
+            for tp in [tp for tp, at in read_to.items() if at >= ends[tp]]:
+                del read_to[tp]

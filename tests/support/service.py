@@ -1,6 +1,7 @@
 """Runs the real services (uvicorn, HTTP on a free port) for end-to-end tests."""
 
 import asyncio
+import contextvars
 import socket
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -169,7 +170,9 @@ async def serving(
     """Serve `app` on `settings.http_port` until the block ends."""
     port = settings.http_port
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None))
-    task = asyncio.create_task(server.serve())
+    # In a context of its own, as in a process of its own: the tests' scope (every tenant,
+    # tests/conftest.py) must not reach the service, whose code sets its own.
+    task = asyncio.create_task(server.serve(), context=contextvars.Context())
     async with asyncio.timeout(60):
         while not server.started:
             if task.done():

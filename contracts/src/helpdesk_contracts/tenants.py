@@ -27,7 +27,7 @@ class TenantChanged(Event):
     The envelope's `tenant_id` is the tenant; its `aggregate_id` is `tenant_stream` of it.
 
     While `suspended_at` is set the tenant keeps its data, but its agents' tokens are
-    refused and what is published for it is dead-lettered, until it is resumed."""
+    refused (and ticketing dead-letters its intake), until it is resumed."""
 
     event_type = "TenantChanged"
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 import base64
 import functools
 import os
+import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -66,14 +67,15 @@ class SubjectKey:
 class SubjectKeys:
     """The data subjects' keys of one service's database, wrapped by its master key ring."""
 
-    def __init__(self, ring: KeyRing, cached: int = 100_000) -> None:
+    def __init__(self, ring: KeyRing, cached: int = 100_000, cached_s: float = 600.0) -> None:
         self._ring = ring
         # Keys already unwrapped, by key id (random, never reused), with their ciphers: a
         # spike's batches meet the same customers again and again, and unwrapping each
         # subject's key and making its cipher anew cost a tenth of sealing an event. The
-        # database still says which keys exist: an erased key is never fetched again.
-        self._unwrapped: dict[str, SubjectKey] = {}
-        self._cached = cached
+        # database still says which keys exist: an erased key is never fetched again. It is
+        # dropped from memory at once here, and within `cached_s` in the other processes.
+        self._unwrapped: dict[str, tuple[float, SubjectKey]] = {}
+        self._cached, self._cached_s = cached, cached_s
 
     async def for_sealing(
         self, conn: Connection, subjects: Iterable[Subject]
@@ -121,7 +123,7 @@ class SubjectKeys:
     async def destroy(self, conn: Connection, tenant_id: str, subject_ids: Sequence[str]) -> int:
         """Delete these subjects' keys: every field they sealed is erased. The services
         holding a copy delete theirs when the tombstone reaches them (key_distribution.py)."""
-        deleted: int = await conn.fetchval(
+        gone: list[str] = await conn.fetchval(
             """
             WITH gone AS (
                 DELETE FROM subject_keys WHERE tenant_id = $1 AND subject_id = ANY($2::text[])
@@ -131,11 +133,13 @@ class SubjectKeys:
                 SELECT $1, s, (SELECT key_id FROM gone WHERE subject_id = s)
                 FROM unnest($2::text[]) AS s
                 ON CONFLICT (tenant_id, subject_id) DO UPDATE SET destroyed_at = now())
-            SELECT count(*) FROM gone
+            SELECT coalesce(array_agg(key_id), '{}') FROM gone
             """,
             tenant_id, list(subject_ids),
         )  # fmt: skip
-        return deleted
+        for key_id in gone:
+            self._unwrapped.pop(key_id, None)
+        return len(gone)
 
     async def store(self, conn: Connection, records: Sequence[WrappedRecord]) -> None:
         """Keep copies of keys another service owns (a replica of the keys topic)."""
@@ -173,8 +177,9 @@ class SubjectKeys:
         return {(r["tenant_id"], r["subject_id"]): self._open(r) for r in rows}
 
     def _open(self, row: asyncpg.Record) -> SubjectKey:
-        if (known := self._unwrapped.get(row["key_id"])) is not None:
-            return known
+        known = self._unwrapped.get(row["key_id"])
+        if known is not None and known[0] > time.monotonic():
+            return known[1]
         wrapped = WrappedKey(row["key_id"], row["master_version"], bytes(row["wrapped"]))
         key = self._ring.unwrap(row["tenant_id"], row["subject_id"], wrapped)
         return self._remember(SubjectKey(row["subject_id"], row["key_id"], key))
@@ -182,7 +187,7 @@ class SubjectKeys:
     def _remember(self, key: SubjectKey) -> SubjectKey:
         if len(self._unwrapped) >= self._cached:  # bounded: start again
             self._unwrapped.clear()
-        self._unwrapped[key.key_id] = key
+        self._unwrapped[key.key_id] = (time.monotonic() + self._cached_s, key)
         return key
 
 

@@ -182,15 +182,15 @@ def _read(record: Any) -> EventEnvelope[Any] | None:
 
 
 async def replicate(conn: Connection, batch: Sequence[EventEnvelope[Any]]) -> None:
-    """Keep the latest registration of each tenant: a batch holds a tenant's records in the
-    order published, and a record older than the one kept (read again) changes nothing."""
+    """Keep the latest registration of each tenant. A tenant's records are on one partition,
+    read in the order published (again from the beginning at each start), so the last one
+    read is its state; their times come from the publishers' clocks and are not compared."""
     latest = {e.tenant_id: e for e in batch if isinstance(e.payload, TenantChanged)}
     await conn.execute(
         "INSERT INTO tenants (tenant_id, name, suspended_at, changed_at)"
         " SELECT * FROM unnest($1::text[], $2::text[], $3::timestamptz[], $4::timestamptz[])"
         " ON CONFLICT (tenant_id) DO UPDATE SET name = excluded.name,"
-        " suspended_at = excluded.suspended_at, changed_at = excluded.changed_at"
-        " WHERE tenants.changed_at <= excluded.changed_at",
+        " suspended_at = excluded.suspended_at, changed_at = excluded.changed_at",
         list(latest),
         [e.payload.name for e in latest.values()],
         [e.payload.suspended_at for e in latest.values()],

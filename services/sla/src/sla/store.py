@@ -68,7 +68,11 @@ async def histories(
     conn: Connection, ticket_ids: Sequence[UUID] | None = None, tenant_id: str | None = None
 ) -> AsyncIterator[list[tuple[EventEnvelope[Any], int]]]:
     """Each ticket's logged events, oldest first, with the configuration revision each was
-    applied under: one ticket at a time (a cursor; call inside a transaction)."""
+    applied under: one ticket at a time (a cursor; call inside a transaction).
+
+    A ticket is a tenant's: events that another tenant sent with the same ticket id (which
+    the live path, seeing only its batch's tenants, took for an unknown ticket) come as a
+    history of their own, never folded into the owner's."""
     current: list[tuple[EventEnvelope[Any], int]] = []
     query = (
         "SELECT ticket_id, revision, envelope::text AS envelope FROM ticket_events"
@@ -78,11 +82,22 @@ async def histories(
     async for row in conn.cursor(query, None if ticket_ids is None else list(ticket_ids),
                                  tenant_id, prefetch=1000):  # fmt: skip
         if current and current[0][0].aggregate_id != row["ticket_id"]:
-            yield current
+            for history in _per_tenant(current):
+                yield history
             current = []
         current.append((parse_envelope(row["envelope"]), row["revision"]))
-    if current:
-        yield current
+    for history in _per_tenant(current):
+        yield history
+
+
+def _per_tenant(
+    events: list[tuple[EventEnvelope[Any], int]],
+) -> list[list[tuple[EventEnvelope[Any], int]]]:
+    """One ticket id's events split by tenant, each in its order (almost always one)."""
+    split: dict[str, list[tuple[EventEnvelope[Any], int]]] = {}
+    for logged in events:
+        split.setdefault(logged[0].tenant_id, []).append(logged)
+    return list(split.values())
 
 
 async def load(conn: Connection, ticket_ids: Iterable[UUID]) -> dict[UUID, TicketClocks]:
