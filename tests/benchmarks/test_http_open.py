@@ -33,12 +33,12 @@ import pytest
 
 from helpdesk_runtime.auth import Principal, Role
 from helpdesk_runtime.tokens import mint
-from ticketing import tenants
 from ticketing.config import Settings
 
 from support import proc
 from support.chaos import ServiceProcess, eventually
 from support.servers import REPO
+from support.service import register_tenants
 from support.vegeta import Attack, Target, attack, write_targets
 
 RATE = int(os.environ.get("BENCH_HTTP_RATE", "1000"))
@@ -80,12 +80,7 @@ async def test_agents_open_tickets_under_open_loop_load(
     database_url: str, kafka_bootstrap: str, tmp_path: Path
 ) -> None:
     tenant_ids = [f"bench{t}" for t in range(TENANTS)]
-    conn = await asyncpg.connect(database_url)
-    try:
-        for tenant in tenant_ids:
-            await tenants.add(conn, tenant, f"Bench {tenant}")
-    finally:
-        await conn.close()
+    await register_tenants(database_url, tenant_ids)
 
     service = ServiceProcess(
         database_url, kafka_bootstrap, tmp_path / "ticketing.log",

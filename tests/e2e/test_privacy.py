@@ -27,8 +27,8 @@ from ticketing.config import Settings
 from ticketing.domain.directory import customer_stream
 from ticketing.projection import rebuild
 
-from support.chaos import ServiceProcess, eventually
-from support.fixtures import find_keyed, start_group_at_end, topic_exists
+from support.chaos import eventually, ticketing_and_sla
+from support.fixtures import find_keyed
 from support.privacy import (
     DEV_KEYS,
     opened_with,
@@ -36,6 +36,7 @@ from support.privacy import (
     readable_in_database,
     readable_in_topics,
 )
+from support.service import register_tenants
 
 # Her own this run: a shared broker keeps what earlier runs published.
 _MARK = "".join(random.choices(string.ascii_lowercase, k=8))
@@ -65,11 +66,7 @@ async def test_an_erased_customer_is_readable_nowhere_and_the_statistics_stay(
     database_url: str, sla_database_url: str, kafka_bootstrap: str, tmp_path: Path
 ) -> None:
     tenant = f"t{uuid.uuid4().hex[:8]}"
-    await _rows(database_url, "INSERT INTO tenants (tenant_id, name) VALUES ($1, 'p')", tenant)
-    group = f"privacy-{uuid.uuid4().hex[:8]}"
-    ticketing = ServiceProcess(database_url, kafka_bootstrap, tmp_path / "ticketing.log", env={
-        "DIRECTORY_GROUP_ID": group, "INTAKE_GROUP_ID": group + "-i", "SLA_GROUP_ID": group + "-s",
-    })  # fmt: skip
+    await register_tenants(database_url, [tenant])
     settings = Settings(database_url=SecretStr(database_url))
 
     def auth(role: Role, agent: str = "agent-7") -> dict[str, str]:
@@ -77,21 +74,13 @@ async def test_an_erased_customer_is_readable_nowhere_and_the_statistics_stay(
         return {"Authorization": f"Bearer {token}"}
 
     agent, admin = auth(Role.AGENT), auth(Role.ADMIN, "admin-1")
-    if await topic_exists(kafka_bootstrap, TICKETS):  # what earlier tests left is not ours
-        await start_group_at_end(kafka_bootstrap, TICKETS, group + "-sla")
-    sla = ServiceProcess(sla_database_url, kafka_bootstrap, tmp_path / "sla.log",
-                         env={"TICKETS_GROUP_ID": group + "-sla"}, module="sla")  # fmt: skip
-    sla.start()
-    ticketing.start()
-    try:
-        await sla.wait_ready()
-        await ticketing.wait_ready()
-        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{ticketing.port}") as http:
-            await _session(http, agent, admin, tenant, database_url, sla_database_url,
-                           kafka_bootstrap)  # fmt: skip
-    finally:
-        ticketing.stop()
-        sla.stop()
+    async with (
+        ticketing_and_sla(database_url, sla_database_url, kafka_bootstrap, tmp_path,
+                          "privacy") as (ticketing, _),
+        httpx.AsyncClient(base_url=f"http://127.0.0.1:{ticketing.port}") as http,
+    ):  # fmt: skip
+        await _session(http, agent, admin, tenant, database_url, sla_database_url,
+                       kafka_bootstrap)  # fmt: skip
     for service in ("ticketing", "sla"):
         log = (tmp_path / f"{service}.log").read_text()
         assert "service started" in log  # the log is there to search

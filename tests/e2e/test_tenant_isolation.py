@@ -13,11 +13,9 @@ from helpdesk_runtime.auth import Principal, Role
 from helpdesk_runtime.tokens import mint
 from ticketing.config import Settings
 
-from support.chaos import ServiceProcess, eventually
-from support.fixtures import start_group_at_end, topic_exists
+from support.chaos import eventually, ticketing_and_sla
 from support.isolation import isolation_breaches, tenant_tables_not_isolated
-
-TICKETS = "ticketing.tickets.v2"
+from support.service import register_tenants
 
 
 async def _tenants_in(database_url: str, table: str, tenants: list[str]) -> set[str]:
@@ -33,28 +31,16 @@ async def test_every_tenant_table_keeps_each_tenant_to_its_own_rows(
     database_url: str, sla_database_url: str, kafka_bootstrap: str, tmp_path: Path
 ) -> None:
     tenants = [f"t{uuid.uuid4().hex[:8]}" for _ in range(2)]
-    conn = await asyncpg.connect(database_url)
-    for tenant in tenants:
-        await conn.execute("INSERT INTO tenants (tenant_id, name) VALUES ($1, 'i')", tenant)
-    await conn.close()
-    group = f"isolation-{uuid.uuid4().hex[:8]}"
-    if await topic_exists(kafka_bootstrap, TICKETS):  # what earlier tests left is not ours
-        await start_group_at_end(kafka_bootstrap, TICKETS, group + "-sla")
-    ticketing = ServiceProcess(database_url, kafka_bootstrap, tmp_path / "ticketing.log", env={
-        "DIRECTORY_GROUP_ID": group, "INTAKE_GROUP_ID": group + "-i", "SLA_GROUP_ID": group + "-s",
-    })  # fmt: skip
-    sla = ServiceProcess(sla_database_url, kafka_bootstrap, tmp_path / "sla.log",
-                         env={"TICKETS_GROUP_ID": group + "-sla"}, module="sla")  # fmt: skip
+    await register_tenants(database_url, tenants)
     settings = Settings(database_url=SecretStr(database_url))
-    sla.start()
-    ticketing.start()
-    try:
-        await sla.wait_ready()
-        await ticketing.wait_ready()
-        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{ticketing.port}") as http:
-            for tenant in tenants:
-                token = mint(settings, Principal(tenant, "ada", Role.ADMIN), ttl_s=600)
-                await _use(http, {"Authorization": f"Bearer {token}"})
+    async with (
+        ticketing_and_sla(database_url, sla_database_url, kafka_bootstrap, tmp_path,
+                          "isolation") as (ticketing, _),
+        httpx.AsyncClient(base_url=f"http://127.0.0.1:{ticketing.port}") as http,
+    ):  # fmt: skip
+        for tenant in tenants:
+            token = mint(settings, Principal(tenant, "ada", Role.ADMIN), ttl_s=600)
+            await _use(http, {"Authorization": f"Bearer {token}"})
 
         async def clocks_everywhere() -> bool:  # the SLA service's, and ticketing's copy
             return (
@@ -64,9 +50,6 @@ async def test_every_tenant_table_keeps_each_tenant_to_its_own_rows(
             )
 
         await eventually(clocks_everywhere, timeout_s=60)
-    finally:
-        ticketing.stop()
-        sla.stop()
 
     for url, used in ((database_url, TICKETING_TABLES), (sla_database_url, SLA_TABLES)):
         conn = await asyncpg.connect(url)

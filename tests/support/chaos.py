@@ -9,7 +9,8 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,8 +20,10 @@ import httpx
 
 from helpdesk_contracts import EventEnvelope, kafka_key
 from helpdesk_runtime.kafka import OutgoingMessage, Producer
+from sla.handlers import TICKETS_TOPIC
 
 from support.events import submitted
+from support.fixtures import start_group_at_end, topic_exists
 from support.servers import REPO
 from support.service import free_port
 
@@ -222,3 +225,29 @@ async def eventually(check: Callable[[], Awaitable[bool]], timeout_s: float = 12
         while not await check():  # noqa: ASYNC110
             await asyncio.sleep(0.2)
     return time.monotonic() - started
+
+
+@asynccontextmanager
+async def ticketing_and_sla(
+    database_url: str, sla_database_url: str, kafka_bootstrap: str, logs: Path, name: str
+) -> AsyncIterator[tuple[ServiceProcess, ServiceProcess]]:
+    """Ticketing and the SLA service as processes of their own, ready; stopped afterwards.
+    Their logs are `<logs>/ticketing.log` and `<logs>/sla.log`. Their consumer groups are
+    new, the SLA's starting at the end of what earlier tests left on a shared broker."""
+    group = f"{name}-{uuid.uuid4().hex[:8]}"
+    if await topic_exists(kafka_bootstrap, TICKETS_TOPIC):
+        await start_group_at_end(kafka_bootstrap, TICKETS_TOPIC, group + "-sla")
+    ticketing = ServiceProcess(database_url, kafka_bootstrap, logs / "ticketing.log", env={
+        "DIRECTORY_GROUP_ID": group, "INTAKE_GROUP_ID": group + "-i", "SLA_GROUP_ID": group + "-s",
+    })  # fmt: skip
+    sla = ServiceProcess(sla_database_url, kafka_bootstrap, logs / "sla.log",
+                         env={"TICKETS_GROUP_ID": group + "-sla"}, module="sla")  # fmt: skip
+    sla.start()
+    ticketing.start()
+    try:
+        await sla.wait_ready()
+        await ticketing.wait_ready()
+        yield ticketing, sla
+    finally:
+        ticketing.stop()
+        sla.stop()

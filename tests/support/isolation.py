@@ -46,11 +46,12 @@ async def isolation_breaches(
     held: dict[str, dict[str, int]] = {}
     try:
         for table in await isolated_tables(conn):
-            await conn.execute("SELECT set_config($1, $2, false)", tenancy.SETTING, tenancy.ALL)
+            with tenancy.all_tenants():
+                await tenancy.apply_scope(conn)  # as the pool does at a checkout
             held[table] = everything = await rows_per_tenant(conn, table)
             for tenant in tenants:
-                literal = "{" + tenant + "}"
-                await conn.execute("SELECT set_config($1, $2, false)", tenancy.SETTING, literal)
+                with tenancy.scoped_to([tenant]):
+                    await tenancy.apply_scope(conn)
                 seen = await rows_per_tenant(conn, table)
                 expected = {tenant: everything[tenant]} if tenant in everything else {}
                 if seen != expected:

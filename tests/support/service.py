@@ -3,7 +3,7 @@
 import asyncio
 import contextvars
 import socket
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -46,11 +46,7 @@ class RunningService(Generic[S]):
 
     async def register_tenant(self, tenant_id: str) -> None:
         """Provision a tenant, as ops would with `python -m ticketing tenants add`."""
-        conn = await asyncpg.connect(self.settings.database_url.get_secret_value())
-        try:
-            await tenants.add(conn, tenant_id, f"Tenant {tenant_id}")
-        finally:
-            await conn.close()
+        await register_tenants(self.settings.database_url.get_secret_value(), [tenant_id])
 
     async def opened(self, value: bytes) -> EventEnvelope[Any]:
         """A published event with its personal data opened, as a reader holding the
@@ -65,6 +61,16 @@ class RunningService(Generic[S]):
         """Headers of a signed-in agent (a real JWT, signed with the service's secret)."""
         token = mint(self.settings, Principal(tenant, agent, Role(role)), ttl_s=600)
         return {"Authorization": f"Bearer {token}"}
+
+
+async def register_tenants(database_url: str, tenant_ids: Sequence[str]) -> None:
+    """Provision tenants in ticketing's database, as ops would (`tenants add`)."""
+    conn = await asyncpg.connect(database_url)
+    try:
+        for tenant in tenant_ids:
+            await tenants.add(conn, tenant, f"Tenant {tenant}")
+    finally:
+        await conn.close()
 
 
 def tenant_record(tenant_id: str, suspended: bool = False) -> EventEnvelope[Any]:
@@ -112,12 +118,7 @@ async def ticketing_service(
         }
     )
     # The tenants the tests' agents belong to: the API refuses tokens of any other.
-    conn = await asyncpg.connect(database_url)
-    try:
-        for tenant in AGENTS_TENANTS:
-            await tenants.add(conn, tenant, f"Tenant {tenant}")
-    finally:
-        await conn.close()
+    await register_tenants(database_url, AGENTS_TENANTS)
     if connected and await topic_exists(kafka_bootstrap, INTAKE_TOPIC):
         await start_group_at_end(kafka_bootstrap, INTAKE_TOPIC, group_id)
     if connected and await topic_exists(kafka_bootstrap, SLA_TOPIC):

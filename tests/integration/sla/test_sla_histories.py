@@ -25,8 +25,7 @@ async def test_another_tenants_events_of_a_ticket_id_are_a_history_of_their_own(
         async with conn.transaction():
             histories = [h async for h in store.histories(conn)]
         with tenancy.scoped_to(["globex"]):  # scoped as a batch of globex's events is
-            await conn.execute("SELECT set_config($1, $2, false)", tenancy.SETTING,
-                               tenancy.current_scope())  # fmt: skip
+            await tenancy.apply_scope(conn)
             seen = await conn.fetchval("SELECT count(*) FROM ticket_events")
     finally:
         await conn.close()

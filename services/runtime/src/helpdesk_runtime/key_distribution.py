@@ -15,16 +15,16 @@ yet (the keys topic and the events' topic are read independently): a replica rep
 personal data waits for before it starts.
 """
 
-import asyncio
 import base64
 from collections import defaultdict
 from collections.abc import Sequence
 
 import asyncpg
-from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
+from aiokafka import ConsumerRecord
 from pydantic import ValidationError
 
 from helpdesk_contracts.pii import SUBJECT_KEYS_TOPIC, SubjectKeyRecord, subject_record_key
+from helpdesk_runtime.compacted import CompactedReplica
 from helpdesk_runtime.kafka import OutgoingMessage, Producer
 from helpdesk_runtime.keyring import WrappedKey
 from helpdesk_runtime.logging import get_logger
@@ -90,41 +90,14 @@ def _tombstone(row: asyncpg.Record) -> OutgoingMessage:
     )
 
 
-class SubjectKeyReplica:
+class SubjectKeyReplica(CompactedReplica):
     """An entitled service's job: the keys topic, kept in its own `subject_keys` table."""
 
     def __init__(
         self, pool: asyncpg.Pool, keys: SubjectKeys, bootstrap_servers: str, group_id: str
     ) -> None:
+        super().__init__(SUBJECT_KEYS_TOPIC, bootstrap_servers, group_id)
         self._pool, self._keys = pool, keys
-        self._bootstrap, self._group_id = bootstrap_servers, group_id
-        self._stopping = asyncio.Event()
-        self.caught_up = asyncio.Event()
-        self.last_error: str | None = None
-
-    async def run(self) -> None:
-        consumer = AIOKafkaConsumer(
-            SUBJECT_KEYS_TOPIC, bootstrap_servers=self._bootstrap, group_id=self._group_id,
-            enable_auto_commit=False, auto_offset_reset="earliest",
-        )  # fmt: skip
-        await consumer.start()
-        try:
-            ends: dict[TopicPartition, int] | None = None
-            while not self._stopping.is_set():
-                batch = await consumer.getmany(timeout_ms=500, max_records=1000)
-                records = [r for rs in batch.values() for r in rs]
-                if records:
-                    await self.apply(records)
-                    await consumer.commit()
-                if ends is None and consumer.assignment():
-                    ends = await consumer.end_offsets(list(consumer.assignment()))
-                if ends is not None and not self.caught_up.is_set():
-                    positions = {tp: await consumer.position(tp) for tp in ends}
-                    if all(positions[tp] >= end for tp, end in ends.items()):
-                        self.caught_up.set()
-                        log.info("subject keys replica caught up")
-        finally:
-            await consumer.stop()
 
     async def apply(self, records: Sequence[ConsumerRecord[bytes, bytes]]) -> None:
         """Store what the records say: the last record of a subject wins (a key, or its
@@ -156,6 +129,3 @@ class SubjectKeyReplica:
                 await self._keys.store(conn, kept_keys)
             for tenant, subjects in destroyed.items():
                 await self._keys.destroy(conn, tenant, subjects)
-
-    def stop(self) -> None:
-        self._stopping.set()

@@ -131,7 +131,6 @@ class ServiceRuntime:
         # Who may call: the owner of the registry, or a replica, refuses other tenants.
         self._tenants = tenants
         self.tenant_gate = TenantGate(lambda: self.pool) if tenants is not None else None
-        self.tenant_replica: TenantReplica | None = None
         if tenants is not None and TENANTS_TOPIC not in {t.name for t in topics}:
             registry = TOPICS[TENANTS_TOPIC]
             topics = [*topics, TopicSpec(TENANTS_TOPIC, registry.partitions, compacted=True)]
@@ -382,9 +381,7 @@ class ServiceRuntime:
             jobs.append(Job("tenant-publisher", tenants.run, tenants.stop,
                             lambda: tenants.last_error))  # fmt: skip
         elif self._tenants is TenantRegistry.REPLICA:
-            replica = self.tenant_replica = TenantReplica(
-                self.pool, self.settings.kafka_bootstrap_servers
-            )
+            replica = TenantReplica(self.pool, self.settings.kafka_bootstrap_servers)
             jobs.append(Job("tenant-replica", replica.run, replica.stop, replica.behind))
         for name, work in self._own_jobs.items():
             jobs.append(Job(name, lambda work=work: work(self)))  # type: ignore[misc]

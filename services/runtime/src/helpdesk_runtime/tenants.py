@@ -9,15 +9,12 @@ service's `TenantGate` then refuses the tokens of tenants its table does not kno
 suspended. The registry is not a tenant table: it is read before any tenant is trusted.
 """
 
-import asyncio
 import time
 from collections.abc import Callable, Iterable, Sequence
-from contextlib import suppress
 from enum import StrEnum
 from typing import Any
 
 import asyncpg
-from aiokafka import AIOKafkaConsumer
 
 from helpdesk_contracts import (
     ContractError,
@@ -29,6 +26,7 @@ from helpdesk_contracts import (
     tenant_stream,
     topic_for,
 )
+from helpdesk_runtime.compacted import CompactedReplica
 from helpdesk_runtime.db import Connection
 from helpdesk_runtime.kafka import OutgoingMessage, Producer
 from helpdesk_runtime.logging import get_logger
@@ -124,53 +122,19 @@ class TenantPublisher(PendingPublisher):
         )
 
 
-class TenantReplica:
+class TenantReplica(CompactedReplica):
     """A service's job: the topic, read from its beginning at every start (compacted, it
     holds about one record per tenant) and followed, kept in the service's `tenants` table.
     No consumer group: a database restored from a backup, or a new one, is filled again.
     Until it has read what the topic held at start, readiness says it is catching up."""
 
     def __init__(self, pool: asyncpg.Pool, bootstrap_servers: str) -> None:
-        self._pool, self._bootstrap = pool, bootstrap_servers
-        self._stopping = asyncio.Event()
-        self.caught_up = asyncio.Event()
+        super().__init__(TENANTS_TOPIC, bootstrap_servers)
+        self._pool = pool
 
-    def behind(self) -> str | None:
-        """What readiness reports until the replica has caught up."""
-        return None if self.caught_up.is_set() else f"catching up with {TENANTS_TOPIC}"
-
-    async def run(self) -> None:
-        consumer = AIOKafkaConsumer(
-            TENANTS_TOPIC, bootstrap_servers=self._bootstrap, group_id=None,
-            enable_auto_commit=False, auto_offset_reset="earliest",
-        )  # fmt: skip
-        await consumer.start()
-        try:
-            ends = None
-            while not self._stopping.is_set():
-                batch = await consumer.getmany(timeout_ms=500, max_records=1000)
-                if records := [r for rs in batch.values() for r in rs]:
-                    async with self._pool.acquire() as conn:
-                        await replicate(conn, [e for r in records if (e := _read(r))])
-                if ends is None and consumer.assignment():
-                    ends = await consumer.end_offsets(list(consumer.assignment()))
-                if (
-                    ends is not None
-                    and not self.caught_up.is_set()
-                    and await _read_to(consumer, ends)
-                ):
-                    self.caught_up.set()
-                    log.info("tenant registry replica caught up", topic=TENANTS_TOPIC)
-        finally:
-            with suppress(Exception):
-                await consumer.stop()
-
-    def stop(self) -> None:
-        self._stopping.set()
-
-
-async def _read_to(consumer: AIOKafkaConsumer, ends: dict[Any, int]) -> bool:
-    return all([await consumer.position(tp) >= end for tp, end in ends.items()])
+    async def apply(self, records: Sequence[Any]) -> None:
+        async with self._pool.acquire() as conn:
+            await replicate(conn, [e for r in records if (e := _read(r))])
 
 
 def _read(record: Any) -> EventEnvelope[Any] | None:
