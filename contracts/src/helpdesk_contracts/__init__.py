@@ -31,7 +31,12 @@ from helpdesk_contracts.envelope import (
     registered_events,
 )
 from helpdesk_contracts.errors import ContractError
-from helpdesk_contracts.feedback import SCORE_RANGES, FeedbackReceived, SurveyKind
+from helpdesk_contracts.feedback import (
+    SCORE_RANGES,
+    FeedbackReceived,
+    SurveyKind,
+    SurveyRequested,
+)
 from helpdesk_contracts.intake import (
     CustomerMessageReceived,
     IntakeRejection,
@@ -159,6 +164,7 @@ __all__ = [
     "SlaVerdictRevised",
     "SlaWarning",
     "SurveyKind",
+    "SurveyRequested",
     "Tags",
     "TenantChanged",
     "TenantId",

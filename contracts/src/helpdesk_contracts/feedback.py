@@ -1,17 +1,19 @@
-"""Customer feedback: survey answers, from our feedback service or from other systems."""
+"""Customer feedback: survey invitations, and survey answers from our feedback service or
+from other systems."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from enum import StrEnum
 from types import MappingProxyType
-from typing import Self
+from typing import Annotated, Self
 from uuid import UUID
 
-from pydantic import ConfigDict, Field, JsonValue, model_validator
+from pydantic import ConfigDict, Field, JsonValue, StringConstraints, model_validator
 
-from helpdesk_contracts.envelope import Event
-from helpdesk_contracts.values import Body, Identifier, SystemName
+from helpdesk_contracts.directory import ContactKind
+from helpdesk_contracts.envelope import MAX_BIGINT, Event, UtcDatetime
+from helpdesk_contracts.values import Body, Identifier, Language, SystemName
 
 
 class SurveyKind(StrEnum):
@@ -70,3 +72,38 @@ class FeedbackReceived(Event):
     def partition_key(self) -> str:
         """Keyed by the ticket id, so it follows the ticket's events; else by feedback_id."""
         return str(self.ticket_id or self.feedback_id)
+
+
+AnswerUrl = Annotated[str, StringConstraints(max_length=2000, pattern=r"^https?://[^\s]+$")]
+"""The customer's survey page, with the invitation's signed token in it."""
+
+
+class SurveyRequested(Event):
+    """The feedback service decided to ask a customer about a ticket; the notifications
+    service delivers the invitation in the customer's channel and language.
+
+    `answer_url` is the survey page; a template may offer one-click answers by adding
+    `score=<n>` to its query. Opening such a link only preselects that answer on the page
+    (mail systems' link scanners open every link): the customer's submit records it."""
+
+    event_type = "SurveyRequested"
+
+    survey_id: UUID
+    """Unique per invitation; the token in `answer_url` names it."""
+    ticket_id: UUID | None = None
+    ticket_number: int | None = Field(default=None, ge=1, le=MAX_BIGINT)
+    customer_id: Identifier
+    survey: SurveyKind
+    answer_url: AnswerUrl
+    expires_at: UtcDatetime
+    """After this the page no longer takes an answer."""
+    channel: ContactKind | None = None
+    """Where to send it; None: the customer's preferred channel."""
+    language: Language | None = None
+    """None: the customer's language, else the tenant's default."""
+    agent_id: Identifier | None = None
+    """The agent the survey asks about, if any."""
+
+    def partition_key(self) -> str:
+        """Keyed by the ticket id, so it follows the ticket's events; else by survey_id."""
+        return str(self.ticket_id or self.survey_id)

@@ -26,7 +26,7 @@ from helpdesk_contracts.directory import (
 )
 from helpdesk_contracts.envelope import Event, registered_events
 from helpdesk_contracts.errors import ContractError
-from helpdesk_contracts.feedback import FeedbackReceived
+from helpdesk_contracts.feedback import FeedbackReceived, SurveyRequested
 from helpdesk_contracts.intake import CustomerMessageReceived, TicketSubmitted
 from helpdesk_contracts.sla import (
     SlaAchieved,
@@ -213,6 +213,16 @@ _TOPICS = (
         event_types=(FeedbackReceived,),
         producers=("feedback", COMPANY_SYSTEMS),
         consumers=("feedback", "notifications"),
+        compatibility="backward",
+        partitions=12,
+    ),
+    Topic(
+        name="feedback.surveys.v1",
+        description="Survey invitations for the notifications service to deliver.",
+        key="payload.ticket_id, else payload.survey_id",
+        event_types=(SurveyRequested,),
+        producers=("feedback",),
+        consumers=("notifications",),
         compatibility="backward",
         partitions=12,
     ),

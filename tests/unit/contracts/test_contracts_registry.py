@@ -58,6 +58,7 @@ EXPECTED_EVENT_TYPES = {
     "CustomerUpserted",
     "OrganisationUpserted",
     "FeedbackReceived",
+    "SurveyRequested",
     "SlaClockStarted",
     "SlaClockPaused",
     "SlaClockResumed",
