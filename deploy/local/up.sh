@@ -6,6 +6,9 @@ source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 
 TICKETING_PORT="${HELPDESK_TICKETING_PORT:-8001}"
 SLA_PORT="${HELPDESK_SLA_PORT:-8002}"
+NOTIFICATIONS_PORT="${HELPDESK_NOTIFICATIONS_PORT:-8003}"
+MAIL_PORT="${HELPDESK_MAIL_PORT:-1025}"
+MAIL_DIR="$LOCAL_DIR/mail"
 RUN_DIR="$LOCAL_DIR/run"
 LOG_DIR="$LOCAL_DIR/logs"
 mkdir -p "$RUN_DIR" "$LOG_DIR"
@@ -60,7 +63,7 @@ start_service() { # name port module
     # signal reaches it and a crash is seen (uv would stay behind as a wrapper).
     DATABASE_URL="$(service_url "$name")" \
       KAFKA_BOOTSTRAP_SERVERS="$KAFKA_BOOTSTRAP_SERVERS" \
-      HTTP_PORT="$port" LOG_FORMAT=json \
+      HTTP_PORT="$port" LOG_FORMAT=json SMTP_PORT="$MAIL_PORT" \
       nohup "$REPO_ROOT/.venv/bin/python" -m "$module" >>"$LOG_DIR/$name.log" 2>&1 &
     echo $! >"$pid_file"
   )
@@ -79,10 +82,31 @@ wait_ready() { # name port
   done
 }
 
+# A local SMTP server standing for the mail provider: every mail the notifications service
+# sends lands in $MAIL_DIR as an .eml file.
+start_mailcatcher() {
+  local pid_file="$RUN_DIR/mailcatcher.pid"
+  if [[ -f "$pid_file" ]] && kill -0 "$(cat "$pid_file")" 2>/dev/null; then
+    say "mail catcher already running (pid $(cat "$pid_file"))"
+    return
+  fi
+  mkdir -p "$MAIL_DIR"
+  (
+    cd "$REPO_ROOT"
+    nohup "$REPO_ROOT/.venv/bin/python" -m notifications.mailcatcher --port "$MAIL_PORT" \
+      --dir "$MAIL_DIR" >>"$LOG_DIR/mailcatcher.log" 2>&1 &
+    echo $! >"$pid_file"
+  )
+  say "mail catcher starting (smtp://127.0.0.1:$MAIL_PORT, mail kept in $MAIL_DIR)"
+}
+
+start_mailcatcher
 start_service ticketing "$TICKETING_PORT" ticketing
 start_service sla "$SLA_PORT" sla
+start_service notifications "$NOTIFICATIONS_PORT" notifications
 wait_ready ticketing "$TICKETING_PORT"
 wait_ready sla "$SLA_PORT"
+wait_ready notifications "$NOTIFICATIONS_PORT"
 # A demo tenant, so the README's examples work; real tenants are provisioned the same way.
 (cd "$REPO_ROOT" && DATABASE_URL="$(service_url ticketing)" LOG_FORMAT=json \
   uv run --frozen python -m ticketing tenants add acme --name "Acme (demo)" >/dev/null 2>&1)
@@ -93,6 +117,8 @@ The helpdesk is up.
   Ticketing API      http://127.0.0.1:$TICKETING_PORT
   OpenAPI (try it)   http://127.0.0.1:$TICKETING_PORT/docs
   SLA API            http://127.0.0.1:$SLA_PORT  (OpenAPI at /docs)
+  Notifications API  http://127.0.0.1:$NOTIFICATIONS_PORT  (OpenAPI at /docs)
+  Mail sent          $MAIL_DIR/*.eml  (the local mail catcher, smtp://127.0.0.1:$MAIL_PORT)
   Kafka              $KAFKA_BOOTSTRAP_SERVERS
   PostgreSQL         $(service_url ticketing)  (the service's own role)
   Logs               $LOG_DIR/

@@ -15,6 +15,8 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from helpdesk_runtime import tenancy
 from helpdesk_runtime.db import Migration, create_pool, migrate
 from helpdesk_runtime.kafka import Producer, partition_for
+from notifications.bootstrap import build_runtime as build_notifications_runtime
+from notifications.config import Settings as NotificationsSettings
 from sla.bootstrap import build_runtime as build_sla_runtime
 from sla.config import Settings as SlaSettings
 from ticketing.bootstrap import build_runtime
@@ -131,6 +133,27 @@ async def sla_database_url(
 ) -> AsyncIterator[str]:
     """A fresh SLA database of the test's own, reached as the service role."""
     async for url in copy_of(real_servers, service_role, sla_template_database, "helpdesk_sla"):
+        yield url
+
+
+@pytest.fixture(scope="session")
+async def notifications_template_database(
+    real_servers: Servers, service_role: str
+) -> AsyncIterator[str]:
+    """The notifications service's schema, copied for each test that runs it."""
+    migrations = build_notifications_runtime(NotificationsSettings()).migrations
+    async for name in template_with(real_servers, service_role, migrations):
+        yield name
+
+
+@pytest.fixture
+async def notifications_database_url(
+    real_servers: Servers, service_role: str, notifications_template_database: str
+) -> AsyncIterator[str]:
+    """A fresh notifications database of the test's own, reached as the service role."""
+    async for url in copy_of(
+        real_servers, service_role, notifications_template_database, "helpdesk_notifications"
+    ):
         yield url
 
 

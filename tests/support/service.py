@@ -22,6 +22,8 @@ from helpdesk_runtime.service import ServiceRuntime
 from helpdesk_runtime.settings import ServiceSettings
 from helpdesk_runtime.tenants import replicate
 from helpdesk_runtime.tokens import mint
+from notifications.bootstrap import create_app as create_notifications_app
+from notifications.config import Settings as NotificationsSettings
 from sla.bootstrap import create_app as create_sla_app
 from sla.config import Settings as SlaSettings
 from sla.handlers import SLA_TOPIC, TICKETS_TOPIC
@@ -165,6 +167,44 @@ async def sla_service(
 
 
 @asynccontextmanager
+async def notifications_service(
+    database_url: str, kafka_bootstrap: str, smtp_port: int, *, group_id: str | None = None,
+    **overrides: Any,
+) -> AsyncIterator[RunningService[NotificationsSettings]]:  # fmt: skip
+    """The notifications service on a free port, sending mail to `smtp_port`, reading the
+    ticket events and survey invitations published from now on (or, given the `group_id`
+    of an earlier run, from where that run stopped: it names both groups)."""
+    fresh = group_id is None
+    group_id = group_id or f"notifications-{uuid4().hex[:8]}"
+    settings = NotificationsSettings.model_validate(
+        {
+            "database_url": SecretStr(database_url),
+            "kafka_bootstrap_servers": kafka_bootstrap,
+            "tickets_group_id": f"{group_id}-tickets",
+            "surveys_group_id": f"{group_id}-surveys",
+            "http_port": free_port(),
+            "smtp_port": smtp_port,
+            "consumer_batch_timeout_ms": 50,
+            "timer_poll_interval_s": 0.2,
+            "log_format": "console",
+            "shutdown_grace_s": 5.0,
+            **overrides,
+        }
+    )
+    for topic, group in ((settings.tickets_topic, settings.tickets_group_id),
+                         (settings.surveys_topic, settings.surveys_group_id)):  # fmt: skip
+        if fresh and await topic_exists(kafka_bootstrap, topic):
+            await start_group_at_end(kafka_bootstrap, topic, group)
+    conn = await asyncpg.connect(database_url)  # as if ticketing.tenants.v1 had told it
+    try:
+        await replicate(conn, [tenant_record(tenant) for tenant in AGENTS_TENANTS])
+    finally:
+        await conn.close()
+    async with serving(create_notifications_app(settings), settings) as running:
+        yield running
+
+
+@asynccontextmanager
 async def serving(
     app: FastAPI, settings: S, *, connected: bool = True
 ) -> AsyncIterator[RunningService[S]]:
@@ -191,4 +231,5 @@ async def serving(
 
 
 TicketingService = RunningService[Settings]
+NotificationsService = RunningService[NotificationsSettings]
 SlaService = RunningService[SlaSettings]

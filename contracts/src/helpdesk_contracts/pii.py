@@ -176,6 +176,7 @@ def _walk(node: Any, parts: tuple[str, ...], path: str, change: Callable[[str, s
 
 
 SUBJECT_KEYS_TOPIC = "privacy.subject-keys.v1"
+SUBJECT_KEYS_PARTITIONS = 6
 """Where the service that seals a tenant's personal data (ticketing) publishes the subjects'
 keys, wrapped by the master key ring, for the services entitled to read personal data:
 compacted, keyed by `subject_record_key(tenant, subject)`, the value a `SubjectKeyRecord`

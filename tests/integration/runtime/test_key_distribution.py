@@ -66,7 +66,7 @@ async def test_a_replica_opens_what_the_owner_sealed_until_the_key_is_destroyed(
     assert await publisher.publish_pending() >= 1
     assert await publisher.publish_pending() == 0  # each key once
 
-    replica = SubjectKeyReplica(replica_pool, DEV_KEYS, kafka_bootstrap, f"replica-{tenant}")
+    replica = SubjectKeyReplica(replica_pool, DEV_KEYS, kafka_bootstrap)
     running = asyncio.create_task(replica.run())
     try:
         await asyncio.wait_for(replica.caught_up.wait(), 120)

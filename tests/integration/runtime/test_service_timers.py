@@ -6,6 +6,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import asyncpg
+import pytest
 
 from helpdesk_runtime import timers
 from helpdesk_runtime.db import Component
@@ -54,3 +55,46 @@ async def test_the_runtime_fires_due_timers_as_a_job_and_counts_them(
         assert await check.fetchval("SELECT key FROM timers") == "later"
     finally:
         await check.close()
+
+
+async def test_a_lane_fires_while_another_lanes_handler_is_stuck(
+    database_url: str, kafka_bootstrap: str
+) -> None:
+    """Timer lanes: a kind in a lane of its own has a scheduler of its own, so a slow burst
+    of one kind (survey mail) never holds up another (acknowledgements)."""
+    stuck, urgent_fired = asyncio.Event(), asyncio.Event()
+    release = asyncio.Event()
+
+    async def bulk(_conn: Any, _due: Any) -> None:
+        stuck.set()
+        await release.wait()  # a provider that does not answer
+
+    async def urgent(_conn: Any, _due: Any) -> None:
+        urgent_fired.set()
+
+    settings = service_settings(database_url, kafka_bootstrap, timer_poll_interval_s=0.05)
+    runtime = ServiceRuntime(settings, timers={"bulk": bulk, "urgent": urgent},
+                             timer_lanes=[{"urgent"}, {"bulk"}])  # fmt: skip
+    async with runtime.lifespan():
+        await runtime.connected()
+        assert len(runtime.timer_schedulers) == 2
+        now = datetime.now(UTC)
+        async with runtime.pool.acquire() as conn, conn.transaction():
+            await timers.schedule(conn, "bulk", "campaign", now - timedelta(seconds=5), {}, "acme")
+        await asyncio.wait_for(stuck.wait(), 10)
+        async with runtime.pool.acquire() as conn, conn.transaction():
+            await timers.schedule(conn, "urgent", "ack", now, {}, "acme")
+        await asyncio.wait_for(urgent_fired.wait(), 10)  # while bulk is still stuck
+        assert not release.is_set()
+        checks = await runtime.readiness()
+        assert checks["job:timers:urgent"] == checks["job:timers:bulk"] == "ok"
+        release.set()
+
+
+def test_a_lane_must_name_kinds_with_handlers() -> None:
+    async def handler(_conn: Any, _due: Any) -> None:
+        return None
+
+    settings = service_settings("postgresql://unused/db", "127.0.0.1:1")
+    with pytest.raises(ValueError, match="no handler: \\['surveys'\\]"):
+        ServiceRuntime(settings, timers={"acks": handler}, timer_lanes=[{"surveys"}])

@@ -6,7 +6,9 @@ wrapped by the master key ring, on a compacted topic keyed by tenant and subject
 tombstone for every key it destroys; compaction then takes the key out of Kafka as well. An
 entitled service runs a `SubjectKeyReplica`: it keeps the topic in its own `subject_keys`
 table (the same table and `SubjectKeys` the owner uses), so it opens sealed fields exactly as
-the owner does, with the master keys from its own Secret. A service without the master keys
+the owner does, with the master keys from its own Secret. It reads the topic from its
+beginning at every start, with no consumer group, so a new or restored database is filled
+again. A service without the master keys
 (or, in Kubernetes, without the ACL to read the topic) can open nothing.
 
 A missing key is either destroyed (erased: the replica noted the tombstone) or not here
@@ -18,6 +20,7 @@ personal data waits for before it starts.
 import base64
 from collections import defaultdict
 from collections.abc import Sequence
+from enum import StrEnum
 
 import asyncpg
 from aiokafka import ConsumerRecord
@@ -32,6 +35,15 @@ from helpdesk_runtime.personal_data import SubjectKeys, WrappedRecord
 from helpdesk_runtime.polling import PendingPublisher
 
 log = get_logger(__name__)
+
+
+class KeyRole(StrEnum):
+    """A service's part in key distribution (`ServiceRuntime(key_role=...)`)."""
+
+    OWNER = "owner"
+    """Makes the keys, seals the events and publishes the keys (ticketing)."""
+    REPLICA = "replica"
+    """Keeps a copy of the published keys to open what it reads."""
 
 
 class SubjectKeyPublisher(PendingPublisher):
@@ -91,12 +103,11 @@ def _tombstone(row: asyncpg.Record) -> OutgoingMessage:
 
 
 class SubjectKeyReplica(CompactedReplica):
-    """An entitled service's job: the keys topic, kept in its own `subject_keys` table."""
+    """An entitled service's job: the keys topic, kept in its own `subject_keys` table.
+    Read from the beginning at every start (compacted, it holds one record per subject)."""
 
-    def __init__(
-        self, pool: asyncpg.Pool, keys: SubjectKeys, bootstrap_servers: str, group_id: str
-    ) -> None:
-        super().__init__(SUBJECT_KEYS_TOPIC, bootstrap_servers, group_id)
+    def __init__(self, pool: asyncpg.Pool, keys: SubjectKeys, bootstrap_servers: str) -> None:
+        super().__init__(SUBJECT_KEYS_TOPIC, bootstrap_servers)
         self._pool, self._keys = pool, keys
 
     async def apply(self, records: Sequence[ConsumerRecord[bytes, bytes]]) -> None:

@@ -141,6 +141,16 @@ class SubjectKeys:
             self._unwrapped.pop(key_id, None)
         return len(gone)
 
+    async def destroyed(self, conn: Connection, tenant_id: str, subject_ids: Iterable[str]) -> set[str]:
+        """Which of these subjects' keys are known to be destroyed. On a replica, a key that
+        is neither here nor destroyed has not arrived yet (key_distribution.py)."""
+        rows = await conn.fetch(
+            "SELECT subject_id FROM destroyed_subject_keys"
+            " WHERE tenant_id = $1 AND subject_id = ANY($2::text[])",
+            tenant_id, sorted(set(subject_ids)),
+        )  # fmt: skip
+        return {r["subject_id"] for r in rows}
+
     async def store(self, conn: Connection, records: Sequence[WrappedRecord]) -> None:
         """Keep copies of keys another service owns (a replica of the keys topic)."""
         await conn.execute(

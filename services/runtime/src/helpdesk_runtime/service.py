@@ -3,7 +3,7 @@
 import asyncio
 import gc
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Mapping, Sequence
 from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -13,6 +13,7 @@ import asyncpg
 from faststream.kafka import KafkaBroker
 
 from helpdesk_contracts import TOPICS
+from helpdesk_contracts.pii import SUBJECT_KEYS_PARTITIONS, SUBJECT_KEYS_TOPIC
 from helpdesk_runtime import tenancy
 from helpdesk_runtime.blobs import BlobStore, blob_store
 from helpdesk_runtime.consumer import BatchConsumer, BatchHandler
@@ -22,7 +23,7 @@ from helpdesk_runtime.event_log import Shard
 from helpdesk_runtime.feed import AppendFeed
 from helpdesk_runtime.jobs import Job, JobSupervisor
 from helpdesk_runtime.kafka import Producer, TopicSpec, ensure_topics
-from helpdesk_runtime.key_distribution import SubjectKeyPublisher
+from helpdesk_runtime.key_distribution import KeyRole, SubjectKeyPublisher, SubjectKeyReplica
 from helpdesk_runtime.logging import broker_outage, configure_logging, get_logger
 from helpdesk_runtime.metrics import Metrics
 from helpdesk_runtime.outbox import OutboxRelay, Router, Source
@@ -86,9 +87,11 @@ class ServiceRuntime:
         consumers: Sequence[ConsumerSpec] = (),
         jobs: dict[str, JobFactory] | None = None,
         timers: Mapping[str, TimerHandler] | None = None,
+        timer_lanes: Sequence[Collection[str]] = (),
         watermarks: Sequence[str] = (),
         blobs: bool = False,
         subject_keys: SubjectKeys | None = None,
+        key_role: KeyRole = KeyRole.OWNER,
         tenants: TenantRegistry | None = None,
     ) -> None:
         if publish_from is Source.OUTBOX and route is None:
@@ -99,7 +102,18 @@ class ServiceRuntime:
         self.metrics = Metrics()
         self.metrics.on_refresh(self._refresh_metrics)
         self._timer_handlers = dict(timers or {})
+        # Each lane's kinds are fired by a scheduler of their own, so a burst of one kind
+        # (a survey campaign) never delays the others (acknowledgements); the kinds in no
+        # lane share one scheduler.
+        laned = [frozenset(lane) for lane in timer_lanes]
+        in_lanes: set[str] = set().union(*laned)
+        if unknown := in_lanes - set(self._timer_handlers):
+            raise ValueError(f"timer lanes name kinds with no handler: {sorted(unknown)}")
+        rest = frozenset(self._timer_handlers) - in_lanes
+        self._timer_lanes = [lane for lane in (rest, *laned) if lane]
         self.timers: TimerScheduler | None = None
+        """The scheduler of the kinds in no lane (else the first lane's)."""
+        self.timer_schedulers: list[TimerScheduler] = []
         # Only the runtime's tables this service uses. Every service keeps configuration
         # that admins change, so every one has the audit log.
         components = {Component.AUDIT}
@@ -122,8 +136,11 @@ class ServiceRuntime:
         self.components = frozenset(components)
         self._keeps_blobs = blobs
         self._blobs: BlobStore | None = None
-        # Its events hold personal data, sealed with the subjects' keys (personal_data.py).
+        # Its events hold personal data, sealed with the subjects' keys (personal_data.py):
+        # it makes and publishes the keys (the owner), or keeps a copy to open what it reads.
         self.subject_keys = subject_keys
+        self.key_role = key_role
+        self.key_replica: SubjectKeyReplica | None = None
         self._watermark_topics = tuple(watermarks)
         self.watermarks: WatermarkPublisher | None = None
         self.migrations = [*runtime_migrations(components), *migrations]
@@ -134,6 +151,10 @@ class ServiceRuntime:
         if tenants is not None and TENANTS_TOPIC not in {t.name for t in topics}:
             registry = TOPICS[TENANTS_TOPIC]
             topics = [*topics, TopicSpec(TENANTS_TOPIC, registry.partitions, compacted=True)]
+        if subject_keys is not None and SUBJECT_KEYS_TOPIC not in {t.name for t in topics}:
+            # The subjects' keys, for the services entitled to read personal data.
+            keys_topic = TopicSpec(SUBJECT_KEYS_TOPIC, SUBJECT_KEYS_PARTITIONS, compacted=True)
+            topics = [*topics, keys_topic]
         self._topics = topics
         self._route = route
         self._publish_from = publish_from
@@ -241,7 +262,7 @@ class ServiceRuntime:
         (events stored before personal data was sealed): once, and safe to run again."""
         applied = await migrate(pool, self.migrations)
         with tenancy.all_tenants():
-            if self.subject_keys is not None:
+            if self.subject_keys is not None and self.key_role is KeyRole.OWNER:
                 sealed = await seal_plain_events(pool, self.subject_keys)
                 if sealed:
                     log.info("personal data sealed in events stored before", events=sealed)
@@ -364,18 +385,28 @@ class ServiceRuntime:
                 metrics=self.metrics,
             )
             jobs.append(Job("watermarks", marks.run, marks.stop, lambda: marks.last_error))
-        if self._timer_handlers:
-            timers = self.timers = TimerScheduler(
+        self.timer_schedulers = []
+        for lane in self._timer_lanes:
+            timers = TimerScheduler(
                 self.pool,
-                self._timer_handlers,
+                {kind: self._timer_handlers[kind] for kind in lane},
                 batch_size=self.settings.timer_batch_size,
                 poll_interval_s=self.settings.timer_poll_interval_s,
                 on_fired=self._timer_fired,
             )
-            jobs.append(Job("timers", timers.run, timers.stop, lambda: timers.last_error))
-        if self.subject_keys is not None:  # the owner of the keys publishes them
+            self.timer_schedulers.append(timers)
+            name = "timers" if len(self._timer_lanes) == 1 else f"timers:{'+'.join(sorted(lane))}"
+            jobs.append(Job(name, timers.run, timers.stop,
+                            lambda timers=timers: timers.last_error))  # type: ignore[misc]  # fmt: skip
+        self.timers = self.timer_schedulers[0] if self.timer_schedulers else None
+        if self.subject_keys is not None and self.key_role is KeyRole.OWNER:
             keys = SubjectKeyPublisher(self.pool, self.producer)
             jobs.append(Job("subject-keys", keys.run, keys.stop, lambda: keys.last_error))
+        elif self.subject_keys is not None:
+            copy = self.key_replica = SubjectKeyReplica(
+                self.pool, self.subject_keys, self.settings.kafka_bootstrap_servers
+            )
+            jobs.append(Job("subject-key-replica", copy.run, copy.stop, copy.behind))
         if self._tenants is TenantRegistry.OWNER:
             tenants = TenantPublisher(self.pool, self.producer, self.settings.service_name)
             jobs.append(Job("tenant-publisher", tenants.run, tenants.stop,

@@ -15,7 +15,6 @@ from helpdesk_contracts import (
     rejections_topic,
     topic_for,
 )
-from helpdesk_contracts.pii import SUBJECT_KEYS_TOPIC
 from helpdesk_contracts.topics import PLAIN_TEXT_RETENTION_DAYS
 from helpdesk_runtime.db import load_migrations
 from helpdesk_runtime.feed import AppendFeed
@@ -40,7 +39,6 @@ INTAKE_TOPIC = topic_for(TicketSubmitted.event_type).name
 TICKETS_TOPIC = "ticketing.tickets.v2"
 DIRECTORY_TOPIC = "ticketing.directory.v1"
 DEAD_LETTER_PARTITIONS = 3
-KEY_PARTITIONS = 6
 
 
 def _utc_now() -> datetime:
@@ -68,8 +66,6 @@ def build_runtime(settings: Settings, clock: Callable[[], datetime] = _utc_now) 
             TopicSpec(dead_letter_topic(topic), DEAD_LETTER_PARTITIONS, intake.retention_days),
             TopicSpec(rejections_topic(topic), DEAD_LETTER_PARTITIONS, intake.retention_days),
         ]
-    # The subjects' keys, for the services entitled to read personal data (compacted).
-    topics.append(TopicSpec(SUBJECT_KEYS_TOPIC, KEY_PARTITIONS, compacted=True))
     # What the retired versions hold (personal data in plain text) ages out.
     topics += [
         TopicSpec(name, TOPICS[newer].partitions, PLAIN_TEXT_RETENTION_DAYS, retired=True)

@@ -1,0 +1,119 @@
+"""The one place where the notifications service is wired together."""
+
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime, timedelta
+
+from fastapi import APIRouter, FastAPI
+
+from helpdesk_contracts import TOPICS, dead_letter_topic
+from helpdesk_runtime.db import Connection, load_migrations
+from helpdesk_runtime.http import create_app as create_service_app
+from helpdesk_runtime.http_auth import HttpAuth
+from helpdesk_runtime.kafka import TopicSpec
+from helpdesk_runtime.key_distribution import KeyRole
+from helpdesk_runtime.personal_data import SubjectKeys
+from helpdesk_runtime.service import ConsumerSpec, ServiceRuntime
+from helpdesk_runtime.tenants import TenantRegistry
+from notifications import api
+from notifications.config import Settings
+from notifications.domain.notices import Lane
+from notifications.domain.retries import Backoff
+from notifications.email import MailIdentity, SmtpChannel, SmtpServer
+from notifications.handlers import ACCEPTS, DELIVER, SURVEY_ACCEPTS, Notifier
+from notifications.rendering import Templates
+
+DEAD_LETTER_PARTITIONS = 3
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def notifier(settings: Settings, keys: SubjectKeys, clock: Callable[[], datetime]) -> Notifier:
+    assert settings.reply_address_secret is not None  # the settings insist
+    return Notifier(
+        keys=keys,
+        templates=Templates(settings.default_language),
+        channel=SmtpChannel(SmtpServer(
+            settings.smtp_host, settings.smtp_port, settings.smtp_security,
+            settings.smtp_username,
+            settings.smtp_password.get_secret_value() if settings.smtp_password else None,
+            settings.smtp_timeout_s, settings.smtp_connections,
+        )),
+        identity=MailIdentity(
+            settings.mail_from_address, settings.mail_from_name, settings.mail_domain,
+            settings.reply_domain, settings.reply_address_secret.get_secret_value().encode(),
+        ),
+        backoff=Backoff(settings.retry_base_s, settings.retry_max_s, settings.retry_attempts),
+        clock=clock,
+        stale_after=timedelta(seconds=settings.notify_within_s),
+    )  # fmt: skip
+
+
+def build_runtime(
+    settings: Settings, clock: Callable[[], datetime] = _utc_now, handlers: Notifier | None = None
+) -> ServiceRuntime:
+    keys = handlers.keys if handlers is not None else SubjectKeys(settings.key_ring())
+    handlers = handlers or notifier(settings, keys, clock)
+    tickets, surveys = settings.tickets_topic, settings.surveys_topic
+    return ServiceRuntime(
+        settings,
+        migrations=load_migrations("notifications", "notifications"),
+        # Created if missing, as the contracts size them, so it can start before their
+        # producers have created them.
+        topics=[
+            TopicSpec(tickets, TOPICS["ticketing.tickets.v2"].partitions),
+            TopicSpec(surveys, TOPICS["feedback.surveys.v1"].partitions),
+            TopicSpec(dead_letter_topic(tickets), DEAD_LETTER_PARTITIONS),
+            TopicSpec(dead_letter_topic(surveys), DEAD_LETTER_PARTITIONS),
+        ],
+        consumers=[
+            ConsumerSpec(
+                topic=tickets,
+                group_id=settings.tickets_group_id,
+                handler=handlers.record_notices,
+                accepts=ACCEPTS,
+                description="Ticket events: acknowledgements, replies, solved notices",
+            ),
+            ConsumerSpec(
+                topic=surveys,
+                group_id=settings.surveys_group_id,
+                handler=handlers.record_notices,
+                accepts=SURVEY_ACCEPTS,
+                description="Survey invitations from the feedback service",
+            ),
+        ],
+        timers={DELIVER[Lane.URGENT]: handlers.deliver, DELIVER[Lane.BULK]: handlers.deliver},
+        # A scheduler per lane: a survey campaign never delays an acknowledgement.
+        timer_lanes=[{DELIVER[Lane.URGENT]}, {DELIVER[Lane.BULK]}],
+        subject_keys=keys,
+        key_role=KeyRole.REPLICA,  # opens what ticketing sealed, with ticketing's keys
+        tenants=TenantRegistry.REPLICA,
+    )
+
+
+def create_app(
+    settings: Settings | None = None, clock: Callable[[], datetime] = _utc_now
+) -> FastAPI:
+    """The notifications service: HTTP API, consumers and delivery timers (see PARTS)."""
+    settings = settings or Settings()
+    runtime = build_runtime(settings, clock)
+
+    @asynccontextmanager
+    async def transaction() -> AsyncIterator[Connection]:
+        async with runtime.pool.acquire() as conn, conn.transaction():
+            yield conn
+
+    def routers(auth: HttpAuth) -> list[APIRouter]:
+        deps = api.ApiDeps(transaction=transaction, connection=lambda: runtime.pool.acquire(),
+                           clock=clock, auth=auth)  # fmt: skip
+        return [api.router(deps)]
+
+    return create_service_app(
+        runtime,
+        title="Notifications API",
+        version="0.1.0",
+        description="What was sent to whom, through what, and the dead letters to re-drive.",
+        api=routers,
+    )

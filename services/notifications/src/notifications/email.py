@@ -1,0 +1,193 @@
+"""Email: messages built with the standard library, sent over SMTP with aiosmtplib.
+
+Every message names its delivery (Message-ID and X-Helpdesk-Delivery-Id are the delivery's
+stable id, so a receiver can drop a copy sent again after a crash) and its ticket's thread
+(References and In-Reply-To name the ticket, so mail clients thread every message of a
+ticket together). The reply address carries a signed token of the ticket: the inbound path
+turns the customer's answer into a message on that ticket, and a forged address names none.
+"""
+
+import asyncio
+import base64
+import hashlib
+import hmac
+import re
+import ssl
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from email.headerregistry import Address
+from email.message import EmailMessage
+from email.utils import format_datetime
+from uuid import UUID
+
+import aiosmtplib
+
+from notifications.domain.retries import Failure
+from notifications.rendering import Rendered
+
+_TOKEN = re.compile(r"^reply\+([0-9a-f]{32})\.([a-z2-7]{16})$")
+
+
+@dataclass(frozen=True)
+class MailIdentity:
+    """Who our mail is from and where its replies go (from the settings)."""
+
+    from_address: str
+    from_name: str
+    mail_domain: str
+    reply_domain: str
+    reply_secret: bytes
+
+
+def _signature(secret: bytes, tenant_id: str, ticket_id: UUID) -> str:
+    digest = hmac.new(secret, f"{tenant_id}/{ticket_id}".encode(), hashlib.sha256).digest()
+    return base64.b32encode(digest[:10]).decode().lower()
+
+
+def reply_address(identity: MailIdentity, tenant_id: str, ticket_id: UUID) -> str:
+    """`reply+<ticket>.<signature>@<reply domain>`: 55 characters before the @, under the
+    64 that RFC 5321 allows. The signature binds the ticket to its tenant."""
+    signature = _signature(identity.reply_secret, tenant_id, ticket_id)
+    return f"reply+{ticket_id.hex}.{signature}@{identity.reply_domain}"
+
+
+def ticket_of_reply(identity: MailIdentity, local_part: str) -> tuple[UUID, str] | None:
+    """The ticket a reply address names and its signature, if it has the right shape; the
+    caller checks the signature against the ticket's tenant (`signature_matches`)."""
+    match = _TOKEN.match(local_part.lower())
+    return (UUID(match[1]), match[2]) if match else None
+
+
+def signature_matches(identity: MailIdentity, tenant_id: str, ticket_id: UUID, sig: str) -> bool:
+    return hmac.compare_digest(_signature(identity.reply_secret, tenant_id, ticket_id), sig)
+
+
+@dataclass(frozen=True)
+class Mail:
+    """One rendered message for one recipient."""
+
+    delivery_id: UUID
+    tenant_id: str
+    to: str
+    rendered: Rendered
+    ticket_id: UUID | None
+    auto_submitted: str | None
+    """RFC 3834: "auto-replied" for the acknowledgement, "auto-generated" for notices;
+    None for an agent's own reply. Tells the customer's autoresponder not to answer."""
+    sent_at: datetime
+
+
+def build_message(identity: MailIdentity, mail: Mail) -> EmailMessage:
+    """Plain text and HTML alternatives, UTF-8 (Cyrillic subjects are RFC 2047-encoded)."""
+    message = EmailMessage()
+    message["From"] = Address(identity.from_name, addr_spec=identity.from_address)
+    message["To"] = mail.to
+    message["Subject"] = mail.rendered.subject
+    message["Date"] = format_datetime(mail.sent_at)
+    message["Message-ID"] = f"<{mail.delivery_id}@{identity.mail_domain}>"
+    message["X-Helpdesk-Delivery-Id"] = str(mail.delivery_id)
+    if mail.ticket_id is not None:
+        thread = f"<ticket-{mail.ticket_id}@{identity.mail_domain}>"
+        message["In-Reply-To"] = thread
+        message["References"] = thread
+        message["Reply-To"] = reply_address(identity, mail.tenant_id, mail.ticket_id)
+    if mail.auto_submitted:
+        message["Auto-Submitted"] = mail.auto_submitted
+    message.set_content(mail.rendered.text)
+    message.add_alternative(mail.rendered.html, subtype="html")
+    message["Content-Language"] = mail.rendered.language  # after: set_content clears Content-*
+    return message
+
+
+@dataclass(frozen=True)
+class Sent:
+    detail: str
+
+
+@dataclass(frozen=True)
+class Failed:
+    failure: Failure
+    detail: str
+
+
+Result = Sent | Failed
+
+
+@dataclass(frozen=True)
+class SmtpServer:
+    host: str
+    port: int
+    security: str = "none"  # none | starttls | tls
+    username: str | None = None
+    password: str | None = None
+    timeout_s: float = 30.0
+    connections: int = 4
+
+
+class SmtpChannel:
+    """Sends batches of messages, a few connections at a time, each message's outcome
+    classified: a refusal with a 5xx code is permanent, anything else (4xx, the server
+    away, a timeout) is temporary and retried later."""
+
+    def __init__(self, server: SmtpServer) -> None:
+        self._server = server
+
+    async def send_many(self, messages: Sequence[EmailMessage]) -> list[Result]:
+        results: list[Result | None] = [None] * len(messages)
+        lanes = min(self._server.connections, len(messages)) or 1
+        await asyncio.gather(
+            *(self._send_over_one(messages, list(range(i, len(messages), lanes)), results)
+              for i in range(lanes))
+        )  # fmt: skip
+        return [r or Failed(Failure.TEMPORARY, "not attempted") for r in results]
+
+    async def _send_over_one(
+        self, messages: Sequence[EmailMessage], which: list[int], results: list[Result | None]
+    ) -> None:
+        s = self._server
+        client = aiosmtplib.SMTP(
+            hostname=s.host, port=s.port, timeout=s.timeout_s, use_tls=s.security == "tls",
+            start_tls=s.security == "starttls",
+            username=s.username, password=s.password,
+            tls_context=ssl.create_default_context() if s.security != "none" else None,
+        )  # fmt: skip
+        try:
+            await client.connect()
+        except (aiosmtplib.SMTPException, OSError) as exc:
+            for i in which:
+                results[i] = Failed(Failure.TEMPORARY, f"cannot connect: {_describe(exc)}")
+            return
+        try:
+            for i in which:
+                results[i] = await _send_one(client, messages[i])
+        finally:
+            try:
+                await client.quit()
+            except (aiosmtplib.SMTPException, OSError):
+                client.close()
+
+
+async def _send_one(client: aiosmtplib.SMTP, message: EmailMessage) -> Result:
+    try:
+        if not client.is_connected:
+            await client.connect()
+        refused, response = await client.send_message(message)
+    except aiosmtplib.SMTPRecipientsRefused as exc:
+        codes = [r.code for r in exc.recipients]
+        kind = Failure.PERMANENT if all(500 <= c < 600 for c in codes) else Failure.TEMPORARY
+        return Failed(kind, "; ".join(f"{r.code} {r.message}" for r in exc.recipients))
+    except aiosmtplib.SMTPResponseException as exc:
+        kind = Failure.PERMANENT if 500 <= exc.code < 600 else Failure.TEMPORARY
+        return Failed(kind, f"{exc.code} {exc.message}")
+    except (aiosmtplib.SMTPException, OSError) as exc:
+        return Failed(Failure.TEMPORARY, _describe(exc))
+    if refused:
+        return Failed(
+            Failure.PERMANENT, "; ".join(f"{a}: {c} {m}" for a, (c, m) in refused.items())
+        )
+    return Sent(response[:500])
+
+
+def _describe(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}"[:500]

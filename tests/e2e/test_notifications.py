@@ -1,0 +1,167 @@
+"""The notifications service end to end: ticketing and notifications on the real Kafka and
+PostgreSQL, mail to a real SMTP server. A ticket opened over the API is acknowledged once,
+in the customer's language, whatever is redelivered or restarted; replies and solutions
+reach the requester; a dead letter is re-driven over the API."""
+
+import asyncio
+from collections.abc import AsyncIterator, Awaitable
+from typing import Any
+from uuid import UUID, uuid4
+
+import pytest
+from aiokafka import AIOKafkaConsumer
+
+from helpdesk_runtime.kafka import OutgoingMessage, Producer
+
+from support.chaos import eventually
+from support.mail import Mailbox, smtp_server
+from support.service import (
+    NotificationsService,
+    TicketingService,
+    notifications_service,
+    ticketing_service,
+)
+
+TICKETS = "ticketing.tickets.v2"
+
+
+@pytest.fixture
+async def mailbox() -> AsyncIterator[Mailbox]:
+    async with smtp_server() as box:
+        yield box
+
+
+@pytest.fixture
+async def ticketing(database_url: str, kafka_bootstrap: str) -> AsyncIterator[TicketingService]:
+    async with ticketing_service(database_url, kafka_bootstrap) as running:
+        yield running
+
+
+async def _open(ticketing: TicketingService, email: str, **requester: Any) -> dict[str, Any]:
+    body = {
+        "subject": "Счёт выставлен дважды",
+        "description": "Списали деньги два раза.",
+        "requester": {"customer_id": f"c-{uuid4().hex[:8]}", "name": "Анна", "email": email,
+                      **requester},
+    }  # fmt: skip
+    response = await ticketing.client.post("/v1/tickets", json=body, headers=ticketing.auth())
+    assert response.status_code == 201, response.text
+    return dict(response.json())
+
+
+async def _non_empty(items: Awaitable[list[Any]]) -> bool:
+    return bool(await items)
+
+
+async def _log(service: NotificationsService, ticket_id: str) -> list[dict[str, Any]]:
+    response = await service.client.get(
+        f"/v1/tickets/{ticket_id}/deliveries", headers=service.auth()
+    )
+    assert response.status_code == 200, response.text
+    return list(response.json())
+
+
+async def _republish_opening(kafka_bootstrap: str, producer: Producer, ticket_id: str) -> None:
+    """Publish the ticket's TicketOpened record again, as a redelivery would bring it."""
+    consumer = AIOKafkaConsumer(TICKETS, bootstrap_servers=kafka_bootstrap,
+                                auto_offset_reset="earliest", enable_auto_commit=False)  # fmt: skip
+    await consumer.start()
+    try:
+        async with asyncio.timeout(60):
+            async for record in consumer:
+                if record.key == ticket_id.encode() and b'"TicketOpened"' in (record.value or b""):
+                    headers = list(record.headers)
+                    await producer.send_many(
+                        [OutgoingMessage(TICKETS, record.value, record.key, headers)]
+                    )
+                    return
+    finally:
+        await consumer.stop()
+
+
+async def test_an_opened_ticket_is_acknowledged_once_in_the_customers_language(
+    ticketing: TicketingService, mailbox: Mailbox, notifications_database_url: str,
+    kafka_bootstrap: str, producer: Producer,
+) -> None:  # fmt: skip
+    address = f"anna.{uuid4().hex[:6]}@example.com"
+    async with notifications_service(
+        notifications_database_url, kafka_bootstrap, mailbox.port
+    ) as notifications:
+        group = notifications.settings.tickets_group_id.removesuffix("-tickets")
+        ticket = await _open(ticketing, address, language="ru")
+        [mail] = await mailbox.wait_for(address)
+        assert str(mail["Subject"]) == (
+            f"[#{ticket['number']}] Мы получили ваше обращение: Счёт выставлен дважды"
+        )
+        body = mail.get_body(("plain",))
+        assert body is not None
+        assert f"#{ticket['number']}" in body.get_content()
+        assert "Анна" in body.get_content()
+
+        async def sent() -> bool:  # recorded when the send's transaction commits
+            return [d["state"] for d in await _log(notifications, ticket["id"])] == ["sent"]
+
+        await eventually(sent, timeout_s=30)
+        [logged] = await _log(notifications, ticket["id"])
+        assert (logged["template"], logged["recipient"]) == (
+            "ticket_opened", f"customer:{ticket['requester']['customer_id']}",
+        )  # fmt: skip
+        assert [a["outcome"] for a in logged["history"]] == ["sent"]
+        assert mail["X-Helpdesk-Delivery-Id"] == logged["delivery_id"]
+    # Restarted on the same groups, and the opening delivered again: nothing more is sent.
+    async with notifications_service(
+        notifications_database_url, kafka_bootstrap, mailbox.port, group_id=group
+    ) as notifications:
+        await _republish_opening(kafka_bootstrap, producer, ticket["id"])
+        reply = await ticketing.client.post(
+            f"/v1/tickets/{ticket['id']}/replies", json={"body": "Деньги вернули."},
+            headers=ticketing.auth(),
+        )  # fmt: skip
+        assert reply.status_code == 200, reply.text
+        mails = await mailbox.wait_for(address, count=2)  # the reply, after the copy
+        assert "Деньги вернули." in str(mails[1].get_body(("plain",)).get_content())  # type: ignore[union-attr]
+        assert [str(m["Subject"]).startswith(f"[#{ticket['number']}]") for m in mails] == [True] * 2
+        log = await _log(notifications, ticket["id"])
+        assert sorted(d["template"] for d in log) == ["agent_replied", "ticket_opened"]
+    assert len(mailbox.to(address)) == 2
+    assert mails[1]["In-Reply-To"] == mails[0]["In-Reply-To"]  # one thread in the mail client
+
+
+async def test_a_refused_acknowledgement_is_a_dead_letter_re_driven_over_the_api(
+    ticketing: TicketingService, mailbox: Mailbox, notifications_database_url: str,
+    kafka_bootstrap: str,
+) -> None:  # fmt: skip
+    address = f"bob.{uuid4().hex[:6]}@example.com"
+    mailbox.refusing = "550 5.1.1 Mailbox unavailable"
+    async with notifications_service(
+        notifications_database_url, kafka_bootstrap, mailbox.port
+    ) as notifications:
+        ticket = await _open(ticketing, address)
+        supervisor = notifications.auth(role="supervisor")
+
+        async def dead() -> list[dict[str, Any]]:
+            r = await notifications.client.get("/v1/dead-letters", headers=supervisor)
+            assert r.status_code == 200, r.text
+            return [d for d in r.json() if d["ticket_id"] == ticket["id"]]
+
+        await eventually(lambda: _non_empty(dead()), timeout_s=60)
+        [letter] = await dead()
+        assert "550" in letter["last_error"]
+        assert [a["outcome"] for a in letter["history"]] == ["permanent"]
+
+        url = f"/v1/deliveries/{letter['delivery_id']}/redrive"
+        refused = await notifications.client.post(url, headers=supervisor)
+        assert refused.status_code == 403  # admins re-drive
+        mailbox.refusing = None  # the address is fixed
+        redriven = await notifications.client.post(url, headers=notifications.auth(role="admin"))
+        assert redriven.status_code == 200, redriven.text
+        [mail] = await mailbox.wait_for(address)
+        again = await notifications.client.post(url, headers=notifications.auth(role="admin"))
+        assert again.status_code == 409
+        assert "not dead" in again.json()["detail"]
+        unknown = await notifications.client.post(
+            f"/v1/deliveries/{uuid4()}/redrive", headers=notifications.auth(role="admin")
+        )
+        assert unknown.status_code == 404
+    assert mail["X-Helpdesk-Delivery-Id"] == letter["delivery_id"]
+    assert UUID(letter["delivery_id"])

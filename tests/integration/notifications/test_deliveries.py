@@ -1,0 +1,253 @@
+"""Deciding and sending against the real PostgreSQL and a real SMTP server (aiosmtpd): one
+message per (event, recipient, channel) whatever is redelivered, temporary failures
+retried with backoff, permanent ones dead letters, and personal data opened only to send."""
+
+import json
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from uuid import UUID, uuid4
+
+import asyncpg
+import pytest
+
+from helpdesk_contracts import (
+    EventEnvelope,
+    Requester,
+    SurveyKind,
+    SurveyRequested,
+    parse_envelope,
+)
+from helpdesk_runtime.db import create_pool
+from helpdesk_runtime.keyring import KeyRing
+from helpdesk_runtime.personal_data import SubjectKeys, sealed_payload
+from helpdesk_runtime.settings import DEV_PII_MASTER_KEYS
+from helpdesk_runtime.timer_scheduler import TimerScheduler
+from notifications.bootstrap import notifier
+from notifications.config import Settings
+from notifications.handlers import DELIVER, Notifier
+
+from support.events import opened
+from support.mail import Mailbox, smtp_server
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = datetime.now(UTC)
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += timedelta(seconds=seconds)
+
+
+@dataclass
+class Rig:
+    pool: asyncpg.Pool
+    mailbox: Mailbox
+    notifier: Notifier
+    clock: Clock
+    timers: TimerScheduler
+
+    async def publish(self, *events: EventEnvelope[Any], subject: str = "c-1") -> None:
+        """The events as the consumer gets them (sealed), applied as one batch."""
+        async with self.pool.acquire() as conn, conn.transaction():
+            batch = [await _sealed(conn, self.notifier.keys, e, subject) for e in events]
+            await self.notifier.record_notices(conn, batch)
+
+    async def fire(self) -> int:
+        return await self.timers.fire_due()
+
+    async def delivery(self, ticket: UUID) -> asyncpg.Record:
+        async with self.pool.acquire() as conn:
+            row = await conn.fetchrow(
+                "SELECT state, attempts, last_error, delivery_id FROM deliveries"
+                " WHERE ticket_id = $1", ticket,
+            )  # fmt: skip
+        assert row is not None
+        return row
+
+    async def outcomes(self, delivery_id: UUID) -> list[str]:
+        async with self.pool.acquire() as conn:
+            rows = await conn.fetch(
+                "SELECT outcome FROM delivery_attempts WHERE delivery_id = $1 ORDER BY attempt",
+                delivery_id,
+            )
+        return [r["outcome"] for r in rows]
+
+
+async def _sealed(conn: Any, keys: SubjectKeys, envelope: EventEnvelope[Any], subject: str) -> Any:
+    found = await keys.for_sealing(conn, [(envelope.tenant_id, subject)])
+    document = json.loads(envelope.to_json())
+    document["payload"] = json.loads(sealed_payload(envelope, found[(envelope.tenant_id, subject)]))
+    return parse_envelope(document)
+
+
+def _for(event: EventEnvelope[Any], requester: Requester) -> EventEnvelope[Any]:
+    return event.model_copy(
+        update={"payload": event.payload.model_copy(update={"requester": requester})}
+    )
+
+
+@pytest.fixture
+async def rig(notifications_database_url: str) -> AsyncIterator[Rig]:
+    clock = Clock()
+    async with smtp_server() as mailbox:
+        settings = Settings(smtp_port=mailbox.port, retry_base_s=10, retry_max_s=60,
+                            retry_attempts=3, smtp_timeout_s=5)  # fmt: skip
+        handlers = notifier(settings, SubjectKeys(KeyRing.parse(DEV_PII_MASTER_KEYS)), clock)
+        pool = await create_pool(notifications_database_url)
+        timers = TimerScheduler(
+            pool, dict.fromkeys(DELIVER.values(), handlers.deliver), clock=clock
+        )
+        try:
+            yield Rig(pool, mailbox, handlers, clock, timers)
+        finally:
+            await pool.close()
+
+
+async def test_an_opened_ticket_is_acknowledged_once_with_its_number(rig: Rig) -> None:
+    ticket = uuid4()
+    event = opened(ticket, number=4213)
+    await rig.publish(event)
+    await rig.publish(event)  # redelivered: the same delivery, no second timer
+    assert await rig.fire() == 1
+    [mail] = await rig.mailbox.wait_for("anna@example.com")
+    assert "[#4213]" in str(mail["Subject"])
+    assert "Invoice shows the wrong amount" in str(mail["Subject"])
+    await rig.publish(event)  # and again after it was sent
+    assert await rig.fire() == 0
+    assert len(rig.mailbox.to("anna@example.com")) == 1
+    delivery = await rig.delivery(ticket)
+    assert (delivery["state"], delivery["attempts"]) == ("sent", 1)
+    assert mail["X-Helpdesk-Delivery-Id"] == str(delivery["delivery_id"])
+    async with rig.pool.acquire() as conn:  # nothing personal is kept in plain text
+        stored = await conn.fetchval("SELECT event::text || opening::text FROM deliveries"
+                                     " JOIN tickets USING (tenant_id, ticket_id)")  # fmt: skip
+    assert "anna@example.com" not in stored
+    assert "Invoice" not in stored
+
+
+async def test_an_smtp_outage_is_retried_with_backoff_then_sent_once(rig: Rig) -> None:
+    ticket = uuid4()
+    rig.mailbox.refusing = "451 4.3.0 Try again later"
+    await rig.publish(opened(ticket, number=7))
+    assert await rig.fire() == 1
+    delivery = await rig.delivery(ticket)
+    assert (delivery["state"], delivery["attempts"]) == ("pending", 1)
+    assert "451" in delivery["last_error"]
+    assert await rig.fire() == 0  # not before its backoff
+    rig.clock.advance(10)  # the first retry is 5..10 s later
+    rig.mailbox.refusing = None
+    assert await rig.fire() == 1
+    assert len(await rig.mailbox.wait_for("anna@example.com")) == 1
+    assert await rig.outcomes(delivery["delivery_id"]) == ["temporary", "sent"]
+
+
+async def test_a_server_that_stays_away_makes_a_dead_letter_with_the_reason(rig: Rig) -> None:
+    ticket = uuid4()
+    rig.mailbox.refusing = "421 4.7.0 Service not available"
+    await rig.publish(opened(ticket))
+    for _ in range(3):  # retry_attempts=3
+        assert await rig.fire() == 1
+        rig.clock.advance(60)
+    delivery = await rig.delivery(ticket)
+    assert delivery["state"] == "dead"
+    assert "gave up after 3 attempts" in delivery["last_error"]
+    assert await rig.fire() == 0
+
+
+async def test_a_permanent_refusal_is_a_dead_letter_at_once(rig: Rig) -> None:
+    ticket = uuid4()
+    rig.mailbox.refusing = "550 5.1.1 No such user"
+    await rig.publish(opened(ticket))
+    assert await rig.fire() == 1
+    delivery = await rig.delivery(ticket)
+    assert delivery["state"] == "dead"
+    assert "550" in delivery["last_error"]
+    assert await rig.outcomes(delivery["delivery_id"]) == ["permanent"]
+
+
+async def test_a_key_not_replicated_yet_waits_and_an_erased_recipient_is_cancelled(
+    rig: Rig,
+) -> None:
+    waiting, erased = uuid4(), uuid4()
+    await rig.publish(opened(waiting, number=1), subject="c-1")
+    late = _for(opened(erased, number=2), Requester(customer_id="c-2", email="bob@example.com"))
+    await rig.publish(late, subject="c-2")
+    async with rig.pool.acquire() as conn:  # c-1's key has not arrived; c-2 was erased
+        saved = await conn.fetchrow("SELECT * FROM subject_keys WHERE subject_id = 'c-1'")
+        assert saved is not None
+        await conn.execute("DELETE FROM subject_keys WHERE subject_id = 'c-1'")
+        await rig.notifier.keys.destroy(conn, "acme", ["c-2"])
+    rig.notifier.keys = SubjectKeys(
+        KeyRing.parse(DEV_PII_MASTER_KEYS)
+    )  # a process that never unwrapped them
+    assert await rig.fire() == 2
+    assert (await rig.delivery(erased))["state"] == "cancelled"
+    wait = await rig.delivery(waiting)
+    assert (wait["state"], wait["attempts"]) == ("pending", 0)  # not counted as a failure
+    async with rig.pool.acquire() as conn:  # the key arrives
+        await conn.execute(
+            "INSERT INTO subject_keys SELECT $1, $2, $3, $4, $5, $6, $7",
+            *saved.values(),
+        )
+    rig.clock.advance(2)
+    assert await rig.fire() == 1
+    assert len(await rig.mailbox.wait_for("anna@example.com")) == 1
+    assert rig.mailbox.to("bob@example.com") == []
+
+
+async def test_a_language_without_templates_falls_back_to_english(rig: Rig) -> None:
+    ticket = uuid4()
+    event = _for(
+        opened(ticket, number=12),
+        Requester(customer_id="c-1", email="anna@example.com", language="de"),
+    )
+    await rig.publish(event)
+    await rig.fire()
+    [mail] = await rig.mailbox.wait_for("anna@example.com")
+    assert str(mail["Subject"]).startswith("[#12] We received your request")
+    assert mail["Content-Language"] == "en"
+
+
+async def test_events_older_than_a_day_notify_no_one(rig: Rig) -> None:
+    ticket = uuid4()
+    old = opened(ticket).model_copy(update={"occurred_at": rig.clock.now - timedelta(days=2)})
+    await rig.publish(old)
+    assert await rig.fire() == 0
+    async with rig.pool.acquire() as conn:
+        assert await conn.fetchval("SELECT count(*) FROM deliveries") == 0
+        assert await conn.fetchval("SELECT count(*) FROM tickets") == 1  # replies may follow
+
+
+async def test_a_survey_invitation_offers_one_link_per_answer_in_the_bulk_lane(rig: Rig) -> None:
+    ticket = uuid4()
+    await rig.publish(opened(ticket, number=31))
+    assert await rig.fire() == 1  # the acknowledgement
+    survey = EventEnvelope.new(
+        SurveyRequested(
+            survey_id=uuid4(), ticket_id=ticket, ticket_number=31, customer_id="c-1",
+            survey=SurveyKind.CSAT, answer_url="https://support.example/s/tok",
+            expires_at=rig.clock.now + timedelta(days=7), language="ru",
+        ),
+        tenant_id="acme", producer="feedback",
+    )  # fmt: skip
+    await rig.publish(survey)
+    async with rig.pool.acquire() as conn:
+        lane = await conn.fetchval(
+            "SELECT kind FROM timers WHERE key = (SELECT delivery_id::text FROM deliveries"
+            " WHERE event_id = $1)", survey.event_id,
+        )  # fmt: skip
+    assert lane == "deliver-bulk"
+    assert await rig.fire() == 1
+    mails = await rig.mailbox.wait_for("anna@example.com", count=2)
+    assert str(mails[1]["Subject"]) == "[#31] Как мы справились?"
+    assert mails[1]["Auto-Submitted"] == "auto-generated"
+    html = mails[1].get_body(("html",))
+    assert html is not None
+    links = [f'href="https://support.example/s/tok?score={n}"' for n in range(1, 6)]
+    assert all(link in html.get_content() for link in links)
+    assert ">Отлично<" in html.get_content()
