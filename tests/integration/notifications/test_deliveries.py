@@ -5,7 +5,7 @@ retried with backoff, permanent ones dead letters, and personal data opened only
 import json
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, time, timedelta
 from typing import Any
 from uuid import UUID, uuid4
 
@@ -13,10 +13,17 @@ import asyncpg
 import pytest
 
 from helpdesk_contracts import (
+    Actor,
+    ActorKind,
     EventEnvelope,
+    PolicyRef,
     Requester,
+    SlaBreached,
+    SlaMetric,
     SurveyKind,
     SurveyRequested,
+    TicketAssigned,
+    TicketFollowersChanged,
     parse_envelope,
 )
 from helpdesk_runtime.db import create_pool
@@ -251,3 +258,98 @@ async def test_a_survey_invitation_offers_one_link_per_answer_in_the_bulk_lane(r
     links = [f'href="https://support.example/s/tok?score={n}"' for n in range(1, 6)]
     assert all(link in html.get_content() for link in links)
     assert ">Отлично<" in html.get_content()
+
+
+async def _contact(rig: Rig, person: str, **columns: Any) -> None:
+    names = ", ".join(columns)
+    marks = ", ".join(f"${i}" for i in range(3, 3 + len(columns)))
+    async with rig.pool.acquire() as conn:
+        await conn.execute(
+            f"INSERT INTO contacts (tenant_id, person, {names}) VALUES ($1, $2, {marks})",
+            "acme", person, *columns.values(),
+        )  # fmt: skip
+
+
+def _ticket_event(ticket: UUID, version: int, payload: Any) -> EventEnvelope[Any]:
+    return EventEnvelope.new(payload, tenant_id="acme", producer="ticketing",
+                             aggregate_id=ticket, aggregate_version=version)  # fmt: skip
+
+
+async def _states(rig: Rig, event_id: UUID) -> dict[str, tuple[str, str | None]]:
+    async with rig.pool.acquire() as conn:
+        rows = await conn.fetch(
+            "SELECT recipient, state, last_error FROM deliveries WHERE event_id = $1", event_id
+        )
+    return {r["recipient"]: (r["state"], r["last_error"]) for r in rows}
+
+
+async def test_agents_hear_of_assignments_in_their_language_or_the_log_says_why_not(
+    rig: Rig,
+) -> None:
+    ticket = uuid4()
+    await _contact(rig, "agent:a-5", email="a5@acme.example", language="ru")
+    await rig.publish(opened(ticket, number=77))
+    agent = Actor(kind=ActorKind.AGENT, id="a-1")
+    to_a5 = _ticket_event(ticket, 2, TicketAssigned(assignee_id="a-5", assigned_by=agent))
+    followers = _ticket_event(ticket, 3, TicketFollowersChanged(
+        previous=(), followers=("a-6",), changed_by=agent))  # fmt: skip
+    await rig.publish(to_a5, followers)
+    assert await rig.fire() == 2  # the acknowledgement and a-5's assignment
+    [mail] = await rig.mailbox.wait_for("a5@acme.example")
+    assert str(mail["Subject"]) == "[#77] Назначено вам: Invoice shows the wrong amount"
+    assert mail["Auto-Submitted"] == "auto-generated"
+    assert await _states(rig, followers.event_id) == {
+        "agent:a-6": ("cancelled", "no address for agent:a-6 in any of their channels"),
+    }
+
+
+async def test_a_breach_waits_for_business_hours_and_reaches_the_leads(rig: Rig) -> None:
+    ticket = uuid4()
+    await _contact(rig, "agent:lead-1", email="lead@acme.example")
+    async with rig.pool.acquire() as conn:
+        await conn.execute("INSERT INTO group_leads VALUES ('acme', 'billing', '{lead-1}')")
+        await conn.execute(
+            "INSERT INTO business_hours VALUES ('acme', 'UTC', '{0,1,2,3,4}', '09:00', '18:00')"
+        )
+    rig.clock.now = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)  # a Saturday
+    await rig.publish(opened(ticket, number=5).model_copy(update={"occurred_at": rig.clock.now}))
+    await rig.fire()
+    breach = EventEnvelope.new(SlaBreached(
+        ticket_id=ticket, ticket_number=5, clock_id=uuid4(), metric=SlaMetric.FIRST_RESPONSE,
+        policy=PolicyRef(policy_id="p", policy_version=1, business_hours=True),
+        target_seconds=3600, deadline=rig.clock.now, group_id="billing",
+    ), tenant_id="acme", producer="sla", occurred_at=rig.clock.now)  # fmt: skip
+    await rig.publish(breach)
+    assert await rig.fire() == 0  # held until Monday 09:00
+    rig.clock.now = datetime(2026, 11, 30, 9, 0, tzinfo=UTC)
+    assert await rig.fire() == 1
+    [mail] = await rig.mailbox.wait_for("lead@acme.example")
+    assert str(mail["Subject"]) == "[#5] SLA first response breached"
+
+
+async def test_quiet_hours_defer_a_survey_and_an_opt_out_cancels_it(rig: Rig) -> None:
+    ticket = uuid4()
+    rig.clock.now = datetime(2026, 11, 26, 23, 0, tzinfo=UTC)
+    await rig.publish(opened(ticket).model_copy(update={"occurred_at": rig.clock.now}))
+    await rig.fire()
+    await _contact(rig, "customer:c-1", quiet_from=time(22), quiet_until=time(7))
+
+    def survey() -> EventEnvelope[Any]:
+        return EventEnvelope.new(SurveyRequested(
+            survey_id=uuid4(), ticket_id=ticket, customer_id="c-1", survey=SurveyKind.CSAT,
+            answer_url="https://support.example/s/t", expires_at=rig.clock.now + timedelta(days=7),
+        ), tenant_id="acme", producer="feedback", occurred_at=rig.clock.now)  # fmt: skip
+
+    await rig.publish(survey())
+    assert await rig.fire() == 0  # 23:00: quiet until 07:00
+    rig.clock.now = datetime(2026, 11, 27, 7, 0, tzinfo=UTC)
+    assert await rig.fire() == 1
+    assert len(await rig.mailbox.wait_for("anna@example.com", count=2)) == 2
+    async with rig.pool.acquire() as conn:
+        await conn.execute("UPDATE contacts SET opted_out = '{survey_invitation}'")
+    unwanted = survey()
+    await rig.publish(unwanted)
+    assert await _states(rig, unwanted.event_id) == {
+        "customer:c-1": ("cancelled", "opted out of survey_invitation"),
+    }
+    assert await rig.fire() == 0

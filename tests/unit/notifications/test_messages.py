@@ -7,8 +7,8 @@ from uuid import uuid4
 
 import pytest
 
+from notifications.channels import Outgoing
 from notifications.email import (
-    Mail,
     MailIdentity,
     build_message,
     reply_address,
@@ -60,9 +60,9 @@ def test_an_unknown_template_is_broken_not_empty() -> None:
 def test_a_message_has_both_parts_threading_and_a_signed_reply_address() -> None:
     ticket, delivery, tenant = uuid4(), uuid4(), "acme"
     rendered = Rendered("[#7] Тема", "Текст письма", "<p>Текст</p>", "ru")
-    message = build_message(IDENTITY, Mail(
-        delivery, tenant, "anna@example.com", rendered, ticket, "auto-replied",
-        datetime(2026, 11, 26, 12, 0, tzinfo=UTC),
+    message = build_message(IDENTITY, Outgoing(
+        delivery, tenant, "customer:c-1", "anna@example.com", rendered, "TicketOpened",
+        "ticket_opened", ticket, 7, "auto-replied", datetime(2026, 11, 26, 12, 0, tzinfo=UTC),
     ))  # fmt: skip
     wire = message.as_bytes()
     assert b"=?utf-8?" in wire  # the Cyrillic subject is RFC 2047-encoded

@@ -4,13 +4,15 @@ the dead letters with their re-drive (supervisors see them, admins re-drive)."""
 from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, time
 from typing import Annotated, Any
 from uuid import UUID
 
 from fastapi import APIRouter, Depends, HTTPException, Path, Query, status
-from pydantic import BaseModel, TypeAdapter
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, TypeAdapter, model_validator
 
+from helpdesk_contracts.directory import TimeZone
+from helpdesk_contracts.values import Email, Language
 from helpdesk_runtime import audit
 from helpdesk_runtime.audit import Action
 from helpdesk_runtime.auth import Principal, Role
@@ -18,7 +20,9 @@ from helpdesk_runtime.db import Connection
 from helpdesk_runtime.http_auth import HttpAuth
 from helpdesk_runtime.problems import problem_responses
 from helpdesk_runtime.timers import Timer, schedule_many
-from notifications.domain.notices import Lane
+from notifications import store
+from notifications.domain.notices import DEFAULT_RULES, Audience, Lane
+from notifications.domain.preferences import Channel
 from notifications.handlers import DELIVER
 
 Recipient = Annotated[
@@ -27,6 +31,11 @@ Recipient = Annotated[
          description='Who: "customer:<customer id>" or "agent:<agent id>"'),
 ]  # fmt: skip
 Limit = Annotated[int, Query(ge=1, le=500, description="At most this many, newest first")]
+GroupId = Annotated[str, Path(pattern=r"^[^\s]{1,200}$")]
+EventType = Annotated[str, Path(pattern=r"^[A-Za-z]{1,100}$")]
+AgentId = Annotated[str, StringConstraints(min_length=1, max_length=200, pattern=r"^[^\s]+$")]
+Category = Annotated[str, StringConstraints(pattern=r"^[a-z_]{1,100}$")]
+WebhookUrl = Annotated[str, StringConstraints(max_length=2000, pattern=r"^https?://[^\s]+$")]
 
 
 @dataclass(frozen=True)
@@ -66,6 +75,79 @@ class Delivery(BaseModel):
     created_at: datetime
     sent_at: datetime | None
     history: list[Attempt]
+
+
+class Contact(BaseModel):
+    """A person's contact preferences. Agents keep their own; admins anyone's."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    channels: Annotated[list[Channel], Field(min_length=1, max_length=3)] = [Channel.EMAIL]
+    """Preferred first, then the fallbacks."""
+    language: Language | None = None
+    time_zone: TimeZone = "UTC"
+    quiet_from: time | None = None
+    quiet_until: time | None = None
+    """Non-urgent messages falling between these (local times) wait for `quiet_until`."""
+    opted_out: Annotated[list[Category], Field(max_length=50)] = []
+    """Templates (categories) not wanted; messages answering the person's own request
+    (the acknowledgement, replies, solved notices) are sent regardless."""
+    email: Email | None = None
+    webhook_url: WebhookUrl | None = None
+    messenger_id: Annotated[str, StringConstraints(min_length=1, max_length=200)] | None = None
+    """The chat id the messenger adapter sends to."""
+
+    @model_validator(mode="after")
+    def _quiet_hours_whole(self) -> "Contact":
+        if (self.quiet_from is None) != (self.quiet_until is None):
+            raise ValueError("quiet hours need both quiet_from and quiet_until")
+        if self.quiet_from is not None and self.quiet_from == self.quiet_until:
+            raise ValueError("quiet_from and quiet_until must differ")
+        return self
+
+
+class RuleView(BaseModel):
+    event_type: str
+    audiences: list[Audience]
+    template: str
+    lane: str
+    transactional: bool
+    escalation: bool
+    enabled: bool
+    changed: bool
+    """False: the documented default."""
+
+
+class RuleChange(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    audiences: Annotated[list[Audience], Field(max_length=10)]
+    enabled: bool = True
+
+
+class GroupLeads(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    leads: Annotated[list[AgentId], Field(max_length=50)]
+
+
+class Hours(BaseModel):
+    """When the tenant's agents work: SLA escalations wait for it unless the ticket is
+    urgent (the default, unset: they never wait)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    time_zone: TimeZone
+    days: Annotated[list[Annotated[int, Field(ge=0, le=6)]], Field(min_length=1, max_length=7)]
+    """Weekdays, Monday = 0."""
+    start: time
+    end: time
+
+    @model_validator(mode="after")
+    def _a_day(self) -> "Hours":
+        if self.end <= self.start:
+            raise ValueError("end must be after start")
+        return self
 
 
 def router(deps: ApiDeps) -> APIRouter:
@@ -136,7 +218,189 @@ def router(deps: ApiDeps) -> APIRouter:
             )
         return delivery
 
+    @r.get(
+        "/contacts/{recipient}", response_model=Contact, responses=problem_responses(401, 403, 404)
+    )
+    async def get_contact(recipient: Recipient, caller: Agent) -> Any:
+        _may_edit(caller, recipient, reading=True)
+        async with deps.connection() as conn:
+            row = await conn.fetchrow(
+                "SELECT * FROM contacts WHERE tenant_id = $1 AND person = $2",
+                caller.tenant_id, recipient,
+            )  # fmt: skip
+        if row is None:
+            raise HTTPException(status.HTTP_404_NOT_FOUND, f"no preferences saved for {recipient}")
+        return _contact(row)
+
+    @r.put("/contacts/{recipient}", response_model=Contact, responses=problem_responses(401, 403))
+    async def put_contact(recipient: Recipient, body: Contact, caller: Agent) -> Any:
+        """Save a person's preferences: agents their own, admins anyone's (audited)."""
+        _may_edit(caller, recipient)
+        async with deps.transaction() as conn:
+            before = await conn.fetchrow(
+                "SELECT * FROM contacts WHERE tenant_id = $1 AND person = $2 FOR UPDATE",
+                caller.tenant_id, recipient,
+            )  # fmt: skip
+            await conn.execute(
+                """
+                INSERT INTO contacts (tenant_id, person, channels, language, time_zone,
+                    quiet_from, quiet_until, opted_out, email, webhook_url, messenger_id)
+                VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
+                ON CONFLICT (tenant_id, person) DO UPDATE SET channels = excluded.channels,
+                    language = excluded.language, time_zone = excluded.time_zone,
+                    quiet_from = excluded.quiet_from, quiet_until = excluded.quiet_until,
+                    opted_out = excluded.opted_out, email = excluded.email,
+                    webhook_url = excluded.webhook_url, messenger_id = excluded.messenger_id,
+                    updated_at = now()
+                """,
+                caller.tenant_id, recipient, [c.value for c in body.channels], body.language,
+                body.time_zone, body.quiet_from, body.quiet_until, body.opted_out, body.email,
+                body.webhook_url, body.messenger_id,
+            )  # fmt: skip
+            await audit.record(
+                conn, tenant_id=caller.tenant_id, actor=caller, entity="contact",
+                entity_id=recipient, action=Action.UPDATED if before else Action.CREATED,
+                before=_contact(before) if before else None, after=body,
+            )  # fmt: skip
+        return body
+
+    @r.get("/rules", response_model=list[RuleView], responses=problem_responses(401, 403))
+    async def list_rules(caller: Agent) -> Any:
+        """Which event notifies whom: the defaults, with this tenant's changes."""
+        async with deps.connection() as conn:
+            effective = (await store.rules(conn, [caller.tenant_id]))[caller.tenant_id]
+        return [_rule_view(rule, rule != DEFAULT_RULES[t]) for t, rule in effective.items()]
+
+    @r.put("/rules/{event_type}", response_model=RuleView,
+           responses=problem_responses(401, 403, 404))  # fmt: skip
+    async def put_rule(event_type: EventType, body: RuleChange, caller: Admin) -> Any:
+        """Change whom an event notifies, or turn it off (audited)."""
+        default = _default_rule(event_type)
+        async with deps.transaction() as conn:
+            before = (await store.rules(conn, [caller.tenant_id]))[caller.tenant_id][event_type]
+            await conn.execute(
+                "INSERT INTO rules (tenant_id, event_type, audiences, enabled)"
+                " VALUES ($1, $2, $3, $4) ON CONFLICT (tenant_id, event_type) DO UPDATE"
+                " SET audiences = excluded.audiences, enabled = excluded.enabled,"
+                " updated_at = now()",
+                caller.tenant_id, event_type, [a.value for a in body.audiences], body.enabled,
+            )  # fmt: skip
+            after = store.changed(default, [a.value for a in body.audiences], body.enabled)
+            await audit.record(
+                conn, tenant_id=caller.tenant_id, actor=caller, entity="notification_rule",
+                entity_id=event_type, action=Action.UPDATED,
+                before=_rule_view(before, before != default), after=_rule_view(after, True),
+            )  # fmt: skip
+        return _rule_view(after, after != default)
+
+    @r.delete("/rules/{event_type}", response_model=RuleView,
+              responses=problem_responses(401, 403, 404))  # fmt: skip
+    async def reset_rule(event_type: EventType, caller: Admin) -> Any:
+        """Back to the documented default (audited)."""
+        default = _default_rule(event_type)
+        async with deps.transaction() as conn:
+            gone = await conn.fetchrow(
+                "DELETE FROM rules WHERE tenant_id = $1 AND event_type = $2"
+                " RETURNING audiences, enabled", caller.tenant_id, event_type,
+            )  # fmt: skip
+            if gone is not None:
+                await audit.record(
+                    conn, tenant_id=caller.tenant_id, actor=caller, entity="notification_rule",
+                    entity_id=event_type, action=Action.DELETED, before=dict(gone),
+                )  # fmt: skip
+        return _rule_view(default, False)
+
+    @r.get("/groups/{group_id}/leads", response_model=GroupLeads,
+           responses=problem_responses(401, 403))  # fmt: skip
+    async def get_leads(group_id: GroupId, caller: Agent) -> Any:
+        async with deps.connection() as conn:
+            leads = await conn.fetchval(
+                "SELECT leads FROM group_leads WHERE tenant_id = $1 AND group_id = $2",
+                caller.tenant_id, group_id,
+            )  # fmt: skip
+        return GroupLeads(leads=list(leads or []))
+
+    @r.put("/groups/{group_id}/leads", response_model=GroupLeads,
+           responses=problem_responses(401, 403))  # fmt: skip
+    async def put_leads(group_id: GroupId, body: GroupLeads, caller: Admin) -> Any:
+        """A group's team leads: they hear of SLA breaches in their group (audited)."""
+        async with deps.transaction() as conn:
+            before = await conn.fetchval(
+                "SELECT leads FROM group_leads WHERE tenant_id = $1 AND group_id = $2",
+                caller.tenant_id, group_id,
+            )  # fmt: skip
+            await conn.execute(
+                "INSERT INTO group_leads (tenant_id, group_id, leads) VALUES ($1, $2, $3)"
+                " ON CONFLICT (tenant_id, group_id) DO UPDATE SET leads = excluded.leads",
+                caller.tenant_id, group_id, list(dict.fromkeys(body.leads)),
+            )  # fmt: skip
+            await audit.record(
+                conn, tenant_id=caller.tenant_id, actor=caller, entity="group_leads",
+                entity_id=group_id, action=Action.UPDATED,
+                before={"leads": before} if before is not None else None, after=body,
+            )  # fmt: skip
+        return body
+
+    @r.get("/business-hours", response_model=Hours | None, responses=problem_responses(401, 403))
+    async def get_hours(caller: Agent) -> Any:
+        async with deps.connection() as conn:
+            hours = (await store.business_hours(conn, [caller.tenant_id])).get(caller.tenant_id)
+        if hours is None:
+            return None
+        return Hours(time_zone=hours.time_zone, days=sorted(hours.days), start=hours.start,
+                     end=hours.end)  # fmt: skip
+
+    @r.put("/business-hours", response_model=Hours, responses=problem_responses(401, 403))
+    async def put_hours(body: Hours, caller: Admin) -> Any:
+        async with deps.transaction() as conn:
+            await conn.execute(
+                "INSERT INTO business_hours (tenant_id, time_zone, days, start_time, end_time)"
+                " VALUES ($1, $2, $3, $4, $5) ON CONFLICT (tenant_id) DO UPDATE SET"
+                " time_zone = excluded.time_zone, days = excluded.days,"
+                " start_time = excluded.start_time, end_time = excluded.end_time",
+                caller.tenant_id, body.time_zone, sorted(set(body.days)), body.start, body.end,
+            )  # fmt: skip
+            await audit.record(
+                conn, tenant_id=caller.tenant_id, actor=caller, entity="business_hours",
+                entity_id=caller.tenant_id, action=Action.UPDATED, after=body,
+            )  # fmt: skip
+        return body
+
     return r
+
+
+def _may_edit(caller: Principal, recipient: str, *, reading: bool = False) -> None:
+    own = recipient == f"agent:{caller.agent_id}"
+    if (
+        own
+        or caller.role.at_least(Role.ADMIN)
+        or (reading and caller.role.at_least(Role.SUPERVISOR))
+    ):
+        return
+    raise HTTPException(
+        status.HTTP_403_FORBIDDEN, "agents keep their own preferences; admins anyone's"
+    )
+
+
+def _contact(row: Any) -> Contact:
+    return Contact.model_validate({k: row[k] for k in Contact.model_fields})
+
+
+def _default_rule(event_type: str) -> Any:
+    default = DEFAULT_RULES.get(event_type)
+    if default is None:
+        known = ", ".join(sorted(DEFAULT_RULES))
+        raise HTTPException(status.HTTP_404_NOT_FOUND,
+                            f"no rule for {event_type}; rules exist for {known}")  # fmt: skip
+    return default
+
+
+def _rule_view(rule: Any, changed: bool) -> RuleView:
+    return RuleView(
+        event_type=rule.event_type, audiences=list(rule.audiences), template=rule.template,
+        lane=rule.lane.value, transactional=rule.transactional, escalation=rule.escalation,
+        enabled=rule.enabled, changed=changed,
+    )  # fmt: skip
 
 
 async def _deliveries(

@@ -18,9 +18,10 @@ from helpdesk_runtime.tenants import TenantRegistry
 from notifications import api
 from notifications.config import Settings
 from notifications.domain.notices import Lane
+from notifications.domain.preferences import Channel
 from notifications.domain.retries import Backoff
-from notifications.email import MailIdentity, SmtpChannel, SmtpServer
-from notifications.handlers import ACCEPTS, DELIVER, SURVEY_ACCEPTS, Notifier
+from notifications.email import EmailSender, MailIdentity, SmtpServer
+from notifications.handlers import ACCEPTS, DELIVER, SLA_ACCEPTS, SURVEY_ACCEPTS, Notifier
 from notifications.rendering import Templates
 
 DEAD_LETTER_PARTITIONS = 3
@@ -35,16 +36,19 @@ def notifier(settings: Settings, keys: SubjectKeys, clock: Callable[[], datetime
     return Notifier(
         keys=keys,
         templates=Templates(settings.default_language),
-        channel=SmtpChannel(SmtpServer(
-            settings.smtp_host, settings.smtp_port, settings.smtp_security,
-            settings.smtp_username,
-            settings.smtp_password.get_secret_value() if settings.smtp_password else None,
-            settings.smtp_timeout_s, settings.smtp_connections,
-        )),
-        identity=MailIdentity(
-            settings.mail_from_address, settings.mail_from_name, settings.mail_domain,
-            settings.reply_domain, settings.reply_address_secret.get_secret_value().encode(),
-        ),
+        senders={Channel.EMAIL.value: EmailSender(
+            SmtpServer(
+                settings.smtp_host, settings.smtp_port, settings.smtp_security,
+                settings.smtp_username,
+                settings.smtp_password.get_secret_value() if settings.smtp_password else None,
+                settings.smtp_timeout_s, settings.smtp_connections,
+            ),
+            MailIdentity(
+                settings.mail_from_address, settings.mail_from_name, settings.mail_domain,
+                settings.reply_domain, settings.reply_address_secret.get_secret_value().encode(),
+            ),
+        )},
+        sender_name=settings.mail_from_name,
         backoff=Backoff(settings.retry_base_s, settings.retry_max_s, settings.retry_attempts),
         clock=clock,
         stale_after=timedelta(seconds=settings.notify_within_s),
@@ -56,7 +60,7 @@ def build_runtime(
 ) -> ServiceRuntime:
     keys = handlers.keys if handlers is not None else SubjectKeys(settings.key_ring())
     handlers = handlers or notifier(settings, keys, clock)
-    tickets, surveys = settings.tickets_topic, settings.surveys_topic
+    tickets, surveys, sla = settings.tickets_topic, settings.surveys_topic, settings.sla_topic
     return ServiceRuntime(
         settings,
         migrations=load_migrations("notifications", "notifications"),
@@ -65,8 +69,10 @@ def build_runtime(
         topics=[
             TopicSpec(tickets, TOPICS["ticketing.tickets.v2"].partitions),
             TopicSpec(surveys, TOPICS["feedback.surveys.v1"].partitions),
+            TopicSpec(sla, TOPICS["sla.events.v1"].partitions),
             TopicSpec(dead_letter_topic(tickets), DEAD_LETTER_PARTITIONS),
             TopicSpec(dead_letter_topic(surveys), DEAD_LETTER_PARTITIONS),
+            TopicSpec(dead_letter_topic(sla), DEAD_LETTER_PARTITIONS),
         ],
         consumers=[
             ConsumerSpec(
@@ -82,6 +88,13 @@ def build_runtime(
                 handler=handlers.record_notices,
                 accepts=SURVEY_ACCEPTS,
                 description="Survey invitations from the feedback service",
+            ),
+            ConsumerSpec(
+                topic=sla,
+                group_id=settings.sla_group_id,
+                handler=handlers.record_notices,
+                accepts=SLA_ACCEPTS,
+                description="SLA warnings and breaches: agents' and team leads' alerts",
             ),
         ],
         timers={DELIVER[Lane.URGENT]: handlers.deliver, DELIVER[Lane.BULK]: handlers.deliver},

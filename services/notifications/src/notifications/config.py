@@ -15,9 +15,11 @@ class Settings(ServiceSettings):
     http_port: int = Field(default=8003, ge=1, le=65535)
     tickets_group_id: str = "notifications-tickets"
     surveys_group_id: str = "notifications-surveys"
+    sla_group_id: str = "notifications-sla"
     # The topics of the contracts; other names only for benchmarks and tests of their own.
     tickets_topic: str = "ticketing.tickets.v2"
     surveys_topic: str = "feedback.surveys.v1"
+    sla_topic: str = "sla.events.v1"
 
     # Outgoing mail. Locally `make up` runs a mail catcher on 1025 (README: where to look).
     smtp_host: str = "127.0.0.1"

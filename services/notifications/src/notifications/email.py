@@ -15,7 +15,6 @@ import re
 import ssl
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
 from email.headerregistry import Address
 from email.message import EmailMessage
 from email.utils import format_datetime
@@ -23,8 +22,8 @@ from uuid import UUID
 
 import aiosmtplib
 
+from notifications.channels import Failed, Outgoing, Result, Sent
 from notifications.domain.retries import Failure
-from notifications.rendering import Rendered
 
 _TOKEN = re.compile(r"^reply\+([0-9a-f]{32})\.([a-z2-7]{16})$")
 
@@ -63,26 +62,11 @@ def signature_matches(identity: MailIdentity, tenant_id: str, ticket_id: UUID, s
     return hmac.compare_digest(_signature(identity.reply_secret, tenant_id, ticket_id), sig)
 
 
-@dataclass(frozen=True)
-class Mail:
-    """One rendered message for one recipient."""
-
-    delivery_id: UUID
-    tenant_id: str
-    to: str
-    rendered: Rendered
-    ticket_id: UUID | None
-    auto_submitted: str | None
-    """RFC 3834: "auto-replied" for the acknowledgement, "auto-generated" for notices;
-    None for an agent's own reply. Tells the customer's autoresponder not to answer."""
-    sent_at: datetime
-
-
-def build_message(identity: MailIdentity, mail: Mail) -> EmailMessage:
+def build_message(identity: MailIdentity, mail: Outgoing) -> EmailMessage:
     """Plain text and HTML alternatives, UTF-8 (Cyrillic subjects are RFC 2047-encoded)."""
     message = EmailMessage()
     message["From"] = Address(identity.from_name, addr_spec=identity.from_address)
-    message["To"] = mail.to
+    message["To"] = mail.address
     message["Subject"] = mail.rendered.subject
     message["Date"] = format_datetime(mail.sent_at)
     message["Message-ID"] = f"<{mail.delivery_id}@{identity.mail_domain}>"
@@ -101,20 +85,6 @@ def build_message(identity: MailIdentity, mail: Mail) -> EmailMessage:
 
 
 @dataclass(frozen=True)
-class Sent:
-    detail: str
-
-
-@dataclass(frozen=True)
-class Failed:
-    failure: Failure
-    detail: str
-
-
-Result = Sent | Failed
-
-
-@dataclass(frozen=True)
 class SmtpServer:
     host: str
     port: int
@@ -125,15 +95,19 @@ class SmtpServer:
     connections: int = 4
 
 
-class SmtpChannel:
+class EmailSender:
     """Sends batches of messages, a few connections at a time, each message's outcome
     classified: a refusal with a 5xx code is permanent, anything else (4xx, the server
     away, a timeout) is temporary and retried later."""
 
-    def __init__(self, server: SmtpServer) -> None:
+    def __init__(self, server: SmtpServer, identity: MailIdentity) -> None:
         self._server = server
+        self.identity = identity
 
-    async def send_many(self, messages: Sequence[EmailMessage]) -> list[Result]:
+    async def send_many(self, items: Sequence[Outgoing]) -> list[Result]:
+        return await self.send_messages([build_message(self.identity, m) for m in items])
+
+    async def send_messages(self, messages: Sequence[EmailMessage]) -> list[Result]:
         results: list[Result | None] = [None] * len(messages)
         lanes = min(self._server.connections, len(messages)) or 1
         await asyncio.gather(

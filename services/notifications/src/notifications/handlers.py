@@ -1,22 +1,26 @@
-"""The consumer that decides what to send, and the timers that send it.
+"""The consumers that decide what to send, and the timers that send it.
 
-Deciding and sending are apart on purpose. The consumer only records, in the batch's
+Deciding and sending are apart on purpose. A consumer only records, in the batch's
 transaction with its inbox rows, one delivery per (event, recipient, channel) and a timer
-for it: no network, no personal data opened, so a month-start spike is decided at the
-database's pace and a redelivered batch adds nothing. The timers of each lane are fired by
-a scheduler of their own (bootstrap: urgent and bulk); a firing opens the personal fields
-with the subjects' keys (a replica of ticketing's), renders, sends, and records each
-outcome in the transaction that consumed the timer. A failure is never raised out of a
-batch (the scheduler would fire the delivered ones again): each delivery is retried, or
-given up, on its own.
+for it: no network and no personal data opened, so a month-start spike is decided at the
+database's pace and a redelivered batch adds nothing. The rules (domain/notices.py) say who
+hears of an event; each person's preferences (domain/preferences.py) say through what and
+when. A person who opted out, or cannot be reached, gets a cancelled delivery with the
+reason, so the log says why nothing was sent.
 
-Exactly once in effect, at least once on the wire: a crash between the SMTP server's
-"250 OK" and the commit sends that message again, with the same Message-ID and
-X-Helpdesk-Delivery-Id, so receivers can drop the copy.
+The timers of each lane are fired by a scheduler of their own (bootstrap: urgent, bulk). A
+firing opens the personal fields with the subjects' keys (a replica of ticketing's),
+renders, sends through each channel at once, and records every outcome in the transaction
+that consumed the timer. A failure is never raised out of a batch (the scheduler would fire
+the delivered ones again): each delivery is retried, or given up, on its own.
+
+Exactly once in effect, at least once on the wire: a crash between a provider's "OK" and
+the commit sends that message again, with the same delivery id, so receivers can drop it.
 """
 
+import asyncio
 import random
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -25,9 +29,13 @@ from uuid import UUID
 from pydantic_core import from_json
 
 from helpdesk_contracts import (
+    CustomerReplied,
     ResponseSent,
+    SlaBreached,
+    SlaWarning,
     SurveyKind,
     SurveyRequested,
+    TicketAssigned,
     TicketOpened,
     TicketSolved,
 )
@@ -38,9 +46,13 @@ from helpdesk_runtime.eventstore import Envelope
 from helpdesk_runtime.logging import get_logger
 from helpdesk_runtime.personal_data import SubjectKeys, open_documents
 from helpdesk_runtime.timers import DueTimer, Timer, schedule_many
-from notifications.domain.notices import REQUESTER, Lane, Notice, customer, delivery_id, notices_for
+from notifications import store
+from notifications.channels import Failed, Outgoing, Sender
+from notifications.domain.notices import Audience, Lane, Rule, Situation, TicketFacts, delivery_id
+from notifications.domain.notices import recipients as audience_of
+from notifications.domain.planning import plan
+from notifications.domain.preferences import Channel, Preferences
 from notifications.domain.retries import Backoff, Failure
-from notifications.email import Failed, Mail, MailIdentity, SmtpChannel, build_message
 from notifications.rendering import TemplateBrokenError, Templates
 
 log = get_logger(__name__)
@@ -48,8 +60,11 @@ log = get_logger(__name__)
 DELIVER = {Lane.URGENT: "deliver-urgent", Lane.BULK: "deliver-bulk"}
 """The timer kind of each lane; each is fired by a scheduler of its own."""
 
-ACCEPTS = frozenset({TicketOpened.event_type, ResponseSent.event_type, TicketSolved.event_type})
+ACCEPTS = frozenset({TicketOpened.event_type, ResponseSent.event_type, TicketSolved.event_type,
+                     TicketAssigned.event_type, CustomerReplied.event_type,
+                     *(e.event_type for e in store.FACT_EVENTS)})  # fmt: skip
 SURVEY_ACCEPTS = frozenset({SurveyRequested.event_type})
+SLA_ACCEPTS = frozenset({SlaWarning.event_type, SlaBreached.event_type})
 
 KEY_WAIT_S = 2.0
 """A sealed field whose key has not reached our replica yet (a first-time customer's key
@@ -61,52 +76,88 @@ SURVEY_LABELS = {
     SurveyKind.CSAT: {"en": ["Awful", "Bad", "OK", "Good", "Great"],
                       "ru": ["Ужасно", "Плохо", "Нормально", "Хорошо", "Отлично"]},
 }  # fmt: skip
+SCORES = {SurveyKind.CSAT: (1, 5), SurveyKind.NPS: (0, 10), SurveyKind.CES: (1, 7)}
+_AUTO_SUBMITTED: dict[str, str | None] = {"ticket_opened": "auto-replied", "agent_replied": None}
+
+
+@dataclass(frozen=True)
+class Outcome:
+    kind: str  # sent | temporary | permanent | cancelled | wait
+    detail: str
 
 
 @dataclass
 class Notifier:
-    """The service's two handlers and what they need (wired in bootstrap)."""
+    """The service's handlers and what they need (wired in bootstrap)."""
 
     keys: SubjectKeys
     templates: Templates
-    channel: SmtpChannel
-    identity: MailIdentity
+    senders: Mapping[str, Sender]
+    """Channel name -> its sender."""
     backoff: Backoff
     clock: Callable[[], datetime]
     stale_after: timedelta = timedelta(days=1)
     """An event older than this when read notifies no one: a service deployed onto years of
     history, or back from a long outage, must not mail every customer about old tickets."""
+    sender_name: str = "Support"
     rng: random.Random = field(default_factory=random.Random)
 
     # -- deciding (the consumers) ---------------------------------------------------------
 
     async def record_notices(self, conn: Connection, events: Sequence[Envelope]) -> list[Rejection]:
-        """Keep the tickets' openings and record one delivery (and its timer) per notice."""
-        await _keep_openings(conn, [e for e in events if isinstance(e.payload, TicketOpened)])
+        """Record one delivery (and its timer) per person each event's rule names."""
+        await store.keep_tickets(conn, events)
         now = self.clock()
         fresh = [e for e in events if now - e.occurred_at <= self.stale_after]
         if len(fresh) < len(events):
             log.info("no notices for old events", events=len(events) - len(fresh),
                      stale_after_s=self.stale_after.total_seconds())  # fmt: skip
-        wanted = [(e, n) for e in fresh for n in notices_for(e.payload, _ticket_of(e))]
-        requesters = await _requesters(
-            conn, {(e.tenant_id, n.ticket_id) for e, n in wanted if n.recipient == REQUESTER}
+        tenants = {e.tenant_id for e in fresh}
+        rules = await store.rules(conn, tenants) if tenants else {}
+        wanted = [
+            (e, r) for e in fresh
+            if (r := rules[e.tenant_id].get(e.event_type)) is not None and r.enabled
+        ]  # fmt: skip
+        if not wanted:
+            return []
+        facts = await store.tickets(
+            conn, {(e.tenant_id, t) for e, _ in wanted if (t := _ticket_of(e)) is not None}
         )
-        rows: list[tuple[Any, ...]] = []
-        for envelope, notice in wanted:
-            recipient = notice.recipient
-            if recipient == REQUESTER:
-                about = notice.ticket_id
-                requester = requesters.get((envelope.tenant_id, about)) if about else None
-                if requester is None:  # opened before this service read the topic
-                    log.info("no notice: ticket unknown here", event_id=str(envelope.event_id),
-                             event_type=envelope.event_type)  # fmt: skip
-                    continue
-                recipient = customer(requester)
-            rows.append(_delivery_row(envelope, notice, recipient, now))
+        leads = await store.group_leads(conn, {
+            (e.tenant_id, g) for e, _ in wanted if (g := _group(e, facts)) is not None
+        })  # fmt: skip
+        people: list[tuple[Envelope, Rule, str, TicketFacts | None]] = []
+        for envelope, rule in wanted:
+            ticket_id = _ticket_of(envelope)
+            ticket = facts.get((envelope.tenant_id, ticket_id)) if ticket_id else None
+            if ticket is None and rule.audiences != (Audience.CUSTOMER,):
+                log.info("no notice: ticket unknown here", event_id=str(envelope.event_id),
+                         event_type=envelope.event_type)  # fmt: skip
+                continue
+            situation = Situation(ticket, leads.get(envelope.tenant_id, {}))
+            for person in audience_of(rule, envelope.payload, situation):
+                people.append((envelope, rule, person, ticket))
+        prefs = await store.preferences(conn, {(e.tenant_id, p) for e, _, p, _ in people})
+        hours = await store.business_hours(conn, tenants)
+        rows = []
+        for envelope, rule, person, ticket in people:
+            planned = plan(
+                rule, person, prefs.get((envelope.tenant_id, person), Preferences()),
+                urgent=ticket is not None and ticket.priority == "urgent", now=now,
+                hours=hours.get(envelope.tenant_id),
+            )  # fmt: skip
+            rows.append((
+                envelope.tenant_id, delivery_id(envelope.event_id, person, planned.channel),
+                envelope.event_id, envelope.event_type, envelope.to_json().decode(),
+                _ticket_of(envelope), person, planned.channel, rule.template, rule.lane.value,
+                rule.transactional, now, "cancelled" if planned.skipped else "pending",
+                planned.skipped, planned.due_at,
+            ))  # fmt: skip
         created = await _insert_deliveries(conn, rows)
         await schedule_many(conn, [
-            Timer(DELIVER[Lane(lane)], str(d), tenant, now, {}) for tenant, d, lane in created
+            Timer(DELIVER[Lane(r["lane"])], str(r["delivery_id"]), r["tenant_id"],
+                  r["scheduled_for"], {})
+            for r in created if r["state"] == "pending"
         ])  # fmt: skip
         return []
 
@@ -121,51 +172,63 @@ class Notifier:
         opened = await _open(conn, rows, self.keys)
         now = self.clock()
         outcomes: dict[UUID, Outcome] = {}
-        mails: list[Mail] = []
+        by_channel: dict[str, list[Outgoing]] = {}
         for row, (event, opening) in zip(rows, opened, strict=True):
             prepared = await self._prepare(conn, row, event, opening, now)
-            if isinstance(prepared, Mail):
-                mails.append(prepared)
+            if isinstance(prepared, Outgoing):
+                by_channel.setdefault(row["channel"], []).append(prepared)
             else:
                 outcomes[row["delivery_id"]] = prepared
-        if mails:
-            results = await self.channel.send_many([build_message(self.identity, m) for m in mails])
-            for mail, result in zip(mails, results, strict=True):
-                outcomes[mail.delivery_id] = (
-                    Outcome("sent", result.detail)
-                    if not isinstance(result, Failed)
-                    else Outcome(result.failure.value, result.detail)
-                )
+        # Every channel at once: a slow provider does not hold the others back.
+        sent = await asyncio.gather(*(self._send(c, items) for c, items in by_channel.items()))
+        for results in sent:
+            outcomes |= results
         await self._record(conn, rows, outcomes, now)
+
+    async def _send(self, channel: str, items: list[Outgoing]) -> dict[UUID, Outcome]:
+        sender = self.senders.get(channel)
+        if sender is None:
+            return {i.delivery_id: Outcome(Failure.PERMANENT.value,
+                                           f"the {channel} channel is not configured")
+                    for i in items}  # fmt: skip
+        results = await sender.send_many(items)
+        return {
+            item.delivery_id: Outcome(result.failure.value, result.detail)
+            if isinstance(result, Failed) else Outcome("sent", result.detail)
+            for item, result in zip(items, results, strict=True)
+        }  # fmt: skip
 
     async def _prepare(
         self, conn: Connection, row: Any, event: Envelope, opening: Envelope | None, now: datetime
-    ) -> "Mail | Outcome":
-        kind, _, subject = row["recipient"].partition(":")
-        address = _address(kind, subject, opening)
+    ) -> Outgoing | Outcome:
+        kind, _, person = row["recipient"].partition(":")
+        address = _address(row, kind, person, opening)
         if address is None:
-            return Outcome(
-                Failure.PERMANENT.value, f"no email address known for {row['recipient']}"
-            )
+            return Outcome(Failure.PERMANENT.value,
+                           f"no {row['channel']} address known for {row['recipient']}")  # fmt: skip
         if address == ERASED:
-            if subject in await self.keys.destroyed(conn, row["tenant_id"], [subject]):
+            if person in await self.keys.destroyed(conn, row["tenant_id"], [person]):
                 return Outcome("cancelled", "the recipient's personal data was erased")
             if now - row["created_at"] < KEY_WAIT_LIMIT:
                 return Outcome("wait", "the recipient's key has not arrived yet")
             return Outcome(Failure.TEMPORARY.value, "the recipient's key has not arrived yet")
-        context = _context(event, opening, self.identity.from_name)
+        context = _context(event, opening, self.sender_name)
+        # An agent's language is theirs alone; a customer's, else their ticket's or survey's.
+        language = row["language"] or (_language(event, opening) if kind == "customer" else None)
         try:
-            rendered = self.templates.render(row["template"], _language(event, opening), context)
+            rendered = self.templates.render(row["template"], language, context)
         except TemplateBrokenError as exc:
             return Outcome(Failure.PERMANENT.value, str(exc)[:2000])
-        return Mail(
-            delivery_id=row["delivery_id"], tenant_id=row["tenant_id"], to=address,
-            rendered=rendered, ticket_id=row["ticket_id"], sent_at=now,
-            auto_submitted=_AUTO_SUBMITTED.get(row["template"], "auto-generated"),
+        return Outgoing(
+            delivery_id=row["delivery_id"], tenant_id=row["tenant_id"],
+            recipient=row["recipient"], address=address, rendered=rendered,
+            event_type=event.event_type, template=row["template"], ticket_id=row["ticket_id"],
+            ticket_number=opening.payload.number if opening is not None else None,
+            auto_submitted=_AUTO_SUBMITTED.get(row["template"], "auto-generated"), sent_at=now,
         )  # fmt: skip
 
     async def _record(
-        self, conn: Connection, rows: Sequence[Any], outcomes: dict[UUID, "Outcome"], now: datetime
+        self, conn: Connection, rows: Sequence[Any], outcomes: dict[UUID, Outcome], now: datetime
     ) -> None:
         retries: list[Timer] = []
         updates: list[tuple[Any, ...]] = []
@@ -185,9 +248,8 @@ class Notifier:
                 delay = self.backoff.next_delay_s(attempt - row["redriven_at_attempt"], self.rng)
                 if delay is None:
                     state = "dead"
-                    outcome = Outcome(
-                        outcome.kind, f"gave up after {attempt} attempts: {outcome.detail}"
-                    )
+                    detail = f"gave up after {attempt} attempts: {outcome.detail}"
+                    outcome = Outcome(outcome.kind, detail)
                 else:
                     retries.append(Timer(DELIVER[lane], str(delivery), tenant,
                                          now + timedelta(seconds=delay), {}))  # fmt: skip
@@ -204,79 +266,36 @@ class Notifier:
         await schedule_many(conn, retries)
 
 
-@dataclass(frozen=True)
-class Outcome:
-    kind: str  # sent | temporary | permanent | cancelled | wait
-    detail: str
-
-
-_AUTO_SUBMITTED = {"ticket_opened": "auto-replied", "agent_replied": None}
-
-
 def _ticket_of(envelope: Envelope) -> UUID | None:
-    if isinstance(envelope.payload, SurveyRequested):
-        return envelope.payload.ticket_id
+    ticket: UUID | None = getattr(envelope.payload, "ticket_id", None)
+    if isinstance(envelope.payload, SurveyRequested | SlaWarning | SlaBreached):
+        return ticket
     return envelope.aggregate_id
 
 
-def _delivery_row(
-    envelope: Envelope, notice: Notice, recipient: str, now: datetime
-) -> tuple[Any, ...]:
-    return (
-        envelope.tenant_id, delivery_id(envelope.event_id, recipient, notice.channel),
-        envelope.event_id, envelope.event_type, envelope.to_json().decode(), notice.ticket_id,
-        recipient, notice.channel.value, notice.template, notice.lane.value,
-        notice.transactional, now,
-    )  # fmt: skip
+def _group(envelope: Envelope, facts: Mapping[store.TicketKey, TicketFacts]) -> str | None:
+    group: str | None = getattr(envelope.payload, "group_id", None)
+    ticket_id = _ticket_of(envelope)
+    ticket = facts.get((envelope.tenant_id, ticket_id)) if ticket_id else None
+    return group or (ticket.group_id if ticket else None)
 
 
-async def _keep_openings(conn: Connection, openings: Sequence[Envelope]) -> None:
-    if not openings:
-        return
-    await conn.execute(
-        "INSERT INTO tickets (tenant_id, ticket_id, number, requester_id, opening)"
-        " SELECT * FROM unnest($1::text[], $2::uuid[], $3::bigint[], $4::text[], $5::jsonb[])"
-        " ON CONFLICT (tenant_id, ticket_id) DO NOTHING",
-        [e.tenant_id for e in openings], [e.aggregate_id for e in openings],
-        [e.payload.number for e in openings],
-        [e.payload.requester.customer_id for e in openings],
-        [e.to_json().decode() for e in openings],
-    )  # fmt: skip
-
-
-async def _requesters(
-    conn: Connection, tickets: set[tuple[str, UUID | None]]
-) -> dict[tuple[str, UUID], str]:
-    known = [(t, k) for t, k in tickets if k is not None]
-    if not known:
-        return {}
-    rows = await conn.fetch(
-        "SELECT t.tenant_id, t.ticket_id, t.requester_id FROM tickets t"
-        " JOIN unnest($1::text[], $2::uuid[]) AS x(n, k)"
-        " ON t.tenant_id = x.n AND t.ticket_id = x.k",
-        [t for t, _ in known], [k for _, k in known],
-    )  # fmt: skip
-    return {(r["tenant_id"], r["ticket_id"]): r["requester_id"] for r in rows}
-
-
-async def _insert_deliveries(
-    conn: Connection, rows: list[tuple[Any, ...]]
-) -> list[tuple[str, UUID, str]]:
+async def _insert_deliveries(conn: Connection, rows: list[tuple[Any, ...]]) -> list[Any]:
     if not rows:
         return []
-    created = await conn.fetch(
+    return list(await conn.fetch(
         """
         INSERT INTO deliveries (tenant_id, delivery_id, event_id, event_type, event, ticket_id,
-            recipient, channel, template, lane, transactional, created_at)
+            recipient, channel, template, lane, transactional, created_at, state, last_error,
+            scheduled_for)
         SELECT * FROM unnest($1::text[], $2::uuid[], $3::uuid[], $4::text[], $5::jsonb[],
             $6::uuid[], $7::text[], $8::text[], $9::text[], $10::text[], $11::boolean[],
-            $12::timestamptz[])
+            $12::timestamptz[], $13::text[], $14::text[], $15::timestamptz[])
         ON CONFLICT (tenant_id, delivery_id) DO NOTHING
-        RETURNING tenant_id, delivery_id, lane
+        RETURNING tenant_id, delivery_id, lane, state, scheduled_for
         """,
         *(list(c) for c in zip(*rows, strict=True)),
-    )
-    return [(r["tenant_id"], r["delivery_id"], r["lane"]) for r in created]
+    ))  # fmt: skip
 
 
 async def _open(
@@ -284,20 +303,24 @@ async def _open(
 ) -> list[tuple[Envelope, Envelope | None]]:
     """Each delivery's event and its ticket's opening, personal fields opened."""
     documents = [from_json(r["event"]) for r in rows]
-    openings = [
-        (i, from_json(r["opening"])) for i, r in enumerate(rows) if r["opening"] is not None
-    ]
+    openings = [(i, from_json(r["opening"])) for i, r in enumerate(rows) if r["opening"]]
     opened = await open_documents(conn, documents + [d for _, d in openings], keys)
     events, rest = opened[: len(rows)], opened[len(rows) :]
-    by_row: dict[int, Envelope] = {i: e for (i, _), e in zip(openings, rest, strict=True)}
+    by_row = {i: e for (i, _), e in zip(openings, rest, strict=True)}
     return [(event, by_row.get(i)) for i, event in enumerate(events)]
 
 
-def _address(kind: str, subject: str, opening: Envelope | None) -> str | None:
-    if kind == "customer" and opening is not None:
+def _address(row: Any, kind: str, person: str, opening: Envelope | None) -> str | None:
+    """Where this delivery goes: the person's address for its channel (contacts), else, for
+    a customer's email, the one their ticket was opened with."""
+    column = {Channel.EMAIL: "email", Channel.WEBHOOK: "webhook_url",
+              Channel.MESSENGER: "messenger_id"}.get(Channel(row["channel"]))  # fmt: skip
+    if column and row[column]:
+        return str(row[column])
+    if kind == "customer" and row["channel"] == Channel.EMAIL and opening is not None:
         requester = opening.payload.requester
-        if requester.customer_id == subject:
-            return str(requester.email) if requester.email else None
+        if requester.customer_id == person and requester.email:
+            return str(requester.email)
     return None
 
 
@@ -308,7 +331,8 @@ def _language(event: Envelope, opening: Envelope | None) -> str | None:
 
 
 def _context(event: Envelope, opening: Envelope | None, sender: str) -> dict[str, Any]:
-    """What templates see: `ticket`, `requester`, `message`, `resolution`, `survey`, `sender`."""
+    """What templates see: `ticket`, `requester`, `message`, `resolution`, `survey`, `sla`,
+    `assignment`, `sender`."""
     context: dict[str, Any] = {"sender": sender, "ticket": None, "requester": None}
     if opening is not None:
         o = opening.payload
@@ -318,15 +342,22 @@ def _context(event: Envelope, opening: Envelope | None, sender: str) -> dict[str
         }  # fmt: skip
         context["requester"] = {"name": o.requester.name, "id": o.requester.customer_id}
     p = event.payload
-    if isinstance(p, ResponseSent):
+    if isinstance(p, ResponseSent | CustomerReplied):
         context["message"] = {"body": p.body}
     if isinstance(p, TicketSolved):
         context["resolution"] = p.resolution
+    if isinstance(p, TicketAssigned):
+        context["assignment"] = {"assignee_id": p.assignee_id, "group_id": p.group_id,
+                                 "by": p.assigned_by.id}  # fmt: skip
+    if isinstance(p, SlaWarning | SlaBreached):
+        context["sla"] = {
+            "metric": p.metric.value.replace("_", " "),
+            "deadline": p.deadline.strftime("%Y-%m-%d %H:%M UTC"),
+            "percent": round(p.threshold * 100) if isinstance(p, SlaWarning) else 100,
+        }  # fmt: skip
     if isinstance(p, SurveyRequested):
         language = (_language(event, opening) or "en").split("-")[0]
-        low, high = {SurveyKind.CSAT: (1, 5), SurveyKind.NPS: (0, 10), SurveyKind.CES: (1, 7)}[
-            p.survey
-        ]
+        low, high = SCORES[p.survey]
         labels = SURVEY_LABELS.get(p.survey, {}).get(language) or [
             str(s) for s in range(low, high + 1)
         ]
@@ -342,11 +373,12 @@ def _context(event: Envelope, opening: Envelope | None, sender: str) -> dict[str
 
 _PENDING = """
     SELECT d.tenant_id, d.delivery_id, d.event::text AS event, d.ticket_id, d.recipient,
-           d.template, d.lane, d.attempts, d.redriven_at_attempt, d.created_at,
-           t.opening::text AS opening
+           d.channel, d.template, d.lane, d.attempts, d.redriven_at_attempt, d.created_at,
+           t.opening::text AS opening, c.email, c.webhook_url, c.messenger_id, c.language
     FROM unnest($1::text[], $2::uuid[]) AS x(n, k)
     JOIN deliveries d ON d.tenant_id = x.n AND d.delivery_id = x.k AND d.state = 'pending'
     LEFT JOIN tickets t ON t.tenant_id = d.tenant_id AND t.ticket_id = d.ticket_id
+    LEFT JOIN contacts c ON c.tenant_id = d.tenant_id AND c.person = d.recipient
     ORDER BY d.created_at
 """
 

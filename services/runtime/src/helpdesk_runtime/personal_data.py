@@ -141,7 +141,9 @@ class SubjectKeys:
             self._unwrapped.pop(key_id, None)
         return len(gone)
 
-    async def destroyed(self, conn: Connection, tenant_id: str, subject_ids: Iterable[str]) -> set[str]:
+    async def destroyed(
+        self, conn: Connection, tenant_id: str, subject_ids: Iterable[str]
+    ) -> set[str]:
         """Which of these subjects' keys are known to be destroyed. On a replica, a key that
         is neither here nor destroyed has not arrived yet (key_distribution.py)."""
         rows = await conn.fetch(

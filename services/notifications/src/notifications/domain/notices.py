@@ -1,25 +1,44 @@
-"""Which events notify whom (the default rules), and each notice's identity.
+"""Which events notify whom: the rules (defaults, and what a tenant's admins change), the
+people an event's audience names, and each notice's identity.
 
-The defaults, documented in the service's README:
+The default rules (also in the service's README):
 
-| event             | to                  | template           | lane   | transactional |
-|-------------------|---------------------|--------------------|--------|---------------|
-| TicketOpened      | the requester       | ticket_opened      | urgent | yes           |
-| ResponseSent      | the requester       | agent_replied      | urgent | yes           |
-| TicketSolved      | the requester       | ticket_solved      | urgent | yes           |
-| SurveyRequested   | the customer        | survey_invitation  | bulk   | no            |
+| event                  | audience                               | template          | lane   |
+|------------------------|----------------------------------------|-------------------|--------|
+| TicketOpened           | requester                              | ticket_opened     | urgent |
+| ResponseSent           | requester                              | agent_replied     | urgent |
+| TicketSolved           | requester                              | ticket_solved     | urgent |
+| SurveyRequested        | customer                               | survey_invitation | bulk   |
+| TicketAssigned         | assignee                               | ticket_assigned   | urgent |
+| CustomerReplied        | assignee, followers                    | customer_replied  | urgent |
+| TicketFollowersChanged | new followers                          | follower_added    | urgent |
+| SlaWarning             | assignee (else the group's leads)      | sla_warning       | urgent |
+| SlaBreached            | assignee, group leads, account manager | sla_breached      | urgent |
 
-A transactional message answers something the person did (opened a ticket, is being
-answered): it ignores opt-outs and quiet hours. The urgent lane is sent by a scheduler of
-its own, so a survey campaign never delays an acknowledgement.
+Messages to customers about their own request are transactional: they ignore opt-outs and
+quiet hours. Agents are never told about what they did themselves. SLA warnings and
+breaches are escalations: they wait for the tenant's business hours unless the ticket is
+urgent. The urgent lane is sent by a scheduler of its own, so survey mail never delays it.
 """
 
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
 from enum import StrEnum
+from types import MappingProxyType
 from typing import Any
 from uuid import UUID, uuid5
 
-from helpdesk_contracts import ResponseSent, SurveyRequested, TicketOpened, TicketSolved
+from helpdesk_contracts import (
+    CustomerReplied,
+    ResponseSent,
+    SlaBreached,
+    SlaWarning,
+    SurveyRequested,
+    TicketAssigned,
+    TicketFollowersChanged,
+    TicketOpened,
+    TicketSolved,
+)
 
 
 class Lane(StrEnum):
@@ -29,21 +48,144 @@ class Lane(StrEnum):
     """Survey invitations and anything else that may wait behind them."""
 
 
-class Channel(StrEnum):
-    EMAIL = "email"
+class Audience(StrEnum):
+    """Whom a rule notifies, resolved against the ticket when the event is read."""
+
+    REQUESTER = "requester"
+    CUSTOMER = "customer"
+    """The customer the event names (a survey invitation)."""
+    ASSIGNEE = "assignee"
+    FOLLOWERS = "followers"
+    NEW_FOLLOWERS = "new_followers"
+    GROUP_LEADS = "group_leads"
+    ASSIGNEE_OR_GROUP_LEADS = "assignee_or_group_leads"
+    ACCOUNT_MANAGER = "account_manager"
+    """The personal manager of the requester's organisation (a key account)."""
 
 
 @dataclass(frozen=True)
-class Notice:
-    """One message to send: what about, to whom, through what."""
-
+class Rule:
+    event_type: str
+    audiences: tuple[Audience, ...]
     template: str
-    recipient: str
-    """"customer:<id>" or "agent:<id>"."""
-    channel: Channel
-    lane: Lane
-    transactional: bool
-    ticket_id: UUID | None
+    lane: Lane = Lane.URGENT
+    transactional: bool = False
+    """Answers what the person did: ignores opt-outs and quiet hours."""
+    escalation: bool = False
+    """Waits for the tenant's business hours unless the ticket is urgent."""
+    enabled: bool = True
+
+    @property
+    def category(self) -> str:
+        """What a person opts out of: one category per template."""
+        return self.template
+
+
+DEFAULT_RULES: Mapping[str, Rule] = MappingProxyType({
+    rule.event_type: rule
+    for rule in (
+        Rule(TicketOpened.event_type, (Audience.REQUESTER,), "ticket_opened", transactional=True),
+        Rule(ResponseSent.event_type, (Audience.REQUESTER,), "agent_replied", transactional=True),
+        Rule(TicketSolved.event_type, (Audience.REQUESTER,), "ticket_solved", transactional=True),
+        Rule(SurveyRequested.event_type, (Audience.CUSTOMER,), "survey_invitation", Lane.BULK),
+        Rule(TicketAssigned.event_type, (Audience.ASSIGNEE,), "ticket_assigned"),
+        Rule(CustomerReplied.event_type, (Audience.ASSIGNEE, Audience.FOLLOWERS),
+             "customer_replied"),
+        Rule(TicketFollowersChanged.event_type, (Audience.NEW_FOLLOWERS,), "follower_added"),
+        Rule(SlaWarning.event_type, (Audience.ASSIGNEE_OR_GROUP_LEADS,), "sla_warning",
+             escalation=True),
+        Rule(SlaBreached.event_type, (Audience.ASSIGNEE, Audience.GROUP_LEADS,
+                                      Audience.ACCOUNT_MANAGER), "sla_breached", escalation=True),
+    )
+})  # fmt: skip
+"""Event type -> its rule, until a tenant's admins change it."""
+
+
+@dataclass(frozen=True)
+class TicketFacts:
+    """What this service knows of a ticket, from its events (the `tickets` table)."""
+
+    requester_id: str
+    assignee_id: str | None = None
+    group_id: str | None = None
+    followers: tuple[str, ...] = ()
+    account_manager_id: str | None = None
+    priority: str = "normal"
+
+
+@dataclass(frozen=True)
+class Situation:
+    """Everything the audience of one event is resolved against."""
+
+    ticket: TicketFacts | None
+    group_leads: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    """Group id -> its leads' agent ids (set by admins over the API)."""
+
+
+def agent(agent_id: str) -> str:
+    return f"agent:{agent_id}"
+
+
+def customer(customer_id: str) -> str:
+    return f"customer:{customer_id}"
+
+
+def recipients(rule: Rule, payload: Any, situation: Situation) -> list[str]:
+    """The people ("customer:<id>", "agent:<id>") a rule's audience names for this event,
+    each once, in the audience's order; never the agent who caused the event."""
+    ticket = situation.ticket
+    found: list[str] = []
+    for audience in rule.audiences:
+        found += _resolve(audience, payload, ticket, situation.group_leads)
+    actor = _actor(payload)
+    return [p for p in dict.fromkeys(found) if p != actor]
+
+
+def _resolve(
+    audience: Audience, payload: Any, ticket: TicketFacts | None,
+    leads: Mapping[str, tuple[str, ...]],
+) -> list[str]:  # fmt: skip
+    assignee = getattr(payload, "assignee_id", None) if _names_assignee(payload) else None
+    assignee = assignee or (ticket.assignee_id if ticket else None)
+    group = getattr(payload, "group_id", None) or (ticket.group_id if ticket else None)
+    match audience:
+        case Audience.REQUESTER:
+            return [customer(ticket.requester_id)] if ticket else []
+        case Audience.CUSTOMER:
+            who = getattr(payload, "customer_id", None)
+            return [customer(who)] if who else []
+        case Audience.ASSIGNEE:
+            return [agent(assignee)] if assignee else []
+        case Audience.FOLLOWERS:
+            return [agent(a) for a in (ticket.followers if ticket else ())]
+        case Audience.NEW_FOLLOWERS:
+            if isinstance(payload, TicketFollowersChanged):
+                return [agent(a) for a in payload.followers if a not in payload.previous]
+            return []
+        case Audience.GROUP_LEADS:
+            return [agent(a) for a in leads.get(group or "", ())]
+        case Audience.ASSIGNEE_OR_GROUP_LEADS:
+            if assignee:
+                return [agent(assignee)]
+            return [agent(a) for a in leads.get(group or "", ())]
+        case Audience.ACCOUNT_MANAGER:
+            manager = ticket.account_manager_id if ticket else None
+            return [agent(manager)] if manager else []
+    return []
+
+
+def _names_assignee(payload: Any) -> bool:
+    # These events carry the assignee as of the event; the others take the ticket's.
+    return isinstance(payload, TicketAssigned | SlaWarning | SlaBreached)
+
+
+def _actor(payload: Any) -> str | None:
+    """The agent who caused the event, who needs no message about it."""
+    for name in ("assigned_by", "changed_by"):
+        actor = getattr(payload, name, None)
+        if actor is not None and actor.kind == "agent":
+            return agent(actor.id)
+    return None
 
 
 _DELIVERIES = UUID("7a3e9c1d-52b4-4f8e-a6d0-c9e1f2b3a405")
@@ -55,34 +197,6 @@ def delivery_id(event_id: UUID, recipient: str, channel: str) -> UUID:
     return uuid5(_DELIVERIES, f"{event_id}/{recipient}/{channel}")
 
 
-def customer(customer_id: str) -> str:
-    return f"customer:{customer_id}"
-
-
-def notices_for(payload: Any, ticket_id: UUID | None) -> list[Notice]:
-    """The default rules: the notices an event's payload calls for."""
-    match payload:
-        case TicketOpened(requester=requester):
-            return [_to_customer("ticket_opened", requester.customer_id, ticket_id)]
-        case ResponseSent() if ticket_id is not None:
-            return [_to_requester("agent_replied", ticket_id)]
-        case TicketSolved() if ticket_id is not None:
-            return [_to_requester("ticket_solved", ticket_id)]
-        case SurveyRequested(customer_id=customer_id, ticket_id=about):
-            return [Notice("survey_invitation", customer(customer_id), Channel.EMAIL,
-                           Lane.BULK, transactional=False, ticket_id=about)]  # fmt: skip
-    return []
-
-
-REQUESTER = "requester"
-"""Stands for the ticket's requester, resolved from the ticket when the notice is stored."""
-
-
-def _to_customer(template: str, customer_id: str, ticket_id: UUID | None) -> Notice:
-    return Notice(template, customer(customer_id), Channel.EMAIL, Lane.URGENT,
-                  transactional=True, ticket_id=ticket_id)  # fmt: skip
-
-
-def _to_requester(template: str, ticket_id: UUID) -> Notice:
-    return Notice(template, REQUESTER, Channel.EMAIL, Lane.URGENT, transactional=True,
-                  ticket_id=ticket_id)  # fmt: skip
+def effective_rules(overrides: Iterable[Rule]) -> dict[str, Rule]:
+    """The defaults with a tenant's changes on top."""
+    return {**DEFAULT_RULES, **{rule.event_type: rule for rule in overrides}}

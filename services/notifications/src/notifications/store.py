@@ -1,0 +1,169 @@
+"""The notifications database: what the rules resolve against (tickets, leads, rules,
+contacts, business hours), read a batch at a time."""
+
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from typing import Any
+from uuid import UUID
+
+from helpdesk_contracts import (
+    TicketAssigned,
+    TicketFollowersChanged,
+    TicketOpened,
+    TicketOrganisationChanged,
+    TicketPriorityChanged,
+)
+from helpdesk_runtime.db import Connection
+from helpdesk_runtime.eventstore import Envelope
+from notifications.domain.notices import DEFAULT_RULES, Audience, Rule, TicketFacts
+from notifications.domain.preferences import BusinessHours, Channel, Preferences
+
+TicketKey = tuple[str, UUID]
+
+FACT_EVENTS = (TicketAssigned, TicketFollowersChanged, TicketPriorityChanged,
+               TicketOrganisationChanged)  # fmt: skip
+
+
+async def keep_tickets(conn: Connection, events: Sequence[Envelope]) -> None:
+    """The openings (kept as published, sealed) and then the changes the rules need, in
+    the order of the batch."""
+    openings = [e for e in events if isinstance(e.payload, TicketOpened)]
+    if openings:
+        await conn.execute(
+            "INSERT INTO tickets (tenant_id, ticket_id, number, requester_id, opening, priority,"
+            " account_manager_id)"
+            " SELECT * FROM unnest($1::text[], $2::uuid[], $3::bigint[], $4::text[],"
+            " $5::jsonb[], $6::text[], $7::text[])"
+            " ON CONFLICT (tenant_id, ticket_id) DO NOTHING",
+            [e.tenant_id for e in openings], [e.aggregate_id for e in openings],
+            [e.payload.number for e in openings],
+            [e.payload.requester.customer_id for e in openings],
+            [e.to_json().decode() for e in openings],
+            [e.payload.priority.value for e in openings],
+            [_manager(e.payload.organisation) for e in openings],
+        )  # fmt: skip
+    for e in events:
+        p = e.payload
+        if not isinstance(p, FACT_EVENTS):
+            continue
+        value: tuple[Any, ...]
+        if isinstance(p, TicketAssigned):
+            column, value = "assignee_id = $3, group_id = $4", (p.assignee_id, p.group_id)
+        elif isinstance(p, TicketFollowersChanged):
+            column, value = "followers = $3", (list(p.followers),)
+        elif isinstance(p, TicketPriorityChanged):
+            column, value = "priority = $3", (p.priority.value,)
+        else:
+            column, value = "account_manager_id = $3", (_manager(p.organisation),)
+        await conn.execute(
+            f"UPDATE tickets SET {column} WHERE tenant_id = $1 AND ticket_id = $2",
+            e.tenant_id, e.aggregate_id, *value,
+        )  # fmt: skip
+
+
+def _manager(organisation: Any) -> str | None:
+    return organisation.account_manager_id if organisation is not None else None
+
+
+async def tickets(conn: Connection, keys: Iterable[TicketKey]) -> dict[TicketKey, TicketFacts]:
+    wanted = sorted(set(keys))
+    if not wanted:
+        return {}
+    rows = await conn.fetch(
+        "SELECT t.tenant_id, t.ticket_id, t.requester_id, t.assignee_id, t.group_id,"
+        " t.followers, t.account_manager_id, t.priority FROM tickets t"
+        " JOIN unnest($1::text[], $2::uuid[]) AS x(n, k)"
+        " ON t.tenant_id = x.n AND t.ticket_id = x.k",
+        [t for t, _ in wanted], [k for _, k in wanted],
+    )  # fmt: skip
+    return {
+        (r["tenant_id"], r["ticket_id"]): TicketFacts(
+            r["requester_id"],
+            r["assignee_id"],
+            r["group_id"],
+            tuple(r["followers"]),
+            r["account_manager_id"],
+            r["priority"],
+        )
+        for r in rows
+    }
+
+
+async def rules(conn: Connection, tenants: Iterable[str]) -> dict[str, dict[str, Rule]]:
+    """Each tenant's rules: the defaults with its changes."""
+    wanted = sorted(set(tenants))
+    rows = await conn.fetch(
+        "SELECT tenant_id, event_type, audiences, enabled FROM rules"
+        " WHERE tenant_id = ANY($1::text[])", wanted,
+    )  # fmt: skip
+    found: dict[str, dict[str, Rule]] = {t: dict(DEFAULT_RULES) for t in wanted}
+    for r in rows:
+        default = DEFAULT_RULES.get(r["event_type"])
+        if default is not None:
+            found[r["tenant_id"]][r["event_type"]] = changed(default, r["audiences"], r["enabled"])
+    return found
+
+
+def changed(default: Rule, audiences: Sequence[str], enabled: bool) -> Rule:
+    return Rule(default.event_type, tuple(Audience(a) for a in audiences), default.template,
+                default.lane, default.transactional, default.escalation, enabled)  # fmt: skip
+
+
+async def group_leads(
+    conn: Connection, groups: Iterable[tuple[str, str]]
+) -> dict[str, dict[str, tuple[str, ...]]]:
+    wanted = sorted(set(groups))
+    found: dict[str, dict[str, tuple[str, ...]]] = defaultdict(dict)
+    if not wanted:
+        return found
+    rows = await conn.fetch(
+        "SELECT g.tenant_id, g.group_id, g.leads FROM group_leads g"
+        " JOIN unnest($1::text[], $2::text[]) AS x(n, k)"
+        " ON g.tenant_id = x.n AND g.group_id = x.k",
+        [t for t, _ in wanted], [g for _, g in wanted],
+    )  # fmt: skip
+    for r in rows:
+        found[r["tenant_id"]][r["group_id"]] = tuple(r["leads"])
+    return found
+
+
+async def preferences(
+    conn: Connection, people: Iterable[tuple[str, str]]
+) -> dict[tuple[str, str], Preferences]:
+    """Each person's preferences; people without a row are absent (the defaults apply)."""
+    wanted = sorted(set(people))
+    if not wanted:
+        return {}
+    rows = await conn.fetch(
+        "SELECT c.* FROM contacts c JOIN unnest($1::text[], $2::text[]) AS x(n, p)"
+        " ON c.tenant_id = x.n AND c.person = x.p",
+        [t for t, _ in wanted], [p for _, p in wanted],
+    )  # fmt: skip
+    return {(r["tenant_id"], r["person"]): preferences_of(r) for r in rows}
+
+
+def preferences_of(row: Any) -> Preferences:
+    addresses = {
+        channel: row[column]
+        for channel, column in ((Channel.EMAIL, "email"), (Channel.WEBHOOK, "webhook_url"),
+                                (Channel.MESSENGER, "messenger_id"))
+        if row[column]
+    }  # fmt: skip
+    return Preferences(
+        channels=tuple(Channel(c) for c in row["channels"]), language=row["language"],
+        time_zone=row["time_zone"], quiet_from=row["quiet_from"],
+        quiet_until=row["quiet_until"], opted_out=frozenset(row["opted_out"]),
+        addresses=addresses,
+    )  # fmt: skip
+
+
+async def business_hours(conn: Connection, tenants: Iterable[str]) -> dict[str, BusinessHours]:
+    rows = await conn.fetch(
+        "SELECT * FROM business_hours WHERE tenant_id = ANY($1::text[])", sorted(set(tenants))
+    )
+    return {
+        r["tenant_id"]: BusinessHours(
+            r["time_zone"], frozenset(r["days"]), r["start_time"], r["end_time"]
+        )
+        for r in rows
+    }
