@@ -2,15 +2,9 @@
 message per (event, recipient, channel) whatever is redelivered, temporary failures
 retried with backoff, permanent ones dead letters, and personal data opened only to send."""
 
-import json
-from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from datetime import UTC, datetime, time, timedelta
 from typing import Any
-from uuid import UUID, uuid4
-
-import asyncpg
-import pytest
+from uuid import uuid4
 
 from helpdesk_contracts import (
     Actor,
@@ -24,95 +18,13 @@ from helpdesk_contracts import (
     SurveyRequested,
     TicketAssigned,
     TicketFollowersChanged,
-    parse_envelope,
 )
-from helpdesk_runtime.db import create_pool
 from helpdesk_runtime.keyring import KeyRing
-from helpdesk_runtime.personal_data import SubjectKeys, sealed_payload
+from helpdesk_runtime.personal_data import SubjectKeys
 from helpdesk_runtime.settings import DEV_PII_MASTER_KEYS
-from helpdesk_runtime.timer_scheduler import TimerScheduler
-from notifications.bootstrap import notifier
-from notifications.config import Settings
-from notifications.handlers import DELIVER, Notifier
 
 from support.events import opened
-from support.mail import Mailbox, smtp_server
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = datetime.now(UTC)
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += timedelta(seconds=seconds)
-
-
-@dataclass
-class Rig:
-    pool: asyncpg.Pool
-    mailbox: Mailbox
-    notifier: Notifier
-    clock: Clock
-    timers: TimerScheduler
-
-    async def publish(self, *events: EventEnvelope[Any], subject: str = "c-1") -> None:
-        """The events as the consumer gets them (sealed), applied as one batch."""
-        async with self.pool.acquire() as conn, conn.transaction():
-            batch = [await _sealed(conn, self.notifier.keys, e, subject) for e in events]
-            await self.notifier.record_notices(conn, batch)
-
-    async def fire(self) -> int:
-        return await self.timers.fire_due()
-
-    async def delivery(self, ticket: UUID) -> asyncpg.Record:
-        async with self.pool.acquire() as conn:
-            row = await conn.fetchrow(
-                "SELECT state, attempts, last_error, delivery_id FROM deliveries"
-                " WHERE ticket_id = $1", ticket,
-            )  # fmt: skip
-        assert row is not None
-        return row
-
-    async def outcomes(self, delivery_id: UUID) -> list[str]:
-        async with self.pool.acquire() as conn:
-            rows = await conn.fetch(
-                "SELECT outcome FROM delivery_attempts WHERE delivery_id = $1 ORDER BY attempt",
-                delivery_id,
-            )
-        return [r["outcome"] for r in rows]
-
-
-async def _sealed(conn: Any, keys: SubjectKeys, envelope: EventEnvelope[Any], subject: str) -> Any:
-    found = await keys.for_sealing(conn, [(envelope.tenant_id, subject)])
-    document = json.loads(envelope.to_json())
-    document["payload"] = json.loads(sealed_payload(envelope, found[(envelope.tenant_id, subject)]))
-    return parse_envelope(document)
-
-
-def _for(event: EventEnvelope[Any], requester: Requester) -> EventEnvelope[Any]:
-    return event.model_copy(
-        update={"payload": event.payload.model_copy(update={"requester": requester})}
-    )
-
-
-@pytest.fixture
-async def rig(notifications_database_url: str) -> AsyncIterator[Rig]:
-    clock = Clock()
-    async with smtp_server() as mailbox:
-        settings = Settings(smtp_port=mailbox.port, retry_base_s=10, retry_max_s=60,
-                            retry_attempts=3, smtp_timeout_s=5)  # fmt: skip
-        handlers = notifier(settings, SubjectKeys(KeyRing.parse(DEV_PII_MASTER_KEYS)), clock)
-        pool = await create_pool(notifications_database_url)
-        timers = TimerScheduler(
-            pool, dict.fromkeys(DELIVER.values(), handlers.deliver), clock=clock
-        )
-        try:
-            yield Rig(pool, mailbox, handlers, clock, timers)
-        finally:
-            await pool.close()
+from support.notifying import Rig, contact, states, ticket_event, with_requester
 
 
 async def test_an_opened_ticket_is_acknowledged_once_with_its_number(rig: Rig) -> None:
@@ -182,7 +94,9 @@ async def test_a_key_not_replicated_yet_waits_and_an_erased_recipient_is_cancell
 ) -> None:
     waiting, erased = uuid4(), uuid4()
     await rig.publish(opened(waiting, number=1), subject="c-1")
-    late = _for(opened(erased, number=2), Requester(customer_id="c-2", email="bob@example.com"))
+    late = with_requester(
+        opened(erased, number=2), Requester(customer_id="c-2", email="bob@example.com")
+    )
     await rig.publish(late, subject="c-2")
     async with rig.pool.acquire() as conn:  # c-1's key has not arrived; c-2 was erased
         saved = await conn.fetchrow("SELECT * FROM subject_keys WHERE subject_id = 'c-1'")
@@ -209,7 +123,7 @@ async def test_a_key_not_replicated_yet_waits_and_an_erased_recipient_is_cancell
 
 async def test_a_language_without_templates_falls_back_to_english(rig: Rig) -> None:
     ticket = uuid4()
-    event = _for(
+    event = with_requester(
         opened(ticket, number=12),
         Requester(customer_id="c-1", email="anna@example.com", language="de"),
     )
@@ -260,52 +174,29 @@ async def test_a_survey_invitation_offers_one_link_per_answer_in_the_bulk_lane(r
     assert ">Отлично<" in html.get_content()
 
 
-async def _contact(rig: Rig, person: str, **columns: Any) -> None:
-    names = ", ".join(columns)
-    marks = ", ".join(f"${i}" for i in range(3, 3 + len(columns)))
-    async with rig.pool.acquire() as conn:
-        await conn.execute(
-            f"INSERT INTO contacts (tenant_id, person, {names}) VALUES ($1, $2, {marks})",
-            "acme", person, *columns.values(),
-        )  # fmt: skip
-
-
-def _ticket_event(ticket: UUID, version: int, payload: Any) -> EventEnvelope[Any]:
-    return EventEnvelope.new(payload, tenant_id="acme", producer="ticketing",
-                             aggregate_id=ticket, aggregate_version=version)  # fmt: skip
-
-
-async def _states(rig: Rig, event_id: UUID) -> dict[str, tuple[str, str | None]]:
-    async with rig.pool.acquire() as conn:
-        rows = await conn.fetch(
-            "SELECT recipient, state, last_error FROM deliveries WHERE event_id = $1", event_id
-        )
-    return {r["recipient"]: (r["state"], r["last_error"]) for r in rows}
-
-
 async def test_agents_hear_of_assignments_in_their_language_or_the_log_says_why_not(
     rig: Rig,
 ) -> None:
     ticket = uuid4()
-    await _contact(rig, "agent:a-5", email="a5@acme.example", language="ru")
+    await contact(rig, "agent:a-5", email="a5@acme.example", language="ru")
     await rig.publish(opened(ticket, number=77))
     agent = Actor(kind=ActorKind.AGENT, id="a-1")
-    to_a5 = _ticket_event(ticket, 2, TicketAssigned(assignee_id="a-5", assigned_by=agent))
-    followers = _ticket_event(ticket, 3, TicketFollowersChanged(
+    to_a5 = ticket_event(ticket, 2, TicketAssigned(assignee_id="a-5", assigned_by=agent))
+    followers = ticket_event(ticket, 3, TicketFollowersChanged(
         previous=(), followers=("a-6",), changed_by=agent))  # fmt: skip
     await rig.publish(to_a5, followers)
     assert await rig.fire() == 2  # the acknowledgement and a-5's assignment
     [mail] = await rig.mailbox.wait_for("a5@acme.example")
     assert str(mail["Subject"]) == "[#77] Назначено вам: Invoice shows the wrong amount"
     assert mail["Auto-Submitted"] == "auto-generated"
-    assert await _states(rig, followers.event_id) == {
+    assert await states(rig, followers.event_id) == {
         "agent:a-6": ("cancelled", "no address for agent:a-6 in any of their channels"),
     }
 
 
 async def test_a_breach_waits_for_business_hours_and_reaches_the_leads(rig: Rig) -> None:
     ticket = uuid4()
-    await _contact(rig, "agent:lead-1", email="lead@acme.example")
+    await contact(rig, "agent:lead-1", email="lead@acme.example")
     async with rig.pool.acquire() as conn:
         await conn.execute("INSERT INTO group_leads VALUES ('acme', 'billing', '{lead-1}')")
         await conn.execute(
@@ -332,7 +223,7 @@ async def test_quiet_hours_defer_a_survey_and_an_opt_out_cancels_it(rig: Rig) ->
     rig.clock.now = datetime(2026, 11, 26, 23, 0, tzinfo=UTC)
     await rig.publish(opened(ticket).model_copy(update={"occurred_at": rig.clock.now}))
     await rig.fire()
-    await _contact(rig, "customer:c-1", quiet_from=time(22), quiet_until=time(7))
+    await contact(rig, "customer:c-1", quiet_from=time(22), quiet_until=time(7))
 
     def survey() -> EventEnvelope[Any]:
         return EventEnvelope.new(SurveyRequested(
@@ -349,7 +240,7 @@ async def test_quiet_hours_defer_a_survey_and_an_opt_out_cancels_it(rig: Rig) ->
         await conn.execute("UPDATE contacts SET opted_out = '{survey_invitation}'")
     unwanted = survey()
     await rig.publish(unwanted)
-    assert await _states(rig, unwanted.event_id) == {
+    assert await states(rig, unwanted.event_id) == {
         "customer:c-1": ("cancelled", "opted out of survey_invitation"),
     }
     assert await rig.fire() == 0

@@ -5,6 +5,7 @@ from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 
 from fastapi import APIRouter, FastAPI
+from purgatory import AsyncCircuitBreakerFactory
 
 from helpdesk_contracts import TOPICS, dead_letter_topic
 from helpdesk_runtime.db import Connection, load_migrations
@@ -16,13 +17,17 @@ from helpdesk_runtime.personal_data import SubjectKeys
 from helpdesk_runtime.service import ConsumerSpec, ServiceRuntime
 from helpdesk_runtime.tenants import TenantRegistry
 from notifications import api
+from notifications.channels import Sender
 from notifications.config import Settings
 from notifications.domain.notices import Lane
 from notifications.domain.preferences import Channel
 from notifications.domain.retries import Backoff
 from notifications.email import EmailSender, MailIdentity, SmtpServer
+from notifications.guard import Guarded, host_of
 from notifications.handlers import ACCEPTS, DELIVER, SLA_ACCEPTS, SURVEY_ACCEPTS, Notifier
+from notifications.messengers import TelegramSender
 from notifications.rendering import Templates
+from notifications.webhooks import WebhookSender
 
 DEAD_LETTER_PARTITIONS = 3
 
@@ -32,27 +37,48 @@ def _utc_now() -> datetime:
 
 
 def notifier(settings: Settings, keys: SubjectKeys, clock: Callable[[], datetime]) -> Notifier:
+    """The handlers, with a sender per configured channel, each behind its guard."""
     assert settings.reply_address_secret is not None  # the settings insist
+    assert settings.webhook_signing_secret is not None
+    breakers = AsyncCircuitBreakerFactory(
+        default_threshold=settings.breaker_threshold, default_ttl=settings.breaker_open_s
+    )
+    smtp = SmtpServer(
+        settings.smtp_host, settings.smtp_port, settings.smtp_security, settings.smtp_username,
+        settings.smtp_password.get_secret_value() if settings.smtp_password else None,
+        settings.smtp_timeout_s, settings.smtp_connections,
+    )  # fmt: skip
+    identity = MailIdentity(
+        settings.mail_from_address, settings.mail_from_name, settings.mail_domain,
+        settings.reply_domain, settings.reply_address_secret.get_secret_value().encode(),
+    )  # fmt: skip
+    senders: dict[Channel, Sender] = {
+        Channel.EMAIL: Guarded(
+            "email", EmailSender(smtp, identity), lambda _: f"{smtp.host}:{smtp.port}",
+            breakers=breakers, per_second=settings.email_per_second,
+        ),
+        Channel.WEBHOOK: Guarded(
+            "webhook", WebhookSender(settings.webhook_signing_secret.get_secret_value(),
+                                     timeout_s=settings.webhook_timeout_s),
+            host_of, breakers=breakers, per_second=settings.webhook_per_second,
+        ),
+    }  # fmt: skip
+    if settings.telegram_bot_token is not None:
+        telegram = TelegramSender(settings.telegram_bot_token.get_secret_value(),
+                                  api_base=settings.telegram_api_base)  # fmt: skip
+        senders[Channel.MESSENGER] = Guarded(
+            "messenger", telegram, lambda _: settings.telegram_api_base,
+            breakers=breakers, per_second=settings.messenger_per_second,
+        )  # fmt: skip
     return Notifier(
         keys=keys,
         templates=Templates(settings.default_language),
-        senders={Channel.EMAIL.value: EmailSender(
-            SmtpServer(
-                settings.smtp_host, settings.smtp_port, settings.smtp_security,
-                settings.smtp_username,
-                settings.smtp_password.get_secret_value() if settings.smtp_password else None,
-                settings.smtp_timeout_s, settings.smtp_connections,
-            ),
-            MailIdentity(
-                settings.mail_from_address, settings.mail_from_name, settings.mail_domain,
-                settings.reply_domain, settings.reply_address_secret.get_secret_value().encode(),
-            ),
-        )},
+        senders={channel.value: sender for channel, sender in senders.items()},
         sender_name=settings.mail_from_name,
         backoff=Backoff(settings.retry_base_s, settings.retry_max_s, settings.retry_attempts),
         clock=clock,
         stale_after=timedelta(seconds=settings.notify_within_s),
-    )  # fmt: skip
+    )
 
 
 def build_runtime(

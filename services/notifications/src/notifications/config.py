@@ -7,6 +7,7 @@ from pydantic import Field, SecretStr, model_validator
 from helpdesk_runtime.settings import ServiceSettings
 
 DEV_REPLY_SECRET = "local-development-reply-address-secret"
+DEV_WEBHOOK_SECRET = "whsec_bG9jYWwtZGV2ZWxvcG1lbnQtd2ViaG9vay1zZWNyZXQ="
 
 
 class Settings(ServiceSettings):
@@ -39,6 +40,22 @@ class Settings(ServiceSettings):
     # Signs the ticket token in reply addresses, so a forged address names no ticket.
     reply_address_secret: SecretStr | None = None
     default_language: str = "en"
+
+    # Webhooks, signed as standardwebhooks.com says: "whsec_<base64 of the key>", shared
+    # with the receivers (only ENVIRONMENT=local has a dev secret).
+    webhook_signing_secret: SecretStr | None = None
+    webhook_timeout_s: float = Field(default=10.0, gt=0)
+    # The messenger channel (Telegram's Bot API); unset: messenger deliveries fail as
+    # "not configured" and people's fallback channels are used.
+    telegram_bot_token: SecretStr | None = None
+    telegram_api_base: str = "https://api.telegram.org"
+    # Per channel, messages per second at most (a provider's limit).
+    email_per_second: float = Field(default=100.0, gt=0)
+    webhook_per_second: float = Field(default=200.0, gt=0)
+    messenger_per_second: float = Field(default=25.0, gt=0)
+    # An endpoint whose batches failed this many times in a row is not tried for a while.
+    breaker_threshold: int = Field(default=5, ge=1)
+    breaker_open_s: float = Field(default=30.0, gt=0)
     # An event older than this when read notifies no one (a service deployed onto years of
     # ticket history, or back from a long outage, must not mail customers about old tickets).
     notify_within_s: float = Field(default=86400.0, gt=0)
@@ -53,14 +70,18 @@ class Settings(ServiceSettings):
     @classmethod
     def _dev_reply_secret(cls, data: object) -> object:
         local = isinstance(data, dict) and data.get("environment", "local") == "local"
-        if local and isinstance(data, dict) and not data.get("reply_address_secret"):
-            return {**data, "reply_address_secret": SecretStr(DEV_REPLY_SECRET)}
+        if local and isinstance(data, dict):
+            for name, dev in (("reply_address_secret", DEV_REPLY_SECRET),
+                              ("webhook_signing_secret", DEV_WEBHOOK_SECRET)):  # fmt: skip
+                if not data.get(name):
+                    data = {**data, name: SecretStr(dev)}
         return data
 
     @model_validator(mode="after")
-    def _reply_secret_set(self) -> Self:
-        if self.reply_address_secret is None:
-            raise ValueError(
-                "REPLY_ADDRESS_SECRET is not set (only ENVIRONMENT=local has a dev secret)"
-            )
+    def _secrets_set(self) -> Self:
+        for name in ("reply_address_secret", "webhook_signing_secret"):
+            if getattr(self, name) is None:
+                raise ValueError(
+                    f"{name.upper()} is not set (only ENVIRONMENT=local has a dev secret)"
+                )
         return self

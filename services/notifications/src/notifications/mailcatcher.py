@@ -24,9 +24,12 @@ class MailCatcher:
         self.directory = directory
         self.messages: list[EmailMessage] = []
         self.refusing: str | None = None
+        self.attempts = 0
+        """Messages offered (DATA), accepted or refused."""
         self.received = asyncio.Event()
 
     async def handle_DATA(self, _server: SMTP, _session: Session, envelope: Envelope) -> str:  # noqa: N802
+        self.attempts += 1
         if self.refusing is not None:
             return self.refusing
         raw = envelope.original_content or b""

@@ -1,0 +1,112 @@
+"""Webhooks and the messenger adapter over real HTTP, and the guard that keeps a failing
+endpoint from costing every message a timeout."""
+
+import json
+from datetime import timedelta
+from uuid import uuid4
+
+import pytest
+
+from helpdesk_contracts import Actor, ActorKind, TicketAssigned
+from notifications.webhooks import WebhookVerificationError, verify
+
+from support.chaos import eventually
+from support.events import opened
+from support.notifying import contact, rig_for, states, ticket_event
+from support.receivers import http_receiver
+
+AGENT = Actor(kind=ActorKind.AGENT, id="a-1")
+
+
+async def test_a_webhook_is_signed_retried_with_the_same_id_and_replays_are_refused(
+    notifications_database_url: str,
+) -> None:
+    async with http_receiver() as receiver, rig_for(notifications_database_url) as rig:
+        secret = rig.settings.webhook_signing_secret
+        assert secret is not None
+        hook = f"{receiver.base_url}/hooks/helpdesk"
+        await contact(rig, "agent:a-5", channels=["webhook", "email"], webhook_url=hook)
+        ticket = uuid4()
+        await rig.publish(opened(ticket, number=9))
+        assigned = ticket_event(ticket, 2, TicketAssigned(assignee_id="a-5", assigned_by=AGENT))
+        receiver.status = 503  # the receiver is down at first
+        await rig.publish(assigned)
+        assert await rig.fire() == 2
+        first = (await receiver.wait_for(1))[0]
+        rig.clock.advance(10)
+        receiver.status = 200
+        assert await rig.fire() == 1
+        second = (await receiver.wait_for(2))[1]
+
+    assert first.headers["webhook-id"] == second.headers["webhook-id"]  # receivers deduplicate
+    body = verify(secret.get_secret_value(), second.body, second.headers)
+    assert body["id"] == second.headers["webhook-id"]
+    assert body["ticket"] == {"id": str(ticket), "number": 9}
+    assert body["template"] == "ticket_assigned"
+    assert body["subject"] == "[#9] Assigned to you: Invoice shows the wrong amount"
+    tampered = second.body.replace(b"Invoice", b"Invoyce")
+    with pytest.raises(WebhookVerificationError, match="No matching signature"):
+        verify(secret.get_secret_value(), tampered, second.headers)
+    # The captured request, replayed ten minutes later, is refused for its timestamp.
+    stale = {**second.headers,
+             "webhook-timestamp": str(int(second.headers["webhook-timestamp"]) - 600)}  # fmt: skip
+    with pytest.raises(WebhookVerificationError, match="too old"):
+        verify(secret.get_secret_value(), second.body, stale)
+    assert json.loads(first.body)["id"] == body["id"]
+
+
+async def test_the_telegram_adapter_sends_to_the_chat_and_a_blocked_bot_is_a_dead_letter(
+    notifications_database_url: str,
+) -> None:
+    async with http_receiver() as api:
+        api.answer = {"ok": True, "result": {"message_id": 42}}
+        async with rig_for(notifications_database_url, telegram_bot_token="123:secret",
+                           telegram_api_base=api.base_url) as rig:  # fmt: skip
+            await contact(rig, "agent:a-5", channels=["messenger"], messenger_id="777")
+            await contact(rig, "agent:a-6", channels=["messenger"], messenger_id="888")
+            first, second = uuid4(), uuid4()
+            await rig.publish(opened(first, number=1), opened(second, number=2))
+            await rig.fire()
+            to_a5 = ticket_event(first, 2, TicketAssigned(assignee_id="a-5", assigned_by=AGENT))
+            await rig.publish(to_a5)
+            await rig.fire()
+            [sent] = await api.wait_for(1)
+            blocked = "Forbidden: bot was blocked by the user"
+            api.status = 403
+            api.answer = {"ok": False, "error_code": 403, "description": blocked}
+            to_a6 = ticket_event(second, 2, TicketAssigned(assignee_id="a-6", assigned_by=AGENT))
+            await rig.publish(to_a6)
+            await rig.fire()
+            dead = await states(rig, to_a6.event_id)
+    assert sent.path == "bot123:secret/sendMessage"
+    message = json.loads(sent.body)
+    assert message["chat_id"] == "777"
+    assert message["text"].startswith("[#1] Assigned to you: Invoice shows the wrong amount")
+    assert dead == {"agent:a-6": ("dead", "telegram 403: Forbidden: bot was blocked by the user")}
+
+
+async def test_an_endpoint_that_keeps_failing_is_not_tried_while_its_circuit_is_open(
+    notifications_database_url: str,
+) -> None:
+    async with rig_for(notifications_database_url, breaker_threshold=2,
+                       breaker_open_s=1, retry_attempts=10) as rig:  # fmt: skip
+        rig.mailbox.refusing = "421 4.3.2 Service shutting down"
+        tickets = [uuid4() for _ in range(3)]
+        for number, ticket in enumerate(tickets, 1):
+            await rig.publish(opened(ticket, number=number))
+            assert await rig.fire() == 1
+            rig.clock.advance(1)
+        outcomes = [(await rig.delivery(t))["last_error"] for t in tickets]
+        assert "421" in outcomes[0]
+        assert "421" in outcomes[1]
+        assert "circuit open, not tried" in outcomes[2]  # the third batch cost no timeout
+        assert rig.mailbox.attempts == 2
+        rig.mailbox.refusing = None
+
+        async def all_sent() -> bool:  # once the circuit lets a try through again (1 s)
+            rig.clock.advance(timedelta(hours=2).total_seconds())  # every retry is due
+            await rig.fire()
+            return len(rig.mailbox.to("anna@example.com")) == 3
+
+        await eventually(all_sent, timeout_s=30)
+        assert rig.mailbox.attempts == 5  # nothing was sent twice
