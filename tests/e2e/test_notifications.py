@@ -5,9 +5,11 @@ reach the requester; a dead letter is re-driven over the API."""
 
 import asyncio
 from collections.abc import AsyncIterator, Awaitable
+from email.message import EmailMessage
 from typing import Any
 from uuid import UUID, uuid4
 
+import aiosmtplib
 import pytest
 from aiokafka import AIOKafkaConsumer
 
@@ -165,3 +167,71 @@ async def test_a_refused_acknowledgement_is_a_dead_letter_re_driven_over_the_api
         assert unknown.status_code == 404
     assert mail["X-Helpdesk-Delivery-Id"] == letter["delivery_id"]
     assert UUID(letter["delivery_id"])
+
+
+def _answer(to_mail: EmailMessage, body: str, **headers: str) -> EmailMessage:
+    reply = EmailMessage()
+    reply["From"] = to_mail["To"]
+    reply["To"] = str(to_mail["Reply-To"])
+    reply["Subject"] = f"Re: {to_mail['Subject']}"
+    reply["Message-ID"] = f"<{uuid4()}@mail.example.com>"
+    reply["In-Reply-To"] = str(to_mail["Message-ID"])
+    reply["References"] = f"{to_mail['References']} {to_mail['Message-ID']}"
+    for name, value in headers.items():
+        reply[name.replace("_", "-")] = value
+    reply.set_content(body)
+    return reply
+
+
+async def _timeline(ticketing: TicketingService, ticket_id: str) -> list[dict[str, Any]]:
+    response = await ticketing.client.get(
+        f"/v1/tickets/{ticket_id}/timeline", headers=ticketing.auth()
+    )
+    assert response.status_code == 200, response.text
+    return list(response.json())
+
+
+async def test_a_reply_by_mail_lands_on_its_ticket_and_new_mail_opens_one(
+    ticketing: TicketingService, mailbox: Mailbox, notifications_database_url: str,
+    kafka_bootstrap: str,
+) -> None:  # fmt: skip
+    address = f"vera.{uuid4().hex[:6]}@example.com"
+    async with notifications_service(
+        notifications_database_url, kafka_bootstrap, mailbox.port
+    ) as notifications:
+        inbound = notifications.settings.inbound_smtp_port
+        admin = notifications.auth(role="admin")
+        support = f"support-{uuid4().hex[:6]}@acme.example"
+        added = await notifications.client.put(f"/v1/mailboxes/{support}", headers=admin)
+        assert added.status_code == 200, added.text
+        taken = await notifications.client.put(
+            f"/v1/mailboxes/{support}", headers=notifications.auth(tenant="globex", role="admin")
+        )
+        assert taken.status_code == 409
+        ticket = await _open(ticketing, address)
+        [ack] = await mailbox.wait_for(address)
+
+        away = _answer(ack, "I am away until Monday.", Auto_Submitted="auto-replied")
+        await aiosmtplib.send(away, hostname="127.0.0.1", port=inbound)
+        reply = _answer(ack, "Вот номер заказа: 4417.\n\n> ##- Пишите ответ выше этой строки -##")
+        await aiosmtplib.send(reply, hostname="127.0.0.1", port=inbound)
+
+        async def replied() -> bool:
+            kinds = [e["event_type"] for e in await _timeline(ticketing, ticket["id"])]
+            return "CustomerReplied" in kinds
+
+        await eventually(replied, timeout_s=60)
+        timeline = await _timeline(ticketing, ticket["id"])
+        replies = [e for e in timeline if e["event_type"] == "CustomerReplied"]
+        assert [r["data"]["body"] for r in replies] == ["Вот номер заказа: 4417."]  # not away
+
+        fresh = EmailMessage()
+        fresh["From"] = f"Oleg <oleg.{uuid4().hex[:6]}@example.com>"
+        fresh["To"] = support
+        fresh["Subject"] = "Не приходит счёт"
+        fresh["Message-ID"] = f"<{uuid4()}@mail.example.com>"
+        fresh.set_content("Здравствуйте, не приходит счёт за ноябрь.")
+        await aiosmtplib.send(fresh, hostname="127.0.0.1", port=inbound)
+        sender = str(fresh["From"]).split("<")[1].rstrip(">")
+        [acknowledged] = await mailbox.wait_for(sender)  # a ticket opened, and acknowledged
+        assert "Не приходит счёт" in str(acknowledged["Subject"])

@@ -184,6 +184,7 @@ async def notifications_service(
             "surveys_group_id": f"{group_id}-surveys",
             "http_port": free_port(),
             "smtp_port": smtp_port,
+            "inbound_smtp_port": free_port(),
             "consumer_batch_timeout_ms": 50,
             "timer_poll_interval_s": 0.2,
             "log_format": "console",

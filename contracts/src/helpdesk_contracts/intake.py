@@ -88,6 +88,10 @@ class CustomerMessageReceived(Event):
     attachments: Attachments = ()
     """Files of the message, uploaded first to the ticketing API (`POST /v1/attachments`);
     each must be one of this tenant's uploads, with the size and checksum it answered."""
+    ticket_id: UUID | None = None
+    """The ticket the message answers, when the publisher knows it (a reply to one of the
+    helpdesk's own emails, whose reply address names the ticket): a thread not seen before
+    continues that ticket instead of opening one."""
 
     def partition_key(self) -> str:
         """Keyed by thread, so one conversation's messages arrive in order."""

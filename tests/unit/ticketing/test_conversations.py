@@ -2,6 +2,7 @@
 
 from datetime import UTC, datetime
 from typing import Any
+from uuid import uuid4
 
 from helpdesk_contracts import Actor, ActorKind, TicketOpened, TicketStatus
 from helpdesk_runtime.eventstore import InMemoryEventStore
@@ -107,3 +108,21 @@ async def test_a_message_to_a_merged_duplicates_thread_goes_to_the_ticket_it_was
     after = await desk.ticket_of("t-2")
     assert after.customer_replies == 1
     assert [k for _, k in desk.kinds()].count("TicketOpened") == 2  # no follow-up opened
+
+
+async def test_a_reply_naming_a_ticket_continues_it_and_its_thread_follows() -> None:
+    desk = Desk()
+    await desk.receive(customer_message("t-1", "m-1"))  # a ticket, opened some other way
+    ticket = await desk.ticket_of("t-1")
+    reply = customer_message("reply-thread", "m-2")
+    named = reply.model_copy(update={"payload": reply.payload.model_copy(
+        update={"ticket_id": ticket.id})})  # fmt: skip
+    await desk.receive(named)
+    await desk.receive(customer_message("reply-thread", "m-3"))  # the thread goes on there
+    assert desk.kinds() == [(1, "TicketOpened"), (0, "CustomerReplied"), (0, "CustomerReplied")]
+    assert (await desk.ticket_of("reply-thread")).id == ticket.id
+    unknown = customer_message("other", "m-4")
+    elsewhere = unknown.model_copy(update={"payload": unknown.payload.model_copy(
+        update={"ticket_id": uuid4()})})  # fmt: skip
+    await desk.receive(elsewhere)  # no such ticket here: a new conversation, a new ticket
+    assert desk.kinds()[-1] == (2, "TicketOpened")

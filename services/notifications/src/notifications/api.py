@@ -35,6 +35,11 @@ GroupId = Annotated[str, Path(pattern=r"^[^\s]{1,200}$")]
 EventType = Annotated[str, Path(pattern=r"^[A-Za-z]{1,100}$")]
 AgentId = Annotated[str, StringConstraints(min_length=1, max_length=200, pattern=r"^[^\s]+$")]
 Category = Annotated[str, StringConstraints(pattern=r"^[a-z_]{1,100}$")]
+MailboxAddress = Annotated[
+    str, Path(max_length=254, pattern=r"^[^@\s/]+@[^@\s/]+\.[^@\s/]+$",
+              description="A support address, e.g. support@acme.example")
+]  # fmt: skip
+AddressHash = Annotated[str, Path(pattern=r"^[0-9a-f]{64}$")]
 WebhookUrl = Annotated[str, StringConstraints(max_length=2000, pattern=r"^https?://[^\s]+$")]
 
 
@@ -104,6 +109,19 @@ class Contact(BaseModel):
         if self.quiet_from is not None and self.quiet_from == self.quiet_until:
             raise ValueError("quiet_from and quiet_until must differ")
         return self
+
+
+class Mailbox(BaseModel):
+    address: str
+
+
+class Suppression(BaseModel):
+    address_hash: str
+    """SHA-256 of the lower-cased address (`DELETE /v1/suppressions/{address_hash}`)."""
+    reason: str
+    recipient: str | None
+    delivery_id: UUID | None
+    since: datetime
 
 
 class RuleView(BaseModel):
@@ -365,6 +383,82 @@ def router(deps: ApiDeps) -> APIRouter:
                 entity_id=caller.tenant_id, action=Action.UPDATED, after=body,
             )  # fmt: skip
         return body
+
+    @r.get("/mailboxes", response_model=list[Mailbox], responses=problem_responses(401, 403))
+    async def list_mailboxes(caller: Admin) -> Any:
+        """The support addresses whose mail opens this tenant's tickets."""
+        async with deps.connection() as conn:
+            rows = await conn.fetch(
+                "SELECT address FROM mailboxes WHERE tenant_id = $1 ORDER BY address",
+                caller.tenant_id,
+            )  # fmt: skip
+        return [Mailbox(address=r["address"]) for r in rows]
+
+    @r.put("/mailboxes/{address}", response_model=Mailbox,
+           responses=problem_responses(401, 403, 409, 422))  # fmt: skip
+    async def put_mailbox(address: MailboxAddress, caller: Admin) -> Any:
+        """Mail to this address (routed to our inbound listener) opens tickets here (audited)."""
+        address = address.lower()
+        async with deps.transaction() as conn:
+            # An address is unique across tenants; row-level security hides another
+            # tenant's row, not the conflict: nothing inserted and none of ours is "taken".
+            added = await conn.fetchval(
+                "INSERT INTO mailboxes (address, tenant_id) VALUES ($1, $2)"
+                " ON CONFLICT (address) DO NOTHING RETURNING address",
+                address, caller.tenant_id,
+            )  # fmt: skip
+            if added is None:
+                ours = await conn.fetchval(
+                    "SELECT true FROM mailboxes WHERE tenant_id = $1 AND address = $2",
+                    caller.tenant_id, address,
+                )  # fmt: skip
+                if not ours:
+                    raise HTTPException(status.HTTP_409_CONFLICT, f"{address} is taken")
+            else:
+                await audit.record(
+                    conn, tenant_id=caller.tenant_id, actor=caller, entity="mailbox",
+                    entity_id=address, action=Action.CREATED,
+                )  # fmt: skip
+        return Mailbox(address=address)
+
+    @r.delete("/mailboxes/{address}", status_code=204, responses=problem_responses(401, 403, 404))
+    async def delete_mailbox(address: MailboxAddress, caller: Admin) -> None:
+        async with deps.transaction() as conn:
+            gone = await conn.fetchval(
+                "DELETE FROM mailboxes WHERE tenant_id = $1 AND address = $2 RETURNING address",
+                caller.tenant_id, address.lower(),
+            )  # fmt: skip
+            if gone is None:
+                raise HTTPException(status.HTTP_404_NOT_FOUND, f"{address} is not a mailbox here")
+            await audit.record(conn, tenant_id=caller.tenant_id, actor=caller, entity="mailbox",
+                               entity_id=address.lower(), action=Action.DELETED)  # fmt: skip
+
+    @r.get("/suppressions", response_model=list[Suppression],
+           responses=problem_responses(401, 403))  # fmt: skip
+    async def list_suppressions(caller: Supervisor, limit: Limit = 100) -> Any:
+        """Addresses nothing is sent to (hard bounces, complaints), newest first. The
+        address itself is not kept: the person and the delivery say whose it was."""
+        async with deps.connection() as conn:
+            rows = await conn.fetch(
+                "SELECT address_hash, reason, recipient, delivery_id, since FROM suppressions"
+                " WHERE tenant_id = $1 ORDER BY since DESC LIMIT $2", caller.tenant_id, limit,
+            )  # fmt: skip
+        return [Suppression.model_validate(dict(r)) for r in rows]
+
+    @r.delete("/suppressions/{address_hash}", status_code=204,
+              responses=problem_responses(401, 403, 404))  # fmt: skip
+    async def lift_suppression(address_hash: AddressHash, caller: Admin) -> None:
+        """The address is fixed (or the complaint withdrawn): send to it again (audited)."""
+        async with deps.transaction() as conn:
+            gone = await conn.fetchrow(
+                "DELETE FROM suppressions WHERE tenant_id = $1 AND address_hash = $2"
+                " RETURNING reason, recipient", caller.tenant_id, address_hash,
+            )  # fmt: skip
+            if gone is None:
+                raise HTTPException(status.HTTP_404_NOT_FOUND, "no such suppression")
+            await audit.record(conn, tenant_id=caller.tenant_id, actor=caller,
+                               entity="suppression", entity_id=address_hash,
+                               action=Action.DELETED, before=dict(gone))  # fmt: skip
 
     return r
 

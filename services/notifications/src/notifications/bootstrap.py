@@ -14,7 +14,7 @@ from helpdesk_runtime.http_auth import HttpAuth
 from helpdesk_runtime.kafka import TopicSpec
 from helpdesk_runtime.key_distribution import KeyRole
 from helpdesk_runtime.personal_data import SubjectKeys
-from helpdesk_runtime.service import ConsumerSpec, ServiceRuntime
+from helpdesk_runtime.service import ConsumerSpec, JobFactory, ServiceRuntime
 from helpdesk_runtime.tenants import TenantRegistry
 from notifications import api
 from notifications.channels import Sender
@@ -25,6 +25,7 @@ from notifications.domain.retries import Backoff
 from notifications.email import EmailSender, MailIdentity, SmtpServer
 from notifications.guard import Guarded, host_of
 from notifications.handlers import ACCEPTS, DELIVER, SLA_ACCEPTS, SURVEY_ACCEPTS, Notifier
+from notifications.inbound_mail import InboundMail, listen
 from notifications.messengers import TelegramSender
 from notifications.rendering import Templates
 from notifications.webhooks import WebhookSender
@@ -48,10 +49,7 @@ def notifier(settings: Settings, keys: SubjectKeys, clock: Callable[[], datetime
         settings.smtp_password.get_secret_value() if settings.smtp_password else None,
         settings.smtp_timeout_s, settings.smtp_connections,
     )  # fmt: skip
-    identity = MailIdentity(
-        settings.mail_from_address, settings.mail_from_name, settings.mail_domain,
-        settings.reply_domain, settings.reply_address_secret.get_secret_value().encode(),
-    )  # fmt: skip
+    identity = identity_of(settings)
     senders: dict[Channel, Sender] = {
         Channel.EMAIL: Guarded(
             "email", EmailSender(smtp, identity), lambda _: f"{smtp.host}:{smtp.port}",
@@ -81,11 +79,29 @@ def notifier(settings: Settings, keys: SubjectKeys, clock: Callable[[], datetime
     )
 
 
+def identity_of(settings: Settings) -> MailIdentity:
+    assert settings.reply_address_secret is not None  # the settings insist
+    return MailIdentity(
+        settings.mail_from_address, settings.mail_from_name, settings.mail_domain,
+        settings.reply_domain, settings.reply_address_secret.get_secret_value().encode(),
+    )  # fmt: skip
+
+
 def build_runtime(
     settings: Settings, clock: Callable[[], datetime] = _utc_now, handlers: Notifier | None = None
 ) -> ServiceRuntime:
     keys = handlers.keys if handlers is not None else SubjectKeys(settings.key_ring())
     handlers = handlers or notifier(settings, keys, clock)
+
+    async def inbound_mail(runtime: ServiceRuntime) -> None:
+        inbound = InboundMail(runtime.pool, runtime.producer, identity_of(settings),
+                              settings.intake_topic, clock)  # fmt: skip
+        await listen(inbound, settings.inbound_smtp_host, settings.inbound_smtp_port,
+                     settings.inbound_max_bytes)  # fmt: skip
+
+    jobs: dict[str, JobFactory] = (
+        {"inbound-mail": inbound_mail} if settings.inbound_smtp_port else {}
+    )
     tickets, surveys, sla = settings.tickets_topic, settings.surveys_topic, settings.sla_topic
     return ServiceRuntime(
         settings,
@@ -126,6 +142,7 @@ def build_runtime(
         timers={DELIVER[Lane.URGENT]: handlers.deliver, DELIVER[Lane.BULK]: handlers.deliver},
         # A scheduler per lane: a survey campaign never delays an acknowledgement.
         timer_lanes=[{DELIVER[Lane.URGENT]}, {DELIVER[Lane.BULK]}],
+        jobs=jobs,
         subject_keys=keys,
         key_role=KeyRole.REPLICA,  # opens what ticketing sealed, with ticketing's keys
         tenants=TenantRegistry.REPLICA,

@@ -41,6 +41,13 @@ class Settings(ServiceSettings):
     reply_address_secret: SecretStr | None = None
     default_language: str = "en"
 
+    # Inbound mail: our SMTP listener (0: none) for replies to our emails and mail to the
+    # tenants' support addresses (`PUT /v1/mailboxes/{address}`), published to the intake.
+    inbound_smtp_host: str = "0.0.0.0"
+    inbound_smtp_port: int = Field(default=2525, ge=0, le=65535)
+    inbound_max_bytes: int = Field(default=26_214_400, ge=1024)
+    intake_topic: str = "ticketing.intake.v1"
+
     # Webhooks, signed as standardwebhooks.com says: "whsec_<base64 of the key>", shared
     # with the receivers (only ENVIRONMENT=local has a dev secret).
     webhook_signing_secret: SecretStr | None = None

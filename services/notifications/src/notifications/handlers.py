@@ -53,6 +53,7 @@ from notifications.domain.notices import recipients as audience_of
 from notifications.domain.planning import plan
 from notifications.domain.preferences import Channel, Preferences
 from notifications.domain.retries import Backoff, Failure
+from notifications.inbound import address_hash
 from notifications.rendering import TemplateBrokenError, Templates
 
 log = get_logger(__name__)
@@ -172,13 +173,20 @@ class Notifier:
         opened = await _open(conn, rows, self.keys)
         now = self.clock()
         outcomes: dict[UUID, Outcome] = {}
-        by_channel: dict[str, list[Outgoing]] = {}
+        ready: list[tuple[str, Outgoing]] = []
         for row, (event, opening) in zip(rows, opened, strict=True):
             prepared = await self._prepare(conn, row, event, opening, now)
             if isinstance(prepared, Outgoing):
-                by_channel.setdefault(row["channel"], []).append(prepared)
+                ready.append((row["channel"], prepared))
             else:
                 outcomes[row["delivery_id"]] = prepared
+        suppressed = await _suppressed(conn, [o for c, o in ready if c == Channel.EMAIL])
+        by_channel: dict[str, list[Outgoing]] = {}
+        for channel, item in ready:
+            if item.delivery_id in suppressed:
+                outcomes[item.delivery_id] = Outcome("cancelled", suppressed[item.delivery_id])
+            else:
+                by_channel.setdefault(channel, []).append(item)
         # Every channel at once: a slow provider does not hold the others back.
         sent = await asyncio.gather(*(self._send(c, items) for c, items in by_channel.items()))
         for results in sent:
@@ -264,6 +272,25 @@ class Notifier:
             await conn.execute(_UPDATE, *(list(c) for c in zip(*updates, strict=True)))
             await conn.execute(_ATTEMPTS, *(list(c) for c in zip(*attempts, strict=True)))
         await schedule_many(conn, retries)
+
+
+async def _suppressed(conn: Connection, mails: Sequence[Outgoing]) -> dict[UUID, str]:
+    """The mails whose address bounced for good or complained: why, by delivery id."""
+    if not mails:
+        return {}
+    hashes = [address_hash(m.address) for m in mails]
+    rows = await conn.fetch(
+        "SELECT s.tenant_id, s.address_hash, s.reason, s.since FROM suppressions s"
+        " JOIN unnest($1::text[], $2::text[]) AS x(n, h)"
+        " ON s.tenant_id = x.n AND s.address_hash = x.h",
+        [m.tenant_id for m in mails], hashes,
+    )  # fmt: skip
+    found = {(r["tenant_id"], r["address_hash"]): r for r in rows}
+    return {
+        m.delivery_id: f"address suppressed since {r['since']:%Y-%m-%d}: {r['reason']}"
+        for m, h in zip(mails, hashes, strict=True)
+        if (r := found.get((m.tenant_id, h))) is not None
+    }
 
 
 def _ticket_of(envelope: Envelope) -> UUID | None:

@@ -73,6 +73,13 @@ async def receive_customer_messages(
         message_id = message_id_for(tenant, m.source, m.external_message_id)
         opened_by_it = ticket_id_for_message(tenant, m.source, m.external_message_id)
         thread_ticket = await ticket(tenant, current[key]) if key in current else None
+        if thread_ticket is None and m.ticket_id is not None:
+            # A reply to one of our emails: the conversation is that ticket's (if it is this
+            # tenant's; else the message opens a ticket as a new conversation would).
+            thread_ticket = await ticket(tenant, m.ticket_id)
+            if thread_ticket is not None:
+                current[key] = thread_ticket.id
+                await threads.point(key, thread_ticket.id)
         while thread_ticket is not None and thread_ticket.merged_into is not None:
             # The conversation continues on the ticket its duplicate was merged into.
             thread_ticket = await ticket(tenant, thread_ticket.merged_into)

@@ -1,0 +1,195 @@
+"""Our inbound mail path: an SMTP listener (aiosmtpd) that turns customers' mail into the
+intake events ticketing applies, and bounces and complaints into suppressions.
+
+A message is answered "250" only once what it becomes is published to Kafka and recorded,
+so a sending server that gets no answer, or a 4xx, delivers it again; the intake applies
+each Message-ID once. The listener runs as a job of the service (`INBOUND_SMTP_PORT`); in
+Kubernetes a Service exposes it to the mail provider's MX or relay.
+"""
+
+import asyncio
+from collections.abc import Callable
+from contextlib import suppress
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+import asyncpg
+from aiosmtpd.smtp import SMTP, Envelope, Session
+
+from helpdesk_contracts import Channel, CustomerMessageReceived, EventEnvelope, Requester
+from helpdesk_contracts.envelope import kafka_headers, kafka_key
+from helpdesk_runtime import tenancy
+from helpdesk_runtime.db import Connection
+from helpdesk_runtime.kafka import OutgoingMessage, Producer
+from helpdesk_runtime.logging import get_logger
+from notifications.email import MailIdentity, signature_matches, ticket_of_reply
+from notifications.inbound import (
+    Inbound,
+    Kind,
+    address_hash,
+    classify,
+    customer_id_for,
+    read,
+    reply_local_parts,
+)
+
+log = get_logger(__name__)
+
+SOURCE = "email"
+"""The intake `source` of the mail we receive: threads and messages are ids within it."""
+MAX_BODY = 65_536
+
+
+class InboundMail:
+    def __init__(
+        self, pool: asyncpg.Pool, producer: Producer, identity: MailIdentity, intake_topic: str,
+        clock: Callable[[], datetime],
+    ) -> None:  # fmt: skip
+        self._pool, self._producer, self._identity = pool, producer, identity
+        self._topic, self._clock = intake_topic, clock
+
+    async def accept(self, raw: bytes) -> str:
+        """Handle one message; the SMTP reply to give its sender."""
+        inbound = classify(read(raw), self._identity.reply_domain)
+        with tenancy.all_tenants():  # which tenant is what the message says
+            async with self._pool.acquire() as conn, conn.transaction():
+                return await self._handle(conn, inbound)
+
+    async def _handle(self, conn: Connection, inbound: Inbound) -> str:
+        if inbound.kind in (Kind.BOUNCE, Kind.COMPLAINT):
+            return await self._reported(conn, inbound)
+        if inbound.kind in (Kind.AUTO_REPLY, Kind.LOOP):
+            log.info("automatic mail ignored", why=inbound.why, message_id=inbound.message_id)
+            return "250 2.0.0 OK: automatic message, not added to any ticket"
+        if inbound.kind is Kind.REPLY:
+            found = await self._ticket(conn, inbound)
+            if found is None:
+                return "550 5.1.1 This reply address is not valid"
+            tenant, ticket_id, requester_id = found
+        else:
+            tenant = await conn.fetchval(
+                "SELECT tenant_id FROM mailboxes WHERE address = ANY($1::text[]) LIMIT 1",
+                list(inbound.to),
+            )  # fmt: skip
+            if tenant is None:
+                return "550 5.1.1 No such mailbox here"
+            ticket_id, requester_id = None, customer_id_for(inbound.from_address)
+        if await _seen(conn, tenant, inbound.message_id):
+            return "250 2.0.0 OK: already received"
+        await self._publish(tenant, inbound, ticket_id, requester_id)
+        await _record(conn, tenant, inbound, ticket_id, "published to the intake")
+        return "250 2.0.0 OK: received"
+
+    async def _ticket(self, conn: Connection, inbound: Inbound) -> tuple[str, UUID, str] | None:
+        for local in reply_local_parts(inbound, self._identity.reply_domain):
+            named = ticket_of_reply(self._identity, local)
+            if named is None:
+                continue
+            row = await conn.fetchrow(
+                "SELECT tenant_id, requester_id FROM tickets WHERE ticket_id = $1", named[0]
+            )
+            if row and signature_matches(self._identity, row["tenant_id"], named[0], named[1]):
+                return row["tenant_id"], named[0], row["requester_id"]
+        log.warning("reply to an unknown or forged reply address", to=list(inbound.to))
+        return None
+
+    async def _publish(
+        self, tenant: str, inbound: Inbound, ticket_id: UUID | None, requester_id: str
+    ) -> None:
+        body = inbound.text[:MAX_BODY] or "(no text)"
+        message = CustomerMessageReceived(
+            source=SOURCE, external_thread_id=inbound.thread_root[:200],
+            external_message_id=inbound.message_id[:200], subject=inbound.subject, body=body,
+            requester=Requester(customer_id=requester_id, name=inbound.from_name,
+                                email=inbound.from_address or None),
+            channel=Channel.EMAIL, ticket_id=ticket_id,
+        )  # fmt: skip
+        envelope = EventEnvelope.new(message, tenant_id=tenant, producer="notifications",
+                                     occurred_at=self._clock())  # fmt: skip
+        await self._producer.send_many([OutgoingMessage(
+            self._topic, envelope.to_json(), kafka_key(envelope), kafka_headers(envelope)
+        )])  # fmt: skip
+
+    async def _reported(self, conn: Connection, inbound: Inbound) -> str:
+        report = inbound.report
+        assert report is not None
+        row = None
+        if report.delivery_id is not None:
+            row = await conn.fetchrow(
+                "SELECT tenant_id, recipient FROM deliveries WHERE delivery_id = $1",
+                report.delivery_id,
+            )  # fmt: skip
+        if row is None:
+            log.info("report about a message we cannot name", status=report.status)
+            return "250 2.0.0 OK: report received"
+        tenant = row["tenant_id"]
+        outcome = "complaint" if inbound.kind is Kind.COMPLAINT else "bounced"
+        if report.hard:
+            for address in report.recipients:
+                await conn.execute(
+                    "INSERT INTO suppressions (tenant_id, address_hash, reason, recipient,"
+                    " delivery_id) VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING",
+                    tenant, address_hash(address), f"{outcome}: {report.status}",
+                    row["recipient"], report.delivery_id,
+                )  # fmt: skip
+            await conn.execute(
+                "UPDATE deliveries SET state = 'dead', attempts = attempts + 1, last_error = $3"
+                " WHERE tenant_id = $1 AND delivery_id = $2",
+                tenant, report.delivery_id, f"{outcome}: {report.status}",
+            )  # fmt: skip
+            await conn.execute(
+                "INSERT INTO delivery_attempts (tenant_id, delivery_id, attempt, at, outcome,"
+                " detail) SELECT $1, $2, attempts, $3, $4, $5 FROM deliveries"
+                " WHERE tenant_id = $1 AND delivery_id = $2 ON CONFLICT DO NOTHING",
+                tenant, report.delivery_id, self._clock(), outcome, report.status,
+            )  # fmt: skip
+        await _record(conn, tenant, inbound, None, f"{outcome} ({report.status})")
+        return "250 2.0.0 OK: report received"
+
+
+async def _seen(conn: Connection, tenant: str, message_id: str) -> bool:
+    return bool(await conn.fetchval(
+        "SELECT true FROM inbound_messages WHERE tenant_id = $1 AND message_id = $2",
+        tenant, message_id,
+    ))  # fmt: skip
+
+
+async def _record(
+    conn: Connection, tenant: str, inbound: Inbound, ticket_id: UUID | None, outcome: str
+) -> None:
+    await conn.execute(
+        "INSERT INTO inbound_messages (tenant_id, message_id, kind, ticket_id, outcome)"
+        " VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING",
+        tenant, inbound.message_id[:500], inbound.kind.value, ticket_id, outcome,
+    )  # fmt: skip
+
+
+class _Handler:
+    def __init__(self, inbound: InboundMail) -> None:
+        self._inbound = inbound
+
+    async def handle_DATA(self, _server: SMTP, _session: Session, envelope: Envelope) -> str:  # noqa: N802
+        try:
+            return await self._inbound.accept(envelope.original_content or b"")
+        except Exception:
+            log.exception("inbound mail failed; the sender will try again")
+            return "451 4.3.0 Temporary failure, please try again later"
+
+
+async def listen(inbound: InboundMail, host: str, port: int, max_bytes: int) -> None:
+    """Serve SMTP until cancelled."""
+    loop = asyncio.get_running_loop()
+    handler = _Handler(inbound)
+
+    def protocol() -> Any:
+        return SMTP(handler, data_size_limit=max_bytes, hostname="helpdesk-inbound")
+
+    server = await loop.create_server(protocol, host, port)
+    log.info("inbound mail listening", host=host, port=port)
+    try:
+        await asyncio.Future()  # until cancelled
+    finally:
+        server.close()
+        with suppress(Exception):
+            await server.wait_closed()

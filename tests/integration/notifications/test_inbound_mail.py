@@ -1,0 +1,154 @@
+"""Our SMTP listener against the real Kafka and PostgreSQL: a reply to one of our emails
+becomes a message on that ticket's intake, an autoresponder's answer nothing, a bounce a
+suppression that stops the next message."""
+
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from email.message import EmailMessage
+from typing import Any
+from uuid import uuid4
+
+import aiosmtplib
+
+from helpdesk_contracts import CustomerMessageReceived, parse_envelope
+from helpdesk_runtime.kafka import Producer
+from notifications.bootstrap import identity_of
+from notifications.inbound_mail import InboundMail, listen
+
+from support.events import opened
+from support.fixtures import consume, topic_size
+from support.notifying import Rig, rig_for
+from support.service import free_port
+
+
+@asynccontextmanager
+async def listening(rig: Rig, producer: Producer, topic: str) -> AsyncIterator[int]:
+    """The service's inbound listener on a free port, publishing to `topic`."""
+    port = free_port()
+    inbound = InboundMail(rig.pool, producer, identity_of(rig.settings), topic, rig.clock)
+    task = asyncio.create_task(listen(inbound, "127.0.0.1", port, 1_000_000))
+    try:
+        async with asyncio.timeout(10):
+            while True:  # until it accepts connections
+                try:
+                    await asyncio.open_connection("127.0.0.1", port)
+                    break
+                except OSError:
+                    await asyncio.sleep(0.05)
+        yield port
+    finally:
+        task.cancel()
+
+
+def _reply_to(ack: EmailMessage, body: str, **headers: str) -> EmailMessage:
+    reply = EmailMessage()
+    reply["From"] = "Anna <anna@example.com>"
+    reply["To"] = str(ack["Reply-To"])
+    reply["Subject"] = f"Re: {ack['Subject']}"
+    reply["Message-ID"] = f"<{uuid4()}@mail.example.com>"
+    reply["In-Reply-To"] = str(ack["Message-ID"])
+    reply["References"] = f"{ack['References']} {ack['Message-ID']}"
+    for name, value in headers.items():
+        reply[name.replace("_", "-")] = value
+    reply.set_content(body)
+    return reply
+
+
+async def test_a_reply_names_its_ticket_and_an_autoresponder_is_ignored(
+    notifications_database_url: str, kafka_bootstrap: str, producer: Producer,
+    new_topic: Callable[..., Awaitable[str]],
+) -> None:  # fmt: skip
+    topic = await new_topic(3)
+    ticket = uuid4()
+    async with rig_for(notifications_database_url) as rig, listening(rig, producer, topic) as port:
+        await rig.publish(opened(ticket, number=12))
+        await rig.fire()
+        [ack] = await rig.mailbox.wait_for("anna@example.com")
+        text = "Спасибо, но счёт всё ещё неверный.\n\n> ##- Пишите ответ выше этой строки -##\n"
+        reply = _reply_to(ack, text)
+        answer = await aiosmtplib.send(reply, hostname="127.0.0.1", port=port)
+        assert answer[1] == "2.0.0 OK: received"
+        again = await aiosmtplib.send(reply, hostname="127.0.0.1", port=port)  # a re-send
+        assert again[1] == "2.0.0 OK: already received"
+        away = _reply_to(ack, "I am out of office until Monday.", Auto_Submitted="auto-replied")
+        ignored = await aiosmtplib.send(away, hostname="127.0.0.1", port=port)
+        assert "automatic message" in ignored[1]
+        forged = _reply_to(ack, "let me in")
+        forged.replace_header("To", str(ack["Reply-To"]).replace("reply+", "reply+0"))
+        try:
+            await aiosmtplib.send(forged, hostname="127.0.0.1", port=port)
+            refused = ""
+        except aiosmtplib.SMTPDataError as exc:
+            refused = f"{exc.code} {exc.message}"
+        assert refused.startswith("550")
+    # Published before the listener answered 250: the topic holds it already, once.
+    assert await topic_size(kafka_bootstrap, topic) == 1
+    [record] = await consume(kafka_bootstrap, topic, until=1)
+    envelope = parse_envelope(record.value)
+    message = envelope.payload
+    assert isinstance(message, CustomerMessageReceived)
+    assert (envelope.tenant_id, message.ticket_id, message.source) == ("acme", ticket, "email")
+    assert message.requester.customer_id == "c-1"  # the ticket's requester
+    assert message.body == "Спасибо, но счёт всё ещё неверный."
+    assert message.external_message_id == str(reply["Message-ID"]).strip("<>")
+
+
+async def test_a_hard_bounce_suppresses_the_address_until_lifted(
+    notifications_database_url: str, producer: Producer,
+    new_topic: Callable[..., Awaitable[str]],
+) -> None:  # fmt: skip
+    topic = await new_topic(1)
+    async with rig_for(notifications_database_url) as rig, listening(rig, producer, topic) as port:
+        first, second = uuid4(), uuid4()
+        await rig.publish(opened(first, number=1))
+        await rig.fire()
+        [ack] = await rig.mailbox.wait_for("anna@example.com")
+        bounce = _dsn(str(ack["X-Helpdesk-Delivery-Id"]))
+        await aiosmtplib.send(
+            bounce, sender="mailer-daemon@mx.example.com",
+            recipients=["bounces@helpdesk.localhost"], hostname="127.0.0.1", port=port,
+        )  # fmt: skip
+        delivery = await rig.delivery(first)
+        assert (delivery["state"], delivery["last_error"]) == ("dead", "bounced: 5.1.1")
+        assert await rig.outcomes(delivery["delivery_id"]) == ["sent", "bounced"]
+        await rig.publish(opened(second, number=2))
+        await rig.fire()
+        suppressed = await rig.delivery(second)
+        assert suppressed["state"] == "cancelled"
+        assert "address suppressed" in suppressed["last_error"]
+        assert len(rig.mailbox.to("anna@example.com")) == 1
+        async with rig.pool.acquire() as conn:
+            stored: Any = await conn.fetchval("SELECT address_hash FROM suppressions")
+        assert "anna" not in stored  # kept hashed
+
+
+def _dsn(delivery_id: str) -> bytes:
+    return f"""From: MAILER-DAEMON@mx.example.com
+To: bounces@helpdesk.localhost
+Subject: Undelivered Mail Returned to Sender
+Message-ID: <{uuid4()}@mx.example.com>
+MIME-Version: 1.0
+Content-Type: multipart/report; report-type=delivery-status; boundary="B"
+
+--B
+Content-Type: text/plain
+
+The mail system could not deliver your message.
+--B
+Content-Type: message/delivery-status
+
+Reporting-MTA: dns; mx.example.com
+
+Final-Recipient: rfc822; anna@example.com
+Action: failed
+Status: 5.1.1
+
+--B
+Content-Type: text/rfc822-headers
+
+To: anna@example.com
+X-Helpdesk-Delivery-Id: {delivery_id}
+
+--B--
+""".replace("\n", "\r\n").encode()
