@@ -8,7 +8,15 @@ from typing import Any
 
 import pytest
 
-from support.service import RunningService, TicketingService, sla_service, ticketing_service
+from support.chaos import eventually
+from support.mail import smtp_server
+from support.service import (
+    RunningService,
+    TicketingService,
+    notifications_service,
+    sla_service,
+    ticketing_service,
+)
 
 EXAMPLES = 20
 
@@ -48,3 +56,20 @@ async def _fuzz(service: RunningService[Any], tmp_path: Path) -> None:
     report = output.decode(errors="replace")
     assert process.returncode == 0, report[-4000:]
     assert " passed" in report
+
+
+async def test_generated_requests_never_get_a_server_error_from_notifications(
+    notifications_database_url: str, kafka_bootstrap: str, tmp_path: Path
+) -> None:
+    async with (
+        smtp_server() as mailbox,
+        notifications_service(
+            notifications_database_url, kafka_bootstrap, mailbox.port
+        ) as notifications,
+    ):
+
+        async def ready() -> bool:  # its key replica has caught up with the keys topic
+            return (await notifications.client.get("/health/ready")).status_code == 200
+
+        await eventually(ready, timeout_s=120)
+        await _fuzz(notifications, tmp_path)

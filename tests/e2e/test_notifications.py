@@ -5,6 +5,7 @@ reach the requester; a dead letter is re-driven over the API."""
 
 import asyncio
 from collections.abc import AsyncIterator, Awaitable
+from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
 from typing import Any
 from uuid import UUID, uuid4
@@ -13,6 +14,7 @@ import aiosmtplib
 import pytest
 from aiokafka import AIOKafkaConsumer
 
+from helpdesk_contracts import EventEnvelope, SurveyKind, SurveyRequested, kafka_headers, kafka_key
 from helpdesk_runtime.kafka import OutgoingMessage, Producer
 
 from support.chaos import eventually
@@ -235,3 +237,66 @@ async def test_a_reply_by_mail_lands_on_its_ticket_and_new_mail_opens_one(
         sender = str(fresh["From"]).split("<")[1].rstrip(">")
         [acknowledged] = await mailbox.wait_for(sender)  # a ticket opened, and acknowledged
         assert "Не приходит счёт" in str(acknowledged["Subject"])
+
+
+async def _publish_survey(
+    producer: Producer, ticket: dict[str, Any], topic: str = "feedback.surveys.v1"
+) -> EventEnvelope[Any]:
+    survey = EventEnvelope.new(SurveyRequested(
+        survey_id=uuid4(), ticket_id=UUID(ticket["id"]), ticket_number=ticket["number"],
+        customer_id=ticket["requester"]["customer_id"], survey=SurveyKind.CSAT,
+        answer_url="https://support.acme.example/s/token",
+        expires_at=datetime.now(UTC) + timedelta(days=7),
+    ), tenant_id="acme", producer="feedback")  # fmt: skip
+    await producer.send_many(
+        [OutgoingMessage(topic, survey.to_json(), kafka_key(survey), kafka_headers(survey))]
+    )
+    return survey
+
+
+async def test_one_click_unsubscribe_stops_survey_mail_but_not_the_acknowledgements(
+    ticketing: TicketingService, mailbox: Mailbox, notifications_database_url: str,
+    kafka_bootstrap: str, producer: Producer,
+) -> None:  # fmt: skip
+    address = f"ivan.{uuid4().hex[:6]}@example.com"
+    async with notifications_service(
+        notifications_database_url, kafka_bootstrap, mailbox.port
+    ) as notifications:
+        ticket = await _open(ticketing, address)
+        [ack] = await mailbox.wait_for(address)
+        assert ack["List-Unsubscribe"] is None  # transactional: no way to opt out of it
+        await _publish_survey(producer, ticket)
+        invitation = (await mailbox.wait_for(address, count=2))[1]
+        assert invitation["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+        url = str(invitation["List-Unsubscribe"]).strip("<>")
+        path = url.removeprefix(notifications.settings.public_base_url)
+
+        shown = await notifications.client.get(path)  # a mail scanner opening the link
+        assert shown.status_code == 200
+        assert "Unsubscribe from survey invitations?" in shown.text
+        person = f"customer:{ticket['requester']['customer_id']}"
+        admin = notifications.auth(role="admin")
+        untouched = await notifications.client.get(f"/v1/contacts/{person}", headers=admin)
+        assert untouched.status_code == 404  # opening it changed nothing
+
+        done = await notifications.client.post(
+            path, content=b"List-Unsubscribe=One-Click",
+            headers={"Content-Type": "application/x-www-form-urlencoded"},
+        )  # fmt: skip
+        assert done.status_code == 200, done.text
+        assert "You are unsubscribed" in done.text
+        saved = await notifications.client.get(f"/v1/contacts/{person}", headers=admin)
+        assert saved.json()["opted_out"] == ["survey_invitation"]
+        forged = await notifications.client.post(path[:-3] + "abc")
+        assert forged.status_code == 404
+
+        second = await _publish_survey(producer, ticket)
+
+        async def cancelled() -> bool:
+            r = await notifications.client.get(f"/v1/recipients/{person}/deliveries",
+                                               headers=admin)  # fmt: skip
+            return any(d["event_id"] == str(second.event_id) and d["state"] == "cancelled"
+                       for d in r.json())  # fmt: skip
+
+        await eventually(cancelled, timeout_s=60)
+    assert len(mailbox.to(address)) == 2  # the acknowledgement and the first invitation

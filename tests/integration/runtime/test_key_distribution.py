@@ -4,6 +4,7 @@ the owner sealed, until the owner destroys the key (through the real Kafka and P
 import asyncio
 import uuid
 from collections.abc import AsyncIterator
+from typing import Any
 
 import asyncpg
 import pytest
@@ -21,7 +22,7 @@ from helpdesk_runtime.personal_data import open_published
 
 from support.chaos import eventually
 from support.events import opened
-from support.fixtures import copy_of
+from support.fixtures import copy_of, topic_size
 from support.privacy import DEV_KEYS
 from support.servers import Servers
 
@@ -98,3 +99,25 @@ async def test_a_replica_opens_what_the_owner_sealed_until_the_key_is_destroyed(
     finally:
         replica.stop()
         await asyncio.wait_for(running, 30)
+    # Where it read to is kept with what it read: a restart goes on from there.
+    async with replica_pool.acquire() as conn:
+        held = await conn.fetchval(
+            "SELECT sum(next_offset) FROM replica_positions WHERE topic = $1", SUBJECT_KEYS_TOPIC
+        )
+    assert held == await topic_size(kafka_bootstrap, SUBJECT_KEYS_TOPIC)
+    again = SubjectKeyReplica(replica_pool, DEV_KEYS, kafka_bootstrap)
+    seen: list[int] = []
+    original = again.apply
+
+    async def counting(conn: Any, records: Any) -> None:
+        seen.append(len(records))
+        await original(conn, records)
+
+    again.apply = counting  # type: ignore[method-assign]
+    restarted = asyncio.create_task(again.run())
+    try:
+        await asyncio.wait_for(again.caught_up.wait(), 60)
+        assert sum(seen) == 0  # nothing read twice
+    finally:
+        again.stop()
+        await asyncio.wait_for(restarted, 30)

@@ -1,14 +1,19 @@
 """Templates and email messages: languages, fallback, escaping, headers, reply tokens."""
 
+import base64
 import email
 import email.policy
 from datetime import UTC, datetime
 from uuid import uuid4
 
+import dkim
 import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
 
 from notifications.channels import Outgoing
 from notifications.email import (
+    Dkim,
     MailIdentity,
     build_message,
     reply_address,
@@ -16,6 +21,7 @@ from notifications.email import (
     ticket_of_reply,
 )
 from notifications.rendering import Rendered, TemplateBrokenError, Templates
+from notifications.unsubscribe import OptOut, read_token, token_for
 
 IDENTITY = MailIdentity("support@acme.example", "ACME Support", "acme.example",
                         "reply.acme.example", b"secret")  # fmt: skip
@@ -89,3 +95,41 @@ def test_a_message_has_both_parts_threading_and_a_signed_reply_address() -> None
     assert not signature_matches(IDENTITY, "globex", ticket, named[1])  # bound to the tenant
     assert reply_address(IDENTITY, tenant, ticket) == str(parsed["Reply-To"])
     assert ticket_of_reply(IDENTITY, "someone.else") is None
+
+
+def test_unsubscribe_tokens_name_one_person_and_category_and_cannot_be_forged() -> None:
+    opt_out = OptOut("acme", "customer:c-1", "survey_invitation")
+    token = token_for(b"secret", opt_out)
+    assert read_token(b"secret", token) == opt_out
+    assert read_token(b"other secret", token) is None
+    mac = token.partition(".")[2]
+    forged = token_for(b"secret", OptOut("acme", "customer:c-2", "survey_invitation"))
+    assert read_token(b"secret", f"{forged.partition('.')[0]}.{mac}") is None
+    assert read_token(b"secret", "garbage") is None
+
+
+def test_a_dkim_signed_message_verifies_against_the_published_key() -> None:
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                            serialization.NoEncryption())  # fmt: skip
+    public = base64.b64encode(key.public_key().public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    )).decode()  # fmt: skip
+    signing = Dkim("acme.example", "hd2026", pem)
+    rendered = Rendered("Как мы справились?", "Оцените", "<p>Оцените</p>", "ru")
+    message = build_message(IDENTITY, Outgoing(
+        uuid4(), "acme", "customer:c-1", "anna@example.com", rendered, "SurveyRequested",
+        "survey_invitation", uuid4(), 7, "auto-generated", datetime(2026, 11, 26, tzinfo=UTC),
+        unsubscribe_url="https://support.acme.example/v1/unsubscribe/t.k",
+    ))  # fmt: skip
+    assert message["List-Unsubscribe"] == "<https://support.acme.example/v1/unsubscribe/t.k>"
+    assert message["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+    signed = signing.sign(message.as_bytes(policy=email.policy.SMTP))
+    assert signed.startswith(b"DKIM-Signature:")
+
+    def dns(name: bytes, timeout: int = 5) -> bytes:
+        assert name == b"hd2026._domainkey.acme.example."
+        return f"v=DKIM1; k=rsa; p={public}".encode()
+
+    assert dkim.verify(signed, dnsfunc=dns)
+    assert not dkim.verify(signed.replace(b"anna@example.com", b"eve@example.com"), dnsfunc=dns)

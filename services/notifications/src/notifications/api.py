@@ -8,12 +8,14 @@ from datetime import datetime, time
 from typing import Annotated, Any
 from uuid import UUID
 
-from fastapi import APIRouter, Depends, HTTPException, Path, Query, status
+from fastapi import APIRouter, Depends, Form, HTTPException, Path, Query, status
+from fastapi.responses import HTMLResponse
+from jinja2 import Environment, PackageLoader
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, TypeAdapter, model_validator
 
 from helpdesk_contracts.directory import TimeZone
 from helpdesk_contracts.values import Email, Language
-from helpdesk_runtime import audit
+from helpdesk_runtime import audit, tenancy
 from helpdesk_runtime.audit import Action
 from helpdesk_runtime.auth import Principal, Role
 from helpdesk_runtime.db import Connection
@@ -24,6 +26,7 @@ from notifications import store
 from notifications.domain.notices import DEFAULT_RULES, Audience, Lane
 from notifications.domain.preferences import Channel
 from notifications.handlers import DELIVER
+from notifications.unsubscribe import OptOut, read_token
 
 Recipient = Annotated[
     str,
@@ -39,6 +42,7 @@ MailboxAddress = Annotated[
     str, Path(max_length=254, pattern=r"^[^@\s/]+@[^@\s/]+\.[^@\s/]+$",
               description="A support address, e.g. support@acme.example")
 ]  # fmt: skip
+Token = Annotated[str, Path(max_length=2000, pattern=r"^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$")]
 AddressHash = Annotated[str, Path(pattern=r"^[0-9a-f]{64}$")]
 WebhookUrl = Annotated[str, StringConstraints(max_length=2000, pattern=r"^https?://[^\s]+$")]
 
@@ -51,6 +55,7 @@ class ApiDeps:
     connection: Callable[[], AbstractAsyncContextManager[Connection]]
     clock: Callable[[], datetime]
     auth: HttpAuth
+    unsubscribe_secret: bytes
 
 
 class Attempt(BaseModel):
@@ -522,3 +527,57 @@ async def _deliveries(
 
 
 _HISTORY = TypeAdapter(list[Attempt])
+
+
+_PAGES = Environment(loader=PackageLoader("notifications", "templates"), autoescape=True)
+_CATEGORY_NAMES = {"survey_invitation": "survey invitations"}
+
+
+def public_router(deps: ApiDeps) -> APIRouter:
+    """The pages a mail's one-click unsubscribe link reaches: no sign-in, the signed token
+    says who and what (unsubscribe.py)."""
+    r = APIRouter(prefix="/v1/unsubscribe", tags=["unsubscribe"])
+
+    def page(opt_out: OptOut, token: str, done: bool) -> HTMLResponse:
+        what = _CATEGORY_NAMES.get(opt_out.category, opt_out.category.replace("_", " "))
+        html = _PAGES.get_template("pages/unsubscribe.html").render(
+            what=what, token=token, done=done
+        )
+        return HTMLResponse(html)
+
+    def read(token: str) -> OptOut:
+        opt_out = read_token(deps.unsubscribe_secret, token)
+        if opt_out is None:
+            raise HTTPException(status.HTTP_404_NOT_FOUND, "this unsubscribe link is not valid")
+        return opt_out
+
+    @r.get("/{token}", response_class=HTMLResponse, responses=problem_responses(404))
+    async def confirm(token: Token) -> Any:
+        """A page with a button: opening the link (as mail scanners do) changes nothing."""
+        return page(read(token), token, done=False)
+
+    @r.post("/{token}", response_class=HTMLResponse, responses=problem_responses(404))
+    async def unsubscribe(
+        token: Token,
+        one_click: Annotated[str | None, Form(alias="List-Unsubscribe")] = None,
+    ) -> Any:
+        """RFC 8058 one-click (`List-Unsubscribe=One-Click`), or the page's button."""
+        del one_click  # what a mail system posts; the token alone says what to do
+        opt_out = read(token)
+        with tenancy.scoped_to([opt_out.tenant_id]):
+            async with deps.transaction() as conn:
+                await conn.execute(
+                    "INSERT INTO contacts (tenant_id, person, opted_out) VALUES ($1, $2, $3)"
+                    " ON CONFLICT (tenant_id, person) DO UPDATE SET opted_out = ARRAY("
+                    "SELECT DISTINCT unnest(contacts.opted_out || excluded.opted_out)),"
+                    " updated_at = now()",
+                    opt_out.tenant_id, opt_out.person, [opt_out.category],
+                )  # fmt: skip
+                await audit.record(
+                    conn, tenant_id=opt_out.tenant_id, actor=opt_out.person, entity="contact",
+                    entity_id=opt_out.person, action=Action.UPDATED,
+                    after={"opted_out": opt_out.category, "by": "unsubscribe link"},
+                )  # fmt: skip
+        return page(opt_out, token, done=True)
+
+    return r

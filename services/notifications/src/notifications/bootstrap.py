@@ -22,12 +22,13 @@ from notifications.config import Settings
 from notifications.domain.notices import Lane
 from notifications.domain.preferences import Channel
 from notifications.domain.retries import Backoff
-from notifications.email import EmailSender, MailIdentity, SmtpServer
+from notifications.email import Dkim, EmailSender, MailIdentity, SmtpServer
 from notifications.guard import Guarded, host_of
 from notifications.handlers import ACCEPTS, DELIVER, SLA_ACCEPTS, SURVEY_ACCEPTS, Notifier
 from notifications.inbound_mail import InboundMail, listen
 from notifications.messengers import TelegramSender
 from notifications.rendering import Templates
+from notifications.unsubscribe import token_for
 from notifications.webhooks import WebhookSender
 
 DEAD_LETTER_PARTITIONS = 3
@@ -73,6 +74,10 @@ def notifier(settings: Settings, keys: SubjectKeys, clock: Callable[[], datetime
         templates=Templates(settings.default_language),
         senders={channel.value: sender for channel, sender in senders.items()},
         sender_name=settings.mail_from_name,
+        unsubscribe_link=lambda opt_out: (
+            f"{settings.public_base_url.rstrip('/')}/v1/unsubscribe/"
+            f"{token_for(unsubscribe_secret(settings), opt_out)}"
+        ),
         backoff=Backoff(settings.retry_base_s, settings.retry_max_s, settings.retry_attempts),
         clock=clock,
         stale_after=timedelta(seconds=settings.notify_within_s),
@@ -81,10 +86,20 @@ def notifier(settings: Settings, keys: SubjectKeys, clock: Callable[[], datetime
 
 def identity_of(settings: Settings) -> MailIdentity:
     assert settings.reply_address_secret is not None  # the settings insist
+    signing = (
+        Dkim(settings.dkim_domain or settings.mail_domain, settings.dkim_selector,
+             settings.dkim_private_key.get_secret_value().encode())
+        if settings.dkim_private_key is not None else None
+    )  # fmt: skip
     return MailIdentity(
         settings.mail_from_address, settings.mail_from_name, settings.mail_domain,
-        settings.reply_domain, settings.reply_address_secret.get_secret_value().encode(),
+        settings.reply_domain, settings.reply_address_secret.get_secret_value().encode(), signing,
     )  # fmt: skip
+
+
+def unsubscribe_secret(settings: Settings) -> bytes:
+    assert settings.reply_address_secret is not None
+    return settings.reply_address_secret.get_secret_value().encode()
 
 
 def build_runtime(
@@ -163,8 +178,9 @@ def create_app(
 
     def routers(auth: HttpAuth) -> list[APIRouter]:
         deps = api.ApiDeps(transaction=transaction, connection=lambda: runtime.pool.acquire(),
-                           clock=clock, auth=auth)  # fmt: skip
-        return [api.router(deps)]
+                           clock=clock, auth=auth,
+                           unsubscribe_secret=unsubscribe_secret(settings))  # fmt: skip
+        return [api.router(deps), api.public_router(deps)]
 
     return create_service_app(
         runtime,

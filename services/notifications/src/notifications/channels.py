@@ -29,6 +29,8 @@ class Outgoing:
     """RFC 3834 for mail: "auto-replied" for the acknowledgement, "auto-generated" for
     notices, None for an agent's own reply."""
     sent_at: datetime
+    unsubscribe_url: str | None = None
+    """One-click unsubscribe (RFC 8058), for messages that are not transactional."""
 
 
 @dataclass(frozen=True)

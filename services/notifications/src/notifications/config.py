@@ -40,6 +40,15 @@ class Settings(ServiceSettings):
     # Signs the ticket token in reply addresses, so a forged address names no ticket.
     reply_address_secret: SecretStr | None = None
     default_language: str = "en"
+    # Where this service's public pages are reached from the internet (the one-click
+    # unsubscribe links in mail).
+    public_base_url: str = Field(default="http://127.0.0.1:8003", pattern="^https?://")
+    # DKIM: sign outgoing mail as this domain and selector with this private key (PEM);
+    # publish the public key at <selector>._domainkey.<domain>. Unset: mail is not signed.
+    dkim_private_key: SecretStr | None = None
+    dkim_selector: str = "helpdesk"
+    dkim_domain: str | None = None
+    """Default: MAIL_DOMAIN."""
 
     # Inbound mail: our SMTP listener (0: none) for replies to our emails and mail to the
     # tenants' support addresses (`PUT /v1/mailboxes/{address}`), published to the intake.

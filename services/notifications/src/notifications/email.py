@@ -17,15 +17,38 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from email.headerregistry import Address
 from email.message import EmailMessage
+from email.policy import SMTP as SMTP_POLICY
 from email.utils import format_datetime
 from uuid import UUID
 
 import aiosmtplib
+import dkim
 
 from notifications.channels import Failed, Outgoing, Result, Sent
 from notifications.domain.retries import Failure
 
 _TOKEN = re.compile(r"^reply\+([0-9a-f]{32})\.([a-z2-7]{16})$")
+
+
+@dataclass(frozen=True)
+class Dkim:
+    """DomainKeys Identified Mail: the signing domain, selector and private key (PEM); the
+    public key is published in DNS at `<selector>._domainkey.<domain>`."""
+
+    domain: str
+    selector: str
+    private_key: bytes
+
+    SIGNED = (
+        b"from", b"to", b"subject", b"date", b"message-id", b"reply-to", b"references",
+        b"in-reply-to", b"list-unsubscribe", b"list-unsubscribe-post", b"auto-submitted",
+    )  # fmt: skip
+
+    def sign(self, raw: bytes) -> bytes:
+        """The message with its DKIM-Signature header first."""
+        header = dkim.sign(raw, self.selector.encode(), self.domain.encode(), self.private_key,
+                           include_headers=list(self.SIGNED))  # fmt: skip
+        return bytes(header) + raw
 
 
 @dataclass(frozen=True)
@@ -37,6 +60,7 @@ class MailIdentity:
     mail_domain: str
     reply_domain: str
     reply_secret: bytes
+    dkim: Dkim | None = None
 
 
 def _signature(secret: bytes, tenant_id: str, ticket_id: UUID) -> str:
@@ -78,6 +102,9 @@ def build_message(identity: MailIdentity, mail: Outgoing) -> EmailMessage:
         message["Reply-To"] = reply_address(identity, mail.tenant_id, mail.ticket_id)
     if mail.auto_submitted:
         message["Auto-Submitted"] = mail.auto_submitted
+    if mail.unsubscribe_url:
+        message["List-Unsubscribe"] = f"<{mail.unsubscribe_url}>"
+        message["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
     message.set_content(mail.rendered.text)
     message.add_alternative(mail.rendered.html, subtype="html")
     message["Content-Language"] = mail.rendered.language  # after: set_content clears Content-*
@@ -108,6 +135,7 @@ class EmailSender:
         return await self.send_messages([build_message(self.identity, m) for m in items])
 
     async def send_messages(self, messages: Sequence[EmailMessage]) -> list[Result]:
+        """Each message as signed bytes, to its To address, from our From address."""
         results: list[Result | None] = [None] * len(messages)
         lanes = min(self._server.connections, len(messages)) or 1
         await asyncio.gather(
@@ -134,7 +162,7 @@ class EmailSender:
             return
         try:
             for i in which:
-                results[i] = await _send_one(client, messages[i])
+                results[i] = await _send_one(client, messages[i], self.identity)
         finally:
             try:
                 await client.quit()
@@ -142,11 +170,20 @@ class EmailSender:
                 client.close()
 
 
-async def _send_one(client: aiosmtplib.SMTP, message: EmailMessage) -> Result:
+async def _send_one(
+    client: aiosmtplib.SMTP, message: EmailMessage, identity: MailIdentity
+) -> Result:
+    raw = message.as_bytes(policy=SMTP_POLICY)
+    if identity.dkim is not None:
+        raw = identity.dkim.sign(raw)
     try:
         if not client.is_connected:
             await client.connect()
-        refused, response = await client.send_message(message)
+        # The envelope sender is our bounce address: delivery reports come to our inbound
+        # listener, which suppresses addresses that bounce for good.
+        refused, response = await client.sendmail(
+            f"bounces@{identity.reply_domain}", [str(message["To"])], raw
+        )
     except aiosmtplib.SMTPRecipientsRefused as exc:
         codes = [r.code for r in exc.recipients]
         kind = Failure.PERMANENT if all(500 <= c < 600 for c in codes) else Failure.TEMPORARY

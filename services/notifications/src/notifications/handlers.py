@@ -55,6 +55,7 @@ from notifications.domain.preferences import Channel, Preferences
 from notifications.domain.retries import Backoff, Failure
 from notifications.inbound import address_hash
 from notifications.rendering import TemplateBrokenError, Templates
+from notifications.unsubscribe import OptOut
 
 log = get_logger(__name__)
 
@@ -101,6 +102,8 @@ class Notifier:
     """An event older than this when read notifies no one: a service deployed onto years of
     history, or back from a long outage, must not mail every customer about old tickets."""
     sender_name: str = "Support"
+    unsubscribe_link: Callable[[OptOut], str] | None = None
+    """The one-click unsubscribe URL of a message that is not transactional."""
     rng: random.Random = field(default_factory=random.Random)
 
     # -- deciding (the consumers) ---------------------------------------------------------
@@ -233,6 +236,8 @@ class Notifier:
             event_type=event.event_type, template=row["template"], ticket_id=row["ticket_id"],
             ticket_number=opening.payload.number if opening is not None else None,
             auto_submitted=_AUTO_SUBMITTED.get(row["template"], "auto-generated"), sent_at=now,
+            unsubscribe_url=None if row["transactional"] or self.unsubscribe_link is None
+            else self.unsubscribe_link(OptOut(row["tenant_id"], row["recipient"], row["template"])),
         )  # fmt: skip
 
     async def _record(
@@ -400,7 +405,8 @@ def _context(event: Envelope, opening: Envelope | None, sender: str) -> dict[str
 
 _PENDING = """
     SELECT d.tenant_id, d.delivery_id, d.event::text AS event, d.ticket_id, d.recipient,
-           d.channel, d.template, d.lane, d.attempts, d.redriven_at_attempt, d.created_at,
+           d.channel, d.template, d.lane, d.transactional, d.attempts, d.redriven_at_attempt,
+           d.created_at,
            t.opening::text AS opening, c.email, c.webhook_url, c.messenger_id, c.language
     FROM unnest($1::text[], $2::uuid[]) AS x(n, k)
     JOIN deliveries d ON d.tenant_id = x.n AND d.delivery_id = x.k AND d.state = 'pending'

@@ -53,6 +53,7 @@ class Component(StrEnum):
     BLOBS = "blobs"  # files, when kept in the database (blobs.py)
     SUBJECT_KEYS = "subject_keys"  # the data subjects' keys (personal_data.py)
     TENANT_REPLICA = "tenant_replica"  # the tenants, as their owner publishes them (tenants.py)
+    REPLICAS = "replicas"  # where replicas of compacted topics have read to (compacted.py)
 
 
 def runtime_migrations(components: Iterable[Component] = tuple(Component)) -> list[Migration]:

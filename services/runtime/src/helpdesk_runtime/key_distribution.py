@@ -6,10 +6,10 @@ wrapped by the master key ring, on a compacted topic keyed by tenant and subject
 tombstone for every key it destroys; compaction then takes the key out of Kafka as well. An
 entitled service runs a `SubjectKeyReplica`: it keeps the topic in its own `subject_keys`
 table (the same table and `SubjectKeys` the owner uses), so it opens sealed fields exactly as
-the owner does, with the master keys from its own Secret. It reads the topic from its
-beginning at every start, with no consumer group, so a new or restored database is filled
-again. A service without the master keys
-(or, in Kubernetes, without the ACL to read the topic) can open nothing.
+the owner does, with the master keys from its own Secret. It keeps where it has read to in
+the same database (compacted.py), so a new or restored database is filled again. A service
+without the master keys (or, in Kubernetes, without the ACL to read the topic) can open
+nothing.
 
 A missing key is either destroyed (erased: the replica noted the tombstone) or not here
 yet (the keys topic and the events' topic are read independently): a replica reports
@@ -28,6 +28,7 @@ from pydantic import ValidationError
 
 from helpdesk_contracts.pii import SUBJECT_KEYS_TOPIC, SubjectKeyRecord, subject_record_key
 from helpdesk_runtime.compacted import CompactedReplica
+from helpdesk_runtime.db import Connection
 from helpdesk_runtime.kafka import OutgoingMessage, Producer
 from helpdesk_runtime.keyring import WrappedKey
 from helpdesk_runtime.logging import get_logger
@@ -103,14 +104,15 @@ def _tombstone(row: asyncpg.Record) -> OutgoingMessage:
 
 
 class SubjectKeyReplica(CompactedReplica):
-    """An entitled service's job: the keys topic, kept in its own `subject_keys` table.
-    Read from the beginning at every start (compacted, it holds one record per subject)."""
+    """An entitled service's job: the keys topic, kept in its own `subject_keys` table."""
 
     def __init__(self, pool: asyncpg.Pool, keys: SubjectKeys, bootstrap_servers: str) -> None:
-        super().__init__(SUBJECT_KEYS_TOPIC, bootstrap_servers)
-        self._pool, self._keys = pool, keys
+        super().__init__(SUBJECT_KEYS_TOPIC, bootstrap_servers, pool)
+        self._keys = keys
 
-    async def apply(self, records: Sequence[ConsumerRecord[bytes, bytes]]) -> None:
+    async def apply(
+        self, conn: Connection, records: Sequence[ConsumerRecord[bytes, bytes]]
+    ) -> None:
         """Store what the records say: the last record of a subject wins (a key, or its
         tombstone), so a batch is one statement for the keys and one per erasing tenant."""
         latest: dict[tuple[str, str], WrappedRecord | None] = {}
@@ -135,8 +137,7 @@ class SubjectKeyReplica(CompactedReplica):
         for (tenant, subject), kept in latest.items():
             if kept is None:
                 destroyed[tenant].append(subject)
-        async with self._pool.acquire() as conn, conn.transaction():
-            if kept_keys := [k for k in latest.values() if k is not None]:
-                await self._keys.store(conn, kept_keys)
-            for tenant, subjects in destroyed.items():
-                await self._keys.destroy(conn, tenant, subjects)
+        if kept_keys := [k for k in latest.values() if k is not None]:
+            await self._keys.store(conn, kept_keys)
+        for tenant, subjects in destroyed.items():
+            await self._keys.destroy(conn, tenant, subjects)

@@ -146,8 +146,8 @@ async def json_bodies_only(request: Request) -> None:
     headers = request.headers
     has_body = headers.get("content-length", "0") != "0" or "transfer-encoding" in headers
     media = headers.get("content-type", "").split(";")[0].strip().lower()
-    if media == "multipart/form-data" and _takes_files(request.scope.get("route")):
-        return  # an upload (the route declares its form fields)
+    if media in _FORMS and _takes_forms(request.scope.get("route")):
+        return  # an upload, or a form a page posts (the route declares its form fields)
     if has_body and media and media != "application/json" and not media.endswith("+json"):
         raise HTTPException(
             415,
@@ -156,7 +156,10 @@ async def json_bodies_only(request: Request) -> None:
         )
 
 
-def _takes_files(route: Any) -> bool:
+_FORMS = ("multipart/form-data", "application/x-www-form-urlencoded")
+
+
+def _takes_forms(route: Any) -> bool:
     dependant = getattr(route, "dependant", None)
     return dependant is not None and any(
         isinstance(p.field_info, params.Form) for p in dependant.body_params

@@ -133,6 +133,10 @@ class ServiceRuntime:
             components.add(Component.SUBJECT_KEYS)
         if tenants is TenantRegistry.REPLICA:
             components.add(Component.TENANT_REPLICA)
+        if tenants is TenantRegistry.REPLICA or (
+            subject_keys is not None and key_role is KeyRole.REPLICA
+        ):
+            components.add(Component.REPLICAS)
         self.components = frozenset(components)
         self._keeps_blobs = blobs
         self._blobs: BlobStore | None = None

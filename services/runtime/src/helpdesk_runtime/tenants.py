@@ -123,18 +123,15 @@ class TenantPublisher(PendingPublisher):
 
 
 class TenantReplica(CompactedReplica):
-    """A service's job: the topic, read from its beginning at every start (compacted, it
-    holds about one record per tenant) and followed, kept in the service's `tenants` table.
-    No consumer group: a database restored from a backup, or a new one, is filled again.
-    Until it has read what the topic held at start, readiness says it is catching up."""
+    """A service's job: the topic followed into the service's `tenants` table (compacted.py:
+    a new or restored database is filled again). Until it has read what the topic held at
+    start, readiness says it is catching up."""
 
     def __init__(self, pool: asyncpg.Pool, bootstrap_servers: str) -> None:
-        super().__init__(TENANTS_TOPIC, bootstrap_servers)
-        self._pool = pool
+        super().__init__(TENANTS_TOPIC, bootstrap_servers, pool)
 
-    async def apply(self, records: Sequence[Any]) -> None:
-        async with self._pool.acquire() as conn:
-            await replicate(conn, [e for r in records if (e := _read(r))])
+    async def apply(self, conn: Connection, records: Sequence[Any]) -> None:
+        await replicate(conn, [e for r in records if (e := _read(r))])
 
 
 def _read(record: Any) -> EventEnvelope[Any] | None:
