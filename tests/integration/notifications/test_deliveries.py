@@ -9,6 +9,8 @@ from uuid import uuid4
 from helpdesk_contracts import (
     Actor,
     ActorKind,
+    Channel,
+    CustomerReplied,
     EventEnvelope,
     PolicyRef,
     Requester,
@@ -22,6 +24,9 @@ from helpdesk_contracts import (
 from helpdesk_runtime.keyring import KeyRing
 from helpdesk_runtime.personal_data import SubjectKeys
 from helpdesk_runtime.settings import DEV_PII_MASTER_KEYS
+from helpdesk_runtime.timer_scheduler import TimerScheduler
+from notifications.domain.notices import Lane
+from notifications.handlers import DELIVER
 
 from support.events import opened
 from support.notifying import Rig, contact, states, ticket_event, with_requester
@@ -244,3 +249,44 @@ async def test_quiet_hours_defer_a_survey_and_an_opt_out_cancels_it(rig: Rig) ->
         "customer:c-1": ("cancelled", "opted out of survey_invitation"),
     }
     assert await rig.fire() == 0
+
+
+async def test_bulk_mail_gives_way_while_urgent_messages_are_due(rig: Rig) -> None:
+    ticket = uuid4()
+    bulk = TimerScheduler(rig.pool, {DELIVER[Lane.BULK]: rig.notifier.deliver}, clock=rig.clock)
+    urgent = TimerScheduler(rig.pool, {DELIVER[Lane.URGENT]: rig.notifier.deliver},
+                            clock=rig.clock)  # fmt: skip
+    survey = EventEnvelope.new(SurveyRequested(
+        survey_id=uuid4(), ticket_id=ticket, customer_id="c-1", survey=SurveyKind.CSAT,
+        answer_url="https://support.example/s/t", expires_at=rig.clock.now + timedelta(days=7),
+    ), tenant_id="acme", producer="feedback")  # fmt: skip
+    await rig.publish(opened(ticket, number=3), survey)
+    assert await bulk.fire_due() == 1  # its timer fired, and was put off: an ack is due
+    assert rig.mailbox.attempts == 0
+    assert await urgent.fire_due() == 1
+    assert await bulk.fire_due() == 0  # not before BULK_YIELD_S
+    rig.clock.advance(5)
+    assert await bulk.fire_due() == 1
+    mails = await rig.mailbox.wait_for("anna@example.com", count=2)
+    assert [str(m["Subject"]).split("] ")[1][:8] for m in mails] == ["We recei", "How did "]
+
+
+async def test_a_customers_reply_reaches_the_tickets_assignee_and_followers_as_they_are_now(
+    rig: Rig,
+) -> None:
+    ticket = uuid4()
+    agent = Actor(kind=ActorKind.AGENT, id="a-1")
+    await rig.publish(opened(ticket))
+    await rig.publish(
+        ticket_event(ticket, 2, TicketAssigned(assignee_id="a-5", assigned_by=agent)),
+        ticket_event(ticket, 3, TicketFollowersChanged(previous=(), followers=("a-6", "a-7"),
+                                                       changed_by=agent)),
+        ticket_event(ticket, 4, TicketAssigned(assignee_id="a-8", assigned_by=agent)),
+        ticket_event(ticket, 5, TicketFollowersChanged(previous=("a-6", "a-7"),
+                                                       followers=("a-7",), changed_by=agent)),
+    )  # fmt: skip
+    asked = CustomerReplied(message_id=uuid4(), customer_id="c-1", body="Any news?",
+                            channel=Channel.EMAIL)  # fmt: skip
+    reply = ticket_event(ticket, 6, asked)
+    await rig.publish(reply)
+    assert set(await states(rig, reply.event_id)) == {"agent:a-8", "agent:a-7"}

@@ -21,7 +21,7 @@ the commit sends that message again, with the same delivery id, so receivers can
 import asyncio
 import random
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 from uuid import UUID
@@ -68,6 +68,11 @@ ACCEPTS = frozenset({TicketOpened.event_type, ResponseSent.event_type, TicketSol
 SURVEY_ACCEPTS = frozenset({SurveyRequested.event_type})
 SLA_ACCEPTS = frozenset({SlaWarning.event_type, SlaBreached.event_type})
 
+BULK_YIELD_S = 5.0
+"""Bulk mail (survey invitations) waits this long, not counted as a try, whenever urgent
+messages are due: the two lanes have schedulers of their own, and on the same cores and
+providers the bulk lane gives way."""
+
 KEY_WAIT_S = 2.0
 """A sealed field whose key has not reached our replica yet (a first-time customer's key
 and their ticket's events travel on different topics): tried again this soon, not counted
@@ -110,7 +115,9 @@ class Notifier:
 
     async def record_notices(self, conn: Connection, events: Sequence[Envelope]) -> list[Rejection]:
         """Record one delivery (and its timer) per person each event's rule names."""
-        await store.keep_tickets(conn, events)
+        # Each event's JSON once (it is kept with every delivery it makes, and the opening).
+        documents = {e.event_id: e.to_json().decode() for e in events}
+        await store.keep_tickets(conn, events, documents)
         now = self.clock()
         fresh = [e for e in events if now - e.occurred_at <= self.stale_after]
         if len(fresh) < len(events):
@@ -152,7 +159,7 @@ class Notifier:
             )  # fmt: skip
             rows.append((
                 envelope.tenant_id, delivery_id(envelope.event_id, person, planned.channel),
-                envelope.event_id, envelope.event_type, envelope.to_json().decode(),
+                envelope.event_id, envelope.event_type, documents[envelope.event_id],
                 _ticket_of(envelope), person, planned.channel, rule.template, rule.lane.value,
                 rule.transactional, now, "cancelled" if planned.skipped else "pending",
                 planned.skipped, planned.due_at,
@@ -169,6 +176,10 @@ class Notifier:
 
     async def deliver(self, conn: Connection, timers: Sequence[DueTimer]) -> None:
         """Send the deliveries these timers name; record each outcome, retry or give up."""
+        if timers[0].kind == DELIVER[Lane.BULK] and await _urgent_due(conn, self.clock()):
+            later = self.clock() + timedelta(seconds=BULK_YIELD_S)
+            await schedule_many(conn, [replace(t, due_at=later) for t in timers])
+            return
         rows = await conn.fetch(_PENDING, [t.tenant_id for t in timers],
                                 [UUID(t.key) for t in timers])  # fmt: skip
         if not rows:
@@ -279,6 +290,13 @@ class Notifier:
         await schedule_many(conn, retries)
 
 
+async def _urgent_due(conn: Connection, now: datetime) -> bool:
+    return bool(await conn.fetchval(
+        "SELECT EXISTS (SELECT 1 FROM timers WHERE kind = $1 AND due_at <= $2)",
+        DELIVER[Lane.URGENT], now,
+    ))  # fmt: skip
+
+
 async def _suppressed(conn: Connection, mails: Sequence[Outgoing]) -> dict[UUID, str]:
     """The mails whose address bounced for good or complained: why, by delivery id."""
     if not mails:
@@ -299,17 +317,20 @@ async def _suppressed(conn: Connection, mails: Sequence[Outgoing]) -> dict[UUID,
 
 
 def _ticket_of(envelope: Envelope) -> UUID | None:
-    ticket: UUID | None = getattr(envelope.payload, "ticket_id", None)
-    if isinstance(envelope.payload, SurveyRequested | SlaWarning | SlaBreached):
-        return ticket
+    # isinstance, not getattr: a pydantic model's missing attribute is a slow exception.
+    payload = envelope.payload
+    if isinstance(payload, SurveyRequested | SlaWarning | SlaBreached):
+        return payload.ticket_id
     return envelope.aggregate_id
 
 
 def _group(envelope: Envelope, facts: Mapping[store.TicketKey, TicketFacts]) -> str | None:
-    group: str | None = getattr(envelope.payload, "group_id", None)
+    payload = envelope.payload
+    if isinstance(payload, TicketAssigned | SlaWarning | SlaBreached) and payload.group_id:
+        return payload.group_id
     ticket_id = _ticket_of(envelope)
     ticket = facts.get((envelope.tenant_id, ticket_id)) if ticket_id else None
-    return group or (ticket.group_id if ticket else None)
+    return ticket.group_id if ticket else None
 
 
 async def _insert_deliveries(conn: Connection, rows: list[tuple[Any, ...]]) -> list[Any]:

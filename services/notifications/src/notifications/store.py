@@ -1,8 +1,9 @@
 """The notifications database: what the rules resolve against (tickets, leads, rules,
 contacts, business hours), read a batch at a time."""
 
+import json
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 from uuid import UUID
 
@@ -22,11 +23,15 @@ TicketKey = tuple[str, UUID]
 
 FACT_EVENTS = (TicketAssigned, TicketFollowersChanged, TicketPriorityChanged,
                TicketOrganisationChanged)  # fmt: skip
+"""Changes the rules resolve audiences against, kept on the ticket's row."""
 
 
-async def keep_tickets(conn: Connection, events: Sequence[Envelope]) -> None:
-    """The openings (kept as published, sealed) and then the changes the rules need, in
-    the order of the batch."""
+async def keep_tickets(
+    conn: Connection, events: Sequence[Envelope], documents: Mapping[UUID, str]
+) -> None:
+    """The openings (kept as published, sealed: `documents` by event id) and then what the
+    rules need of later changes: a statement per kind of change, each ticket's last value
+    in the batch's order."""
     openings = [e for e in events if isinstance(e.payload, TicketOpened)]
     if openings:
         await conn.execute(
@@ -38,27 +43,40 @@ async def keep_tickets(conn: Connection, events: Sequence[Envelope]) -> None:
             [e.tenant_id for e in openings], [e.aggregate_id for e in openings],
             [e.payload.number for e in openings],
             [e.payload.requester.customer_id for e in openings],
-            [e.to_json().decode() for e in openings],
+            [documents[e.event_id] for e in openings],
             [e.payload.priority.value for e in openings],
             [_manager(e.payload.organisation) for e in openings],
         )  # fmt: skip
+    latest: dict[str, dict[TicketKey, tuple[Any, ...]]] = defaultdict(dict)
     for e in events:
-        p = e.payload
-        if not isinstance(p, FACT_EVENTS):
+        if e.aggregate_id is None:
             continue
-        value: tuple[Any, ...]
+        p, key = e.payload, (e.tenant_id, e.aggregate_id)
         if isinstance(p, TicketAssigned):
-            column, value = "assignee_id = $3, group_id = $4", (p.assignee_id, p.group_id)
+            latest["assigned"][key] = (p.assignee_id, p.group_id)
         elif isinstance(p, TicketFollowersChanged):
-            column, value = "followers = $3", (list(p.followers),)
+            latest["followers"][key] = (json.dumps(list(p.followers)),)
         elif isinstance(p, TicketPriorityChanged):
-            column, value = "priority = $3", (p.priority.value,)
-        else:
-            column, value = "account_manager_id = $3", (_manager(p.organisation),)
-        await conn.execute(
-            f"UPDATE tickets SET {column} WHERE tenant_id = $1 AND ticket_id = $2",
-            e.tenant_id, e.aggregate_id, *value,
-        )  # fmt: skip
+            latest["priority"][key] = (p.priority.value,)
+        elif isinstance(p, TicketOrganisationChanged):
+            latest["manager"][key] = (_manager(p.organisation),)
+    for kind, changes in latest.items():
+        keys = list(changes)
+        columns = [list(c) for c in zip(*changes.values(), strict=True)]
+        await conn.execute(_FACTS[kind], [t for t, _ in keys], [k for _, k in keys], *columns)
+
+
+_FACTS = {
+    kind: f"UPDATE tickets t SET {assign} FROM unnest($1::text[], $2::uuid[], {arrays})"
+          f" AS x(n, k, {names}) WHERE t.tenant_id = x.n AND t.ticket_id = x.k"
+    for kind, assign, arrays, names in (
+        ("assigned", "assignee_id = x.a, group_id = x.g", "$3::text[], $4::text[]", "a, g"),
+        ("followers", "followers = ARRAY(SELECT jsonb_array_elements_text(x.f::jsonb))",
+         "$3::text[]", "f"),
+        ("priority", "priority = x.p", "$3::text[]", "p"),
+        ("manager", "account_manager_id = x.m", "$3::text[]", "m"),
+    )
+}  # fmt: skip
 
 
 def _manager(organisation: Any) -> str | None:

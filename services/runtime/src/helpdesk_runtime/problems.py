@@ -146,7 +146,7 @@ async def json_bodies_only(request: Request) -> None:
     headers = request.headers
     has_body = headers.get("content-length", "0") != "0" or "transfer-encoding" in headers
     media = headers.get("content-type", "").split(";")[0].strip().lower()
-    if media in _FORMS and _takes_forms(request.scope.get("route")):
+    if media in _forms_taken(request.scope.get("route")):
         return  # an upload, or a form a page posts (the route declares its form fields)
     if has_body and media and media != "application/json" and not media.endswith("+json"):
         raise HTTPException(
@@ -156,14 +156,16 @@ async def json_bodies_only(request: Request) -> None:
         )
 
 
-_FORMS = ("multipart/form-data", "application/x-www-form-urlencoded")
-
-
-def _takes_forms(route: Any) -> bool:
+def _forms_taken(route: Any) -> tuple[str, ...]:
+    """The form encodings a route reads: an upload (a file field) only multipart, a plain
+    form (an unsubscribe button) either."""
     dependant = getattr(route, "dependant", None)
-    return dependant is not None and any(
-        isinstance(p.field_info, params.Form) for p in dependant.body_params
-    )
+    fields = [p.field_info for p in dependant.body_params] if dependant is not None else []
+    if any(isinstance(f, params.File) for f in fields):
+        return ("multipart/form-data",)
+    if any(isinstance(f, params.Form) for f in fields):
+        return ("multipart/form-data", "application/x-www-form-urlencoded")
+    return ()
 
 
 def declare_problems(app: FastAPI) -> None:

@@ -145,14 +145,15 @@ def _resolve(
     audience: Audience, payload: Any, ticket: TicketFacts | None,
     leads: Mapping[str, tuple[str, ...]],
 ) -> list[str]:  # fmt: skip
-    assignee = getattr(payload, "assignee_id", None) if _names_assignee(payload) else None
-    assignee = assignee or (ticket.assignee_id if ticket else None)
-    group = getattr(payload, "group_id", None) or (ticket.group_id if ticket else None)
+    # isinstance, not getattr: a pydantic model's missing attribute is a slow exception.
+    named = payload if isinstance(payload, TicketAssigned | SlaWarning | SlaBreached) else None
+    assignee = (named.assignee_id if named else None) or (ticket.assignee_id if ticket else None)
+    group = (named.group_id if named else None) or (ticket.group_id if ticket else None)
     match audience:
         case Audience.REQUESTER:
             return [customer(ticket.requester_id)] if ticket else []
         case Audience.CUSTOMER:
-            who = getattr(payload, "customer_id", None)
+            who = payload.customer_id if isinstance(payload, SurveyRequested) else None
             return [customer(who)] if who else []
         case Audience.ASSIGNEE:
             return [agent(assignee)] if assignee else []
@@ -174,18 +175,14 @@ def _resolve(
     return []
 
 
-def _names_assignee(payload: Any) -> bool:
-    # These events carry the assignee as of the event; the others take the ticket's.
-    return isinstance(payload, TicketAssigned | SlaWarning | SlaBreached)
-
-
 def _actor(payload: Any) -> str | None:
     """The agent who caused the event, who needs no message about it."""
-    for name in ("assigned_by", "changed_by"):
-        actor = getattr(payload, name, None)
-        if actor is not None and actor.kind == "agent":
-            return agent(actor.id)
-    return None
+    actor = (
+        payload.assigned_by if isinstance(payload, TicketAssigned)
+        else payload.changed_by if isinstance(payload, TicketFollowersChanged)
+        else None
+    )  # fmt: skip
+    return agent(actor.id) if actor is not None and actor.kind == "agent" else None
 
 
 _DELIVERIES = UUID("7a3e9c1d-52b4-4f8e-a6d0-c9e1f2b3a405")
