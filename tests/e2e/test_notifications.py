@@ -300,3 +300,59 @@ async def test_one_click_unsubscribe_stops_survey_mail_but_not_the_acknowledgeme
 
         await eventually(cancelled, timeout_s=60)
     assert len(mailbox.to(address)) == 2  # the acknowledgement and the first invitation
+
+
+async def test_admins_edit_preview_and_reset_a_tenants_templates(
+    ticketing: TicketingService, mailbox: Mailbox, notifications_database_url: str,
+    kafka_bootstrap: str,
+) -> None:  # fmt: skip
+    async with notifications_service(
+        notifications_database_url, kafka_bootstrap, mailbox.port
+    ) as notifications:
+        admin, agent = notifications.auth(role="admin"), notifications.auth()
+        url = "/v1/templates/ticket_opened/en"
+        own = {
+            "subject": "Case {{ ticket.number }}: {{ ticket.subject }}",
+            "text": "We have it, {{ requester.name }}.",
+            "html": "<p>{{ ticket.subject }}</p>",
+        }
+        assert (await notifications.client.put(url, json=own, headers=agent)).status_code == 403
+        unknown = await notifications.client.put(
+            url, json={**own, "text": "Hi {{ customer.first_name }}"}, headers=admin
+        )
+        assert unknown.status_code == 422
+        assert "'customer' is undefined" in unknown.json()["detail"]
+        broken = await notifications.client.put(
+            url, json={**own, "html": "<p>\n{% if %}</p>"}, headers=admin
+        )
+        assert broken.status_code == 422
+        assert "line 2" in broken.json()["detail"]
+        preview = await notifications.client.post(
+            f"{url}/preview", json={"draft": own, "context": {"ticket": {
+                "number": 7, "subject": "<b>Broken</b> printer"}}}, headers=admin,
+        )  # fmt: skip
+        assert preview.status_code == 200, preview.text
+        assert preview.json()["subject"] == "Case 7: <b>Broken</b> printer"
+        assert preview.json()["html"] == "<p>&lt;b&gt;Broken&lt;/b&gt; printer</p>"
+        saved = await notifications.client.put(url, json=own, headers=admin)
+        assert saved.status_code == 200, saved.text
+        listed = (await notifications.client.get("/v1/templates", headers=agent)).json()
+        assert {"name": "ticket_opened", "language": "en", "source": "tenant"} in listed
+        assert {"name": "ticket_opened", "language": "ru", "source": "built-in"} in listed
+
+        address = f"olga.{uuid4().hex[:6]}@example.com"
+        ticket = await _open(ticketing, address, language="en")
+        [mail] = await mailbox.wait_for(address)
+        assert str(mail["Subject"]) == f"Case {ticket['number']}: Счёт выставлен дважды"
+        other = await ticketing.client.post("/v1/tickets", headers=ticketing.auth("globex"), json={
+            "subject": "Printer", "description": "Broken",
+            "requester": {"customer_id": "g-1", "email": f"g.{address}"}})  # fmt: skip
+        assert other.status_code == 201
+        [theirs] = await mailbox.wait_for(f"g.{address}")
+        assert str(theirs["Subject"]).startswith("[#")  # another tenant keeps the built-in
+
+        reset = await notifications.client.delete(url, headers=admin)
+        assert reset.status_code == 204
+        back = (await notifications.client.get(url, headers=agent)).json()
+        assert back["source"] == "built-in"
+        assert back["subject"].startswith("[#{{ ticket.number }}]")

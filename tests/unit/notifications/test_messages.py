@@ -10,6 +10,7 @@ import dkim
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
+from jinja2 import TemplateError
 
 from notifications.channels import Outgoing
 from notifications.email import (
@@ -20,7 +21,7 @@ from notifications.email import (
     signature_matches,
     ticket_of_reply,
 )
-from notifications.rendering import Rendered, TemplateBrokenError, Templates
+from notifications.rendering import Custom, Rendered, TemplateBrokenError, Templates
 from notifications.unsubscribe import OptOut, read_token, token_for
 
 IDENTITY = MailIdentity("support@acme.example", "ACME Support", "acme.example",
@@ -133,3 +134,24 @@ def test_a_dkim_signed_message_verifies_against_the_published_key() -> None:
 
     assert dkim.verify(signed, dnsfunc=dns)
     assert not dkim.verify(signed.replace(b"anna@example.com", b"eve@example.com"), dnsfunc=dns)
+
+
+def test_a_tenants_template_wins_and_a_broken_one_falls_back_to_the_built_in() -> None:
+    templates = Templates("en")
+    own = Custom(
+        "Заявка {{ ticket.number }} принята",
+        "Номер {{ ticket.number }}",
+        "<p>{{ ticket.subject }}</p>",
+    )
+    rendered = templates.render("ticket_opened", "ru", _context(), {("ticket_opened", "ru"): own})
+    assert (rendered.subject, rendered.source) == ("Заявка 4213 принята", "tenant")
+    assert rendered.html == "<p>Счёт &lt;неверный&gt;</p>"  # the tenant's HTML is escaped too
+    broken = Custom("{{ ticket.nope }}", "x", "x")
+    fallen = templates.render("ticket_opened", "ru", _context(), {("ticket_opened", "ru"): broken})
+    assert (fallen.source, fallen.language) == ("built-in", "ru")
+
+
+def test_templates_cannot_reach_outside_the_sandbox() -> None:
+    escape = Custom("{{ ticket.__class__.__mro__ }}", "x", "x")
+    with pytest.raises(TemplateError):
+        Templates().preview(escape, _context(), "en")

@@ -2,7 +2,7 @@
 the dead letters with their re-drive (supervisors see them, admins re-drive)."""
 
 from collections.abc import Callable
-from contextlib import AbstractAsyncContextManager
+from contextlib import AbstractAsyncContextManager, AsyncExitStack
 from dataclasses import dataclass
 from datetime import datetime, time
 from typing import Annotated, Any
@@ -10,7 +10,7 @@ from uuid import UUID
 
 from fastapi import APIRouter, Depends, Form, HTTPException, Path, Query, status
 from fastapi.responses import HTMLResponse
-from jinja2 import Environment, PackageLoader
+from jinja2 import Environment, PackageLoader, TemplateError, TemplateSyntaxError
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, TypeAdapter, model_validator
 
 from helpdesk_contracts.directory import TimeZone
@@ -26,6 +26,8 @@ from notifications import store
 from notifications.domain.notices import DEFAULT_RULES, Audience, Lane
 from notifications.domain.preferences import Channel
 from notifications.handlers import DELIVER
+from notifications.rendering import BUILT_IN_LANGUAGES, Custom, Rendered, Templates
+from notifications.samples import SAMPLES
 from notifications.unsubscribe import OptOut, read_token
 
 Recipient = Annotated[
@@ -42,6 +44,8 @@ MailboxAddress = Annotated[
     str, Path(max_length=254, pattern=r"^[^@\s/]+@[^@\s/]+\.[^@\s/]+$",
               description="A support address, e.g. support@acme.example")
 ]  # fmt: skip
+TemplateName = Annotated[str, Path(pattern=r"^[a-z_]{1,100}$")]
+TemplateLanguage = Annotated[str, Path(pattern=r"^[a-z]{2,3}$", description="e.g. en, ru")]
 Token = Annotated[str, Path(max_length=2000, pattern=r"^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$")]
 AddressHash = Annotated[str, Path(pattern=r"^[0-9a-f]{64}$")]
 WebhookUrl = Annotated[str, StringConstraints(max_length=2000, pattern=r"^https?://[^\s]+$")]
@@ -56,6 +60,7 @@ class ApiDeps:
     clock: Callable[[], datetime]
     auth: HttpAuth
     unsubscribe_secret: bytes
+    templates: Templates
 
 
 class Attempt(BaseModel):
@@ -114,6 +119,46 @@ class Contact(BaseModel):
         if self.quiet_from is not None and self.quiet_from == self.quiet_until:
             raise ValueError("quiet_from and quiet_until must differ")
         return self
+
+
+class TemplateBody(BaseModel):
+    """A template's three parts (Jinja2, sandboxed; the HTML part is autoescaped)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    subject: Annotated[str, StringConstraints(min_length=1, max_length=1000)]
+    text: Annotated[str, StringConstraints(min_length=1, max_length=100_000)]
+    html: Annotated[str, StringConstraints(min_length=1, max_length=200_000)]
+
+
+class TemplateView(TemplateBody):
+    name: str
+    language: str
+    source: str
+    """"tenant" (this tenant's own) or "built-in"."""
+
+
+class TemplateRef(BaseModel):
+    name: str
+    language: str
+    source: str
+
+
+class PreviewRequest(BaseModel):
+    """A draft to try (else the template as it is), with values that replace the sample's."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    draft: TemplateBody | None = None
+    context: dict[str, Any] = {}
+
+
+class Preview(BaseModel):
+    subject: str
+    text: str
+    html: str
+    language: str
+    source: str
 
 
 class Mailbox(BaseModel):
@@ -389,6 +434,85 @@ def router(deps: ApiDeps) -> APIRouter:
             )  # fmt: skip
         return body
 
+    @r.get("/templates", response_model=list[TemplateRef], responses=problem_responses(401, 403))
+    async def list_templates(caller: Agent) -> Any:
+        """Every template name and language there is, and whose each one is."""
+        async with deps.connection() as conn:
+            own = (await store.templates(conn, [caller.tenant_id])).get(caller.tenant_id, {})
+        refs = {(n, lang): "built-in" for n in SAMPLES for lang in BUILT_IN_LANGUAGES
+                if deps.templates.builtin(n, lang) is not None}  # fmt: skip
+        refs |= dict.fromkeys(own, "tenant")
+        return [TemplateRef(name=n, language=lang, source=source)
+                for (n, lang), source in sorted(refs.items())]  # fmt: skip
+
+    @r.get("/templates/{name}/{language}", response_model=TemplateView,
+           responses=problem_responses(401, 403, 404))  # fmt: skip
+    async def get_template(name: TemplateName, language: TemplateLanguage, caller: Agent) -> Any:
+        found = await _effective(deps, caller.tenant_id, _known(name), language)
+        if found is None:
+            raise HTTPException(status.HTTP_404_NOT_FOUND, f"no {name} template in {language}")
+        body, source = found
+        return TemplateView(name=name, language=language, source=source,
+                            **body.model_dump())  # fmt: skip
+
+    @r.put("/templates/{name}/{language}", response_model=TemplateView,
+           responses=problem_responses(401, 403, 404, 422))  # fmt: skip
+    async def put_template(
+        name: TemplateName, language: TemplateLanguage, body: TemplateBody, caller: Admin
+    ) -> Any:
+        """This tenant's own template for a name and language (audited). It must render
+        with the variables its messages have (the preview's sample), or it is refused."""
+        _try(deps.templates, _known(name), language, body, {})
+        async with deps.transaction() as conn:
+            before = await _effective(deps, caller.tenant_id, name, language, conn=conn)
+            await conn.execute(
+                "INSERT INTO templates (tenant_id, name, language, subject, text, html,"
+                " updated_by) VALUES ($1, $2, $3, $4, $5, $6, $7)"
+                " ON CONFLICT (tenant_id, name, language) DO UPDATE SET subject ="
+                " excluded.subject, text = excluded.text, html = excluded.html,"
+                " updated_by = excluded.updated_by, updated_at = now()",
+                caller.tenant_id, name, language, body.subject, body.text, body.html,
+                caller.agent_id,
+            )  # fmt: skip
+            await audit.record(
+                conn, tenant_id=caller.tenant_id, actor=caller, entity="template",
+                entity_id=f"{name}/{language}", action=Action.UPDATED,
+                before=before[0] if before and before[1] == "tenant" else None, after=body,
+            )  # fmt: skip
+        return TemplateView(name=name, language=language, source="tenant", **body.model_dump())
+
+    @r.delete("/templates/{name}/{language}", status_code=204,
+              responses=problem_responses(401, 403, 404))  # fmt: skip
+    async def reset_template(name: TemplateName, language: TemplateLanguage, caller: Admin) -> None:
+        """Back to the built-in template (audited)."""
+        async with deps.transaction() as conn:
+            gone = await conn.fetchrow(
+                "DELETE FROM templates WHERE tenant_id = $1 AND name = $2 AND language = $3"
+                " RETURNING subject, text, html", caller.tenant_id, _known(name), language,
+            )  # fmt: skip
+            if gone is None:
+                why = f"this tenant has no {name} template in {language}"
+                raise HTTPException(status.HTTP_404_NOT_FOUND, why)
+            await audit.record(conn, tenant_id=caller.tenant_id, actor=caller,
+                               entity="template", entity_id=f"{name}/{language}",
+                               action=Action.DELETED, before=dict(gone))  # fmt: skip
+
+    @r.post("/templates/{name}/{language}/preview", response_model=Preview,
+            responses=problem_responses(401, 403, 404, 422))  # fmt: skip
+    async def preview(
+        name: TemplateName, language: TemplateLanguage, body: PreviewRequest, caller: Admin
+    ) -> Any:
+        """The message a template (or a draft) makes, from sample values (or yours)."""
+        draft = body.draft
+        if draft is None:
+            found = await _effective(deps, caller.tenant_id, _known(name), language)
+            if found is None:
+                raise HTTPException(status.HTTP_404_NOT_FOUND, f"no {name} template in {language}")
+            draft = found[0]
+        rendered = _try(deps.templates, _known(name), language, draft, body.context)
+        return Preview(subject=rendered.subject, text=rendered.text, html=rendered.html,
+                       language=language, source="draft" if body.draft else "template")  # fmt: skip
+
     @r.get("/mailboxes", response_model=list[Mailbox], responses=problem_responses(401, 403))
     async def list_mailboxes(caller: Admin) -> Any:
         """The support addresses whose mail opens this tenant's tickets."""
@@ -466,6 +590,41 @@ def router(deps: ApiDeps) -> APIRouter:
                                action=Action.DELETED, before=dict(gone))  # fmt: skip
 
     return r
+
+
+def _known(name: str) -> str:
+    if name not in SAMPLES:
+        known = ", ".join(sorted(SAMPLES))
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no template {name!r}; there are {known}")
+    return name
+
+
+def _try(
+    templates: Templates, name: str, language: str, body: TemplateBody, values: dict[str, Any]
+) -> Rendered:
+    """The template rendered with the sample (and `values`), or a 422 saying why not."""
+    custom = Custom(body.subject, body.text, body.html)
+    try:
+        return templates.preview(custom, {**SAMPLES[name], **values}, language)
+    except TemplateError as exc:
+        where = f" (line {exc.lineno})" if isinstance(exc, TemplateSyntaxError) else ""
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT,
+                            f"the template does not render{where}: {exc}") from None  # fmt: skip
+
+
+async def _effective(
+    deps: ApiDeps, tenant: str, name: str, language: str, conn: "Connection | None" = None
+) -> tuple[TemplateBody, str] | None:
+    async with AsyncExitStack() as stack:
+        if conn is None:
+            conn = await stack.enter_async_context(deps.connection())
+        own = (await store.templates(conn, [tenant])).get(tenant, {}).get((name, language))
+    if own is not None:
+        return TemplateBody(subject=own.subject, text=own.text, html=own.html), "tenant"
+    built = deps.templates.builtin(name, language)
+    if built is None:
+        return None
+    return TemplateBody(subject=built.subject, text=built.text, html=built.html), "built-in"
 
 
 def _may_edit(caller: Principal, recipient: str, *, reading: bool = False) -> None:

@@ -169,7 +169,8 @@ def create_app(
 ) -> FastAPI:
     """The notifications service: HTTP API, consumers and delivery timers (see PARTS)."""
     settings = settings or Settings()
-    runtime = build_runtime(settings, clock)
+    handlers = notifier(settings, SubjectKeys(settings.key_ring()), clock)
+    runtime = build_runtime(settings, clock, handlers)
 
     @asynccontextmanager
     async def transaction() -> AsyncIterator[Connection]:
@@ -179,7 +180,8 @@ def create_app(
     def routers(auth: HttpAuth) -> list[APIRouter]:
         deps = api.ApiDeps(transaction=transaction, connection=lambda: runtime.pool.acquire(),
                            clock=clock, auth=auth,
-                           unsubscribe_secret=unsubscribe_secret(settings))  # fmt: skip
+                           unsubscribe_secret=unsubscribe_secret(settings),
+                           templates=handlers.templates)  # fmt: skip
         return [api.router(deps), api.public_router(deps)]
 
     return create_service_app(

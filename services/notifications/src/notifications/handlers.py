@@ -54,7 +54,7 @@ from notifications.domain.planning import plan
 from notifications.domain.preferences import Channel, Preferences
 from notifications.domain.retries import Backoff, Failure
 from notifications.inbound import address_hash
-from notifications.rendering import TemplateBrokenError, Templates
+from notifications.rendering import Customs, TemplateBrokenError, Templates
 from notifications.unsubscribe import OptOut
 
 log = get_logger(__name__)
@@ -185,11 +185,13 @@ class Notifier:
         if not rows:
             return
         opened = await _open(conn, rows, self.keys)
+        customs = await store.templates(conn, {r["tenant_id"] for r in rows})
         now = self.clock()
         outcomes: dict[UUID, Outcome] = {}
         ready: list[tuple[str, Outgoing]] = []
         for row, (event, opening) in zip(rows, opened, strict=True):
-            prepared = await self._prepare(conn, row, event, opening, now)
+            custom = customs.get(row["tenant_id"], {})
+            prepared = await self._prepare(conn, row, event, opening, now, custom)
             if isinstance(prepared, Outgoing):
                 ready.append((row["channel"], prepared))
             else:
@@ -221,8 +223,9 @@ class Notifier:
         }  # fmt: skip
 
     async def _prepare(
-        self, conn: Connection, row: Any, event: Envelope, opening: Envelope | None, now: datetime
-    ) -> Outgoing | Outcome:
+        self, conn: Connection, row: Any, event: Envelope, opening: Envelope | None,
+        now: datetime, custom: Customs,
+    ) -> Outgoing | Outcome:  # fmt: skip
         kind, _, person = row["recipient"].partition(":")
         address = _address(row, kind, person, opening)
         if address is None:
@@ -238,7 +241,7 @@ class Notifier:
         # An agent's language is theirs alone; a customer's, else their ticket's or survey's.
         language = row["language"] or (_language(event, opening) if kind == "customer" else None)
         try:
-            rendered = self.templates.render(row["template"], language, context)
+            rendered = self.templates.render(row["template"], language, context, custom)
         except TemplateBrokenError as exc:
             return Outcome(Failure.PERMANENT.value, str(exc)[:2000])
         return Outgoing(

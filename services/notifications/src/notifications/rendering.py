@@ -1,21 +1,28 @@
-"""Messages from templates: per language, autoescaped HTML, never sent half-rendered.
+"""Messages from templates: per tenant and language, autoescaped HTML, never sent broken.
 
-A template is three files under `templates/<language>/`: `<name>.subject.txt`,
-`<name>.txt` and `<name>.html`. Variables are strict: a missing one is an error, not an
-empty string, and the message falls back to the default language (logged), whose
-template must render; otherwise the delivery fails for good rather than send a broken
-message. Templates run sandboxed, as those admins will edit must.
+A template is a subject, a text and an HTML part. The built-in ones are files under
+`templates/<language>/`: `<name>.subject.txt`, `<name>.txt`, `<name>.html`; a tenant's
+admins may replace any of them per language (`PUT /v1/templates/{name}/{language}`).
+Variables are strict: a missing one is an error, not an empty string. A message is rendered
+from the first of: the tenant's template in the person's language, the built-in one in
+that language, the tenant's in the default language, the built-in in the default language;
+each fall-back is logged. If none renders, nothing is sent (the delivery fails for good,
+with the reason). Everything runs sandboxed, as templates admins write must.
 """
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from jinja2 import PackageLoader, StrictUndefined, TemplateError
+from jinja2 import PackageLoader, StrictUndefined, Template, TemplateError
 from jinja2.sandbox import SandboxedEnvironment
 
 from helpdesk_runtime.logging import get_logger
 
 log = get_logger(__name__)
+
+PARTS = ("subject", "text", "html")
+BUILT_IN_LANGUAGES = ("en", "ru")
 
 
 @dataclass(frozen=True)
@@ -24,10 +31,25 @@ class Rendered:
     text: str
     html: str
     language: str
+    source: str = "built-in"
+    """"built-in" or "tenant": whose template it was rendered from."""
+
+
+@dataclass(frozen=True)
+class Custom:
+    """A tenant's own template for one name and language."""
+
+    subject: str
+    text: str
+    html: str
+
+
+Customs = Mapping[tuple[str, str], Custom]
+"""A tenant's templates by (name, language)."""
 
 
 class TemplateBrokenError(Exception):
-    """No language could render the template: nothing is sent."""
+    """No template could render the message: nothing is sent."""
 
 
 def _environment(autoescape: bool) -> SandboxedEnvironment:
@@ -39,29 +61,70 @@ def _environment(autoescape: bool) -> SandboxedEnvironment:
     )
 
 
+def _file(name: str, part: str) -> str:
+    return {"subject": f"{name}.subject.txt", "text": f"{name}.txt", "html": f"{name}.html"}[part]
+
+
 class Templates:
     def __init__(self, default_language: str = "en") -> None:
         self.default_language = default_language
         self._text = _environment(autoescape=False)
         self._html = _environment(autoescape=True)
+        self._compiled: dict[tuple[str, str], Template] = {}
 
-    def render(self, name: str, language: str | None, context: dict[str, Any]) -> Rendered:
+    def render(
+        self, name: str, language: str | None, context: dict[str, Any],
+        custom: Customs | None = None,
+    ) -> Rendered:  # fmt: skip
+        custom = custom or {}
         wanted = (language or self.default_language).split("-")[0].lower()
         tried: list[str] = []
         for lang in dict.fromkeys((wanted, self.default_language)):
-            try:
-                return self._render(name, lang, context)
-            except TemplateError as exc:
-                tried.append(f"{lang}: {type(exc).__name__}: {exc}")
-                log.warning("template failed; falling back to the default language",
-                            template=name, language=lang, error=tried[-1])  # fmt: skip
+            for source in ("tenant", "built-in"):
+                own = custom.get((name, lang)) if source == "tenant" else None
+                if source == "tenant" and own is None:
+                    continue
+                try:
+                    return self._render(name, lang, context, own)
+                except TemplateError as exc:
+                    tried.append(f"{source} {lang}: {type(exc).__name__}: {exc}")
+                    log.warning("template failed; falling back", template=name, language=lang,
+                                source=source, error=tried[-1])  # fmt: skip
         raise TemplateBrokenError(f"template {name!r} does not render: " + "; ".join(tried))
 
-    def _render(self, name: str, lang: str, context: dict[str, Any]) -> Rendered:
-        subject = self._text.get_template(f"{lang}/{name}.subject.txt").render(context)
-        return Rendered(
-            subject=" ".join(subject.split()),  # one line, whatever the template's layout
-            text=self._text.get_template(f"{lang}/{name}.txt").render(context),
-            html=self._html.get_template(f"{lang}/{name}.html").render(context),
-            language=lang,
-        )
+    def builtin(self, name: str, language: str) -> Custom | None:
+        """The built-in template's source, if there is one in this language."""
+        try:
+            parts = [self._text.loader.get_source(self._text, f"{language}/{_file(name, p)}")[0]  # type: ignore[union-attr]
+                     for p in PARTS]  # fmt: skip
+        except TemplateError:
+            return None
+        return Custom(*parts)
+
+    def preview(self, custom: Custom, context: dict[str, Any], language: str) -> Rendered:
+        """A draft rendered with `context`; TemplateError if it does not compile or render."""
+        return self._render("draft", language, context, custom)
+
+    def _render(
+        self, name: str, lang: str, context: dict[str, Any], own: Custom | None
+    ) -> Rendered:
+        if own is None:
+            subject = self._text.get_template(f"{lang}/{_file(name, 'subject')}").render(context)
+            text = self._text.get_template(f"{lang}/{_file(name, 'text')}").render(context)
+            html = self._html.get_template(f"{lang}/{_file(name, 'html')}").render(context)
+            source = "built-in"
+        else:
+            subject = self._compile(own.subject, html=False).render(context)
+            text = self._compile(own.text, html=False).render(context)
+            html = self._compile(own.html, html=True).render(context)
+            source = "tenant"
+        # One line, whatever the template's layout.
+        return Rendered(" ".join(subject.split()), text, html, lang, source)
+
+    def _compile(self, source: str, *, html: bool) -> Template:
+        key = ("html" if html else "text", source)
+        if key not in self._compiled:
+            if len(self._compiled) > 10_000:  # bounded: tenants' templates are few
+                self._compiled.clear()
+            self._compiled[key] = (self._html if html else self._text).from_string(source)
+        return self._compiled[key]

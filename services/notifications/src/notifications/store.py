@@ -18,6 +18,7 @@ from helpdesk_runtime.db import Connection
 from helpdesk_runtime.eventstore import Envelope
 from notifications.domain.notices import DEFAULT_RULES, Audience, Rule, TicketFacts
 from notifications.domain.preferences import BusinessHours, Channel, Preferences
+from notifications.rendering import Custom
 
 TicketKey = tuple[str, UUID]
 
@@ -185,3 +186,19 @@ async def business_hours(conn: Connection, tenants: Iterable[str]) -> dict[str, 
         )
         for r in rows
     }
+
+
+async def templates(
+    conn: Connection, tenants: Iterable[str]
+) -> dict[str, dict[tuple[str, str], Custom]]:
+    """Each tenant's own templates, by (name, language)."""
+    rows = await conn.fetch(
+        "SELECT tenant_id, name, language, subject, text, html FROM templates"
+        " WHERE tenant_id = ANY($1::text[])", sorted(set(tenants)),
+    )  # fmt: skip
+    found: dict[str, dict[tuple[str, str], Custom]] = defaultdict(dict)
+    for r in rows:
+        found[r["tenant_id"]][(r["name"], r["language"])] = Custom(
+            r["subject"], r["text"], r["html"]
+        )
+    return found
