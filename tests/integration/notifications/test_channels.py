@@ -110,3 +110,26 @@ async def test_an_endpoint_that_keeps_failing_is_not_tried_while_its_circuit_is_
 
         await eventually(all_sent, timeout_s=30)
         assert rig.mailbox.attempts == 5  # nothing was sent twice
+
+
+async def test_a_channel_that_fails_for_good_falls_back_to_the_persons_next_one(
+    notifications_database_url: str,
+) -> None:
+    async with http_receiver() as receiver, rig_for(notifications_database_url) as rig:
+        receiver.status = 410  # the webhook is gone
+        await contact(rig, "agent:a-5", channels=["webhook", "email"],
+                      webhook_url=f"{receiver.base_url}/gone", email="a5@acme.example")  # fmt: skip
+        ticket = uuid4()
+        await rig.publish(opened(ticket, number=4))
+        assigned = ticket_event(ticket, 2, TicketAssigned(assignee_id="a-5", assigned_by=AGENT))
+        await rig.publish(assigned)
+        assert await rig.fire() == 2  # the acknowledgement, and the webhook (refused)
+        assert await rig.fire() == 1  # the same message by email, at once
+        [mail] = await rig.mailbox.wait_for("a5@acme.example")
+        assert str(mail["Subject"]).startswith("[#4] Assigned to you")
+        async with rig.pool.acquire() as conn:
+            rows = await conn.fetch(
+                "SELECT channel, state FROM deliveries WHERE event_id = $1 ORDER BY created_at",
+                assigned.event_id,
+            )
+    assert [(r["channel"], r["state"]) for r in rows] == [("webhook", "dead"), ("email", "sent")]

@@ -260,6 +260,7 @@ class Notifier:
         retries: list[Timer] = []
         updates: list[tuple[Any, ...]] = []
         attempts: list[tuple[Any, ...]] = []
+        fallbacks: list[tuple[str, UUID, UUID, str, str]] = []
         for row in rows:
             outcome = outcomes[row["delivery_id"]]
             tenant, delivery, lane = row["tenant_id"], row["delivery_id"], Lane(row["lane"])
@@ -283,6 +284,8 @@ class Notifier:
             if state == "dead":
                 log.warning("delivery failed for good", delivery_id=str(delivery),
                             tenant_id=tenant, error=outcome.detail)  # fmt: skip
+                if (then := _fallback(row)) is not None:
+                    fallbacks.append((tenant, delivery, row["event_id"], row["recipient"], then))
             sent = state == "sent"
             error = None if sent else outcome.detail
             updates.append((tenant, delivery, state, attempt, error, now if sent else None))
@@ -290,6 +293,14 @@ class Notifier:
         if updates:
             await conn.execute(_UPDATE, *(list(c) for c in zip(*updates, strict=True)))
             await conn.execute(_ATTEMPTS, *(list(c) for c in zip(*attempts, strict=True)))
+        for tenant, failed, event_id, person, channel in fallbacks:
+            # The person's next channel: the same message as a delivery of its own.
+            made = await conn.fetchrow(
+                _FALL_BACK, tenant, failed, delivery_id(event_id, person, channel), channel, now
+            )
+            if made is not None:
+                retries.append(Timer(DELIVER[Lane(made["lane"])], str(made["delivery_id"]),
+                                     tenant, now, {}))  # fmt: skip
         await schedule_many(conn, retries)
 
 
@@ -317,6 +328,19 @@ async def _suppressed(conn: Connection, mails: Sequence[Outgoing]) -> dict[UUID,
         for m, h in zip(mails, hashes, strict=True)
         if (r := found.get((m.tenant_id, h))) is not None
     }
+
+
+def _fallback(row: Any) -> str | None:
+    """The channel after this delivery's in the person's order that they can be reached on."""
+    order = [Channel(c) for c in (row["channels"] or [Channel.EMAIL.value])]
+    columns = {Channel.EMAIL: "email", Channel.WEBHOOK: "webhook_url",
+               Channel.MESSENGER: "messenger_id"}  # fmt: skip
+    reachable = {c for c, column in columns.items() if row[column]}
+    if row["recipient"].startswith("customer:"):
+        reachable.add(Channel.EMAIL)  # the address their ticket came with
+    current = Channel(row["channel"])
+    later = order[order.index(current) + 1 :] if current in order else []
+    return next((c.value for c in later if c in reachable), None)
 
 
 def _ticket_of(envelope: Envelope) -> UUID | None:
@@ -431,12 +455,23 @@ _PENDING = """
     SELECT d.tenant_id, d.delivery_id, d.event::text AS event, d.ticket_id, d.recipient,
            d.channel, d.template, d.lane, d.transactional, d.attempts, d.redriven_at_attempt,
            d.created_at,
-           t.opening::text AS opening, c.email, c.webhook_url, c.messenger_id, c.language
+           d.event_id, t.opening::text AS opening, c.email, c.webhook_url, c.messenger_id,
+           c.language, c.channels
     FROM unnest($1::text[], $2::uuid[]) AS x(n, k)
     JOIN deliveries d ON d.tenant_id = x.n AND d.delivery_id = x.k AND d.state = 'pending'
     LEFT JOIN tickets t ON t.tenant_id = d.tenant_id AND t.ticket_id = d.ticket_id
     LEFT JOIN contacts c ON c.tenant_id = d.tenant_id AND c.person = d.recipient
     ORDER BY d.created_at
+"""
+
+_FALL_BACK = """
+    INSERT INTO deliveries (tenant_id, delivery_id, event_id, event_type, event, ticket_id,
+        recipient, channel, template, lane, transactional, created_at, scheduled_for)
+    SELECT tenant_id, $3, event_id, event_type, event, ticket_id, recipient, $4, template,
+        lane, transactional, $5, $5
+    FROM deliveries WHERE tenant_id = $1 AND delivery_id = $2
+    ON CONFLICT (tenant_id, delivery_id) DO NOTHING
+    RETURNING delivery_id, lane
 """
 
 _UPDATE = """
