@@ -111,6 +111,10 @@ async def test_an_opened_ticket_is_acknowledged_once_in_the_customers_language(
             "ticket_opened", f"customer:{ticket['requester']['customer_id']}",
         )  # fmt: skip
         assert [a["outcome"] for a in logged["history"]] == ["sent"]
+        scraped = (await notifications.client.get("/metrics")).text
+        assert 'helpdesk_notifications_deliveries_total{channel="email",outcome="sent"} 1.0' in (
+            scraped
+        )
         assert mail["X-Helpdesk-Delivery-Id"] == logged["delivery_id"]
     # Restarted on the same groups, and the opening delivered again: nothing more is sent.
     async with notifications_service(

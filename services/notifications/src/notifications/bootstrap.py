@@ -5,6 +5,7 @@ from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 
 from fastapi import APIRouter, FastAPI
+from prometheus_client import Counter
 from purgatory import AsyncCircuitBreakerFactory
 
 from helpdesk_contracts import TOPICS, dead_letter_topic
@@ -118,7 +119,7 @@ def build_runtime(
         {"inbound-mail": inbound_mail} if settings.inbound_smtp_port else {}
     )
     tickets, surveys, sla = settings.tickets_topic, settings.surveys_topic, settings.sla_topic
-    return ServiceRuntime(
+    runtime = ServiceRuntime(
         settings,
         migrations=load_migrations("notifications", "notifications"),
         # Created if missing, as the contracts size them, so it can start before their
@@ -162,6 +163,12 @@ def build_runtime(
         key_role=KeyRole.REPLICA,  # opens what ticketing sealed, with ticketing's keys
         tenants=TenantRegistry.REPLICA,
     )
+    handlers.outcomes = Counter(
+        "helpdesk_notifications_deliveries_total",
+        "Tries to deliver a message, by channel and outcome (sent, temporary, permanent,"
+        " cancelled)", ["channel", "outcome"], registry=runtime.metrics.registry,
+    )  # fmt: skip
+    return runtime
 
 
 def create_app(

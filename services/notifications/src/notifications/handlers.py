@@ -26,6 +26,7 @@ from datetime import datetime, timedelta
 from typing import Any
 from uuid import UUID
 
+from prometheus_client import Counter
 from pydantic_core import from_json
 
 from helpdesk_contracts import (
@@ -110,6 +111,8 @@ class Notifier:
     unsubscribe_link: Callable[[OptOut], str] | None = None
     """The one-click unsubscribe URL of a message that is not transactional."""
     rng: random.Random = field(default_factory=random.Random)
+    outcomes: Counter | None = None
+    """helpdesk_notifications_deliveries_total{channel, outcome}, once a runtime registers it."""
 
     # -- deciding (the consumers) ---------------------------------------------------------
 
@@ -286,6 +289,8 @@ class Notifier:
                             tenant_id=tenant, error=outcome.detail)  # fmt: skip
                 if (then := _fallback(row)) is not None:
                     fallbacks.append((tenant, delivery, row["event_id"], row["recipient"], then))
+            if self.outcomes is not None:
+                self.outcomes.labels(row["channel"], outcome.kind).inc()
             sent = state == "sent"
             error = None if sent else outcome.detail
             updates.append((tenant, delivery, state, attempt, error, now if sent else None))
