@@ -20,7 +20,6 @@ whatever else runs at the time: each step says how busy the whole machine was.
 import asyncio
 import json
 import os
-import time
 import uuid
 from collections import Counter
 from collections.abc import Iterator
@@ -36,8 +35,8 @@ from helpdesk_runtime.tokens import mint
 from ticketing.config import Settings
 
 from support import proc
+from support.bench import record
 from support.chaos import ServiceProcess, eventually
-from support.servers import REPO
 from support.service import register_tenants
 from support.vegeta import Attack, Target, attack, write_targets
 
@@ -255,7 +254,8 @@ def _report(steps: list[Step], highest: int | None) -> None:
         f" tenants:\n{header}\n" + "\n".join(rows) + f"\n  {verdict}\n"
         "  (CPU per request; machine: both cores busy, whatever ran; vegeta: of one core)"
     )
-    _record(
+    record(
+        "http",
         {
             "p99_target_ms": P99_MS,
             "highest_rate_holding_p99": highest,
@@ -269,13 +269,5 @@ def _report(steps: list[Step], highest: int | None) -> None:
                 }
                 for s in steps
             ],
-        }
+        },
     )
-
-
-def _record(figures: dict[str, object]) -> None:
-    """Keep the run's figures as JSON, so later runs can be compared with this one."""
-    folder = REPO / ".local" / "bench"
-    folder.mkdir(parents=True, exist_ok=True)
-    stamp = time.strftime("%Y%m%dT%H%M%S")
-    (folder / f"http-{stamp}.json").write_text(json.dumps(figures, indent=2))

@@ -20,7 +20,6 @@ compare. Figures are not asserted; that every submission opened one ticket is.
 """
 
 import asyncio
-import json
 import os
 import resource
 import time
@@ -47,6 +46,7 @@ from ticketing.intake import DIRECTORY_SYNC_TOPIC
 from ticketing.sla_feed import SLA_TOPIC
 from ticketing.tenants import add as register
 
+from support.bench import record
 from support.chaos import ServiceProcess
 from support.fixtures import group_settled, start_group_at_end
 from support.plain_pipeline import run_plain
@@ -184,7 +184,7 @@ async def test_a_spike_of_submissions_is_drained(
         f" each): {cost:.1%} of the throughput, {1e6 * cpu_cost:.0f} µs CPU per event\n"
         + "".join(f"  peak RSS, {d.path}: {d.rss_mb:.0f} MB\n" for d in drains)
     )
-    _record(
+    record("intake",
         {
             "events": EVENTS, "batch": BATCH, "replicas": REPLICAS,
             "rows": [{"path": n, "per_second": round(r), "cpu_us_per_event": round(u)}
@@ -305,11 +305,3 @@ async def _opened(pool: asyncpg.Pool, tenants: list[str]) -> int:
         tenants,
     )
     return count
-
-
-def _record(figures: dict[str, object]) -> None:
-    """Keep the run's figures as JSON, so later runs can be compared with this one."""
-    folder = REPO / ".local" / "bench"
-    folder.mkdir(parents=True, exist_ok=True)
-    stamp = time.strftime("%Y%m%dT%H%M%S")
-    (folder / f"intake-{stamp}.json").write_text(json.dumps(figures, indent=2))

@@ -13,7 +13,6 @@ asserted; each page is checked against a plain query of the same filter.
 """
 
 import asyncio
-import json
 import math
 import os
 import random
@@ -30,7 +29,7 @@ import pytest
 from helpdesk_contracts import TicketStatus
 from ticketing.queries import Sort, TicketFilter, list_tickets
 
-from support.servers import REPO
+from support.bench import record
 from support.service import TicketingService, ticketing_service
 from support.ticket_list_seed import WORKING, Seeded, Tenant, Vocabulary, seed
 
@@ -235,14 +234,6 @@ async def _explain(conn: asyncpg.Connection, tenant: Tenant, ask: Ask, page: int
     return "\n".join(plans)
 
 
-def _record(figures: dict[str, object]) -> None:
-    """Keep the run's figures as JSON, so later runs can be compared with this one."""
-    folder = REPO / ".local" / "bench"
-    folder.mkdir(parents=True, exist_ok=True)
-    stamp = time.strftime("%Y%m%dT%H%M%S")
-    (folder / f"list-{stamp}.json").write_text(json.dumps(figures, indent=2))
-
-
 def _table(seeded: Seeded, rows: list[dict[str, Any]]) -> str:
     lines = [
         f"\nticket list, {seeded.rows:,} tickets over {len(seeded.tenants)} tenants, seeded in"
@@ -281,7 +272,7 @@ async def test_the_ticket_list_at_scale(database_url: str, kafka_bootstrap: str)
             print(f"\n{f.tenant.tenant_id} {f.kind.name}, slowest ({f.slowest[0]:.1f} ms):\n{plan}")
     finally:
         await conn.close()
-    _record(
+    record("list",
         {
             "tickets": seeded.rows, "tenants": len(seeded.tenants), "runs": RUNS,
             "seed_s": {"total": round(seeded.total_s, 1), "rows": round(seeded.generate_copy_s, 1),

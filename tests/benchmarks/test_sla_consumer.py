@@ -57,6 +57,7 @@ from sla.config import Settings
 from sla.configuration import Kind, save
 from sla.store import PARTITIONS, partition_of
 
+from support.bench import record
 from support.chaos import ServiceProcess
 from support.fixtures import group_settled, start_group_at_end, topic_size
 from support.plain_pipeline import PlainRun, run_plain
@@ -176,7 +177,7 @@ async def test_the_consumer_applies_a_spike_of_ticket_events(
         )
         + f"  SLA events published: {produced:,}; peak RSS of this process: {rss:.0f} MB"
     )
-    _record("sla-consumer", {
+    record("sla-consumer", {
         "events": total, "batch": BATCH, "sla_events_published": produced,
         "rows": [{"path": n, "per_second": round(r), "cpu_us_per_event": round(u)}
                  for n, r, u in rows],
@@ -297,7 +298,7 @@ async def test_a_cluster_of_deadlines_is_breached_within_seconds_of_the_watermar
           f"  one process: all marked breached {one[0]:.1f} s, all published {one[1]:.1f} s\n"
           + (f"  {REPLICAS} processes: all marked breached {many[0]:.1f} s, all published"
              f" {many[1]:.1f} s\n" if many else ""))  # fmt: skip
-    _record("sla-deadlines", {
+    record("sla-deadlines", {
         "due": DUE, "waiting": WAITING, "marked_s": round(one[0], 2),
         "published_s": round(one[1], 2), "replicas": REPLICAS,
         "replicas_published_s": round(many[1], 2) if many else None,
@@ -406,11 +407,3 @@ async def _seed(database_url: str, minute: datetime, due_n: int, waiting: int) -
         await conn.execute("VACUUM (ANALYZE) sla_tickets, clocks, timers")
     finally:
         await conn.close()
-
-
-def _record(name: str, figures: dict[str, object]) -> None:
-    folder = REPO / ".local" / "bench"
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / f"{name}-{time.strftime('%Y%m%dT%H%M%S')}.json").write_text(
-        json.dumps(figures, indent=2)
-    )

@@ -18,7 +18,7 @@ from helpdesk_contracts import EventEnvelope, SurveyKind, SurveyRequested, kafka
 from helpdesk_runtime.kafka import OutgoingMessage, Producer
 
 from support.chaos import eventually
-from support.mail import Mailbox, smtp_server
+from support.mail import Mailbox, reply_to, smtp_server
 from support.service import (
     NotificationsService,
     TicketingService,
@@ -175,20 +175,6 @@ async def test_a_refused_acknowledgement_is_a_dead_letter_re_driven_over_the_api
     assert UUID(letter["delivery_id"])
 
 
-def _answer(to_mail: EmailMessage, body: str, **headers: str) -> EmailMessage:
-    reply = EmailMessage()
-    reply["From"] = to_mail["To"]
-    reply["To"] = str(to_mail["Reply-To"])
-    reply["Subject"] = f"Re: {to_mail['Subject']}"
-    reply["Message-ID"] = f"<{uuid4()}@mail.example.com>"
-    reply["In-Reply-To"] = str(to_mail["Message-ID"])
-    reply["References"] = f"{to_mail['References']} {to_mail['Message-ID']}"
-    for name, value in headers.items():
-        reply[name.replace("_", "-")] = value
-    reply.set_content(body)
-    return reply
-
-
 async def _timeline(ticketing: TicketingService, ticket_id: str) -> list[dict[str, Any]]:
     response = await ticketing.client.get(
         f"/v1/tickets/{ticket_id}/timeline", headers=ticketing.auth()
@@ -217,9 +203,9 @@ async def test_a_reply_by_mail_lands_on_its_ticket_and_new_mail_opens_one(
         ticket = await _open(ticketing, address)
         [ack] = await mailbox.wait_for(address)
 
-        away = _answer(ack, "I am away until Monday.", Auto_Submitted="auto-replied")
+        away = reply_to(ack, "I am away until Monday.", Auto_Submitted="auto-replied")
         await aiosmtplib.send(away, hostname="127.0.0.1", port=inbound)
-        reply = _answer(ack, "Вот номер заказа: 4417.\n\n> ##- Пишите ответ выше этой строки -##")
+        reply = reply_to(ack, "Вот номер заказа: 4417.\n\n> ##- Пишите ответ выше этой строки -##")
         await aiosmtplib.send(reply, hostname="127.0.0.1", port=inbound)
 
         async def replied() -> bool:

@@ -4,6 +4,7 @@ import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from email.message import EmailMessage
+from uuid import uuid4
 
 from notifications.mailcatcher import MailCatcher, serve
 
@@ -37,3 +38,19 @@ async def smtp_server() -> AsyncIterator[Mailbox]:
     finally:
         server.close()
         await server.wait_closed()
+
+
+def reply_to(mail: EmailMessage, body: str, **headers: str) -> EmailMessage:
+    """What the recipient's mail program sends when they answer `mail` (more headers as
+    keyword arguments, `_` for `-`)."""
+    reply = EmailMessage()
+    reply["From"] = str(mail["To"])
+    reply["To"] = str(mail["Reply-To"])
+    reply["Subject"] = f"Re: {mail['Subject']}"
+    reply["Message-ID"] = f"<{uuid4()}@mail.example.com>"
+    reply["In-Reply-To"] = str(mail["Message-ID"])
+    reply["References"] = f"{mail['References']} {mail['Message-ID']}"
+    for name, value in headers.items():
+        reply[name.replace("_", "-")] = value
+    reply.set_content(body)
+    return reply

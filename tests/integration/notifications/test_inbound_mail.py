@@ -5,7 +5,6 @@ suppression that stops the next message."""
 import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from email.message import EmailMessage
 from typing import Any
 from uuid import uuid4
 
@@ -18,6 +17,7 @@ from notifications.inbound_mail import InboundMail, listen
 
 from support.events import opened
 from support.fixtures import consume, topic_size
+from support.mail import reply_to
 from support.notifying import Rig, rig_for
 from support.service import free_port
 
@@ -41,20 +41,6 @@ async def listening(rig: Rig, producer: Producer, topic: str) -> AsyncIterator[i
         task.cancel()
 
 
-def _reply_to(ack: EmailMessage, body: str, **headers: str) -> EmailMessage:
-    reply = EmailMessage()
-    reply["From"] = "Anna <anna@example.com>"
-    reply["To"] = str(ack["Reply-To"])
-    reply["Subject"] = f"Re: {ack['Subject']}"
-    reply["Message-ID"] = f"<{uuid4()}@mail.example.com>"
-    reply["In-Reply-To"] = str(ack["Message-ID"])
-    reply["References"] = f"{ack['References']} {ack['Message-ID']}"
-    for name, value in headers.items():
-        reply[name.replace("_", "-")] = value
-    reply.set_content(body)
-    return reply
-
-
 async def test_a_reply_names_its_ticket_and_an_autoresponder_is_ignored(
     notifications_database_url: str, kafka_bootstrap: str, producer: Producer,
     new_topic: Callable[..., Awaitable[str]],
@@ -66,15 +52,15 @@ async def test_a_reply_names_its_ticket_and_an_autoresponder_is_ignored(
         await rig.fire()
         [ack] = await rig.mailbox.wait_for("anna@example.com")
         text = "Спасибо, но счёт всё ещё неверный.\n\n> ##- Пишите ответ выше этой строки -##\n"
-        reply = _reply_to(ack, text)
+        reply = reply_to(ack, text)
         answer = await aiosmtplib.send(reply, hostname="127.0.0.1", port=port)
         assert answer[1] == "2.0.0 OK: received"
         again = await aiosmtplib.send(reply, hostname="127.0.0.1", port=port)  # a re-send
         assert again[1] == "2.0.0 OK: already received"
-        away = _reply_to(ack, "I am out of office until Monday.", Auto_Submitted="auto-replied")
+        away = reply_to(ack, "I am out of office until Monday.", Auto_Submitted="auto-replied")
         ignored = await aiosmtplib.send(away, hostname="127.0.0.1", port=port)
         assert "automatic message" in ignored[1]
-        forged = _reply_to(ack, "let me in")
+        forged = reply_to(ack, "let me in")
         forged.replace_header("To", str(ack["Reply-To"]).replace("reply+", "reply+0"))
         try:
             await aiosmtplib.send(forged, hostname="127.0.0.1", port=port)

@@ -1,7 +1,6 @@
 """The one place where the notifications service is wired together."""
 
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 from fastapi import APIRouter, FastAPI
@@ -9,7 +8,7 @@ from prometheus_client import Counter
 from purgatory import AsyncCircuitBreakerFactory
 
 from helpdesk_contracts import TOPICS, dead_letter_topic
-from helpdesk_runtime.db import Connection, load_migrations
+from helpdesk_runtime.db import load_migrations
 from helpdesk_runtime.http import create_app as create_service_app
 from helpdesk_runtime.http_auth import HttpAuth
 from helpdesk_runtime.kafka import TopicSpec
@@ -179,16 +178,12 @@ def create_app(
     handlers = notifier(settings, SubjectKeys(settings.key_ring()), clock)
     runtime = build_runtime(settings, clock, handlers)
 
-    @asynccontextmanager
-    async def transaction() -> AsyncIterator[Connection]:
-        async with runtime.pool.acquire() as conn, conn.transaction():
-            yield conn
-
     def routers(auth: HttpAuth) -> list[APIRouter]:
-        deps = api.ApiDeps(transaction=transaction, connection=lambda: runtime.pool.acquire(),
-                           clock=clock, auth=auth,
-                           unsubscribe_secret=unsubscribe_secret(settings),
-                           templates=handlers.templates)  # fmt: skip
+        deps = api.ApiDeps(
+            transaction=runtime.transaction, connection=lambda: runtime.pool.acquire(),
+            clock=clock, auth=auth, unsubscribe_secret=unsubscribe_secret(settings),
+            templates=handlers.templates,
+        )  # fmt: skip
         return [api.router(deps), api.public_router(deps)]
 
     return create_service_app(

@@ -17,7 +17,14 @@ from helpdesk_contracts.pii import SUBJECT_KEYS_PARTITIONS, SUBJECT_KEYS_TOPIC
 from helpdesk_runtime import tenancy
 from helpdesk_runtime.blobs import BlobStore, blob_store
 from helpdesk_runtime.consumer import BatchConsumer, BatchHandler
-from helpdesk_runtime.db import Component, Migration, create_pool, migrate, runtime_migrations
+from helpdesk_runtime.db import (
+    Component,
+    Connection,
+    Migration,
+    create_pool,
+    migrate,
+    runtime_migrations,
+)
 from helpdesk_runtime.deadletters import DeadLetterPublisher
 from helpdesk_runtime.event_log import Shard
 from helpdesk_runtime.feed import AppendFeed
@@ -194,6 +201,12 @@ class ServiceRuntime:
         if self._pool is None:
             raise RuntimeError("the service runtime is not started")
         return self._pool
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[Connection]:
+        """A connection in a transaction: an API call's unit of work."""
+        async with self.pool.acquire() as conn, conn.transaction():
+            yield conn
 
     @property
     def blobs(self) -> BlobStore:

@@ -1,13 +1,12 @@
 """The one place where the SLA service is wired together."""
 
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from collections.abc import Callable
 from datetime import UTC, datetime
 
 from fastapi import APIRouter, FastAPI
 
 from helpdesk_contracts import TOPICS, dead_letter_topic
-from helpdesk_runtime.db import Connection, load_migrations
+from helpdesk_runtime.db import load_migrations
 from helpdesk_runtime.http import create_app as create_service_app
 from helpdesk_runtime.http_auth import HttpAuth
 from helpdesk_runtime.kafka import TopicSpec
@@ -83,14 +82,9 @@ def create_app(
     handlers = SlaHandlers(catalogue, clock)
     runtime = build_runtime(settings, clock, handlers)
 
-    @asynccontextmanager
-    async def transaction() -> AsyncIterator[Connection]:
-        async with runtime.pool.acquire() as conn, conn.transaction():
-            yield conn
-
     def routers(auth: HttpAuth) -> list[APIRouter]:
         deps = api.ApiDeps(
-            transaction=transaction,
+            transaction=runtime.transaction,
             connection=lambda: runtime.pool.acquire(),
             clock=clock,
             auth=auth,

@@ -60,6 +60,7 @@ from helpdesk_runtime.tenants import replicate
 from notifications.bootstrap import build_runtime
 from notifications.config import Settings
 
+from support.bench import record
 from support.chaos import ServiceProcess, eventually
 from support.fixtures import start_group_at_end
 from support.plain_pipeline import Outgoing, PlainRun, run_plain
@@ -168,7 +169,7 @@ async def test_the_consumer_decides_a_spike_of_ticket_events(
         f"\nNotifications, deciding {total:,} ticket events (a delivery each), batches of"
         f" {BATCH}:\n{table}\n  best consumer / best plain: {service / best:.2f}"
     )
-    _record("notifications-decide", {
+    record("notifications-decide", {
         "events": total, "batch": BATCH,
         "rows": [{"path": n, "per_second": round(r), "cpu_us_per_event": round(u)}
                  for n, r, u in rows],
@@ -337,7 +338,7 @@ async def test_a_month_start_drain_keeps_acknowledgements_ahead_of_surveys(
         f"  {2 * TICKETS / drained_s:,.0f} messages/s overall; service CPU"
         f" {1e6 * cpu / (2 * TICKETS):.0f} µs/message; accepted twice: {doubles}"
     )
-    _record("notifications-drain", {
+    record("notifications-drain", {
         "tickets": TICKETS, "surveys": TICKETS, "outage_s": OUTAGE_S,
         "ack_latency_s": {"p50": round(p[50], 1), "p95": round(p[95], 1),
                           "max": round(p[100], 1)},
@@ -376,11 +377,3 @@ def _start_sink(port: int, path: Path) -> subprocess.Popen[bytes]:
 
 def _lines(path: Path) -> int:
     return path.read_bytes().count(b"\n") if path.exists() else 0
-
-
-def _record(name: str, figures: dict[str, object]) -> None:
-    folder = REPO / ".local" / "bench"
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / f"{name}-{time.strftime('%Y%m%dT%H%M%S')}.json").write_text(
-        json.dumps(figures, indent=2)
-    )
