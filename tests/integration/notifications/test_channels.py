@@ -21,7 +21,10 @@ AGENT = Actor(kind=ActorKind.AGENT, id="a-1")
 async def test_a_webhook_is_signed_retried_with_the_same_id_and_replays_are_refused(
     notifications_database_url: str,
 ) -> None:
-    async with http_receiver() as receiver, rig_for(notifications_database_url) as rig:
+    async with (
+        http_receiver() as receiver,
+        rig_for(notifications_database_url, webhook_private_targets=True) as rig,
+    ):
         secret = rig.settings.webhook_signing_secret
         assert secret is not None
         hook = f"{receiver.base_url}/hooks/helpdesk"
@@ -115,7 +118,10 @@ async def test_an_endpoint_that_keeps_failing_is_not_tried_while_its_circuit_is_
 async def test_a_channel_that_fails_for_good_falls_back_to_the_persons_next_one(
     notifications_database_url: str,
 ) -> None:
-    async with http_receiver() as receiver, rig_for(notifications_database_url) as rig:
+    async with (
+        http_receiver() as receiver,
+        rig_for(notifications_database_url, webhook_private_targets=True) as rig,
+    ):
         receiver.status = 410  # the webhook is gone
         await contact(rig, "agent:a-5", channels=["webhook", "email"],
                       webhook_url=f"{receiver.base_url}/gone", email="a5@acme.example")  # fmt: skip
@@ -133,3 +139,17 @@ async def test_a_channel_that_fails_for_good_falls_back_to_the_persons_next_one(
                 assigned.event_id,
             )
     assert [(r["channel"], r["state"]) for r in rows] == [("webhook", "dead"), ("email", "sent")]
+
+
+async def test_a_webhook_to_a_private_address_is_refused(notifications_database_url: str) -> None:
+    async with http_receiver() as receiver, rig_for(notifications_database_url) as rig:
+        await contact(rig, "agent:a-5", channels=["webhook"],
+                      webhook_url=f"{receiver.base_url}/hook")  # fmt: skip
+        ticket = uuid4()
+        await rig.publish(opened(ticket))
+        assigned = ticket_event(ticket, 2, TicketAssigned(assignee_id="a-5", assigned_by=AGENT))
+        await rig.publish(assigned)
+        await rig.fire()
+        refused = await states(rig, assigned.event_id)
+    assert receiver.requests == []
+    assert refused == {"agent:a-5": ("dead", "refused: 127.0.0.1 is a private address (127.0.0.1)")}

@@ -6,13 +6,14 @@ import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any
-from uuid import uuid4
+from uuid import UUID, uuid4
 
 import aiosmtplib
 
 from helpdesk_contracts import CustomerMessageReceived, parse_envelope
 from helpdesk_runtime.kafka import Producer
 from notifications.bootstrap import identity_of
+from notifications.email import bounce_address
 from notifications.inbound_mail import InboundMail, listen
 
 from support.events import opened
@@ -26,7 +27,8 @@ from support.service import free_port
 async def listening(rig: Rig, producer: Producer, topic: str) -> AsyncIterator[int]:
     """The service's inbound listener on a free port, publishing to `topic`."""
     port = free_port()
-    inbound = InboundMail(rig.pool, producer, identity_of(rig.settings), topic, rig.clock)
+    inbound = InboundMail(rig.pool, producer, identity_of(rig.settings), topic, rig.clock,
+                          rig.notifier.keys)  # fmt: skip
     task = asyncio.create_task(listen(inbound, "127.0.0.1", port, 1_000_000))
     try:
         async with asyncio.timeout(10):
@@ -75,7 +77,7 @@ async def test_a_reply_names_its_ticket_and_an_autoresponder_is_ignored(
     message = envelope.payload
     assert isinstance(message, CustomerMessageReceived)
     assert (envelope.tenant_id, message.ticket_id, message.source) == ("acme", ticket, "email")
-    assert message.requester.customer_id == "c-1"  # the ticket's requester
+    assert message.requester.customer_id == "c-1"  # from the requester's own address
     assert message.body == "Спасибо, но счёт всё ещё неверный."
     assert message.external_message_id == str(reply["Message-ID"]).strip("<>")
 
@@ -90,10 +92,18 @@ async def test_a_hard_bounce_suppresses_the_address_until_lifted(
         await rig.publish(opened(first, number=1))
         await rig.fire()
         [ack] = await rig.mailbox.wait_for("anna@example.com")
-        bounce = _dsn(str(ack["X-Helpdesk-Delivery-Id"]))
+        delivery_id = str(ack["X-Helpdesk-Delivery-Id"])
+        bounce = _dsn(delivery_id)
+        # A report sent anywhere but the message's own (signed) bounce address: ignored.
         await aiosmtplib.send(
             bounce, sender="mailer-daemon@mx.example.com",
-            recipients=["bounces@helpdesk.localhost"], hostname="127.0.0.1", port=port,
+            recipients=["bounces@reply.helpdesk.localhost"], hostname="127.0.0.1", port=port,
+        )  # fmt: skip
+        assert (await rig.delivery(first))["state"] == "sent"
+        verp = bounce_address(identity_of(rig.settings), UUID(delivery_id))
+        await aiosmtplib.send(
+            bounce, sender="mailer-daemon@mx.example.com", recipients=[verp],
+            hostname="127.0.0.1", port=port,
         )  # fmt: skip
         delivery = await rig.delivery(first)
         assert (delivery["state"], delivery["last_error"]) == ("dead", "bounced: 5.1.1")

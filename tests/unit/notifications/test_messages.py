@@ -16,7 +16,9 @@ from notifications.channels import Outgoing
 from notifications.email import (
     Dkim,
     MailIdentity,
+    bounce_address,
     build_message,
+    delivery_of_bounce,
     reply_address,
     signature_matches,
     ticket_of_reply,
@@ -155,3 +157,21 @@ def test_templates_cannot_reach_outside_the_sandbox() -> None:
     escape = Custom("{{ ticket.__class__.__mro__ }}", "x", "x")
     with pytest.raises(TemplateError):
         Templates().preview(escape, _context(), "en")
+
+
+def test_a_bounce_address_names_one_delivery_and_cannot_be_forged() -> None:
+    delivery = uuid4()
+    address = bounce_address(IDENTITY, delivery)
+    assert address.endswith("@reply.acme.example")
+    assert len(address.split("@")[0]) <= 64
+    assert delivery_of_bounce(IDENTITY, address) == delivery
+    forged = address.replace(delivery.hex, uuid4().hex)
+    assert delivery_of_bounce(IDENTITY, forged) is None
+    assert delivery_of_bounce(IDENTITY, "bounces@reply.acme.example") is None
+
+
+def test_a_template_cannot_keep_the_process_busy() -> None:
+    for draft in ("{% for i in range(100000) %}x{% endfor %}", "{{ 'x' * 10000000 }}",
+                  "{{ 9 ** 99999 }}"):  # fmt: skip
+        with pytest.raises(TemplateError):
+            Templates().preview(Custom(draft, "x", "x"), _context(), "en")

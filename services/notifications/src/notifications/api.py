@@ -10,7 +10,7 @@ from uuid import UUID
 
 from fastapi import APIRouter, Depends, Form, HTTPException, Path, Query, status
 from fastapi.responses import HTMLResponse
-from jinja2 import Environment, PackageLoader, TemplateError, TemplateSyntaxError
+from jinja2 import Environment, PackageLoader, TemplateSyntaxError
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, TypeAdapter, model_validator
 
 from helpdesk_contracts.directory import TimeZone
@@ -114,6 +114,7 @@ class Contact(BaseModel):
 
     @model_validator(mode="after")
     def _quiet_hours_whole(self) -> "Contact":
+        # (Addresses of customers are refused by the route: see put_contact.)
         if (self.quiet_from is None) != (self.quiet_until is None):
             raise ValueError("quiet hours need both quiet_from and quiet_until")
         if self.quiet_from is not None and self.quiet_from == self.quiet_until:
@@ -302,8 +303,18 @@ def router(deps: ApiDeps) -> APIRouter:
 
     @r.put("/contacts/{recipient}", response_model=Contact, responses=problem_responses(401, 403))
     async def put_contact(recipient: Recipient, body: Contact, caller: Agent) -> Any:
-        """Save a person's preferences: agents their own, admins anyone's (audited)."""
+        """Save a person's preferences: agents their own, admins anyone's (audited). A
+        customer's addresses are not kept here: they come, sealed, with their tickets (and
+        go when the customer is erased)."""
         _may_edit(caller, recipient)
+        if recipient.startswith("customer:") and (
+            body.email or body.webhook_url or body.messenger_id
+        ):
+            raise HTTPException(
+                status.HTTP_422_UNPROCESSABLE_CONTENT,
+                "a customer's addresses come with their tickets and the directory; set their"
+                " channels, language, time zone, quiet hours and opt-outs here",
+            )
         async with deps.transaction() as conn:
             before = await conn.fetchrow(
                 "SELECT * FROM contacts WHERE tenant_id = $1 AND person = $2 FOR UPDATE",
@@ -606,7 +617,7 @@ def _try(
     custom = Custom(body.subject, body.text, body.html)
     try:
         return templates.preview(custom, {**SAMPLES[name], **values}, language)
-    except TemplateError as exc:
+    except Exception as exc:  # TemplateError, or what the template's code raised
         where = f" (line {exc.lineno})" if isinstance(exc, TemplateSyntaxError) else ""
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT,
                             f"the template does not render{where}: {exc}") from None  # fmt: skip

@@ -58,7 +58,8 @@ def notifier(settings: Settings, keys: SubjectKeys, clock: Callable[[], datetime
         ),
         Channel.WEBHOOK: Guarded(
             "webhook", WebhookSender(settings.webhook_signing_secret.get_secret_value(),
-                                     timeout_s=settings.webhook_timeout_s),
+                                     timeout_s=settings.webhook_timeout_s,
+                                     private_targets=settings.webhook_private_targets),
             host_of, breakers=breakers, per_second=settings.webhook_per_second,
         ),
     }  # fmt: skip
@@ -110,7 +111,7 @@ def build_runtime(
 
     async def inbound_mail(runtime: ServiceRuntime) -> None:
         inbound = InboundMail(runtime.pool, runtime.producer, identity_of(settings),
-                              settings.intake_topic, clock)  # fmt: skip
+                              settings.intake_topic, clock, keys)  # fmt: skip
         await listen(inbound, settings.inbound_smtp_host, settings.inbound_smtp_port,
                      settings.inbound_max_bytes)  # fmt: skip
 

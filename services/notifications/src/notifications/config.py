@@ -61,6 +61,9 @@ class Settings(ServiceSettings):
     # with the receivers (only ENVIRONMENT=local has a dev secret).
     webhook_signing_secret: SecretStr | None = None
     webhook_timeout_s: float = Field(default=10.0, gt=0)
+    # Webhooks to private, loopback or link-local addresses are refused unless this is on
+    # (agents set their own URLs); a local setup or a test may turn it on.
+    webhook_private_targets: bool = False
     # The messenger channel (Telegram's Bot API); unset: messenger deliveries fail as
     # "not configured" and people's fallback channels are used.
     telegram_bot_token: SecretStr | None = None

@@ -99,7 +99,10 @@ def build_message(identity: MailIdentity, mail: Outgoing) -> EmailMessage:
         thread = f"<ticket-{mail.ticket_id}@{identity.mail_domain}>"
         message["In-Reply-To"] = thread
         message["References"] = thread
-        message["Reply-To"] = reply_address(identity, mail.tenant_id, mail.ticket_id)
+        if mail.recipient.startswith("customer:"):
+            # Only a customer's answer belongs on the ticket as theirs; an agent who answers
+            # a notice by mail reaches the support address, not the ticket.
+            message["Reply-To"] = reply_address(identity, mail.tenant_id, mail.ticket_id)
     if mail.auto_submitted:
         message["Auto-Submitted"] = mail.auto_submitted
     if mail.unsubscribe_url:
@@ -124,34 +127,30 @@ class SmtpServer:
 
 class EmailSender:
     """Sends batches of messages, a few connections at a time, each message's outcome
-    classified: a refusal with a 5xx code is permanent, anything else (4xx, the server
-    away, a timeout) is temporary and retried later."""
+    classified: a refusal of the recipient or of the message (5xx at RCPT or DATA) is
+    permanent; anything else (4xx, a 5xx at MAIL FROM or login, which are the server's
+    trouble, not the message's; the server away; a timeout) is temporary, retried later."""
 
     def __init__(self, server: SmtpServer, identity: MailIdentity) -> None:
         self._server = server
         self.identity = identity
 
     async def send_many(self, items: Sequence[Outgoing]) -> list[Result]:
-        return await self.send_messages([build_message(self.identity, m) for m in items])
-
-    async def send_messages(self, messages: Sequence[EmailMessage]) -> list[Result]:
-        """Each message as signed bytes, to its To address, from our From address."""
-        results: list[Result | None] = [None] * len(messages)
-        lanes = min(self._server.connections, len(messages)) or 1
+        results: list[Result | None] = [None] * len(items)
+        lanes = min(self._server.connections, len(items)) or 1
         await asyncio.gather(
-            *(self._send_over_one(messages, list(range(i, len(messages), lanes)), results)
+            *(self._send_over_one(items, list(range(i, len(items), lanes)), results)
               for i in range(lanes))
         )  # fmt: skip
         return [r or Failed(Failure.TEMPORARY, "not attempted") for r in results]
 
     async def _send_over_one(
-        self, messages: Sequence[EmailMessage], which: list[int], results: list[Result | None]
+        self, items: Sequence[Outgoing], which: list[int], results: list[Result | None]
     ) -> None:
         s = self._server
         client = aiosmtplib.SMTP(
             hostname=s.host, port=s.port, timeout=s.timeout_s, use_tls=s.security == "tls",
-            start_tls=s.security == "starttls",
-            username=s.username, password=s.password,
+            start_tls=s.security == "starttls", username=s.username, password=s.password,
             tls_context=ssl.create_default_context() if s.security != "none" else None,
         )  # fmt: skip
         try:
@@ -162,7 +161,7 @@ class EmailSender:
             return
         try:
             for i in which:
-                results[i] = await _send_one(client, messages[i], self.identity)
+                results[i] = await _send_one(client, items[i], self.identity)
         finally:
             try:
                 await client.quit()
@@ -170,34 +169,59 @@ class EmailSender:
                 client.close()
 
 
-async def _send_one(
-    client: aiosmtplib.SMTP, message: EmailMessage, identity: MailIdentity
-) -> Result:
-    raw = message.as_bytes(policy=SMTP_POLICY)
-    if identity.dkim is not None:
-        raw = identity.dkim.sign(raw)
+def bounce_address(identity: MailIdentity, delivery_id: UUID) -> str:
+    """The envelope sender of one delivery (VERP): delivery reports come back to it, and
+    its signature lets only a report about this very message suppress its address."""
+    mac = hmac.new(identity.reply_secret, f"bounce/{delivery_id}".encode(), hashlib.sha256)
+    signature = base64.b32encode(mac.digest()[:10]).decode().lower()
+    return f"bounces+{delivery_id.hex}.{signature}@{identity.reply_domain}"
+
+
+_BOUNCE = re.compile(r"^bounces\+([0-9a-f]{32})\.([a-z2-7]{16})@(.+)$")
+
+
+def delivery_of_bounce(identity: MailIdentity, address: str) -> UUID | None:
+    """The delivery a bounce address names, if it is one of ours and not forged."""
+    match = _BOUNCE.match(address.lower())
+    if not match or match[3] != identity.reply_domain:
+        return None
+    delivery = UUID(match[1])
+    expected = bounce_address(identity, delivery).split("@")[0].split(".")[-1]
+    return delivery if hmac.compare_digest(expected, match[2]) else None
+
+
+async def _send_one(client: aiosmtplib.SMTP, item: Outgoing, identity: MailIdentity) -> Result:
+    try:
+        raw = build_message(identity, item).as_bytes(policy=SMTP_POLICY)
+        if identity.dkim is not None:
+            raw = identity.dkim.sign(raw)
+    except Exception as exc:  # a message that cannot be built will not be built later
+        return Failed(Failure.PERMANENT, f"the message cannot be built: {_describe(exc)}")
     try:
         if not client.is_connected:
             await client.connect()
-        # The envelope sender is our bounce address: delivery reports come to our inbound
-        # listener, which suppresses addresses that bounce for good.
         refused, response = await client.sendmail(
-            f"bounces@{identity.reply_domain}", [str(message["To"])], raw
+            bounce_address(identity, item.delivery_id), [item.address], raw
         )
     except aiosmtplib.SMTPRecipientsRefused as exc:
         codes = [r.code for r in exc.recipients]
         kind = Failure.PERMANENT if all(500 <= c < 600 for c in codes) else Failure.TEMPORARY
-        return Failed(kind, "; ".join(f"{r.code} {r.message}" for r in exc.recipients))
-    except aiosmtplib.SMTPResponseException as exc:
+        detail = "; ".join(f"{r.code} {r.message}" for r in exc.recipients)
+        return Failed(kind, _redact(detail, item.address))
+    except (aiosmtplib.SMTPRecipientRefused, aiosmtplib.SMTPDataError) as exc:
         kind = Failure.PERMANENT if 500 <= exc.code < 600 else Failure.TEMPORARY
-        return Failed(kind, f"{exc.code} {exc.message}")
+        return Failed(kind, _redact(f"{exc.code} {exc.message}", item.address))
     except (aiosmtplib.SMTPException, OSError) as exc:
-        return Failed(Failure.TEMPORARY, _describe(exc))
+        return Failed(Failure.TEMPORARY, _redact(_describe(exc), item.address))
     if refused:
-        return Failed(
-            Failure.PERMANENT, "; ".join(f"{a}: {c} {m}" for a, (c, m) in refused.items())
-        )
+        return Failed(Failure.PERMANENT, "; ".join(
+            f"{c} {_redact(m, item.address)}" for c, m in refused.values()))  # fmt: skip
     return Sent(response[:500])
+
+
+def _redact(detail: str, address: str) -> str:
+    """A server's words without the recipient's address (the log is read by agents)."""
+    return re.sub(re.escape(address), "<recipient>", detail, flags=re.IGNORECASE)[:500]
 
 
 def _describe(exc: BaseException) -> str:

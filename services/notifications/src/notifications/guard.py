@@ -16,8 +16,11 @@ from aiolimiter import AsyncLimiter
 from purgatory import AsyncCircuitBreakerFactory
 from purgatory.domain.model import OpenedState
 
+from helpdesk_runtime.logging import get_logger
 from notifications.channels import Failed, Outgoing, Result, Sender
 from notifications.domain.retries import Failure
+
+log = get_logger(__name__)
 
 
 class _EndpointDownError(Exception):
@@ -72,3 +75,7 @@ class Guarded:
             return [Failed(Failure.TEMPORARY, detail) for _ in items]
         except _EndpointDownError as down:
             return down.results
+        except Exception as exc:  # a sender's bug must not fail the batch (and resend the rest)
+            log.exception("sender failed", channel=self._name, endpoint=endpoint)
+            detail = f"{type(exc).__name__}: {exc}"[:500]
+            return [Failed(Failure.TEMPORARY, detail) for _ in items]

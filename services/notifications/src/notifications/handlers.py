@@ -70,9 +70,10 @@ SURVEY_ACCEPTS = frozenset({SurveyRequested.event_type})
 SLA_ACCEPTS = frozenset({SlaWarning.event_type, SlaBreached.event_type})
 
 BULK_YIELD_S = 5.0
-"""Bulk mail (survey invitations) waits this long, not counted as a try, whenever urgent
-messages are due: the two lanes have schedulers of their own, and on the same cores and
-providers the bulk lane gives way."""
+"""Bulk mail (survey invitations) waits this long, not counted as a try, while urgent
+messages are behind (due for URGENT_BEHIND_S or more): the two lanes have schedulers of
+their own, and on the same cores and providers the bulk lane gives way."""
+URGENT_BEHIND_S = 3.0
 
 KEY_WAIT_S = 2.0
 """A sealed field whose key has not reached our replica yet (a first-time customer's key
@@ -199,7 +200,9 @@ class Notifier:
                 ready.append((row["channel"], prepared))
             else:
                 outcomes[row["delivery_id"]] = prepared
-        suppressed = await _suppressed(conn, [o for c, o in ready if c == Channel.EMAIL])
+        mails = [o for c, o in ready if c == Channel.EMAIL]
+        suppressed = await _suppressed(conn, mails)
+        hashes = {m.delivery_id: address_hash(m.address) for m in mails}
         by_channel: dict[str, list[Outgoing]] = {}
         for channel, item in ready:
             if item.delivery_id in suppressed:
@@ -210,7 +213,7 @@ class Notifier:
         sent = await asyncio.gather(*(self._send(c, items) for c, items in by_channel.items()))
         for results in sent:
             outcomes |= results
-        await self._record(conn, rows, outcomes, now)
+        await self._record(conn, rows, outcomes, now, hashes)
 
     async def _send(self, channel: str, items: list[Outgoing]) -> dict[UUID, Outcome]:
         sender = self.senders.get(channel)
@@ -237,9 +240,15 @@ class Notifier:
         if address == ERASED:
             if person in await self.keys.destroyed(conn, row["tenant_id"], [person]):
                 return Outcome("cancelled", "the recipient's personal data was erased")
-            if now - row["created_at"] < KEY_WAIT_LIMIT:
-                return Outcome("wait", "the recipient's key has not arrived yet")
-            return Outcome(Failure.TEMPORARY.value, "the recipient's key has not arrived yet")
+            return _key_missing(row, now)
+        subject = opening.payload.requester.customer_id if opening is not None else None
+        if (
+            subject is not None
+            and _erased_in(event, opening)
+            and subject not in (await self.keys.destroyed(conn, row["tenant_id"], [subject]))
+        ):
+            # The ticket's words would read "[erased]" only because its key is on its way.
+            return _key_missing(row, now)
         context = _context(event, opening, self.sender_name)
         # An agent's language is theirs alone; a customer's, else their ticket's or survey's.
         language = row["language"] or (_language(event, opening) if kind == "customer" else None)
@@ -258,8 +267,9 @@ class Notifier:
         )  # fmt: skip
 
     async def _record(
-        self, conn: Connection, rows: Sequence[Any], outcomes: dict[UUID, Outcome], now: datetime
-    ) -> None:
+        self, conn: Connection, rows: Sequence[Any], outcomes: dict[UUID, Outcome],
+        now: datetime, hashes: Mapping[UUID, str],
+    ) -> None:  # fmt: skip
         retries: list[Timer] = []
         updates: list[tuple[Any, ...]] = []
         attempts: list[tuple[Any, ...]] = []
@@ -293,7 +303,8 @@ class Notifier:
                 self.outcomes.labels(row["channel"], outcome.kind).inc()
             sent = state == "sent"
             error = None if sent else outcome.detail
-            updates.append((tenant, delivery, state, attempt, error, now if sent else None))
+            updates.append((tenant, delivery, state, attempt, error, now if sent else None,
+                            hashes.get(delivery)))  # fmt: skip
             attempts.append((tenant, delivery, attempt, now, outcome.kind, outcome.detail[:2000]))
         if updates:
             await conn.execute(_UPDATE, *(list(c) for c in zip(*updates, strict=True)))
@@ -310,9 +321,11 @@ class Notifier:
 
 
 async def _urgent_due(conn: Connection, now: datetime) -> bool:
+    """Whether urgent messages are behind: due for longer than a scheduler's poll takes to
+    fire them. A steady trickle of them never holds bulk mail back; a spike does."""
     return bool(await conn.fetchval(
         "SELECT EXISTS (SELECT 1 FROM timers WHERE kind = $1 AND due_at <= $2)",
-        DELIVER[Lane.URGENT], now,
+        DELIVER[Lane.URGENT], now - timedelta(seconds=URGENT_BEHIND_S),
     ))  # fmt: skip
 
 
@@ -333,6 +346,24 @@ async def _suppressed(conn: Connection, mails: Sequence[Outgoing]) -> dict[UUID,
         for m, h in zip(mails, hashes, strict=True)
         if (r := found.get((m.tenant_id, h))) is not None
     }
+
+
+def _key_missing(row: Any, now: datetime) -> Outcome:
+    if now - row["created_at"] < KEY_WAIT_LIMIT:
+        return Outcome("wait", "the data subject's key has not arrived yet")
+    return Outcome(Failure.TEMPORARY.value, "the data subject's key has not arrived yet")
+
+
+_ERASED_JSON = f'"{ERASED}"'
+
+
+def _erased_in(*envelopes: Envelope | None) -> bool:
+    """Whether a personal field of these events could not be opened."""
+    return any(
+        e is not None and type(e.payload).personal_fields
+        and _ERASED_JSON in e.payload.model_dump_json()
+        for e in envelopes
+    )  # fmt: skip
 
 
 def _fallback(row: Any) -> str | None:
@@ -480,9 +511,10 @@ _FALL_BACK = """
 """
 
 _UPDATE = """
-    UPDATE deliveries d SET state = x.s, attempts = x.a, last_error = x.e, sent_at = x.t
-    FROM unnest($1::text[], $2::uuid[], $3::text[], $4::int[], $5::text[], $6::timestamptz[])
-        AS x(n, k, s, a, e, t)
+    UPDATE deliveries d SET state = x.s, attempts = x.a, last_error = x.e, sent_at = x.t,
+        address_hash = coalesce(x.h, d.address_hash)
+    FROM unnest($1::text[], $2::uuid[], $3::text[], $4::int[], $5::text[], $6::timestamptz[],
+                $7::text[]) AS x(n, k, s, a, e, t, h)
     WHERE d.tenant_id = x.n AND d.delivery_id = x.k
 """
 

@@ -11,6 +11,7 @@ import email
 import email.policy
 import hashlib
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from email.message import EmailMessage, Message
 from email.utils import getaddresses, parseaddr
@@ -74,13 +75,15 @@ def read(raw: bytes) -> EmailMessage:
     return message
 
 
-def classify(message: EmailMessage, reply_domain: str) -> Inbound:
-    """What this message is, with what the intake needs of it."""
-    message_id = _angle(str(message.get("Message-ID", ""))) or _fallback_id(message)
+def classify(message: EmailMessage, reply_domain: str, recipients: Sequence[str] = ()) -> Inbound:
+    """What this message is, with what the intake needs of it. `recipients` are the SMTP
+    envelope's (Bcc and aliases are only there)."""
+    message_id = (_angle(str(message.get("Message-ID", ""))) or _fallback_id(message))[:200]
     name, sender = parseaddr(str(message.get("From", "")))
-    to = tuple(a.lower() for _, a in getaddresses(
+    headers = getaddresses(
         [str(v) for h in ("To", "Cc", "Delivered-To") for v in message.get_all(h, [])]
-    ) if a)  # fmt: skip
+    )
+    to = tuple(dict.fromkeys(a.lower() for a in [*recipients, *(a for _, a in headers)] if a))
     references = [_angle(r) for r in str(message.get("References", "")).split() if r.strip()]
     root = next((r for r in references if r), None) or _angle(
         str(message.get("In-Reply-To", ""))

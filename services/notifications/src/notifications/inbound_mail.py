@@ -8,14 +8,16 @@ Kubernetes a Service exposes it to the mail provider's MX or relay.
 """
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from contextlib import suppress
+from dataclasses import replace
 from datetime import datetime
 from typing import Any
 from uuid import UUID
 
 import asyncpg
 from aiosmtpd.smtp import SMTP, Envelope, Session
+from pydantic_core import from_json
 
 from helpdesk_contracts import Channel, CustomerMessageReceived, EventEnvelope, Requester
 from helpdesk_contracts.envelope import kafka_headers, kafka_key
@@ -23,11 +25,16 @@ from helpdesk_runtime import tenancy
 from helpdesk_runtime.db import Connection
 from helpdesk_runtime.kafka import OutgoingMessage, Producer
 from helpdesk_runtime.logging import get_logger
-from notifications.email import MailIdentity, signature_matches, ticket_of_reply
+from helpdesk_runtime.personal_data import SubjectKeys, open_documents
+from notifications.email import (
+    MailIdentity,
+    delivery_of_bounce,
+    signature_matches,
+    ticket_of_reply,
+)
 from notifications.inbound import (
     Inbound,
     Kind,
-    address_hash,
     classify,
     customer_id_for,
     read,
@@ -44,14 +51,14 @@ MAX_BODY = 65_536
 class InboundMail:
     def __init__(
         self, pool: asyncpg.Pool, producer: Producer, identity: MailIdentity, intake_topic: str,
-        clock: Callable[[], datetime],
+        clock: Callable[[], datetime], keys: SubjectKeys,
     ) -> None:  # fmt: skip
         self._pool, self._producer, self._identity = pool, producer, identity
-        self._topic, self._clock = intake_topic, clock
+        self._topic, self._clock, self._keys = intake_topic, clock, keys
 
-    async def accept(self, raw: bytes) -> str:
-        """Handle one message; the SMTP reply to give its sender."""
-        inbound = classify(read(raw), self._identity.reply_domain)
+    async def accept(self, raw: bytes, recipients: Sequence[str] = ()) -> str:
+        """Handle one message (`recipients`: the SMTP envelope's); the reply to give."""
+        inbound = classify(read(raw), self._identity.reply_domain, recipients)
         with tenancy.all_tenants():  # which tenant is what the message says
             async with self._pool.acquire() as conn, conn.transaction():
                 return await self._handle(conn, inbound)
@@ -62,6 +69,8 @@ class InboundMail:
         if inbound.kind in (Kind.AUTO_REPLY, Kind.LOOP):
             log.info("automatic mail ignored", why=inbound.why, message_id=inbound.message_id)
             return "250 2.0.0 OK: automatic message, not added to any ticket"
+        if not inbound.from_address:
+            return "550 5.7.1 A message needs a sender (From)"
         if inbound.kind is Kind.REPLY:
             found = await self._ticket(conn, inbound)
             if found is None:
@@ -82,15 +91,26 @@ class InboundMail:
         return "250 2.0.0 OK: received"
 
     async def _ticket(self, conn: Connection, inbound: Inbound) -> tuple[str, UUID, str] | None:
+        """The ticket a reply address names (its signature checked against the ticket's
+        tenant) and the reply's author: the requester when the mail comes from their
+        address, else whoever wrote (a colleague in copy is not the requester)."""
         for local in reply_local_parts(inbound, self._identity.reply_domain):
             named = ticket_of_reply(self._identity, local)
             if named is None:
                 continue
-            row = await conn.fetchrow(
-                "SELECT tenant_id, requester_id FROM tickets WHERE ticket_id = $1", named[0]
-            )
-            if row and signature_matches(self._identity, row["tenant_id"], named[0], named[1]):
-                return row["tenant_id"], named[0], row["requester_id"]
+            rows = await conn.fetch(
+                "SELECT tenant_id, requester_id, opening::text AS opening FROM tickets"
+                " WHERE ticket_id = $1", named[0],
+            )  # fmt: skip
+            for row in rows:
+                if signature_matches(self._identity, row["tenant_id"], named[0], named[1]):
+                    [opening] = await open_documents(conn, [from_json(row["opening"])], self._keys)
+                    email = str(opening.payload.requester.email or "").lower()
+                    author = (
+                        row["requester_id"] if email == inbound.from_address
+                        else customer_id_for(inbound.from_address)
+                    )  # fmt: skip
+                    return row["tenant_id"], named[0], author
         log.warning("reply to an unknown or forged reply address", to=list(inbound.to))
         return None
 
@@ -112,37 +132,43 @@ class InboundMail:
         )])  # fmt: skip
 
     async def _reported(self, conn: Connection, inbound: Inbound) -> str:
+        """A delivery report or complaint counts only when it comes to the signed bounce
+        address of one of our messages (anyone can write a report quoting a delivery id):
+        then a permanent failure suppresses the address that very message went to."""
         report = inbound.report
         assert report is not None
+        named = next((d for a in inbound.to if (d := delivery_of_bounce(self._identity, a))),
+                     None)  # fmt: skip
         row = None
-        if report.delivery_id is not None:
+        if named is not None:
             row = await conn.fetchrow(
-                "SELECT tenant_id, recipient FROM deliveries WHERE delivery_id = $1",
-                report.delivery_id,
+                "SELECT tenant_id, delivery_id, recipient, address_hash FROM deliveries"
+                " WHERE delivery_id = $1 AND channel = 'email'", named,
             )  # fmt: skip
         if row is None:
-            log.info("report about a message we cannot name", status=report.status)
+            log.info("report not about a message of ours", status=report.status)
             return "250 2.0.0 OK: report received"
-        tenant = row["tenant_id"]
+        tenant, delivery = row["tenant_id"], row["delivery_id"]
+        report = replace(report, delivery_id=delivery)
         outcome = "complaint" if inbound.kind is Kind.COMPLAINT else "bounced"
         if report.hard:
-            for address in report.recipients:
+            if row["address_hash"] is not None:
                 await conn.execute(
                     "INSERT INTO suppressions (tenant_id, address_hash, reason, recipient,"
                     " delivery_id) VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING",
-                    tenant, address_hash(address), f"{outcome}: {report.status}",
-                    row["recipient"], report.delivery_id,
+                    tenant, row["address_hash"], f"{outcome}: {report.status}",
+                    row["recipient"], delivery,
                 )  # fmt: skip
             await conn.execute(
                 "UPDATE deliveries SET state = 'dead', attempts = attempts + 1, last_error = $3"
                 " WHERE tenant_id = $1 AND delivery_id = $2",
-                tenant, report.delivery_id, f"{outcome}: {report.status}",
+                tenant, delivery, f"{outcome}: {report.status}",
             )  # fmt: skip
             await conn.execute(
                 "INSERT INTO delivery_attempts (tenant_id, delivery_id, attempt, at, outcome,"
                 " detail) SELECT $1, $2, attempts, $3, $4, $5 FROM deliveries"
                 " WHERE tenant_id = $1 AND delivery_id = $2 ON CONFLICT DO NOTHING",
-                tenant, report.delivery_id, self._clock(), outcome, report.status,
+                tenant, delivery, self._clock(), outcome, report.status,
             )  # fmt: skip
         await _record(conn, tenant, inbound, None, f"{outcome} ({report.status})")
         return "250 2.0.0 OK: report received"
@@ -171,7 +197,7 @@ class _Handler:
 
     async def handle_DATA(self, _server: SMTP, _session: Session, envelope: Envelope) -> str:  # noqa: N802
         try:
-            return await self._inbound.accept(envelope.original_content or b"")
+            return await self._inbound.accept(envelope.original_content or b"", envelope.rcpt_tos)
         except Exception:
             log.exception("inbound mail failed; the sender will try again")
             return "451 4.3.0 Temporary failure, please try again later"

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from jinja2 import PackageLoader, StrictUndefined, Template, TemplateError
+from jinja2.exceptions import SecurityError
 from jinja2.sandbox import SandboxedEnvironment
 
 from helpdesk_runtime.logging import get_logger
@@ -52,13 +53,42 @@ class TemplateBrokenError(Exception):
     """No template could render the message: nothing is sent."""
 
 
+MAX_RANGE = 1000
+"""What `range` in a template may count to: enough for any message, not for a loop that
+keeps the process busy (templates are written by tenants' admins)."""
+MAX_REPEAT = 10_000
+"""The longest string or list `*` may make in a template."""
+
+
+class _Sandbox(SandboxedEnvironment):
+    intercepted_binops = frozenset({"*", "**"})
+
+    def call_binop(self, context: Any, operator: str, left: Any, right: Any) -> Any:
+        if operator == "**":
+            raise SecurityError("** is not allowed in templates")
+        if isinstance(left, str | list | tuple) or isinstance(right, str | list | tuple):
+            count = right if isinstance(right, int) else left
+            if isinstance(count, int) and count > MAX_REPEAT:
+                raise SecurityError(f"repeating more than {MAX_REPEAT} times is not allowed")
+        return super().call_binop(context, operator, left, right)
+
+
+def _range(*args: int) -> range:
+    made = range(*args)
+    if len(made) > MAX_RANGE:
+        raise SecurityError(f"range over {MAX_RANGE} items is not allowed in templates")
+    return made
+
+
 def _environment(autoescape: bool) -> SandboxedEnvironment:
-    return SandboxedEnvironment(
+    env = _Sandbox(
         loader=PackageLoader("notifications", "templates"),
         autoescape=autoescape,
         undefined=StrictUndefined,
         keep_trailing_newline=True,
     )
+    env.globals["range"] = _range
+    return env
 
 
 def _file(name: str, part: str) -> str:
@@ -86,7 +116,7 @@ class Templates:
                     continue
                 try:
                     return self._render(name, lang, context, own)
-                except TemplateError as exc:
+                except Exception as exc:  # TemplateError, or what a template's code raised
                     tried.append(f"{source} {lang}: {type(exc).__name__}: {exc}")
                     log.warning("template failed; falling back", template=name, language=lang,
                                 source=source, error=tried[-1])  # fmt: skip

@@ -10,9 +10,12 @@ and one it has seen the id of.
 """
 
 import asyncio
+import ipaddress
 import json
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
@@ -52,10 +55,14 @@ class WebhookSender:
     5xx and network errors are temporary; any other status is permanent (the receiver
     refuses it: a wrong URL, 410 Gone)."""
 
-    def __init__(self, secret: str, *, timeout_s: float = 10.0, concurrency: int = 16) -> None:
+    def __init__(
+        self, secret: str, *, timeout_s: float = 10.0, concurrency: int = 16,
+        private_targets: bool = False,
+    ) -> None:  # fmt: skip
         self._webhook = Webhook(secret)
         self._timeout_s = timeout_s
         self._concurrency = concurrency
+        self._private_targets = private_targets
 
     async def send_many(self, items: Sequence[Outgoing]) -> list[Result]:
         gate = asyncio.Semaphore(self._concurrency)
@@ -68,13 +75,16 @@ class WebhookSender:
             return list(await asyncio.gather(*(one(i) for i in items)))
 
     async def _post(self, client: httpx.AsyncClient, item: Outgoing) -> Result:
+        if not self._private_targets and (why := await _internal(item.address)):
+            return Failed(Failure.PERMANENT, why)
         body = json.dumps(body_of(item), ensure_ascii=False, separators=(",", ":"))
+        now = datetime.now(UTC)  # when it leaves: receivers refuse old timestamps
         headers = {
             "content-type": "application/json",
             "user-agent": "helpdesk-notifications",
             "webhook-id": str(item.delivery_id),
-            "webhook-timestamp": str(int(item.sent_at.timestamp())),
-            "webhook-signature": self._webhook.sign(str(item.delivery_id), item.sent_at, body),
+            "webhook-timestamp": str(int(now.timestamp())),
+            "webhook-signature": self._webhook.sign(str(item.delivery_id), now, body),
         }
         try:
             response = await client.post(item.address, content=body.encode(), headers=headers)
@@ -84,4 +94,22 @@ class WebhookSender:
         if 200 <= status < 300:
             return Sent(f"HTTP {status}")
         kind = Failure.TEMPORARY if status in (408, 429) or status >= 500 else Failure.PERMANENT
-        return Failed(kind, f"HTTP {status}: {response.text[:300]}")
+        return Failed(kind, f"HTTP {status}")  # not the body: what a host says stays there
+
+
+async def _internal(url: str) -> str:
+    """Why `url` may not be called (it reaches this network, not the internet), or "".
+    Agents set their own webhook URLs: without this one could make the service call its
+    neighbours or the cloud's metadata address."""
+    parts = urlsplit(url)
+    try:
+        found = await asyncio.get_running_loop().getaddrinfo(
+            parts.hostname or "", parts.port or (443 if parts.scheme == "https" else 80)
+        )
+    except OSError as exc:
+        return f"{parts.hostname} does not resolve: {exc}"
+    for *_, sockaddr in found:
+        ip = ipaddress.ip_address(sockaddr[0])
+        if not ip.is_global:
+            return f"refused: {parts.hostname} is a private address ({ip})"
+    return ""
