@@ -83,7 +83,12 @@ async def readable_in_topics(
     wanted = [t for t in topics if t in existing]
     if not wanted:
         return []
-    consumer = AIOKafkaConsumer(*wanted, bootstrap_servers=bootstrap, group_id=None)
+    # "earliest": a partition whose position the client resets on its own (it has none
+    # yet) must go back to its beginning too, not to its end, where a new watermark once
+    # looked like the last record of a partition never read.
+    consumer = AIOKafkaConsumer(
+        *wanted, bootstrap_servers=bootstrap, group_id=None, auto_offset_reset="earliest"
+    )
     await consumer.start()  # subscribing fetches the topics' metadata
     found: set[str] = set()
     encoded = [(n, n.encode()) for n in needles]
