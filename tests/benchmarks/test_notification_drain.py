@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 import asyncpg
+import pytest
 from pydantic import SecretStr
 
 from helpdesk_contracts import (
@@ -249,6 +250,7 @@ async def _plain_decide(
     return []
 
 
+@pytest.mark.timeout(3600)
 async def test_a_month_start_drain_keeps_acknowledgements_ahead_of_surveys(
     notifications_database_url: str, kafka_bootstrap: str, producer: Producer, tmp_path: Path
 ) -> None:

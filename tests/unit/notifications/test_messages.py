@@ -3,6 +3,7 @@
 import base64
 import email
 import email.policy
+import re
 from datetime import UTC, datetime
 from uuid import uuid4
 
@@ -69,13 +70,12 @@ def test_an_unknown_template_is_broken_not_empty() -> None:
 def test_a_message_has_both_parts_threading_and_a_signed_reply_address() -> None:
     ticket, delivery, tenant = uuid4(), uuid4(), "acme"
     rendered = Rendered("[#7] Тема", "Текст письма", "<p>Текст</p>", "ru")
-    message = build_message(IDENTITY, Outgoing(
+    raw = build_message(IDENTITY, Outgoing(
         delivery, tenant, "customer:c-1", "anna@example.com", rendered, "TicketOpened",
         "ticket_opened", ticket, 7, "auto-replied", datetime(2026, 11, 26, 12, 0, tzinfo=UTC),
     ))  # fmt: skip
-    wire = message.as_bytes()
-    assert b"=?utf-8?" in wire  # the Cyrillic subject is RFC 2047-encoded
-    parsed = email.message_from_bytes(wire, policy=email.policy.default)
+    assert b"=?utf-8?" in raw  # the Cyrillic subject is RFC 2047-encoded
+    parsed = email.message_from_bytes(raw, policy=email.policy.default)
     assert parsed["Subject"] == "[#7] Тема"
     assert parsed["Message-ID"] == f"<{delivery}@acme.example>"
     assert parsed["X-Helpdesk-Delivery-Id"] == str(delivery)
@@ -120,14 +120,15 @@ def test_a_dkim_signed_message_verifies_against_the_published_key() -> None:
     )).decode()  # fmt: skip
     signing = Dkim("acme.example", "hd2026", pem)
     rendered = Rendered("Как мы справились?", "Оцените", "<p>Оцените</p>", "ru")
-    message = build_message(IDENTITY, Outgoing(
+    raw = build_message(IDENTITY, Outgoing(
         uuid4(), "acme", "customer:c-1", "anna@example.com", rendered, "SurveyRequested",
         "survey_invitation", uuid4(), 7, "auto-generated", datetime(2026, 11, 26, tzinfo=UTC),
         unsubscribe_url="https://support.acme.example/v1/unsubscribe/t.k",
     ))  # fmt: skip
+    message = email.message_from_bytes(raw, policy=email.policy.default)
     assert message["List-Unsubscribe"] == "<https://support.acme.example/v1/unsubscribe/t.k>"
     assert message["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
-    signed = signing.sign(message.as_bytes(policy=email.policy.SMTP))
+    signed = signing.sign(raw)
     assert signed.startswith(b"DKIM-Signature:")
 
     def dns(name: bytes, timeout: int = 5) -> bytes:
@@ -175,3 +176,20 @@ def test_a_template_cannot_keep_the_process_busy() -> None:
                   "{{ 9 ** 99999 }}"):  # fmt: skip
         with pytest.raises(TemplateError):
             Templates().preview(Custom(draft, "x", "x"), _context(), "en")
+
+
+def test_long_non_ascii_headers_fold_into_encoded_words_that_read_back_whole() -> None:
+    subject = "[#4213] Мы получили ваше обращение: Счёт за ноябрь выставлен дважды — 😊 " * 3
+    identity = MailIdentity("support@acme.example", "Служба поддержки ACME", "acme.example",
+                            "reply.acme.example", b"secret")  # fmt: skip
+    raw = build_message(identity, Outgoing(
+        uuid4(), "acme", "agent:a-1", "a@acme.example", Rendered(subject, "т", "<p>т</p>", "ru"),
+        "TicketOpened", "ticket_opened", None, None, None, datetime(2026, 11, 26, tzinfo=UTC),
+    ))  # fmt: skip
+    assert raw.count(b"\n") == raw.count(b"\r\n")  # CRLF only
+    assert max(len(line) for line in raw.split(b"\r\n")) <= 998
+    assert all(len(w) <= 75 for w in re.findall(rb"=\?utf-8\?b\?[^?]*\?=", raw))
+    parsed = email.message_from_bytes(raw, policy=email.policy.default)
+    assert parsed["Subject"] == subject
+    assert parsed["From"].addresses[0].display_name == "Служба поддержки ACME"
+    assert parsed["Reply-To"] is None  # an agent's notice: answers go nowhere near a ticket

@@ -13,11 +13,9 @@ import hashlib
 import hmac
 import re
 import ssl
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from email.headerregistry import Address
-from email.message import EmailMessage
-from email.policy import SMTP as SMTP_POLICY
 from email.utils import format_datetime
 from uuid import UUID
 
@@ -86,32 +84,66 @@ def signature_matches(identity: MailIdentity, tenant_id: str, ticket_id: UUID, s
     return hmac.compare_digest(_signature(identity.reply_secret, tenant_id, ticket_id), sig)
 
 
-def build_message(identity: MailIdentity, mail: Outgoing) -> EmailMessage:
-    """Plain text and HTML alternatives, UTF-8 (Cyrillic subjects are RFC 2047-encoded)."""
-    message = EmailMessage()
-    message["From"] = Address(identity.from_name, addr_spec=identity.from_address)
-    message["To"] = mail.address
-    message["Subject"] = mail.rendered.subject
-    message["Date"] = format_datetime(mail.sent_at)
-    message["Message-ID"] = f"<{mail.delivery_id}@{identity.mail_domain}>"
-    message["X-Helpdesk-Delivery-Id"] = str(mail.delivery_id)
+def build_message(identity: MailIdentity, mail: Outgoing) -> bytes:
+    """The message as sent: plain text and HTML alternatives, UTF-8 in base64, non-ASCII
+    headers as RFC 2047 encoded words, CRLF line ends.
+
+    Written out here rather than through the standard library's `email` package, whose
+    header folding and generator cost more than half the CPU of sending (py-spy, in the
+    month-start drain benchmark); the tests read every message back with that package."""
+    headers = [
+        ("From", f"{_encoded(identity.from_name)} <{identity.from_address}>"),
+        ("To", mail.address),
+        ("Subject", _encoded(mail.rendered.subject)),
+        ("Date", format_datetime(mail.sent_at)),
+        ("Message-ID", f"<{mail.delivery_id}@{identity.mail_domain}>"),
+        ("X-Helpdesk-Delivery-Id", str(mail.delivery_id)),
+    ]
     if mail.ticket_id is not None:
         thread = f"<ticket-{mail.ticket_id}@{identity.mail_domain}>"
-        message["In-Reply-To"] = thread
-        message["References"] = thread
+        headers += [("In-Reply-To", thread), ("References", thread)]
         if mail.recipient.startswith("customer:"):
             # Only a customer's answer belongs on the ticket as theirs; an agent who answers
             # a notice by mail reaches the support address, not the ticket.
-            message["Reply-To"] = reply_address(identity, mail.tenant_id, mail.ticket_id)
+            headers.append(("Reply-To", reply_address(identity, mail.tenant_id, mail.ticket_id)))
     if mail.auto_submitted:
-        message["Auto-Submitted"] = mail.auto_submitted
+        headers.append(("Auto-Submitted", mail.auto_submitted))
     if mail.unsubscribe_url:
-        message["List-Unsubscribe"] = f"<{mail.unsubscribe_url}>"
-        message["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
-    message.set_content(mail.rendered.text)
-    message.add_alternative(mail.rendered.html, subtype="html")
-    message["Content-Language"] = mail.rendered.language  # after: set_content clears Content-*
-    return message
+        headers += [("List-Unsubscribe", f"<{mail.unsubscribe_url}>"),
+                    ("List-Unsubscribe-Post", "List-Unsubscribe=One-Click")]  # fmt: skip
+    boundary = f"=_{mail.delivery_id.hex}"
+    headers += [
+        ("MIME-Version", "1.0"),
+        ("Content-Type", f'multipart/alternative; boundary="{boundary}"'),
+        ("Content-Language", mail.rendered.language),
+    ]
+    lines = [f"{name}: {value}" for name, value in headers]
+    for subtype, content in (("plain", mail.rendered.text), ("html", mail.rendered.html)):
+        lines += ["", f"--{boundary}", f'Content-Type: text/{subtype}; charset="utf-8"',
+                  "Content-Transfer-Encoding: base64", "", _base64_lines(content)]  # fmt: skip
+    lines += ["", f"--{boundary}--", ""]
+    return "\r\n".join(lines).encode("ascii")
+
+
+def _encoded(value: str) -> str:
+    """A header value: as it is when printable ASCII, else RFC 2047 encoded words of at
+    most 75 characters each (whole characters in each), one per folded line."""
+    if value.isascii() and value.isprintable():
+        return value
+    words, chunk = [], b""
+    for char in value:
+        data = char.encode()
+        if len(chunk) + len(data) > 45:  # 45 bytes -> 60 in base64, 72 with the markers
+            words.append(chunk)
+            chunk = b""
+        chunk += data
+    words.append(chunk)
+    return "\r\n ".join(f"=?utf-8?b?{base64.b64encode(w).decode()}?=" for w in words)
+
+
+def _base64_lines(text: str) -> str:
+    data = base64.b64encode(text.encode()).decode()
+    return "\r\n".join(data[i : i + 76] for i in range(0, len(data), 76))
 
 
 @dataclass(frozen=True)
@@ -134,6 +166,9 @@ class EmailSender:
     def __init__(self, server: SmtpServer, identity: MailIdentity) -> None:
         self._server = server
         self.identity = identity
+        # Connections kept open between batches: a handshake (and TLS) per batch and
+        # connection cost as much as the messages of a small batch.
+        self._idle: list[tuple[float, aiosmtplib.SMTP]] = []
 
     async def send_many(self, items: Sequence[Outgoing]) -> list[Result]:
         results: list[Result | None] = [None] * len(items)
@@ -147,26 +182,49 @@ class EmailSender:
     async def _send_over_one(
         self, items: Sequence[Outgoing], which: list[int], results: list[Result | None]
     ) -> None:
+        try:
+            client = await self._client()
+        except (aiosmtplib.SMTPException, OSError) as exc:
+            for i in which:
+                results[i] = Failed(Failure.TEMPORARY, f"cannot connect: {_describe(exc)}")
+            return
+        for i in which:
+            results[i] = await _send_one(client, items[i], self.identity)
+        if client.is_connected and len(self._idle) < self._server.connections:
+            self._idle.append((time.monotonic(), client))
+        else:
+            await _close(client)
+
+    async def _client(self) -> aiosmtplib.SMTP:
+        """An open connection: an idle one that still answers, else a new one."""
+        while self._idle:
+            since, client = self._idle.pop()
+            if client.is_connected and time.monotonic() - since < IDLE_S:
+                try:
+                    await client.noop()
+                    return client
+                except (aiosmtplib.SMTPException, OSError):
+                    pass
+            await _close(client)
         s = self._server
         client = aiosmtplib.SMTP(
             hostname=s.host, port=s.port, timeout=s.timeout_s, use_tls=s.security == "tls",
             start_tls=s.security == "starttls", username=s.username, password=s.password,
             tls_context=ssl.create_default_context() if s.security != "none" else None,
         )  # fmt: skip
-        try:
-            await client.connect()
-        except (aiosmtplib.SMTPException, OSError) as exc:
-            for i in which:
-                results[i] = Failed(Failure.TEMPORARY, f"cannot connect: {_describe(exc)}")
-            return
-        try:
-            for i in which:
-                results[i] = await _send_one(client, items[i], self.identity)
-        finally:
-            try:
-                await client.quit()
-            except (aiosmtplib.SMTPException, OSError):
-                client.close()
+        await client.connect()
+        return client
+
+
+IDLE_S = 30.0
+"""An idle connection older than this is closed rather than reused (servers drop them)."""
+
+
+async def _close(client: aiosmtplib.SMTP) -> None:
+    try:
+        await client.quit()
+    except (aiosmtplib.SMTPException, OSError):
+        client.close()
 
 
 def bounce_address(identity: MailIdentity, delivery_id: UUID) -> str:
@@ -192,7 +250,7 @@ def delivery_of_bounce(identity: MailIdentity, address: str) -> UUID | None:
 
 async def _send_one(client: aiosmtplib.SMTP, item: Outgoing, identity: MailIdentity) -> Result:
     try:
-        raw = build_message(identity, item).as_bytes(policy=SMTP_POLICY)
+        raw = build_message(identity, item)
         if identity.dkim is not None:
             raw = identity.dkim.sign(raw)
     except Exception as exc:  # a message that cannot be built will not be built later

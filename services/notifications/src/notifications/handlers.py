@@ -76,9 +76,9 @@ their own, and on the same cores and providers the bulk lane gives way."""
 URGENT_BEHIND_S = 3.0
 
 KEY_WAIT_S = 2.0
-"""A sealed field whose key has not reached our replica yet (a first-time customer's key
-and their ticket's events travel on different topics): tried again this soon, not counted
-as a failed attempt, for up to KEY_WAIT_LIMIT."""
+"""What a message needs has not arrived yet (a first-time customer's key, or a ticket's
+opening, travel on other topics than what they are needed for): tried again this soon,
+not counted as a failed attempt, for up to KEY_WAIT_LIMIT."""
 KEY_WAIT_LIMIT = timedelta(hours=1)
 
 SURVEY_LABELS = {
@@ -234,13 +234,17 @@ class Notifier:
     ) -> Outgoing | Outcome:  # fmt: skip
         kind, _, person = row["recipient"].partition(":")
         address = _address(row, kind, person, opening)
+        if address is None and kind == "customer" and opening is None and row["ticket_id"]:
+            # The ticket's opening (with the customer's address) is read from another topic
+            # than, say, a survey invitation about it: it may not be here yet.
+            return _missing(row, now, "the ticket's opening has not arrived yet")
         if address is None:
             return Outcome(Failure.PERMANENT.value,
                            f"no {row['channel']} address known for {row['recipient']}")  # fmt: skip
         if address == ERASED:
             if person in await self.keys.destroyed(conn, row["tenant_id"], [person]):
                 return Outcome("cancelled", "the recipient's personal data was erased")
-            return _key_missing(row, now)
+            return _missing(row, now, "the data subject's key has not arrived yet")
         subject = opening.payload.requester.customer_id if opening is not None else None
         if (
             subject is not None
@@ -248,7 +252,7 @@ class Notifier:
             and subject not in (await self.keys.destroyed(conn, row["tenant_id"], [subject]))
         ):
             # The ticket's words would read "[erased]" only because its key is on its way.
-            return _key_missing(row, now)
+            return _missing(row, now, "the data subject's key has not arrived yet")
         context = _context(event, opening, self.sender_name)
         # An agent's language is theirs alone; a customer's, else their ticket's or survey's.
         language = row["language"] or (_language(event, opening) if kind == "customer" else None)
@@ -348,10 +352,12 @@ async def _suppressed(conn: Connection, mails: Sequence[Outgoing]) -> dict[UUID,
     }
 
 
-def _key_missing(row: Any, now: datetime) -> Outcome:
+def _missing(row: Any, now: datetime, what: str) -> Outcome:
+    """Something the message needs is on its way: wait, without counting a try, for a
+    while; then it counts as a temporary failure."""
     if now - row["created_at"] < KEY_WAIT_LIMIT:
-        return Outcome("wait", "the data subject's key has not arrived yet")
-    return Outcome(Failure.TEMPORARY.value, "the data subject's key has not arrived yet")
+        return Outcome("wait", what)
+    return Outcome(Failure.TEMPORARY.value, what)
 
 
 _ERASED_JSON = f'"{ERASED}"'
