@@ -5,7 +5,8 @@
    delivery each) waiting on a topic of their own, applied by the service's runtime in this
    process with its timers off, until every delivery is recorded; beside a plain aiokafka +
    asyncpg pipeline doing the same writes (inbox, tickets, deliveries, timers) with one and
-   three batches in flight.
+   three batches in flight; then as many events again decided by BENCH_REPLICAS (default
+   2) processes of the service, consumers only: how deciding scales out.
 2. The month-start drain: BENCH_NOTIFY_TICKETS (default 100,000) tickets opened and as many
    survey invitations waiting at once, the service as a process of its own, mail to an SMTP
    server in another process (support/smtp_sink.py). Measured: from each TicketOpened to
@@ -63,7 +64,7 @@ from notifications.config import Settings
 
 from support.bench import record
 from support.chaos import ServiceProcess, eventually
-from support.fixtures import start_group_at_end
+from support.fixtures import group_settled, start_group_at_end
 from support.plain_pipeline import Outgoing, PlainRun, run_plain
 from support.proc import cpu_s
 from support.servers import REPO
@@ -73,6 +74,7 @@ EVENTS = int(os.environ.get("BENCH_NOTIFY_EVENTS", "50000"))
 TICKETS = int(os.environ.get("BENCH_NOTIFY_TICKETS", "100000"))
 OUTAGE_S = float(os.environ.get("BENCH_SMTP_OUTAGE_S", "10"))
 BATCH = int(os.environ.get("BENCH_BATCH", "500"))
+REPLICAS = int(os.environ.get("BENCH_REPLICAS", "2"))
 TENANTS = 20
 PARTITIONS = 24
 AGENT = Actor(kind=ActorKind.AGENT, id="a-1")
@@ -116,6 +118,7 @@ def _settings(database_url: str, kafka_bootstrap: str, **more: Any) -> Settings:
     )  # fmt: skip
 
 
+@pytest.mark.timeout(1800)
 async def test_the_consumer_decides_a_spike_of_ticket_events(
     notifications_database_url: str, kafka_bootstrap: str, producer: Producer
 ) -> None:
@@ -155,6 +158,10 @@ async def test_the_consumer_decides_a_spike_of_ticket_events(
                 decided[n] = await _drain(pool, total)
             finally:
                 await runtime.stop()
+        await pool.execute("TRUNCATE deliveries, tickets, timers")
+        replicas = await _decide_in_replicas(
+            notifications_database_url, kafka_bootstrap, producer, pool, run, total
+        )
     finally:
         await pool.close()
     best = max(r.per_second for r in plain.values())
@@ -163,19 +170,71 @@ async def test_the_consumer_decides_a_spike_of_ticket_events(
           for n, r in plain.items()),
         *((f"notifications consumer alone, {n} in flight", r.per_second, r.cpu_us)
           for n, r in decided.items()),
+        *([(f"notifications consumer alone, {REPLICAS} replicas", replicas.per_second,
+            replicas.cpu_us)] if replicas else []),
     ]  # fmt: skip
     service = max(r.per_second for r in decided.values())
     table = "\n".join(f"  {name:<48} {rate:9,.0f}/s {us:6.0f} µs/event" for name, rate, us in rows)
     print(
         f"\nNotifications, deciding {total:,} ticket events (a delivery each), batches of"
         f" {BATCH}:\n{table}\n  best consumer / best plain: {service / best:.2f}"
-    )
+        + (f"\n  {REPLICAS} replicas / best plain: {replicas.per_second / best:.2f}"
+           if replicas else "")
+    )  # fmt: skip
     record("notifications-decide", {
         "events": total, "batch": BATCH,
         "rows": [{"path": n, "per_second": round(r), "cpu_us_per_event": round(u)}
                  for n, r, u in rows],
-        "ratio_to_best_plain": round(service / best, 3),
+        "ratio_to_best_plain": round(service / best, 3), "replicas": REPLICAS,
+        "replicas_ratio_to_best_plain": round(replicas.per_second / best, 3) if replicas else None,
     })  # fmt: skip
+
+
+async def _decide_in_replicas(
+    database_url: str, kafka_bootstrap: str, producer: Producer, pool: asyncpg.Pool, run: str,
+    total: int,
+) -> PlainRun | None:  # fmt: skip
+    """As many events again, on a topic of their own, decided by REPLICAS processes of the
+    service (`python -m notifications`, consumers only)."""
+    if not REPLICAS:
+        return None
+    topic, group = f"bench.ntickets.r.{run}", f"notify-replicas-{run}"
+    await ensure_topics(kafka_bootstrap, [TopicSpec(topic, PARTITIONS)])
+    await start_group_at_end(kafka_bootstrap, topic, group)
+    logs = REPO / ".local" / "bench"
+    logs.mkdir(parents=True, exist_ok=True)
+    env = {
+        "TICKETS_TOPIC": topic, "TICKETS_GROUP_ID": group, "PARTS": "consumers",
+        "SURVEYS_GROUP_ID": f"{group}-surveys", "SLA_GROUP_ID": f"{group}-sla",
+        "CONSUMER_BATCH_SIZE": str(BATCH), "LOG_LEVEL": "WARNING", "INBOUND_SMTP_PORT": "0",
+        "CONSUMER_BATCH_TIMEOUT_MS": "100",
+    }  # fmt: skip
+    processes = [
+        ServiceProcess(database_url, kafka_bootstrap, logs / f"notifications-decide-{i}.log",
+                       env=env, module="notifications")
+        for i in range(REPLICAS)
+    ]  # fmt: skip
+    for process in processes:
+        process.start()
+    try:
+        for process in processes:
+            await process.wait_ready(300)
+        await group_settled(kafka_bootstrap, group, REPLICAS)
+        pids = [p.process.pid for p in processes if p.process is not None]
+        now = datetime.now(UTC)
+        await _send(producer, topic, [
+            e for t in range(total // 5) for e in _ticket(t + 1, f"bench{t % TENANTS}", now)
+        ])  # fmt: skip
+        await _until(pool, lambda n: n > 0)
+        first = await _deliveries(pool)
+        cpu, started = sum(cpu_s(p) for p in pids), time.perf_counter()
+        await _until(pool, lambda n: n >= total)
+        return PlainRun(
+            total - first, time.perf_counter() - started, sum(cpu_s(p) for p in pids) - cpu
+        )
+    finally:
+        for process in processes:
+            process.stop()
 
 
 async def _drain(pool: asyncpg.Pool, total: int) -> PlainRun:
