@@ -8,6 +8,7 @@ from uuid import uuid4
 import pytest
 
 from helpdesk_contracts import Actor, ActorKind, TicketAssigned
+from notifications.inbound import address_hash
 from notifications.webhooks import WebhookVerificationError, verify
 
 from support.chaos import eventually
@@ -153,3 +154,37 @@ async def test_a_webhook_to_a_private_address_is_refused(notifications_database_
         refused = await states(rig, assigned.event_id)
     assert receiver.requests == []
     assert refused == {"agent:a-5": ("dead", "refused: 127.0.0.1 is a private address (127.0.0.1)")}
+
+
+async def test_a_suppressed_address_falls_back_to_the_persons_next_channel(
+    notifications_database_url: str,
+) -> None:
+    async with (
+        http_receiver() as receiver,
+        rig_for(notifications_database_url, webhook_private_targets=True) as rig,
+    ):
+        await contact(rig, "agent:a-5", channels=["email", "webhook"], email="a5@acme.example",
+                      webhook_url=f"{receiver.base_url}/hook")  # fmt: skip
+        async with rig.pool.acquire() as conn:  # a5@ bounced for good some time ago
+            await conn.execute(
+                "INSERT INTO suppressions (tenant_id, address_hash, reason) VALUES ($1, $2, $3)",
+                "acme",
+                address_hash("a5@acme.example"),
+                "bounced: 5.1.1",
+            )
+        ticket = uuid4()
+        await rig.publish(opened(ticket, number=8))
+        assigned = ticket_event(ticket, 2, TicketAssigned(assignee_id="a-5", assigned_by=AGENT))
+        await rig.publish(assigned)
+        assert await rig.fire() == 2  # the acknowledgement, and the suppressed email
+        assert await rig.fire() == 1  # the webhook, at once
+        [hook] = await receiver.wait_for(1)
+        async with rig.pool.acquire() as conn:
+            rows = await conn.fetch(
+                "SELECT channel, state FROM deliveries WHERE event_id = $1 ORDER BY created_at",
+                assigned.event_id,
+            )
+    assert json.loads(hook.body)["template"] == "ticket_assigned"
+    assert [(r["channel"], r["state"]) for r in rows] == [("email", "cancelled"),
+                                                          ("webhook", "sent")]  # fmt: skip
+    assert rig.mailbox.to("a5@acme.example") == []

@@ -206,7 +206,7 @@ class Notifier:
         by_channel: dict[str, list[Outgoing]] = {}
         for channel, item in ready:
             if item.delivery_id in suppressed:
-                outcomes[item.delivery_id] = Outcome("cancelled", suppressed[item.delivery_id])
+                outcomes[item.delivery_id] = Outcome("suppressed", suppressed[item.delivery_id])
             else:
                 by_channel.setdefault(channel, []).append(item)
         # Every channel at once: a slow provider does not hold the others back.
@@ -277,7 +277,7 @@ class Notifier:
         retries: list[Timer] = []
         updates: list[tuple[Any, ...]] = []
         attempts: list[tuple[Any, ...]] = []
-        fallbacks: list[tuple[str, UUID, UUID, str, str]] = []
+        fallbacks: list[Any] = []
         for row in rows:
             outcome = outcomes[row["delivery_id"]]
             tenant, delivery, lane = row["tenant_id"], row["delivery_id"], Lane(row["lane"])
@@ -286,9 +286,8 @@ class Notifier:
                                      now + timedelta(seconds=KEY_WAIT_S), {}))  # fmt: skip
                 continue
             attempt = row["attempts"] + 1
-            state = {"sent": "sent", "cancelled": "cancelled", "permanent": "dead"}.get(
-                outcome.kind, "pending"
-            )
+            state = {"sent": "sent", "cancelled": "cancelled", "permanent": "dead",
+                     "suppressed": "cancelled"}.get(outcome.kind, "pending")  # fmt: skip
             if outcome.kind == Failure.TEMPORARY.value:
                 delay = self.backoff.next_delay_s(attempt - row["redriven_at_attempt"], self.rng)
                 if delay is None:
@@ -301,26 +300,22 @@ class Notifier:
             if state == "dead":
                 log.warning("delivery failed for good", delivery_id=str(delivery),
                             tenant_id=tenant, error=outcome.detail)  # fmt: skip
-                if (then := _fallback(row)) is not None:
-                    fallbacks.append((tenant, delivery, row["event_id"], row["recipient"], then))
+            if state == "dead" or outcome.kind == "suppressed":
+                fallbacks.append(row)
             if self.outcomes is not None:
                 self.outcomes.labels(row["channel"], outcome.kind).inc()
             sent = state == "sent"
             error = None if sent else outcome.detail
             updates.append((tenant, delivery, state, attempt, error, now if sent else None,
                             hashes.get(delivery)))  # fmt: skip
-            attempts.append((tenant, delivery, attempt, now, outcome.kind, outcome.detail[:2000]))
+            kind = "cancelled" if outcome.kind == "suppressed" else outcome.kind
+            attempts.append((tenant, delivery, attempt, now, kind, outcome.detail[:2000]))
         if updates:
             await conn.execute(_UPDATE, *(list(c) for c in zip(*updates, strict=True)))
             await conn.execute(_ATTEMPTS, *(list(c) for c in zip(*attempts, strict=True)))
-        for tenant, failed, event_id, person, channel in fallbacks:
-            # The person's next channel: the same message as a delivery of its own.
-            made = await conn.fetchrow(
-                _FALL_BACK, tenant, failed, delivery_id(event_id, person, channel), channel, now
-            )
-            if made is not None:
-                retries.append(Timer(DELIVER[Lane(made["lane"])], str(made["delivery_id"]),
-                                     tenant, now, {}))  # fmt: skip
+        for row in fallbacks:
+            if (timer := await fall_back(conn, row, now)) is not None:
+                retries.append(timer)
         await schedule_many(conn, retries)
 
 
@@ -370,6 +365,32 @@ def _erased_in(*envelopes: Envelope | None) -> bool:
         and _ERASED_JSON in e.payload.model_dump_json()
         for e in envelopes
     )  # fmt: skip
+
+
+async def fall_back(conn: Connection, row: Any, now: datetime) -> Timer | None:
+    """The same message through the person's next reachable channel, as a delivery of its
+    own, after this one (`row`: a delivery with its person's contact columns) failed for
+    good; its timer to schedule, or None if there is no next channel."""
+    channel = _fallback(row)
+    if channel is None:
+        return None
+    made = await conn.fetchrow(
+        _FALL_BACK, row["tenant_id"], row["delivery_id"],
+        delivery_id(row["event_id"], row["recipient"], channel), channel, now,
+    )  # fmt: skip
+    if made is None:
+        return None
+    return Timer(DELIVER[Lane(made["lane"])], str(made["delivery_id"]), row["tenant_id"], now, {})
+
+
+FALLBACK_ROW = """
+    SELECT d.tenant_id, d.delivery_id, d.event_id, d.recipient, d.channel, c.email,
+           c.webhook_url, c.messenger_id, c.channels
+    FROM deliveries d
+    LEFT JOIN contacts c ON c.tenant_id = d.tenant_id AND c.person = d.recipient
+    WHERE d.tenant_id = $1 AND d.delivery_id = $2
+"""
+"""What `fall_back` needs of a delivery."""
 
 
 def _fallback(row: Any) -> str | None:

@@ -26,12 +26,14 @@ from helpdesk_runtime.db import Connection
 from helpdesk_runtime.kafka import OutgoingMessage, Producer
 from helpdesk_runtime.logging import get_logger
 from helpdesk_runtime.personal_data import SubjectKeys, open_documents
+from helpdesk_runtime.timers import schedule_many
 from notifications.email import (
     MailIdentity,
     delivery_of_bounce,
     signature_matches,
     ticket_of_reply,
 )
+from notifications.handlers import FALLBACK_ROW, fall_back
 from notifications.inbound import (
     Inbound,
     Kind,
@@ -170,6 +172,10 @@ class InboundMail:
                 " WHERE tenant_id = $1 AND delivery_id = $2 ON CONFLICT DO NOTHING",
                 tenant, delivery, self._clock(), outcome, report.status,
             )  # fmt: skip
+            # The person's next channel, as after any failure for good.
+            failed = await conn.fetchrow(FALLBACK_ROW, tenant, delivery)
+            if failed is not None and (timer := await fall_back(conn, failed, self._clock())):
+                await schedule_many(conn, [timer])
         await _record(conn, tenant, inbound, None, f"{outcome} ({report.status})")
         return "250 2.0.0 OK: report received"
 
