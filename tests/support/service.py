@@ -182,6 +182,8 @@ async def notifications_service(
             "kafka_bootstrap_servers": kafka_bootstrap,
             "tickets_group_id": f"{group_id}-tickets",
             "surveys_group_id": f"{group_id}-surveys",
+            "sla_group_id": f"{group_id}-sla",
+            "directory_group_id": f"{group_id}-directory",
             "http_port": free_port(),
             "smtp_port": smtp_port,
             "inbound_smtp_port": free_port(),
@@ -193,7 +195,9 @@ async def notifications_service(
         }
     )
     for topic, group in ((settings.tickets_topic, settings.tickets_group_id),
-                         (settings.surveys_topic, settings.surveys_group_id)):  # fmt: skip
+                         (settings.surveys_topic, settings.surveys_group_id),
+                         (settings.sla_topic, settings.sla_group_id),
+                         (settings.directory_topic, settings.directory_group_id)):  # fmt: skip
         if fresh and await topic_exists(kafka_bootstrap, topic):
             await start_group_at_end(kafka_bootstrap, topic, group)
     conn = await asyncpg.connect(database_url)  # as if ticketing.tenants.v1 had told it

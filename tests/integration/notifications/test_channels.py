@@ -7,7 +7,17 @@ from uuid import uuid4
 
 import pytest
 
-from helpdesk_contracts import Actor, ActorKind, TicketAssigned
+from helpdesk_contracts import (
+    Actor,
+    ActorKind,
+    Contact,
+    ContactKind,
+    CustomerErased,
+    CustomerProfile,
+    CustomerRegistered,
+    EventEnvelope,
+    TicketAssigned,
+)
 from notifications.inbound import address_hash
 from notifications.webhooks import WebhookVerificationError, verify
 
@@ -188,3 +198,39 @@ async def test_a_suppressed_address_falls_back_to_the_persons_next_channel(
     assert [(r["channel"], r["state"]) for r in rows] == [("email", "cancelled"),
                                                           ("webhook", "sent")]  # fmt: skip
     assert rig.mailbox.to("a5@acme.example") == []
+
+
+async def test_a_customer_is_reached_in_the_channel_the_directory_says_they_prefer(
+    notifications_database_url: str,
+) -> None:
+    async with http_receiver() as api:
+        api.answer = {"ok": True, "result": {"message_id": 1}}
+        async with rig_for(notifications_database_url, telegram_bot_token="123:secret",
+                           telegram_api_base=api.base_url) as rig:  # fmt: skip
+            profile = CustomerProfile(
+                name="Anna", preferred_channel=ContactKind.TELEGRAM, language="ru",
+                contacts=(Contact(kind=ContactKind.EMAIL, address="anna@example.com"),
+                          Contact(kind=ContactKind.TELEGRAM, address="555001")),
+            )  # fmt: skip
+            registered = EventEnvelope.new(
+                CustomerRegistered(customer_id="c-1", profile=profile, registered_by=AGENT),
+                tenant_id="acme", producer="ticketing", aggregate_id=uuid4(),
+                aggregate_version=1,
+            )  # fmt: skip
+            await rig.publish(registered)
+            await rig.publish(opened(uuid4(), number=21))
+            assert await rig.fire() == 1
+            [sent] = await api.wait_for(1)
+            assert rig.mailbox.to("anna@example.com") == []
+            erased = EventEnvelope.new(
+                CustomerErased(customer_id="c-1", erased_subjects=("c-1",), requested_by=AGENT),
+                tenant_id="acme", producer="ticketing", aggregate_id=registered.aggregate_id,
+                aggregate_version=2,
+            )  # fmt: skip
+            await rig.publish(erased)
+            async with rig.pool.acquire() as conn:
+                kept = await conn.fetchval("SELECT count(*) FROM customers")
+    message = json.loads(sent.body)
+    assert message["chat_id"] == "555001"
+    assert message["text"].startswith("[#21] Мы получили ваше обращение")  # in their language
+    assert kept == 0  # erased customers are forgotten here too

@@ -24,7 +24,14 @@ from notifications.domain.preferences import Channel
 from notifications.domain.retries import Backoff
 from notifications.email import Dkim, EmailSender, MailIdentity, SmtpServer
 from notifications.guard import Guarded, host_of
-from notifications.handlers import ACCEPTS, DELIVER, SLA_ACCEPTS, SURVEY_ACCEPTS, Notifier
+from notifications.handlers import (
+    ACCEPTS,
+    DELIVER,
+    DIRECTORY_ACCEPTS,
+    SLA_ACCEPTS,
+    SURVEY_ACCEPTS,
+    Notifier,
+)
 from notifications.inbound_mail import InboundMail, listen
 from notifications.messengers import TelegramSender
 from notifications.rendering import Templates
@@ -119,6 +126,7 @@ def build_runtime(
         {"inbound-mail": inbound_mail} if settings.inbound_smtp_port else {}
     )
     tickets, surveys, sla = settings.tickets_topic, settings.surveys_topic, settings.sla_topic
+    directory = settings.directory_topic
     runtime = ServiceRuntime(
         settings,
         migrations=load_migrations("notifications", "notifications"),
@@ -128,9 +136,11 @@ def build_runtime(
             TopicSpec(tickets, TOPICS["ticketing.tickets.v2"].partitions),
             TopicSpec(surveys, TOPICS["feedback.surveys.v1"].partitions),
             TopicSpec(sla, TOPICS["sla.events.v1"].partitions),
+            TopicSpec(directory, TOPICS["ticketing.directory.v1"].partitions),
             TopicSpec(dead_letter_topic(tickets), DEAD_LETTER_PARTITIONS),
             TopicSpec(dead_letter_topic(surveys), DEAD_LETTER_PARTITIONS),
             TopicSpec(dead_letter_topic(sla), DEAD_LETTER_PARTITIONS),
+            TopicSpec(dead_letter_topic(directory), DEAD_LETTER_PARTITIONS),
         ],
         consumers=[
             ConsumerSpec(
@@ -153,6 +163,13 @@ def build_runtime(
                 handler=handlers.record_notices,
                 accepts=SLA_ACCEPTS,
                 description="SLA warnings and breaches: agents' and team leads' alerts",
+            ),
+            ConsumerSpec(
+                topic=directory,
+                group_id=settings.directory_group_id,
+                handler=handlers.record_notices,
+                accepts=DIRECTORY_ACCEPTS,
+                description="Customers' preferred channels, languages and time zones",
             ),
         ],
         timers={DELIVER[Lane.URGENT]: handlers.deliver, DELIVER[Lane.BULK]: handlers.deliver},

@@ -30,6 +30,7 @@ from prometheus_client import Counter
 from pydantic_core import from_json
 
 from helpdesk_contracts import (
+    ContactKind,
     CustomerReplied,
     ResponseSent,
     SlaBreached,
@@ -67,6 +68,7 @@ ACCEPTS = frozenset({TicketOpened.event_type, ResponseSent.event_type, TicketSol
                      TicketAssigned.event_type, CustomerReplied.event_type,
                      *(e.event_type for e in store.FACT_EVENTS)})  # fmt: skip
 SURVEY_ACCEPTS = frozenset({SurveyRequested.event_type})
+DIRECTORY_ACCEPTS = frozenset(e.event_type for e in store.DIRECTORY_EVENTS)
 SLA_ACCEPTS = frozenset({SlaWarning.event_type, SlaBreached.event_type})
 
 BULK_YIELD_S = 5.0
@@ -122,6 +124,7 @@ class Notifier:
         # Each event's JSON once (it is kept with every delivery it makes, and the opening).
         documents = {e.event_id: e.to_json().decode() for e in events}
         await store.keep_tickets(conn, events, documents)
+        await store.keep_customers(conn, events, documents)
         now = self.clock()
         fresh = [e for e in events if now - e.occurred_at <= self.stale_after]
         if len(fresh) < len(events):
@@ -152,7 +155,11 @@ class Notifier:
             situation = Situation(ticket, leads.get(envelope.tenant_id, {}))
             for person in audience_of(rule, envelope.payload, situation):
                 people.append((envelope, rule, person, ticket))
-        prefs = await store.preferences(conn, {(e.tenant_id, p) for e, _, p, _ in people})
+        everyone = {(e.tenant_id, p) for e, _, p, _ in people}
+        prefs = _with_directory(
+            await store.preferences(conn, everyone),
+            await store.directory_preferences(conn, everyone),
+        )
         hours = await store.business_hours(conn, tenants)
         rows = []
         for envelope, rule, person, ticket in people:
@@ -193,9 +200,9 @@ class Notifier:
         now = self.clock()
         outcomes: dict[UUID, Outcome] = {}
         ready: list[tuple[str, Outgoing]] = []
-        for row, (event, opening) in zip(rows, opened, strict=True):
+        for row, (event, opening, profile) in zip(rows, opened, strict=True):
             custom = customs.get(row["tenant_id"], {})
-            prepared = await self._prepare(conn, row, event, opening, now, custom)
+            prepared = await self._prepare(conn, row, event, opening, profile, now, custom)
             if isinstance(prepared, Outgoing):
                 ready.append((row["channel"], prepared))
             else:
@@ -230,10 +237,10 @@ class Notifier:
 
     async def _prepare(
         self, conn: Connection, row: Any, event: Envelope, opening: Envelope | None,
-        now: datetime, custom: Customs,
+        profile: Envelope | None, now: datetime, custom: Customs,
     ) -> Outgoing | Outcome:  # fmt: skip
         kind, _, person = row["recipient"].partition(":")
-        address = _address(row, kind, person, opening)
+        address = _address(row, kind, person, opening, profile)
         if address is None and kind == "customer" and opening is None and row["ticket_id"]:
             # The ticket's opening (with the customer's address) is read from another topic
             # than, say, a survey invitation about it: it may not be here yet.
@@ -317,6 +324,22 @@ class Notifier:
             if (timer := await fall_back(conn, row, now)) is not None:
                 retries.append(timer)
         await schedule_many(conn, retries)
+
+
+def _with_directory(
+    own: dict[tuple[str, str], Preferences], directory: dict[tuple[str, str], Preferences]
+) -> dict[tuple[str, str], Preferences]:
+    """A customer's preferences: how to reach them and their language and time zone from
+    the directory, what they chose here (opt-outs, quiet hours) from their contact row."""
+    merged = dict(own)
+    for key, known in directory.items():
+        mine = own.get(key)
+        merged[key] = known if mine is None else replace(
+            mine, channels=known.channels, addresses=known.addresses,
+            language=mine.language or known.language,
+            time_zone=known.time_zone if mine.time_zone == "UTC" else mine.time_zone,
+        )  # fmt: skip
+    return merged
 
 
 async def _urgent_due(conn: Connection, now: datetime) -> bool:
@@ -443,27 +466,40 @@ async def _insert_deliveries(conn: Connection, rows: list[tuple[Any, ...]]) -> l
 
 async def _open(
     conn: Connection, rows: Sequence[Any], keys: SubjectKeys
-) -> list[tuple[Envelope, Envelope | None]]:
-    """Each delivery's event and its ticket's opening, personal fields opened."""
+) -> list[tuple[Envelope, Envelope | None, Envelope | None]]:
+    """Each delivery's event, its ticket's opening and its customer's directory profile,
+    personal fields opened (one lookup of keys for all)."""
     documents = [from_json(r["event"]) for r in rows]
-    openings = [(i, from_json(r["opening"])) for i, r in enumerate(rows) if r["opening"]]
-    opened = await open_documents(conn, documents + [d for _, d in openings], keys)
+    extra = [(i, column, from_json(r[column])) for i, r in enumerate(rows)
+             for column in ("opening", "profile") if r[column]]  # fmt: skip
+    opened = await open_documents(conn, documents + [d for *_, d in extra], keys)
     events, rest = opened[: len(rows)], opened[len(rows) :]
-    by_row = {i: e for (i, _), e in zip(openings, rest, strict=True)}
-    return [(event, by_row.get(i)) for i, event in enumerate(events)]
+    by_row = {(i, column): e for (i, column, _), e in zip(extra, rest, strict=True)}
+    return [(event, by_row.get((i, "opening")), by_row.get((i, "profile")))
+            for i, event in enumerate(events)]  # fmt: skip
 
 
-def _address(row: Any, kind: str, person: str, opening: Envelope | None) -> str | None:
-    """Where this delivery goes: the person's address for its channel (contacts), else, for
-    a customer's email, the one their ticket was opened with."""
+def _address(
+    row: Any, kind: str, person: str, opening: Envelope | None, profile: Envelope | None
+) -> str | None:
+    """Where this delivery goes: an agent's address for its channel (contacts); a
+    customer's email from their ticket's opening, else the directory; their messenger id
+    from the directory."""
+    channel = Channel(row["channel"])
     column = {Channel.EMAIL: "email", Channel.WEBHOOK: "webhook_url",
-              Channel.MESSENGER: "messenger_id"}.get(Channel(row["channel"]))  # fmt: skip
+              Channel.MESSENGER: "messenger_id"}.get(channel)  # fmt: skip
     if column and row[column]:
         return str(row[column])
-    if kind == "customer" and row["channel"] == Channel.EMAIL and opening is not None:
+    if kind != "customer":
+        return None
+    if channel is Channel.EMAIL and opening is not None:
         requester = opening.payload.requester
         if requester.customer_id == person and requester.email:
             return str(requester.email)
+    wanted = {Channel.EMAIL: ContactKind.EMAIL, Channel.MESSENGER: ContactKind.TELEGRAM}
+    if profile is not None and channel in wanted:
+        found = [c.address for c in profile.payload.profile.contacts if c.kind == wanted[channel]]
+        return str(found[0]) if found else None
     return None
 
 
@@ -519,11 +555,14 @@ _PENDING = """
            d.channel, d.template, d.lane, d.transactional, d.attempts, d.redriven_at_attempt,
            d.created_at,
            d.event_id, t.opening::text AS opening, c.email, c.webhook_url, c.messenger_id,
-           c.language, c.channels
+           coalesce(c.language, cu.language) AS language, c.channels,
+           cu.profile::text AS profile
     FROM unnest($1::text[], $2::uuid[]) AS x(n, k)
     JOIN deliveries d ON d.tenant_id = x.n AND d.delivery_id = x.k AND d.state = 'pending'
     LEFT JOIN tickets t ON t.tenant_id = d.tenant_id AND t.ticket_id = d.ticket_id
     LEFT JOIN contacts c ON c.tenant_id = d.tenant_id AND c.person = d.recipient
+    LEFT JOIN customers cu ON cu.tenant_id = d.tenant_id
+        AND d.recipient = 'customer:' || cu.customer_id
     ORDER BY d.created_at
 """
 

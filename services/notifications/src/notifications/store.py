@@ -8,6 +8,12 @@ from typing import Any
 from uuid import UUID
 
 from helpdesk_contracts import (
+    ContactKind,
+    CustomerErased,
+    CustomerMerged,
+    CustomerProfileChanged,
+    CustomerRegistered,
+    DuplicateCustomerMerged,
     TicketAssigned,
     TicketFollowersChanged,
     TicketOpened,
@@ -201,4 +207,75 @@ async def templates(
         found[r["tenant_id"]][(r["name"], r["language"])] = Custom(
             r["subject"], r["text"], r["html"]
         )
+    return found
+
+
+PROFILE_EVENTS = (CustomerRegistered, CustomerProfileChanged, DuplicateCustomerMerged)
+DIRECTORY_EVENTS = (*PROFILE_EVENTS, CustomerMerged, CustomerErased)
+
+
+async def keep_customers(
+    conn: Connection, events: Sequence[Envelope], documents: Mapping[UUID, str]
+) -> None:
+    """The directory's customers, each one's latest profile; merged duplicates and erased
+    customers go."""
+    latest: dict[tuple[str, str], Envelope] = {}
+    gone: set[tuple[str, str]] = set()
+    for e in events:
+        p = e.payload
+        if isinstance(p, PROFILE_EVENTS):
+            latest[(e.tenant_id, p.customer_id)] = e
+            gone.discard((e.tenant_id, p.customer_id))
+        elif isinstance(p, CustomerMerged):
+            gone.add((e.tenant_id, p.customer_id))
+        elif isinstance(p, CustomerErased):
+            gone |= {(e.tenant_id, s) for s in (p.customer_id, *p.erased_subjects)}
+    for key in gone:
+        latest.pop(key, None)
+    if latest:
+        keys, envelopes = list(latest), list(latest.values())
+        profiles = [e.payload.profile for e in envelopes]
+        await conn.execute(
+            "INSERT INTO customers (tenant_id, customer_id, profile, preferred_channel, language,"
+            " time_zone, has_messenger) SELECT * FROM unnest($1::text[], $2::text[], $3::jsonb[],"
+            " $4::text[], $5::text[], $6::text[], $7::boolean[])"
+            " ON CONFLICT (tenant_id, customer_id) DO UPDATE SET profile = excluded.profile,"
+            " preferred_channel = excluded.preferred_channel, language = excluded.language,"
+            " time_zone = excluded.time_zone, has_messenger = excluded.has_messenger",
+            [t for t, _ in keys], [c for _, c in keys], [documents[e.event_id] for e in envelopes],
+            [p.preferred_channel.value if p.preferred_channel else None for p in profiles],
+            [p.language for p in profiles], [p.time_zone for p in profiles],
+            [any(c.kind == ContactKind.TELEGRAM for c in p.contacts) for p in profiles],
+        )  # fmt: skip
+    if gone:
+        await conn.execute(
+            "DELETE FROM customers c USING unnest($1::text[], $2::text[]) AS x(n, k)"
+            " WHERE c.tenant_id = x.n AND c.customer_id = x.k",
+            [t for t, _ in gone], [c for _, c in gone],
+        )  # fmt: skip
+
+
+async def directory_preferences(
+    conn: Connection, people: Iterable[tuple[str, str]]
+) -> dict[tuple[str, str], Preferences]:
+    """What the directory says of customers ("customer:<id>"): the channel they prefer
+    (then email), language and time zone."""
+    wanted = sorted((t, p.removeprefix("customer:")) for t, p in set(people)
+                    if p.startswith("customer:"))  # fmt: skip
+    if not wanted:
+        return {}
+    rows = await conn.fetch(
+        "SELECT c.tenant_id, c.customer_id, c.preferred_channel, c.language, c.time_zone,"
+        " c.has_messenger FROM customers c JOIN unnest($1::text[], $2::text[]) AS x(n, k)"
+        " ON c.tenant_id = x.n AND c.customer_id = x.k",
+        [t for t, _ in wanted], [c for _, c in wanted],
+    )  # fmt: skip
+    found = {}
+    for r in rows:
+        messenger = r["preferred_channel"] == ContactKind.TELEGRAM.value and r["has_messenger"]
+        found[(r["tenant_id"], f"customer:{r['customer_id']}")] = Preferences(
+            channels=(Channel.MESSENGER, Channel.EMAIL) if messenger else (Channel.EMAIL,),
+            language=r["language"], time_zone=r["time_zone"] or "UTC",
+            addresses={Channel.MESSENGER: "directory"} if r["has_messenger"] else {},
+        )  # fmt: skip
     return found
