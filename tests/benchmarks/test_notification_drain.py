@@ -63,7 +63,7 @@ from helpdesk_runtime.tenants import replicate
 from notifications.bootstrap import build_runtime
 from notifications.config import Settings
 
-from support.bench import record
+from support.bench import record, until
 from support.chaos import ServiceProcess, eventually
 from support.fixtures import group_settled, start_group_at_end
 from support.plain_pipeline import Outgoing, PlainRun, run_plain
@@ -227,10 +227,10 @@ async def _decide_in_replicas(
         await _send(producer, topic, [
             e for t in range(total // 5) for e in _ticket(t + 1, f"bench{t % TENANTS}", now)
         ])  # fmt: skip
-        await _until(pool, lambda n: n > 0)
+        await until(lambda: _deliveries(pool), lambda n: n > 0)
         first = await _deliveries(pool)
         cpu, started = sum(cpu_s(p) for p in pids), time.perf_counter()
-        await _until(pool, lambda n: n >= total)
+        await until(lambda: _deliveries(pool), lambda n: n >= total)
         return PlainRun(
             total - first, time.perf_counter() - started, sum(cpu_s(p) for p in pids) - cpu
         )
@@ -241,17 +241,11 @@ async def _decide_in_replicas(
 
 async def _drain(pool: asyncpg.Pool, total: int) -> PlainRun:
     """Timed from the first recorded delivery (joining the group is not the path measured)."""
-    await _until(pool, lambda n: n > 0)
+    await until(lambda: _deliveries(pool), lambda n: n > 0)
     first = await _deliveries(pool)
     cpu, started = time.process_time(), time.perf_counter()
-    await _until(pool, lambda n: n >= total)
+    await until(lambda: _deliveries(pool), lambda n: n >= total)
     return PlainRun(total - first, time.perf_counter() - started, time.process_time() - cpu)
-
-
-async def _until(pool: asyncpg.Pool, done: Any) -> None:
-    # The condition is in the database: nothing to await but time.
-    while not done(await _deliveries(pool)):  # noqa: ASYNC110
-        await asyncio.sleep(0.05)
 
 
 async def _deliveries(pool: asyncpg.Pool) -> int:

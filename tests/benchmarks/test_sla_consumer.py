@@ -16,7 +16,6 @@ Run with `make bench`; it prints a table and writes it as JSON under .local/benc
 Figures are not asserted; that every event was applied and every breach published once is.
 """
 
-import asyncio
 import json
 import os
 import resource
@@ -57,7 +56,7 @@ from sla.config import Settings
 from sla.configuration import Kind, save
 from sla.store import PARTITIONS, partition_of
 
-from support.bench import record
+from support.bench import record, until
 from support.chaos import ServiceProcess
 from support.fixtures import group_settled, start_group_at_end, topic_size
 from support.plain_pipeline import PlainRun, run_plain
@@ -220,10 +219,10 @@ async def _drain_in_replicas(
         before = await _applied(pool)
         total = EVENTS // 5 * 5
         await _publish(producer, topic, total)
-        await _until(lambda: _applied(pool), lambda n: n > before)
+        await until(lambda: _applied(pool), lambda n: n > before)
         first = await _applied(pool) - before
         cpu, started = sum(cpu_s(p) for p in pids), time.perf_counter()
-        await _until(lambda: _applied(pool), lambda n: n - before >= total)
+        await until(lambda: _applied(pool), lambda n: n - before >= total)
         return PlainRun(
             total - first, time.perf_counter() - started, sum(cpu_s(p) for p in pids) - cpu
         )
@@ -231,26 +230,20 @@ async def _drain_in_replicas(
 
 async def _drain(pool: asyncpg.Pool, total: int) -> PlainRun:
     """Timed from the first applied batch (joining the group is not the path measured)."""
-    await _until(lambda: _applied(pool), lambda n: n > 0)
+    await until(lambda: _applied(pool), lambda n: n > 0)
     first = await _applied(pool)
     cpu, started = time.process_time(), time.perf_counter()
-    await _until(lambda: _applied(pool), lambda n: n >= total)
+    await until(lambda: _applied(pool), lambda n: n >= total)
     return PlainRun(total - first, time.perf_counter() - started, time.process_time() - cpu)
 
 
 async def _published(pool: asyncpg.Pool, waiting: int) -> PlainRun:
     """Timed from the relay's first pass until the outbox is empty."""
-    await _until(lambda: pool.fetchval("SELECT count(*) FROM outbox"), lambda n: n < waiting)
+    await until(lambda: pool.fetchval("SELECT count(*) FROM outbox"), lambda n: n < waiting)
     left = await pool.fetchval("SELECT count(*) FROM outbox")
     cpu, started = time.process_time(), time.perf_counter()
-    await _until(lambda: pool.fetchval("SELECT count(*) FROM outbox"), lambda n: n == 0)
+    await until(lambda: pool.fetchval("SELECT count(*) FROM outbox"), lambda n: n == 0)
     return PlainRun(left, time.perf_counter() - started, time.process_time() - cpu)
-
-
-async def _until(read: Callable[[], Awaitable[Any]], done: Callable[[Any], bool]) -> None:
-    # What is waited for happens in the database or on the broker: nothing to await but time.
-    while not done(await read()):  # noqa: ASYNC110
-        await asyncio.sleep(0.02)
 
 
 async def _applied(pool: asyncpg.Pool) -> int:
@@ -325,9 +318,9 @@ async def _breach_cluster(
         OutgoingMessage(topic, m.to_json(), None, kafka_headers(m), partition=m.payload.partition)
         for m in marks
     ])  # fmt: skip
-    await _until(lambda: pool.fetchval(count), lambda n: n - marked >= DUE)
+    await until(lambda: pool.fetchval(count), lambda n: n - marked >= DUE)
     marked_s = time.perf_counter() - sent
-    await _until(lambda: topic_size(kafka_bootstrap, out), lambda n: n - published >= DUE)
+    await until(lambda: topic_size(kafka_bootstrap, out), lambda n: n - published >= DUE)
     return marked_s, time.perf_counter() - sent
 
 

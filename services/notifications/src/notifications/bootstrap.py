@@ -125,52 +125,35 @@ def build_runtime(
     jobs: dict[str, JobFactory] = (
         {"inbound-mail": inbound_mail} if settings.inbound_smtp_port else {}
     )
-    tickets, surveys, sla = settings.tickets_topic, settings.surveys_topic, settings.sla_topic
-    directory = settings.directory_topic
+    # What it reads: (topic, the contract's topic it stands for, group, events, what for).
+    reads = [
+        (settings.tickets_topic, "ticketing.tickets.v2", settings.tickets_group_id, ACCEPTS,
+         "Ticket events: acknowledgements, replies, solved notices"),
+        (settings.surveys_topic, "feedback.surveys.v1", settings.surveys_group_id,
+         SURVEY_ACCEPTS, "Survey invitations from the feedback service"),
+        (settings.sla_topic, "sla.events.v1", settings.sla_group_id, SLA_ACCEPTS,
+         "SLA warnings and breaches: agents' and team leads' alerts"),
+        (settings.directory_topic, "ticketing.directory.v1", settings.directory_group_id,
+         DIRECTORY_ACCEPTS, "Customers' preferred channels, languages and time zones"),
+    ]  # fmt: skip
     runtime = ServiceRuntime(
         settings,
         migrations=load_migrations("notifications", "notifications"),
         # Created if missing, as the contracts size them, so it can start before their
-        # producers have created them.
+        # producers have created them; each with its dead letters.
         topics=[
-            TopicSpec(tickets, TOPICS["ticketing.tickets.v2"].partitions),
-            TopicSpec(surveys, TOPICS["feedback.surveys.v1"].partitions),
-            TopicSpec(sla, TOPICS["sla.events.v1"].partitions),
-            TopicSpec(directory, TOPICS["ticketing.directory.v1"].partitions),
-            TopicSpec(dead_letter_topic(tickets), DEAD_LETTER_PARTITIONS),
-            TopicSpec(dead_letter_topic(surveys), DEAD_LETTER_PARTITIONS),
-            TopicSpec(dead_letter_topic(sla), DEAD_LETTER_PARTITIONS),
-            TopicSpec(dead_letter_topic(directory), DEAD_LETTER_PARTITIONS),
+            *(TopicSpec(topic, TOPICS[contract].partitions) for topic, contract, *_ in reads),
+            *(TopicSpec(dead_letter_topic(topic), DEAD_LETTER_PARTITIONS) for topic, *_ in reads),
         ],
         consumers=[
             ConsumerSpec(
-                topic=tickets,
-                group_id=settings.tickets_group_id,
+                topic=topic,
+                group_id=group,
                 handler=handlers.record_notices,
-                accepts=ACCEPTS,
-                description="Ticket events: acknowledgements, replies, solved notices",
-            ),
-            ConsumerSpec(
-                topic=surveys,
-                group_id=settings.surveys_group_id,
-                handler=handlers.record_notices,
-                accepts=SURVEY_ACCEPTS,
-                description="Survey invitations from the feedback service",
-            ),
-            ConsumerSpec(
-                topic=sla,
-                group_id=settings.sla_group_id,
-                handler=handlers.record_notices,
-                accepts=SLA_ACCEPTS,
-                description="SLA warnings and breaches: agents' and team leads' alerts",
-            ),
-            ConsumerSpec(
-                topic=directory,
-                group_id=settings.directory_group_id,
-                handler=handlers.record_notices,
-                accepts=DIRECTORY_ACCEPTS,
-                description="Customers' preferred channels, languages and time zones",
-            ),
+                accepts=accepts,
+                description=description,
+            )
+            for topic, _, group, accepts, description in reads
         ],
         timers={DELIVER[Lane.URGENT]: handlers.deliver, DELIVER[Lane.BULK]: handlers.deliver},
         # A scheduler per lane: a survey campaign never delays an acknowledgement.

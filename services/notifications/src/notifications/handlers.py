@@ -30,6 +30,7 @@ from prometheus_client import Counter
 from pydantic_core import from_json
 
 from helpdesk_contracts import (
+    SCORE_RANGES,
     ContactKind,
     CustomerReplied,
     ResponseSent,
@@ -87,7 +88,6 @@ SURVEY_LABELS = {
     SurveyKind.CSAT: {"en": ["Awful", "Bad", "OK", "Good", "Great"],
                       "ru": ["Ужасно", "Плохо", "Нормально", "Хорошо", "Отлично"]},
 }  # fmt: skip
-SCORES = {SurveyKind.CSAT: (1, 5), SurveyKind.NPS: (0, 10), SurveyKind.CES: (1, 7)}
 _AUTO_SUBMITTED: dict[str, str | None] = {"ticket_opened": "auto-replied", "agent_replied": None}
 
 
@@ -419,9 +419,7 @@ FALLBACK_ROW = """
 def _fallback(row: Any) -> str | None:
     """The channel after this delivery's in the person's order that they can be reached on."""
     order = [Channel(c) for c in (row["channels"] or [Channel.EMAIL.value])]
-    columns = {Channel.EMAIL: "email", Channel.WEBHOOK: "webhook_url",
-               Channel.MESSENGER: "messenger_id"}  # fmt: skip
-    reachable = {c for c, column in columns.items() if row[column]}
+    reachable = {c for c, column in store.ADDRESS_COLUMNS.items() if row[column]}
     if row["recipient"].startswith("customer:"):
         reachable.add(Channel.EMAIL)  # the address their ticket came with
     current = Channel(row["channel"])
@@ -486,8 +484,7 @@ def _address(
     customer's email from their ticket's opening, else the directory; their messenger id
     from the directory."""
     channel = Channel(row["channel"])
-    column = {Channel.EMAIL: "email", Channel.WEBHOOK: "webhook_url",
-              Channel.MESSENGER: "messenger_id"}.get(channel)  # fmt: skip
+    column = store.ADDRESS_COLUMNS.get(channel)
     if column and row[column]:
         return str(row[column])
     if kind != "customer":
@@ -536,7 +533,7 @@ def _context(event: Envelope, opening: Envelope | None, sender: str) -> dict[str
         }  # fmt: skip
     if isinstance(p, SurveyRequested):
         language = (_language(event, opening) or "en").split("-")[0]
-        low, high = SCORES[p.survey]
+        low, high = SCORE_RANGES[p.survey]
         labels = SURVEY_LABELS.get(p.survey, {}).get(language) or [
             str(s) for s in range(low, high + 1)
         ]

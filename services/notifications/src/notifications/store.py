@@ -86,20 +86,31 @@ _FACTS = {
 }  # fmt: skip
 
 
+async def _rows_for(
+    conn: Connection, table: str, key: str, pairs: Iterable[tuple[str, Any]], columns: str,
+    key_type: str = "text",
+) -> list[Any]:  # fmt: skip
+    """`columns` of the rows of `table` whose (tenant_id, `key`) is one of `pairs`: one
+    statement for a whole batch. Every argument but `pairs` is this module's own words."""
+    wanted = sorted(set(pairs))
+    if not wanted:
+        return []
+    return list(await conn.fetch(
+        f"SELECT {columns} FROM {table} t JOIN unnest($1::text[], $2::{key_type}[]) AS x(n, k)"
+        f" ON t.tenant_id = x.n AND t.{key} = x.k",
+        [t for t, _ in wanted], [k for _, k in wanted],
+    ))  # fmt: skip
+
+
 def _manager(organisation: Any) -> str | None:
     return organisation.account_manager_id if organisation is not None else None
 
 
 async def tickets(conn: Connection, keys: Iterable[TicketKey]) -> dict[TicketKey, TicketFacts]:
-    wanted = sorted(set(keys))
-    if not wanted:
-        return {}
-    rows = await conn.fetch(
-        "SELECT t.tenant_id, t.ticket_id, t.requester_id, t.assignee_id, t.group_id,"
-        " t.followers, t.account_manager_id, t.priority FROM tickets t"
-        " JOIN unnest($1::text[], $2::uuid[]) AS x(n, k)"
-        " ON t.tenant_id = x.n AND t.ticket_id = x.k",
-        [t for t, _ in wanted], [k for _, k in wanted],
+    rows = await _rows_for(
+        conn, "tickets", "ticket_id", keys, key_type="uuid",
+        columns="tenant_id, ticket_id, requester_id, assignee_id, group_id, followers,"
+        " account_manager_id, priority",  # not the opening: the hot path has no use for it
     )  # fmt: skip
     return {
         (r["tenant_id"], r["ticket_id"]): TicketFacts(
@@ -137,17 +148,8 @@ def changed(default: Rule, audiences: Sequence[str], enabled: bool) -> Rule:
 async def group_leads(
     conn: Connection, groups: Iterable[tuple[str, str]]
 ) -> dict[str, dict[str, tuple[str, ...]]]:
-    wanted = sorted(set(groups))
     found: dict[str, dict[str, tuple[str, ...]]] = defaultdict(dict)
-    if not wanted:
-        return found
-    rows = await conn.fetch(
-        "SELECT g.tenant_id, g.group_id, g.leads FROM group_leads g"
-        " JOIN unnest($1::text[], $2::text[]) AS x(n, k)"
-        " ON g.tenant_id = x.n AND g.group_id = x.k",
-        [t for t, _ in wanted], [g for _, g in wanted],
-    )  # fmt: skip
-    for r in rows:
+    for r in await _rows_for(conn, "group_leads", "group_id", groups, "tenant_id, group_id, leads"):
         found[r["tenant_id"]][r["group_id"]] = tuple(r["leads"])
     return found
 
@@ -156,24 +158,17 @@ async def preferences(
     conn: Connection, people: Iterable[tuple[str, str]]
 ) -> dict[tuple[str, str], Preferences]:
     """Each person's preferences; people without a row are absent (the defaults apply)."""
-    wanted = sorted(set(people))
-    if not wanted:
-        return {}
-    rows = await conn.fetch(
-        "SELECT c.* FROM contacts c JOIN unnest($1::text[], $2::text[]) AS x(n, p)"
-        " ON c.tenant_id = x.n AND c.person = x.p",
-        [t for t, _ in wanted], [p for _, p in wanted],
-    )  # fmt: skip
+    rows = await _rows_for(conn, "contacts", "person", people, "t.*")
     return {(r["tenant_id"], r["person"]): preferences_of(r) for r in rows}
 
 
+ADDRESS_COLUMNS = {Channel.EMAIL: "email", Channel.WEBHOOK: "webhook_url",
+                   Channel.MESSENGER: "messenger_id"}  # fmt: skip
+"""The `contacts` column that holds a person's address on each channel."""
+
+
 def preferences_of(row: Any) -> Preferences:
-    addresses = {
-        channel: row[column]
-        for channel, column in ((Channel.EMAIL, "email"), (Channel.WEBHOOK, "webhook_url"),
-                                (Channel.MESSENGER, "messenger_id"))
-        if row[column]
-    }  # fmt: skip
+    addresses = {c: row[column] for c, column in ADDRESS_COLUMNS.items() if row[column]}
     return Preferences(
         channels=tuple(Channel(c) for c in row["channels"]), language=row["language"],
         time_zone=row["time_zone"], quiet_from=row["quiet_from"],
@@ -260,18 +255,10 @@ async def directory_preferences(
 ) -> dict[tuple[str, str], Preferences]:
     """What the directory says of customers ("customer:<id>"): the channel they prefer
     (then email), language and time zone."""
-    wanted = sorted((t, p.removeprefix("customer:")) for t, p in set(people)
-                    if p.startswith("customer:"))  # fmt: skip
-    if not wanted:
-        return {}
-    rows = await conn.fetch(
-        "SELECT c.tenant_id, c.customer_id, c.preferred_channel, c.language, c.time_zone,"
-        " c.has_messenger FROM customers c JOIN unnest($1::text[], $2::text[]) AS x(n, k)"
-        " ON c.tenant_id = x.n AND c.customer_id = x.k",
-        [t for t, _ in wanted], [c for _, c in wanted],
-    )  # fmt: skip
+    customers = {(t, p.removeprefix("customer:")) for t, p in people if p.startswith("customer:")}
     found = {}
-    for r in rows:
+    columns = "tenant_id, customer_id, preferred_channel, language, time_zone, has_messenger"
+    for r in await _rows_for(conn, "customers", "customer_id", customers, columns):
         messenger = r["preferred_channel"] == ContactKind.TELEGRAM.value and r["has_messenger"]
         found[(r["tenant_id"], f"customer:{r['customer_id']}")] = Preferences(
             channels=(Channel.MESSENGER, Channel.EMAIL) if messenger else (Channel.EMAIL,),
