@@ -7,6 +7,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 TICKETING_PORT="${HELPDESK_TICKETING_PORT:-8001}"
 SLA_PORT="${HELPDESK_SLA_PORT:-8002}"
 NOTIFICATIONS_PORT="${HELPDESK_NOTIFICATIONS_PORT:-8003}"
+FEEDBACK_PORT="${HELPDESK_FEEDBACK_PORT:-8004}"
 MAIL_PORT="${HELPDESK_MAIL_PORT:-1025}"
 MAIL_DIR="$LOCAL_DIR/mail"
 RUN_DIR="$LOCAL_DIR/run"
@@ -64,6 +65,7 @@ start_service() { # name port module
     DATABASE_URL="$(service_url "$name")" \
       KAFKA_BOOTSTRAP_SERVERS="$KAFKA_BOOTSTRAP_SERVERS" \
       HTTP_PORT="$port" LOG_FORMAT=json SMTP_PORT="$MAIL_PORT" \
+      TICKETING_URL="http://127.0.0.1:$TICKETING_PORT" \
       nohup "$REPO_ROOT/.venv/bin/python" -m "$module" >>"$LOG_DIR/$name.log" 2>&1 &
     echo $! >"$pid_file"
   )
@@ -104,9 +106,11 @@ start_mailcatcher
 start_service ticketing "$TICKETING_PORT" ticketing
 start_service sla "$SLA_PORT" sla
 start_service notifications "$NOTIFICATIONS_PORT" notifications
+start_service feedback "$FEEDBACK_PORT" feedback
 wait_ready ticketing "$TICKETING_PORT"
 wait_ready sla "$SLA_PORT"
 wait_ready notifications "$NOTIFICATIONS_PORT"
+wait_ready feedback "$FEEDBACK_PORT"
 # A demo tenant, so the README's examples work; real tenants are provisioned the same way.
 (cd "$REPO_ROOT" && DATABASE_URL="$(service_url ticketing)" LOG_FORMAT=json \
   uv run --frozen python -m ticketing tenants add acme --name "Acme (demo)" >/dev/null 2>&1)
@@ -118,6 +122,7 @@ The helpdesk is up.
   OpenAPI (try it)   http://127.0.0.1:$TICKETING_PORT/docs
   SLA API            http://127.0.0.1:$SLA_PORT  (OpenAPI at /docs)
   Notifications API  http://127.0.0.1:$NOTIFICATIONS_PORT  (OpenAPI at /docs)
+  Feedback API       http://127.0.0.1:$FEEDBACK_PORT  (OpenAPI at /docs; survey pages at /surveys/...)
   Mail sent          $MAIL_DIR/*.eml  (the local mail catcher, smtp://127.0.0.1:$MAIL_PORT)
   Kafka              $KAFKA_BOOTSTRAP_SERVERS
   PostgreSQL         $(service_url ticketing)  (the service's own role)

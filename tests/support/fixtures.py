@@ -12,6 +12,8 @@ import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
+from feedback.bootstrap import build_runtime as build_feedback_runtime
+from feedback.config import Settings as FeedbackSettings
 from helpdesk_runtime import tenancy
 from helpdesk_runtime.db import Migration, create_pool, migrate
 from helpdesk_runtime.kafka import Producer, partition_for
@@ -153,6 +155,27 @@ async def notifications_database_url(
     """A fresh notifications database of the test's own, reached as the service role."""
     async for url in copy_of(
         real_servers, service_role, notifications_template_database, "helpdesk_notifications"
+    ):
+        yield url
+
+
+@pytest.fixture(scope="session")
+async def feedback_template_database(
+    real_servers: Servers, service_role: str
+) -> AsyncIterator[str]:
+    """The feedback service's schema, copied for each test that runs it."""
+    migrations = build_feedback_runtime(FeedbackSettings()).migrations
+    async for name in template_with(real_servers, service_role, migrations):
+        yield name
+
+
+@pytest.fixture
+async def feedback_database_url(
+    real_servers: Servers, service_role: str, feedback_template_database: str
+) -> AsyncIterator[str]:
+    """A fresh feedback database of the test's own, reached as the service role."""
+    async for url in copy_of(
+        real_servers, service_role, feedback_template_database, "helpdesk_feedback"
     ):
         yield url
 

@@ -16,6 +16,8 @@ import uvicorn
 from fastapi import FastAPI
 from pydantic import SecretStr
 
+from feedback.bootstrap import create_app as create_feedback_app
+from feedback.config import Settings as FeedbackSettings
 from helpdesk_contracts import EventEnvelope, TenantChanged, tenant_stream
 from helpdesk_runtime.auth import Principal, Role
 from helpdesk_runtime.service import ServiceRuntime
@@ -167,6 +169,45 @@ async def sla_service(
 
 
 @asynccontextmanager
+async def feedback_service(
+    database_url: str, kafka_bootstrap: str, *, group_id: str | None = None, **overrides: Any
+) -> AsyncIterator[RunningService[FeedbackSettings]]:
+    """The feedback service on a free port, reading what is published from now on (or,
+    given the `group_id` of an earlier run, from where that run stopped)."""
+    fresh = group_id is None
+    group_id = group_id or f"feedback-{uuid4().hex[:8]}"
+    settings = FeedbackSettings.model_validate(
+        {
+            "database_url": SecretStr(database_url),
+            "kafka_bootstrap_servers": kafka_bootstrap,
+            "tickets_group_id": f"{group_id}-tickets",
+            "received_group_id": f"{group_id}-received",
+            "directory_group_id": f"{group_id}-directory",
+            "http_port": (port := free_port()),
+            "public_base_url": f"http://127.0.0.1:{port}",
+            "consumer_batch_timeout_ms": 50,
+            "outbox_poll_interval_s": 0.2,
+            "timer_poll_interval_s": 0.2,
+            "log_format": "console",
+            "shutdown_grace_s": 5.0,
+            **overrides,
+        }
+    )
+    for topic, group in ((settings.tickets_topic, settings.tickets_group_id),
+                         (settings.received_topic, settings.received_group_id),
+                         (settings.directory_topic, settings.directory_group_id)):  # fmt: skip
+        if fresh and await topic_exists(kafka_bootstrap, topic):
+            await start_group_at_end(kafka_bootstrap, topic, group)
+    conn = await asyncpg.connect(database_url)  # as if ticketing.tenants.v1 had told it
+    try:
+        await replicate(conn, [tenant_record(tenant) for tenant in AGENTS_TENANTS])
+    finally:
+        await conn.close()
+    async with serving(create_feedback_app(settings), settings) as running:
+        yield running
+
+
+@asynccontextmanager
 async def notifications_service(
     database_url: str, kafka_bootstrap: str, smtp_port: int, *, group_id: str | None = None,
     **overrides: Any,
@@ -238,3 +279,4 @@ async def serving(
 TicketingService = RunningService[Settings]
 NotificationsService = RunningService[NotificationsSettings]
 SlaService = RunningService[SlaSettings]
+FeedbackService = RunningService[FeedbackSettings]

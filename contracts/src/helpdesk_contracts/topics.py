@@ -26,7 +26,12 @@ from helpdesk_contracts.directory import (
 )
 from helpdesk_contracts.envelope import Event, registered_events
 from helpdesk_contracts.errors import ContractError
-from helpdesk_contracts.feedback import FeedbackReceived, SurveyRequested
+from helpdesk_contracts.feedback import (
+    CustomerAtRisk,
+    FeedbackReceived,
+    NegativeFeedbackFlagged,
+    SurveyRequested,
+)
 from helpdesk_contracts.intake import CustomerMessageReceived, TicketSubmitted
 from helpdesk_contracts.sla import (
     SlaAchieved,
@@ -212,15 +217,27 @@ _TOPICS = (
         key="payload.ticket_id, else payload.feedback_id",
         event_types=(FeedbackReceived,),
         producers=("feedback", COMPANY_SYSTEMS),
-        consumers=("feedback", "notifications"),
+        consumers=("feedback",),
         compatibility="backward",
         partitions=12,
+        # Comments are the customers' words in plain text (other systems publish here).
+        retention_days=PLAIN_TEXT_RETENTION_DAYS,
     ),
     Topic(
         name="feedback.surveys.v1",
         description="Survey invitations for the notifications service to deliver.",
         key="payload.ticket_id, else payload.survey_id",
         event_types=(SurveyRequested,),
+        producers=("feedback",),
+        consumers=("notifications",),
+        compatibility="backward",
+        partitions=12,
+    ),
+    Topic(
+        name="feedback.events.v1",
+        description="What the feedback service concludes: bad feedback flagged, customers at risk.",
+        key="payload.ticket_id, else payload.customer_id",
+        event_types=(NegativeFeedbackFlagged, CustomerAtRisk),
         producers=("feedback",),
         consumers=("notifications",),
         compatibility="backward",

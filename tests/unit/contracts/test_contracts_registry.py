@@ -28,6 +28,8 @@ pytestmark = pytest.mark.unit
 
 EXPECTED_EVENT_TYPES = {
     "TicketSubmitted",
+    "NegativeFeedbackFlagged",
+    "CustomerAtRisk",
     "CustomerMessageReceived",
     "TicketOpened",
     "ResponseSent",

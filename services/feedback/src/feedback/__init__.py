@@ -1,5 +1,2 @@
-"""The feedback service: CSAT/CSI, NPS and CES surveys, scores, bad feedback, customer health.
-
-Not built yet: this package only reserves the service's place in the workspace. It will
-consume `ticketing.tickets.v2` through `helpdesk_runtime` like the ticketing service does.
-"""
+"""The feedback service: CSAT/CSI, NPS and CES surveys, the customer's survey page, scores,
+bad feedback flagged for follow-up."""

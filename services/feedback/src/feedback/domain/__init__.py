@@ -1,0 +1,1 @@
+"""The feedback service's rules, free of I/O."""

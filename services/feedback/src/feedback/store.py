@@ -1,0 +1,224 @@
+"""The feedback service's tables: a statement per kind of read or write, for a whole batch."""
+
+import dataclasses
+import json
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+from feedback.domain.surveys import SurveySettings, TicketFacts
+from helpdesk_runtime.db import Connection
+
+TicketKey = tuple[str, UUID]
+"""(tenant id, ticket id)"""
+
+_TICKET_COLUMNS = tuple(f.name for f in dataclasses.fields(TicketFacts) if f.name != "changed")
+_TICKET_TYPES = {
+    "tenant_id": "text", "ticket_id": "uuid", "number": "bigint", "opened_at": "timestamptz",
+    "tags": "jsonb", "merged": "boolean", "first_response_at": "timestamptz",
+    "solved_at": "timestamptz", "solved_by_system": "boolean", "last_customer_at": "timestamptz",
+    "reopens": "integer",
+}  # fmt: skip
+"""Column types for unnest; text unless named. Tags go as JSON (unnest flattens arrays)."""
+
+
+async def _rows_for(
+    conn: Connection, table: str, key: str, pairs: Iterable[tuple[str, Any]], columns: str,
+    key_type: str = "text",
+) -> list[Any]:  # fmt: skip
+    """`columns` of the rows of `table` whose (tenant_id, `key`) is one of `pairs`: one
+    statement for a whole batch. Every argument but `pairs` is this module's own words."""
+    wanted = sorted(set(pairs))
+    if not wanted:
+        return []
+    return list(await conn.fetch(
+        f"SELECT {columns} FROM {table} t JOIN unnest($1::text[], $2::{key_type}[]) AS x(n, k)"
+        f" ON t.tenant_id = x.n AND t.{key} = x.k",
+        [t for t, _ in wanted], [k for _, k in wanted],
+    ))  # fmt: skip
+
+
+async def tickets(conn: Connection, keys: Iterable[TicketKey]) -> dict[TicketKey, TicketFacts]:
+    rows = await _rows_for(conn, "tickets", "ticket_id", keys, ", ".join(_TICKET_COLUMNS), "uuid")
+    found = {}
+    for row in rows:
+        facts = TicketFacts(**{**dict(row), "tags": tuple(row["tags"])})
+        found[(facts.tenant_id, facts.ticket_id)] = facts
+    return found
+
+
+async def save_tickets(conn: Connection, tickets: Sequence[TicketFacts]) -> None:
+    if not tickets:
+        return
+    columns = ", ".join(_TICKET_COLUMNS)
+    params = ", ".join(
+        f"${i}::{_TICKET_TYPES.get(c, 'text')}[]" for i, c in enumerate(_TICKET_COLUMNS, 1)
+    )
+    values = [[_column(t, c) for t in tickets] for c in _TICKET_COLUMNS]
+    updates = ", ".join(f"{c} = excluded.{c}" for c in _TICKET_COLUMNS[2:])
+    select = ", ".join(
+        "ARRAY(SELECT jsonb_array_elements_text(tags))" if c == "tags" else c
+        for c in _TICKET_COLUMNS
+    )
+    await conn.execute(
+        f"INSERT INTO tickets ({columns}) SELECT {select} FROM unnest({params}) AS u({columns})"
+        f" ON CONFLICT (tenant_id, ticket_id) DO UPDATE SET {updates}",
+        *values,
+    )
+
+
+def _column(ticket: TicketFacts, column: str) -> Any:
+    value = getattr(ticket, column)
+    return json.dumps(list(value)) if column == "tags" else value
+
+
+async def settings(conn: Connection, tenant_ids: Iterable[str]) -> dict[str, SurveySettings]:
+    """Each tenant's survey settings; the defaults for a tenant that saved none."""
+    wanted = sorted(set(tenant_ids))
+    rows = await conn.fetch(
+        "SELECT tenant_id, settings FROM survey_settings WHERE tenant_id = ANY($1::text[])",
+        wanted,
+    )
+    saved = {r["tenant_id"]: SurveySettings.model_validate_json(r["settings"]) for r in rows}
+    return {t: saved.get(t) or SurveySettings() for t in wanted}
+
+
+async def save_settings(conn: Connection, tenant_id: str, value: SurveySettings) -> None:
+    await conn.execute(
+        "INSERT INTO survey_settings (tenant_id, settings) VALUES ($1, $2::jsonb)"
+        " ON CONFLICT (tenant_id) DO UPDATE SET settings = excluded.settings,"
+        " updated_at = now()",
+        tenant_id, value.model_dump_json(),
+    )  # fmt: skip
+
+
+async def last_invited(
+    conn: Connection, customers: Iterable[tuple[str, str]]
+) -> dict[tuple[str, str], datetime]:
+    """When each (tenant, customer) was last sent a survey."""
+    wanted = sorted(set(customers))
+    if not wanted:
+        return {}
+    rows = await conn.fetch(
+        "SELECT x.n, x.k, (SELECT max(decided_at) FROM invitations i WHERE i.tenant_id = x.n"
+        " AND i.customer_id = x.k AND i.survey_id IS NOT NULL) AS at"
+        " FROM unnest($1::text[], $2::text[]) AS x(n, k)",
+        [t for t, _ in wanted], [c for _, c in wanted],
+    )  # fmt: skip
+    return {(r["n"], r["k"]): r["at"] for r in rows if r["at"] is not None}
+
+
+async def decided(conn: Connection, keys: Iterable[TicketKey]) -> set[TicketKey]:
+    rows = await _rows_for(conn, "invitations", "ticket_id", keys, "t.tenant_id, t.ticket_id",
+                           "uuid")  # fmt: skip
+    return {(r["tenant_id"], r["ticket_id"]) for r in rows}
+
+
+INVITATION_COLUMNS = (
+    "tenant_id", "ticket_id", "number", "decided_at", "skipped", "survey_id", "customer_id",
+    "survey", "agent_id", "group_id", "channel", "priority", "language", "expires_at",
+)  # fmt: skip
+
+
+async def save_invitations(conn: Connection, rows: Sequence[tuple[Any, ...]]) -> None:
+    """Decisions, as tuples in INVITATION_COLUMNS order; a ticket already decided keeps its
+    first decision (a timer fired twice after a crash)."""
+    await conn.executemany(
+        f"INSERT INTO invitations ({', '.join(INVITATION_COLUMNS)}) VALUES"
+        f" ({', '.join(f'${i}' for i in range(1, len(INVITATION_COLUMNS) + 1))})"
+        " ON CONFLICT (tenant_id, ticket_id) DO NOTHING",
+        rows,
+    )
+
+
+async def invitation(conn: Connection, tenant_id: str, survey_id: UUID) -> Any:
+    return await conn.fetchrow(
+        "SELECT * FROM invitations WHERE tenant_id = $1 AND survey_id = $2",
+        tenant_id, survey_id,
+    )  # fmt: skip
+
+
+async def invitations(conn: Connection, keys: Iterable[tuple[str, UUID]]) -> dict[Any, Any]:
+    rows = await _rows_for(conn, "invitations", "survey_id", keys, "t.*", "uuid")
+    return {(r["tenant_id"], r["survey_id"]): r for r in rows}
+
+
+async def answers(conn: Connection, keys: Iterable[tuple[str, UUID]]) -> dict[Any, Any]:
+    columns = "t.tenant_id, t.feedback_id, t.survey_id, t.customer_id"
+    rows = await _rows_for(conn, "answers", "feedback_id", keys, columns, "uuid")
+    return {(r["tenant_id"], r["feedback_id"]): r for r in rows}
+
+
+ANSWER_COLUMNS = (
+    "tenant_id", "feedback_id", "survey_id", "ticket_id", "customer_id", "survey", "score",
+    "reason", "comment", "agent_id", "group_id", "channel", "priority", "organisation_id",
+    "source", "answered_at", "replaces",
+)  # fmt: skip
+_ANSWER_TYPES = {"feedback_id": "uuid", "survey_id": "uuid", "ticket_id": "uuid",
+                 "score": "smallint", "answered_at": "timestamptz", "replaces": "uuid"}  # fmt: skip
+
+
+async def insert_answers(conn: Connection, rows: Sequence[dict[str, Any]]) -> set[UUID]:
+    """The answers not recorded before (by feedback id): the ids of those inserted."""
+    if not rows:
+        return set()
+    params = ", ".join(
+        f"${i}::{_ANSWER_TYPES.get(c, 'text')}[]" for i, c in enumerate(ANSWER_COLUMNS, 1)
+    )
+    inserted = await conn.fetch(
+        f"INSERT INTO answers ({', '.join(ANSWER_COLUMNS)}) SELECT * FROM unnest({params})"
+        " ON CONFLICT (tenant_id, feedback_id) DO NOTHING RETURNING feedback_id",
+        *[[row[c] for row in rows] for c in ANSWER_COLUMNS],
+    )
+    return {r["feedback_id"] for r in inserted}
+
+
+async def mark_replaced(conn: Connection, pairs: Sequence[tuple[str, UUID, UUID]]) -> None:
+    """(tenant, earlier answer, the answer replacing it)."""
+    await conn.executemany(
+        "UPDATE answers SET replaced_by = $3 WHERE tenant_id = $1 AND feedback_id = $2"
+        " AND replaced_by IS NULL",
+        pairs,
+    )
+
+
+async def mark_answered(conn: Connection, rows: Sequence[tuple[str, UUID, UUID, datetime]]) -> None:
+    """(tenant, survey, answer, when): the invitation's answer is the latest one."""
+    await conn.executemany(
+        "UPDATE invitations SET answered_at = coalesce(answered_at, $4), answer_id = $3"
+        " WHERE tenant_id = $1 AND survey_id = $2",
+        rows,
+    )
+
+
+FLAG_COLUMNS = (
+    "tenant_id", "flag_id", "flagged_for", "feedback_id", "ticket_id", "customer_id", "survey",
+    "score", "threshold", "reason", "agent_id", "group_id", "raised_at",
+)  # fmt: skip
+
+
+async def insert_flags(conn: Connection, rows: Sequence[tuple[Any, ...]]) -> set[UUID]:
+    """Flags (tuples in FLAG_COLUMNS order) not raised before for their invitation or answer:
+    the ids of those inserted."""
+    inserted: set[UUID] = set()
+    for row in rows:  # few: one per bad answer
+        flag_id = await conn.fetchval(
+            f"INSERT INTO flags ({', '.join(FLAG_COLUMNS)}) VALUES"
+            f" ({', '.join(f'${i}' for i in range(1, len(FLAG_COLUMNS) + 1))})"
+            " ON CONFLICT (tenant_id, flagged_for) DO NOTHING RETURNING flag_id",
+            *row,
+        )
+        if flag_id is not None:
+            inserted.add(flag_id)
+    return inserted
+
+
+async def blank_comments(conn: Connection, tenant_id: str, customer_ids: Sequence[str]) -> int:
+    """The erased customers' words go; their scores stay (counts and trends are not theirs)."""
+    result = await conn.execute(
+        "UPDATE answers SET comment = NULL WHERE tenant_id = $1 AND customer_id = ANY($2::text[])"
+        " AND comment IS NOT NULL",
+        tenant_id, list(customer_ids),
+    )  # fmt: skip
+    return int(result.split()[-1])
