@@ -183,6 +183,7 @@ async def feedback_service(
             "tickets_group_id": f"{group_id}-tickets",
             "received_group_id": f"{group_id}-received",
             "directory_group_id": f"{group_id}-directory",
+            "sla_group_id": f"{group_id}-sla",
             "http_port": (port := free_port()),
             "public_base_url": f"http://127.0.0.1:{port}",
             "consumer_batch_timeout_ms": 50,
@@ -195,7 +196,8 @@ async def feedback_service(
     )
     for topic, group in ((settings.tickets_topic, settings.tickets_group_id),
                          (settings.received_topic, settings.received_group_id),
-                         (settings.directory_topic, settings.directory_group_id)):  # fmt: skip
+                         (settings.directory_topic, settings.directory_group_id),
+                         (settings.sla_topic, settings.sla_group_id)):  # fmt: skip
         if fresh and await topic_exists(kafka_bootstrap, topic):
             await start_group_at_end(kafka_bootstrap, topic, group)
     conn = await asyncpg.connect(database_url)  # as if ticketing.tenants.v1 had told it

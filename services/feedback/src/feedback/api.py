@@ -1,6 +1,7 @@
 """The feedback HTTP API: survey settings (admins), scores and their trend, answers, bad
 feedback to follow up (supervisors), and why a ticket was or was not surveyed."""
 
+import json
 from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
 from dataclasses import asdict, dataclass
@@ -9,13 +10,14 @@ from enum import StrEnum
 from typing import Annotated, Any
 from uuid import UUID
 
-from fastapi import APIRouter, Depends, HTTPException, Query, status
+from fastapi import APIRouter, Depends, HTTPException, Path, Query, status
 from pydantic import BaseModel, ConfigDict, StringConstraints
 
 from feedback import store
+from feedback.domain.health import health_of
 from feedback.domain.scores import CSAT_GOOD, NPS_DETRACTOR, NPS_PROMOTER, Counts, score_of
 from feedback.domain.surveys import Skip, SurveySettings
-from helpdesk_contracts import SurveyKind
+from helpdesk_contracts import HealthReason, SurveyKind
 from helpdesk_runtime import audit
 from helpdesk_runtime.audit import Action
 from helpdesk_runtime.auth import Principal, Role
@@ -160,6 +162,34 @@ class SurveyDecision(BaseModel):
     expires_at: datetime | None
     answered_at: datetime | None
     answer_id: UUID | None
+
+
+class HealthView(BaseModel):
+    """A customer's or an organisation's health now (domain/health.py says how it is made)."""
+
+    tenant_id: str
+    subject: str
+    """The customer id, or the organisation id."""
+    organisation_id: str | None
+    health: float
+    """0..100; below the tenant's `at_risk_below` the customer is at risk."""
+    at_risk_below: float
+    reasons: list[HealthReason]
+    """What took points away, the largest first."""
+    signals: dict[str, Any]
+    """What the score was made of."""
+
+
+class AtRisk(BaseModel):
+    customer_id: str
+    organisation_id: str | None
+    health: float
+    at_risk: bool
+    reasons: list[HealthReason]
+    evaluated_at: datetime
+
+
+Identifier = Annotated[str, Path(pattern=r"^[^\s/]{1,200}$")]
 
 
 def router(deps: ApiDeps) -> APIRouter:
@@ -321,6 +351,54 @@ def router(deps: ApiDeps) -> APIRouter:
         """The follow-up is done: its outcome and a note."""
         return await _move(deps, caller, flag_id, "resolved", body)
 
+    async def health(caller: Principal, who: str, key: str) -> HealthView:
+        now = deps.clock()
+        async with deps.connection() as conn:
+            found = await store.signals(conn, who, [(caller.tenant_id, key)], now)
+            settings = (await store.settings(conn, [caller.tenant_id]))[caller.tenant_id]
+        seen = found[(caller.tenant_id, key)]
+        if seen.signals.last_contact_at is None and not seen.signals.csat_answers_90d:
+            raise HTTPException(status.HTTP_404_NOT_FOUND, f"no tickets or answers of {who} {key}")
+        h = health_of(seen.signals, now)
+        return HealthView(
+            tenant_id=caller.tenant_id, subject=key, organisation_id=seen.organisation_id,
+            health=h.score, at_risk_below=settings.at_risk_below, reasons=list(h.reasons),
+            signals=asdict(seen.signals),
+        )  # fmt: skip
+
+    @r.get("/customers/{customer_id}/health", response_model=HealthView,
+           responses=problem_responses(401, 403, 404))  # fmt: skip
+    async def customer_health(customer_id: Identifier, caller: Agent) -> Any:
+        """A customer's health now, with its reasons and what it was made of."""
+        return await health(caller, "customer", customer_id)
+
+    @r.get("/organisations/{organisation_id}/health", response_model=HealthView,
+           responses=problem_responses(401, 403, 404))  # fmt: skip
+    async def organisation_health(organisation_id: Identifier, caller: Agent) -> Any:
+        """An organisation's health: the same signals, summed over its customers."""
+        return await health(caller, "organisation", organisation_id)
+
+    @r.get("/customers/health", response_model=list[AtRisk],
+           responses=problem_responses(401, 403))  # fmt: skip
+    async def lowest_health(
+        caller: Agent, limit: Limit = 50, at_risk: bool | None = None,
+        organisation_id: Annotated[str | None, Query(max_length=200)] = None,
+    ) -> Any:  # fmt: skip
+        """Customers by health as last evaluated, the lowest first: who to call today."""
+        async with deps.connection() as conn:
+            rows = await conn.fetch(
+                "SELECT * FROM customer_health WHERE tenant_id = $1"
+                " AND ($2::boolean IS NULL OR at_risk = $2)"
+                " AND ($3::text IS NULL OR organisation_id = $3) ORDER BY health LIMIT $4",
+                caller.tenant_id, at_risk, organisation_id, limit,
+            )  # fmt: skip
+        return [
+            AtRisk(customer_id=r["customer_id"], organisation_id=r["organisation_id"],
+                   health=r["health"], at_risk=r["at_risk"],
+                   reasons=json.loads(r["reasons"]), evaluated_at=r["evaluated_at"])
+            for r in rows
+        ]  # fmt: skip
+
     return r
 
 
@@ -405,6 +483,11 @@ async def _move(
                 body.note,
             )  # fmt: skip
         after = {"state": to, **(body.model_dump(mode="json") if body else {})}
+        customer = await conn.fetchval(
+            "SELECT customer_id FROM flags WHERE tenant_id = $1 AND flag_id = $2",
+            caller.tenant_id, flag_id,
+        )  # fmt: skip
+        await store.mark_due(conn, [(caller.tenant_id, customer)])  # its open flags count
         await audit.record(conn, tenant_id=caller.tenant_id, actor=caller, entity="flag",
                            entity_id=str(flag_id), action=Action.UPDATED,
                            before={"state": row["state"]}, after=after)  # fmt: skip

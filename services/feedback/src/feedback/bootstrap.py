@@ -11,6 +11,7 @@ from feedback.handlers import (
     DIRECTORY_ACCEPTS,
     INVITE,
     RECEIVED_ACCEPTS,
+    SLA_ACCEPTS,
     TICKETS_ACCEPTS,
     FeedbackHandlers,
 )
@@ -52,6 +53,8 @@ def build_runtime(
          "Survey answers from other systems (and our page's, applied once)"),
         (settings.directory_topic, "ticketing.directory.v1", settings.directory_group_id,
          handlers.directory, DIRECTORY_ACCEPTS, "Erased customers: their comments blanked"),
+        (settings.sla_topic, "sla.events.v1", settings.sla_group_id, handlers.sla_events,
+         SLA_ACCEPTS, "SLA verdicts: breaches for customer health, elapsed times for goals"),
     ]  # fmt: skip
     # What it publishes: event type -> topic.
     routes = {
@@ -85,6 +88,7 @@ def build_runtime(
             for topic, _, group, handler, accepts, description in reads
         ],
         timers={INVITE: handlers.invite},
+        jobs={"customer-health": lambda runtime: handlers.health_job(runtime.pool)},
         tenants=TenantRegistry.REPLICA,  # who may call: ticketing's registry, replicated
     )
 

@@ -16,10 +16,12 @@ class Settings(ServiceSettings):
     tickets_group_id: str = "feedback-tickets"
     received_group_id: str = "feedback-received"
     directory_group_id: str = "feedback-directory"
+    sla_group_id: str = "feedback-sla"
     # The topics of the contracts; other names only for benchmarks and tests of their own.
     tickets_topic: str = "ticketing.tickets.v2"
     received_topic: str = "feedback.received.v1"
     directory_topic: str = "ticketing.directory.v1"
+    sla_topic: str = "sla.events.v1"
     surveys_topic: str = "feedback.surveys.v1"
     events_topic: str = "feedback.events.v1"
 

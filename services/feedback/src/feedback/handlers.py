@@ -10,12 +10,17 @@
 Events go out through the outbox, in the same transaction as what caused them.
 """
 
+import asyncio
+import json
 from collections.abc import Callable, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 from uuid import UUID, uuid4
 
+import asyncpg
+
 from feedback import store
+from feedback.domain.health import dropped, health_of
 from feedback.domain.surveys import (
     Skip,
     SurveySettings,
@@ -28,13 +33,23 @@ from feedback.domain.surveys import (
 from feedback.domain.tickets import FOLDED, apply, opened
 from feedback.tokens import Links, SurveyLink
 from helpdesk_contracts import (
+    TOPICS,
+    CustomerAtRisk,
     CustomerErased,
+    CustomerReplied,
     EventEnvelope,
     FeedbackReceived,
     NegativeFeedbackFlagged,
+    SlaAchieved,
+    SlaBreached,
+    SlaClockCancelled,
+    SlaClockStarted,
+    SlaClockStopped,
+    SlaVerdictRevised,
     SurveyKind,
     SurveyRequested,
     TicketOpened,
+    TicketReopened,
     TicketSolved,
 )
 from helpdesk_runtime import outbox, timers
@@ -51,6 +66,13 @@ INVITE = "survey-invitation"
 TICKETS_ACCEPTS = FOLDED
 RECEIVED_ACCEPTS = frozenset({FeedbackReceived.event_type})
 DIRECTORY_ACCEPTS = frozenset({CustomerErased.event_type})
+SLA_ACCEPTS = frozenset(e.event_type for e in TOPICS["sla.events.v1"].event_types)
+HEALTH_CHUNK = 200
+"""Customers evaluated per transaction of the health job."""
+HEALTH_STALE_AFTER = timedelta(days=1)
+"""A customer nothing happened to is evaluated again after this: its windows move on."""
+_CONTACT = (TicketOpened, TicketReopened, CustomerReplied)
+"""Ticket events that change a customer's health signals."""
 
 
 class FeedbackHandlers:
@@ -86,6 +108,10 @@ class FeedbackHandlers:
             if isinstance(envelope.payload, TicketSolved):
                 solved[key] = ticket
         await store.save_tickets(conn, [t for t in tickets.values() if t.changed])
+        await store.mark_due(conn, {
+            (t.tenant_id, t.customer_id) for e in received if isinstance(e.payload, _CONTACT)
+            if (t := tickets.get((e.tenant_id, e.aggregate_id))) is not None  # type: ignore[arg-type]
+        })  # fmt: skip
         if solved:
             rules = await store.settings(conn, {t for t, _ in solved})
             await timers.schedule_many(conn, [
@@ -182,6 +208,7 @@ class FeedbackHandlers:
             for r in new if r["survey_id"]
         ])  # fmt: skip
         await self._flag(conn, new, rules, tickets)
+        await store.mark_due(conn, {(r["tenant_id"], r["customer_id"]) for r in new})
         return rejected
 
     async def _flag(
@@ -200,7 +227,7 @@ class FeedbackHandlers:
             (a["tenant_id"], flag_id, a["survey_id"] or a["feedback_id"], a["feedback_id"],
              a["ticket_id"], a["customer_id"], a["survey"], a["score"],
              rules[a["tenant_id"]].threshold(SurveyKind(a["survey"])), a["reason"],
-             a["agent_id"], a["group_id"], now)
+             a["agent_id"], a["group_id"], now, a["organisation_id"])
             for flag_id, a in flags.items()
         ])  # fmt: skip
         published = []
@@ -225,6 +252,67 @@ class FeedbackHandlers:
             log.info("bad feedback flagged", flag_id=str(flag_id), survey=a["survey"],
                      score=a["score"], tenant_id=a["tenant_id"])  # fmt: skip
         await outbox.put(conn, published)
+
+    async def sla_events(
+        self, conn: Connection, received: Sequence[EventEnvelope[Any]]
+    ) -> list[Rejection]:
+        """Keep each SLA clock's verdict and elapsed time; a breach (or a revised verdict)
+        moves its customer's health."""
+        rows = [row for e in received if (row := _clock_row(e)) is not None]
+        await store.save_clocks(conn, rows)
+        judged = {(r["tenant_id"], r["ticket_id"]) for r in rows if r["verdict"] is not None}
+        await store.mark_due(conn, await store.customers_of(conn, judged))
+        return []
+
+    async def evaluate_health(self, conn: Connection, limit: int = HEALTH_CHUNK) -> int:
+        """Evaluate a chunk of the customers due; publish CustomerAtRisk for each that fell
+        below its tenant's threshold (once per drop). How many were evaluated."""
+        due = await store.take_due(conn, limit)
+        if not due:
+            return 0
+        now = self._clock()
+        found = await store.signals(conn, "customer", due, now)
+        rules = await store.settings(conn, {t for t, _ in due})
+        before = await store.previous_health(conn, due)
+        rows: list[tuple[Any, ...]] = []
+        published: list[EventEnvelope[Any]] = []
+        for key in due:
+            tenant_id, customer_id = key
+            seen = found[key]
+            health = health_of(seen.signals, now)
+            threshold = rules[tenant_id].at_risk_below
+            previous = before.get(key)
+            at_risk, publish = dropped(bool(previous and previous[1]), health.score, threshold)
+            reasons = json.dumps([r.model_dump(mode="json") for r in health.reasons])
+            rows.append((tenant_id, customer_id, seen.organisation_id, health.score, reasons,
+                         at_risk, now))  # fmt: skip
+            if publish:
+                risk = CustomerAtRisk(
+                    customer_id=customer_id, organisation_id=seen.organisation_id,
+                    account_manager_id=seen.account_manager_id, health=health.score,
+                    previous_health=previous[0] if previous else None, threshold=threshold,
+                    reasons=health.reasons,
+                )  # fmt: skip
+                published.append(EventEnvelope.new(risk, tenant_id=tenant_id, producer=PRODUCER,
+                                                   occurred_at=now))  # fmt: skip
+                log.info("customer at risk", tenant_id=tenant_id, health=health.score,
+                         reasons=[r.code for r in health.reasons])  # fmt: skip
+        await store.save_health(conn, rows)
+        await outbox.put(conn, published)
+        return len(due)
+
+    async def health_job(self, pool: asyncpg.Pool, idle_s: float = 1.0) -> None:
+        """The health job: works through the queue of customers due, and once a while
+        queues those evaluated more than HEALTH_STALE_AFTER ago. Replicas share the work."""
+        restaled = self._clock() - HEALTH_STALE_AFTER
+        while True:
+            async with pool.acquire() as conn, conn.transaction():
+                evaluated = await self.evaluate_health(conn)
+                if not evaluated and self._clock() - restaled > timedelta(hours=1):
+                    restaled = self._clock()
+                    await store.mark_stale(conn, restaled - HEALTH_STALE_AFTER)
+            if not evaluated:
+                await asyncio.sleep(idle_s)  # a queue in a table: nothing to wait on but time
 
     async def directory(
         self, conn: Connection, received: Sequence[EventEnvelope[Any]]
@@ -288,3 +376,34 @@ def _answer_row(
         "organisation_id": ticket.organisation_id if ticket else None,
         "source": p.source, "answered_at": envelope.occurred_at, "replaces": p.replaces,
     }  # fmt: skip
+
+
+def _clock_row(envelope: EventEnvelope[Any]) -> dict[str, Any] | None:
+    """What an SLA event says of its clock (None: unchanged), or None for an event that says
+    nothing this service keeps (warnings, pauses)."""
+    p = envelope.payload
+    row: dict[str, Any] = {
+        "tenant_id": envelope.tenant_id, "clock_id": getattr(p, "clock_id", None),
+        "ticket_id": getattr(p, "ticket_id", None), "metric": getattr(p, "metric", None),
+        "verdict": None, "elapsed_seconds": None, "decided_at": None, "assignee_id": None,
+        "group_id": None,
+    }  # fmt: skip
+    match p:
+        case SlaClockStarted():
+            pass
+        case SlaBreached():
+            row |= {"verdict": "breached", "decided_at": p.deadline,
+                    "assignee_id": p.assignee_id, "group_id": p.group_id}  # fmt: skip
+        case SlaAchieved():
+            row |= {"verdict": "achieved", "decided_at": p.achieved_at,
+                    "elapsed_seconds": p.elapsed_seconds}  # fmt: skip
+        case SlaClockStopped():
+            row |= {"elapsed_seconds": p.elapsed_seconds}
+        case SlaVerdictRevised():
+            row |= {"verdict": p.verdict.value, "decided_at": p.decided_at}
+        case SlaClockCancelled():
+            row |= {"verdict": "none"}
+        case _:
+            return None
+    row["metric"] = row["metric"].value
+    return row

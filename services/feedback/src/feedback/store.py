@@ -3,10 +3,12 @@
 import dataclasses
 import json
 from collections.abc import Iterable, Sequence
-from datetime import datetime
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any
 from uuid import UUID
 
+from feedback.domain.health import Signals
 from feedback.domain.surveys import SurveySettings, TicketFacts
 from helpdesk_runtime.db import Connection
 
@@ -194,7 +196,7 @@ async def mark_answered(conn: Connection, rows: Sequence[tuple[str, UUID, UUID, 
 
 FLAG_COLUMNS = (
     "tenant_id", "flag_id", "flagged_for", "feedback_id", "ticket_id", "customer_id", "survey",
-    "score", "threshold", "reason", "agent_id", "group_id", "raised_at",
+    "score", "threshold", "reason", "agent_id", "group_id", "raised_at", "organisation_id",
 )  # fmt: skip
 
 
@@ -222,3 +224,165 @@ async def blank_comments(conn: Connection, tenant_id: str, customer_ids: Sequenc
         tenant_id, list(customer_ids),
     )  # fmt: skip
     return int(result.split()[-1])
+
+
+async def mark_due(conn: Connection, customers: Iterable[tuple[str, str]]) -> None:
+    """These customers' health is to be evaluated again (the health job's queue)."""
+    wanted = sorted(set(customers))
+    if wanted:
+        await conn.execute(
+            "INSERT INTO health_due (tenant_id, customer_id)"
+            " SELECT * FROM unnest($1::text[], $2::text[]) ON CONFLICT DO NOTHING",
+            [t for t, _ in wanted], [c for _, c in wanted],
+        )  # fmt: skip
+
+
+async def take_due(conn: Connection, limit: int) -> list[tuple[str, str]]:
+    """A chunk of the queue, taken out in the caller's transaction (SKIP LOCKED: the
+    replicas take different chunks)."""
+    rows = await conn.fetch(
+        "DELETE FROM health_due WHERE (tenant_id, customer_id) IN (SELECT tenant_id,"
+        " customer_id FROM health_due ORDER BY since LIMIT $1 FOR UPDATE SKIP LOCKED)"
+        " RETURNING tenant_id, customer_id",
+        limit,
+    )
+    return [(r["tenant_id"], r["customer_id"]) for r in rows]
+
+
+async def mark_stale(conn: Connection, evaluated_before: datetime) -> int:
+    """Customers not evaluated since then are due again: time alone moves their windows."""
+    result = await conn.execute(
+        "INSERT INTO health_due (tenant_id, customer_id) SELECT tenant_id, customer_id"
+        " FROM customer_health WHERE evaluated_at < $1 ON CONFLICT DO NOTHING",
+        evaluated_before,
+    )
+    return int(result.split()[-1])
+
+
+_SIGNALS = """
+-- $3..$6: 30, 60, 90 and 180 days ago.
+SELECT x.n AS tenant_id, x.k AS key,
+  l.organisation_id, l.account_manager_id,
+  (SELECT count(*) FILTER (WHERE t.opened_at >= $3) FROM tickets t
+    WHERE t.tenant_id = x.n AND t.{who} = x.k AND t.opened_at >= $5)
+    AS tickets_30d,
+  (SELECT count(*) FROM tickets t WHERE t.tenant_id = x.n AND t.{who} = x.k
+    AND t.opened_at >= $4 AND t.opened_at < $3)
+    AS tickets_prev_30d,
+  (SELECT count(*) FROM tickets t WHERE t.tenant_id = x.n AND t.{who} = x.k
+    AND t.opened_at >= $5) AS tickets_90d,
+  (SELECT coalesce(sum(t.reopens), 0) FROM tickets t WHERE t.tenant_id = x.n AND t.{who} = x.k
+    AND t.opened_at >= $5) AS reopens_90d,
+  (SELECT max(greatest(t.opened_at, t.last_customer_at)) FROM tickets t
+    WHERE t.tenant_id = x.n AND t.{who} = x.k) AS last_contact_at,
+  (SELECT count(*) FROM tickets t JOIN sla_clocks s ON s.tenant_id = t.tenant_id
+    AND s.ticket_id = t.ticket_id WHERE t.tenant_id = x.n AND t.{who} = x.k
+    AND s.verdict = 'breached' AND s.decided_at >= $3) AS breaches_30d,
+  a.csat_answers_90d, a.csat_bad_90d, a.csat_avg_30d, a.csat_avg_prev_60d,
+  (SELECT a2.score FROM answers a2 WHERE a2.tenant_id = x.n AND a2.{who} = x.k
+    AND a2.survey = 'nps' AND a2.replaced_by IS NULL
+    AND a2.answered_at >= $6
+    ORDER BY a2.answered_at DESC LIMIT 1) AS latest_nps,
+  (SELECT count(*) FROM flags f WHERE f.tenant_id = x.n AND f.{who} = x.k
+    AND f.state <> 'resolved') AS open_flags
+FROM unnest($1::text[], $2::text[]) AS x(n, k)
+LEFT JOIN LATERAL (
+  SELECT t.organisation_id, t.account_manager_id FROM tickets t
+  WHERE t.tenant_id = x.n AND t.{who} = x.k ORDER BY t.opened_at DESC LIMIT 1) l ON true
+CROSS JOIN LATERAL (
+  SELECT count(*) AS csat_answers_90d,
+    count(*) FILTER (WHERE a.score < 4) AS csat_bad_90d,
+    avg(a.score) FILTER (WHERE a.answered_at >= $3) AS csat_avg_30d,
+    avg(a.score) FILTER (WHERE a.answered_at < $3) AS csat_avg_prev_60d
+  FROM answers a WHERE a.tenant_id = x.n AND a.{who} = x.k AND a.survey = 'csat'
+    AND a.replaced_by IS NULL AND a.answered_at >= $5) a
+"""
+WHO = {"customer": "customer_id", "organisation": "organisation_id"}
+"""Whose signals: a customer's, or an organisation's (summed over its customers)."""
+
+
+@dataclass(frozen=True)
+class Found:
+    signals: Signals
+    organisation_id: str | None
+    account_manager_id: str | None
+    """Of the latest ticket."""
+
+
+async def signals(
+    conn: Connection, who: str, keys: Iterable[tuple[str, str]], now: datetime
+) -> dict[tuple[str, str], Found]:
+    """Each (tenant, customer or organisation)'s health signals, and its organisation."""
+    wanted = sorted(set(keys))
+    if not wanted:
+        return {}
+    rows = await conn.fetch(
+        _SIGNALS.format(who=WHO[who]),
+        [t for t, _ in wanted],
+        [k for _, k in wanted],
+        *(now - timedelta(days=d) for d in (30, 60, 90, 180)),
+    )
+    found = {}
+    for r in rows:
+        found[(r["tenant_id"], r["key"])] = Found(
+            Signals(
+                tickets_30d=r["tickets_30d"], tickets_prev_30d=r["tickets_prev_30d"],
+                tickets_90d=r["tickets_90d"], reopens_90d=r["reopens_90d"],
+                breaches_30d=r["breaches_30d"], csat_answers_90d=r["csat_answers_90d"],
+                csat_bad_90d=r["csat_bad_90d"], csat_avg_30d=_float(r["csat_avg_30d"]),
+                csat_avg_prev_60d=_float(r["csat_avg_prev_60d"]), latest_nps=r["latest_nps"],
+                open_flags=r["open_flags"], last_contact_at=r["last_contact_at"],
+            ),
+            r["organisation_id"], r["account_manager_id"],
+        )  # fmt: skip
+    return found
+
+
+def _float(value: Any) -> float | None:
+    return None if value is None else float(value)
+
+
+async def previous_health(
+    conn: Connection, customers: Iterable[tuple[str, str]]
+) -> dict[tuple[str, str], tuple[float, bool]]:
+    """These customers' last health and whether they are at risk (CustomerAtRisk published
+    for the current drop)."""
+    rows = await _rows_for(conn, "customer_health", "customer_id", customers,
+                           "t.tenant_id, t.customer_id, t.health, t.at_risk")  # fmt: skip
+    return {(r["tenant_id"], r["customer_id"]): (r["health"], r["at_risk"]) for r in rows}
+
+
+async def save_health(conn: Connection, rows: Sequence[tuple[Any, ...]]) -> None:
+    """(tenant, customer, organisation, health, reasons JSON, at risk, evaluated at)."""
+    await conn.executemany(
+        "INSERT INTO customer_health (tenant_id, customer_id, organisation_id, health, reasons,"
+        " at_risk, evaluated_at) VALUES ($1, $2, $3, $4, $5::jsonb, $6, $7)"
+        " ON CONFLICT (tenant_id, customer_id) DO UPDATE SET organisation_id ="
+        " excluded.organisation_id, health = excluded.health, reasons = excluded.reasons,"
+        " at_risk = excluded.at_risk, evaluated_at = excluded.evaluated_at",
+        rows,
+    )
+
+
+async def save_clocks(conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
+    """SLA clocks' verdicts, each field kept unless the event says it (None: unchanged)."""
+    await conn.executemany(
+        "INSERT INTO sla_clocks AS c (tenant_id, clock_id, ticket_id, metric, verdict,"
+        " elapsed_seconds, decided_at, assignee_id, group_id)"
+        " VALUES ($1, $2, $3, $4, coalesce($5, 'none'), $6, $7, $8, $9)"
+        " ON CONFLICT (tenant_id, clock_id) DO UPDATE SET"
+        " verdict = coalesce($5, c.verdict), elapsed_seconds = coalesce($6, c.elapsed_seconds),"
+        " decided_at = coalesce($7, c.decided_at), assignee_id = coalesce($8, c.assignee_id),"
+        " group_id = coalesce($9, c.group_id)",
+        [(r["tenant_id"], r["clock_id"], r["ticket_id"], r["metric"], r["verdict"],
+          r["elapsed_seconds"], r["decided_at"], r["assignee_id"], r["group_id"])
+         for r in rows],
+    )  # fmt: skip
+
+
+async def customers_of(
+    conn: Connection, tickets: Iterable[tuple[str, UUID]]
+) -> set[tuple[str, str]]:
+    rows = await _rows_for(conn, "tickets", "ticket_id", tickets, "t.tenant_id, t.customer_id",
+                           "uuid")  # fmt: skip
+    return {(r["tenant_id"], r["customer_id"]) for r in rows}

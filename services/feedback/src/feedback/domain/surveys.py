@@ -76,6 +76,9 @@ class SurveySettings(BaseModel):
     """Ask ticketing to reopen a solved ticket that got bad feedback."""
     reasons: tuple[ReasonCode, ...] = Field(default=DEFAULT_REASONS, max_length=30)
     """What a customer who gave a low score may pick as the reason."""
+    at_risk_below: float = Field(default=50.0, ge=0, le=100)
+    """Customer health (domain/health.py): a customer whose score falls below this is at
+    risk, and CustomerAtRisk is published once per drop."""
 
     @model_validator(mode="after")
     def _thresholds_in_range(self) -> "SurveySettings":
