@@ -123,7 +123,8 @@ async def test_a_customer_whose_health_falls_is_at_risk_once_with_its_reasons(
             return seen["health"] is not None and bool(predicate(seen["health"]))
 
         await eventually(check, timeout_s=60)
-        return seen["health"]
+        health: dict[str, Any] = seen["health"]
+        return health
 
     first = await settled_at(lambda h: h["health"] == 80.0)  # surge and reopens only
     assert not first["at_risk"]
