@@ -1,6 +1,7 @@
-"""Files on tickets end to end: uploaded over HTTP (multipart), referenced from replies,
-notes and intake messages by id, size, type and checksum, downloaded byte-identical, kept
-within each tenant; what is refused gets 413, 415 or 422."""
+"""Files on tickets end to end: uploaded over HTTP (multipart, by agents or with our
+services' tokens, once per Idempotency-Key), referenced from replies, notes and intake
+messages by id, size, type and checksum, downloaded byte-identical, kept within each
+tenant; what is refused gets 413, 415 or 422."""
 
 import hashlib
 from collections.abc import AsyncIterator
@@ -20,6 +21,7 @@ from helpdesk_contracts import (
     parse_envelope,
 )
 from helpdesk_runtime.kafka import OutgoingMessage, Producer
+from helpdesk_runtime.tokens import ServiceTokens
 from ticketing.config import Settings
 from ticketing.conversations import ticket_id_for_message
 
@@ -190,3 +192,49 @@ async def test_an_intake_message_carries_files_uploaded_first_and_forged_ones_ar
     assert payload.attachments == (ref,)
     [letter] = await find_keyed(kafka_bootstrap, f"{INTAKE}.dlq", b"m-2", tenant=tenant)
     assert b"is not the file uploaded" in dict(letter.headers)["dlq-reason"]
+
+
+async def test_an_upload_re_sent_with_its_idempotency_key_is_stored_once(service: Service) -> None:
+    async def upload(data: bytes, key: str) -> Any:
+        return await service.client.post(
+            "/v1/attachments", files={"file": ("снимок.png", data, "application/octet-stream")},
+            headers={**service.auth(), "Idempotency-Key": key},
+        )  # fmt: skip
+
+    key = f"mail-{uuid4()}"
+    first, again = await upload(PNG, key), await upload(PNG, key)
+    assert (first.status_code, again.status_code) == (201, 200)
+    assert again.json() == first.json()
+    assert again.headers["Location"] == f"/v1/attachments/{first.json()['attachment_id']}"
+    other = await upload(PNG[:-1], key)  # other bytes under the same key: refused
+    assert other.status_code == 409
+    download = await service.client.get(again.headers["Location"], headers=service.auth())
+    assert download.content == PNG  # the bytes of the first, untouched
+    fresh = await upload(PNG, f"mail-{uuid4()}")
+    assert fresh.json()["attachment_id"] != first.json()["attachment_id"]
+    plain = [await _upload(service, "a.png", PNG) for _ in range(2)]  # no key: two files
+    assert plain[0].json()["attachment_id"] != plain[1].json()["attachment_id"]
+
+
+async def test_our_services_upload_with_a_service_token_that_opens_nothing_else(
+    service: Service,
+) -> None:
+    # What the notifications service signs with the secret the services share.
+    notifications = ServiceTokens(service.settings.model_copy(update={"service_name": "mail"}))
+    token = notifications.mint("ticketing", "upload", "acme")
+    uploaded = await service.client.post(
+        "/v1/attachments", files={"file": ("счёт.png", PNG, "application/octet-stream")},
+        headers={"Authorization": f"Bearer {token}"},
+    )  # fmt: skip
+    assert uploaded.status_code == 201, uploaded.text
+    download = await service.client.get(uploaded.headers["Location"], headers=service.auth())
+    assert download.content == PNG  # for the agents of the token's tenant
+    for path in ("/v1/tickets", uploaded.headers["Location"]):
+        refused = await service.client.get(path, headers={"Authorization": f"Bearer {token}"})
+        assert refused.status_code == 401, path
+    unknown = notifications.mint("ticketing", "upload", f"t{uuid4().hex[:8]}")
+    elsewhere = await service.client.post(
+        "/v1/attachments", files={"file": ("a.png", PNG, "application/octet-stream")},
+        headers={"Authorization": f"Bearer {unknown}"},
+    )  # fmt: skip
+    assert elsewhere.status_code == 403  # a tenant the deployment does not serve

@@ -1,7 +1,8 @@
 """The notifications service end to end: ticketing and notifications on the real Kafka and
 PostgreSQL, mail to a real SMTP server. A ticket opened over the API is acknowledged once,
 in the customer's language, whatever is redelivered or restarted; replies and solutions
-reach the requester; a dead letter is re-driven over the API."""
+reach the requester, and theirs by mail come back with their files; a dead letter is
+re-driven over the API."""
 
 import asyncio
 from collections.abc import AsyncIterator, Awaitable
@@ -16,6 +17,7 @@ from aiokafka import AIOKafkaConsumer
 
 from helpdesk_contracts import EventEnvelope, SurveyKind, SurveyRequested, kafka_headers, kafka_key
 from helpdesk_runtime.kafka import OutgoingMessage, Producer
+from ticketing.conversations import ticket_id_for_message
 
 from support.chaos import eventually
 from support.mail import Mailbox, reply_to, smtp_server
@@ -27,6 +29,8 @@ from support.service import (
 )
 
 TICKETS = "ticketing.tickets.v2"
+PDF = b"%PDF-1.4\n" + "Заказ 4417\n".encode() * 50 + b"%%EOF\n"
+PNG = b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 4
 
 
 @pytest.fixture
@@ -183,14 +187,29 @@ async def _timeline(ticketing: TicketingService, ticket_id: str) -> list[dict[st
     return list(response.json())
 
 
+async def _files_of(
+    ticketing: TicketingService, entry: dict[str, Any]
+) -> list[tuple[str, str, bytes]]:
+    """The files a timeline entry lists: name, type and the bytes ticketing serves."""
+    files = []
+    for ref in entry["data"]["attachments"]:
+        download = await ticketing.client.get(
+            f"/v1/attachments/{ref['attachment_id']}", headers=ticketing.auth()
+        )
+        assert download.status_code == 200, download.text
+        files.append((ref["filename"], ref["content_type"], download.content))
+    return files
+
+
 async def test_a_reply_by_mail_lands_on_its_ticket_and_new_mail_opens_one(
     ticketing: TicketingService, mailbox: Mailbox, notifications_database_url: str,
     kafka_bootstrap: str,
 ) -> None:  # fmt: skip
     address = f"vera.{uuid4().hex[:6]}@example.com"
     async with notifications_service(
-        notifications_database_url, kafka_bootstrap, mailbox.port
-    ) as notifications:
+        notifications_database_url, kafka_bootstrap, mailbox.port,
+        ticketing_url=ticketing.base_url,
+    ) as notifications:  # fmt: skip
         inbound = notifications.settings.inbound_smtp_port
         admin = notifications.auth(role="admin")
         support = f"support-{uuid4().hex[:6]}@acme.example"
@@ -206,6 +225,8 @@ async def test_a_reply_by_mail_lands_on_its_ticket_and_new_mail_opens_one(
         away = reply_to(ack, "I am away until Monday.", Auto_Submitted="auto-replied")
         await aiosmtplib.send(away, hostname="127.0.0.1", port=inbound)
         reply = reply_to(ack, "Вот номер заказа: 4417.\n\n> ##- Пишите ответ выше этой строки -##")
+        reply.add_attachment(PDF, maintype="application", subtype="pdf",
+                             filename="Заказ №4417.pdf")  # fmt: skip
         await aiosmtplib.send(reply, hostname="127.0.0.1", port=inbound)
 
         async def replied() -> bool:
@@ -216,6 +237,9 @@ async def test_a_reply_by_mail_lands_on_its_ticket_and_new_mail_opens_one(
         timeline = await _timeline(ticketing, ticket["id"])
         replies = [e for e in timeline if e["event_type"] == "CustomerReplied"]
         assert [r["data"]["body"] for r in replies] == ["Вот номер заказа: 4417."]  # not away
+        assert await _files_of(ticketing, replies[0]) == [
+            ("Заказ №4417.pdf", "application/pdf", PDF)
+        ]
 
         fresh = EmailMessage()
         fresh["From"] = f"Oleg <oleg.{uuid4().hex[:6]}@example.com>"
@@ -223,10 +247,15 @@ async def test_a_reply_by_mail_lands_on_its_ticket_and_new_mail_opens_one(
         fresh["Subject"] = "Не приходит счёт"
         fresh["Message-ID"] = f"<{uuid4()}@mail.example.com>"
         fresh.set_content("Здравствуйте, не приходит счёт за ноябрь.")
+        fresh.add_attachment(PNG, maintype="image", subtype="png", filename="снимок экрана.png")
         await aiosmtplib.send(fresh, hostname="127.0.0.1", port=inbound)
         sender = str(fresh["From"]).split("<")[1].rstrip(">")
         [acknowledged] = await mailbox.wait_for(sender)  # a ticket opened, and acknowledged
         assert "Не приходит счёт" in str(acknowledged["Subject"])
+        opened = ticket_id_for_message("acme", "email", str(fresh["Message-ID"]).strip("<>"))
+        [opening, *_] = await _timeline(ticketing, str(opened))
+        assert opening["event_type"] == "TicketOpened"
+        assert await _files_of(ticketing, opening) == [("снимок экрана.png", "image/png", PNG)]
 
 
 async def _publish_survey(

@@ -1,10 +1,23 @@
-"""Incoming mail: replies, new requests, autoresponders, bounces, complaints, loops, and the
-customer's new words without what their mail client quoted."""
+"""Incoming mail: replies, new requests, autoresponders, bounces, complaints, loops, the
+customer's new words without what their mail client quoted, and the files they sent."""
 
 from email.message import EmailMessage
 from uuid import uuid4
 
-from notifications.inbound import Kind, classify, customer_id_for, read, strip_quoted
+import pytest
+from pydantic import ValidationError
+
+from helpdesk_contracts import AttachmentRef
+from notifications.config import Settings
+from notifications.inbound import (
+    MAX_NAME,
+    Kind,
+    MailFile,
+    classify,
+    customer_id_for,
+    read,
+    strip_quoted,
+)
 
 REPLIES = "reply.acme.example"
 
@@ -143,3 +156,70 @@ def test_quoted_text_is_cut_in_any_language() -> None:
 def test_a_new_senders_id_is_a_hash_not_their_address() -> None:
     assert customer_id_for("Anna@Example.com") == customer_id_for("anna@example.com")
     assert "anna" not in customer_id_for("anna@example.com")
+
+
+PNG = b"\x89PNG\r\n\x1a\n" + bytes(64)
+
+
+def test_a_reply_brings_its_attachments_inline_images_and_forwarded_mail_as_files() -> None:
+    message = _mail()
+    message.add_alternative("<p>Still broken <img src='cid:shot'></p>", subtype="html")
+    [_, html] = message.iter_parts()
+    assert isinstance(html, EmailMessage)
+    html.add_related(PNG, maintype="image", subtype="png", cid="<shot>")  # shown, no name
+    message.add_attachment(b"%PDF-1.4", maintype="application", subtype="pdf",
+                           filename="Счёт №4417.pdf")  # fmt: skip
+    forwarded = EmailMessage()
+    forwarded["Subject"] = "the original invoice"
+    forwarded.set_content("Invoice 4417")
+    message.add_attachment(forwarded)
+    message.add_attachment(b"", maintype="application", subtype="pdf", filename="empty.pdf")
+    inbound = classify(read(message.as_bytes()), REPLIES)
+    assert inbound.text == "Still broken."
+    assert [f.name for f in inbound.files] == [
+        "attachment-1.png", "Счёт №4417.pdf", "attachment-3.eml"
+    ]  # fmt: skip
+    assert inbound.files[0].data == PNG
+    assert b"Invoice 4417" in inbound.files[2].data
+
+
+def test_file_names_are_made_fit_for_a_reference_without_losing_their_extension() -> None:
+    raw = (
+        "From: anna@example.com\r\nTo: support@acme.example\r\nMessage-ID: <f@example.com>\r\n"
+        'MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary="B"\r\n\r\n'
+        "--B\r\nContent-Type: text/plain\r\n\r\nSee the files.\r\n"
+        # Outlook's way: an encoded word in the quoted name.
+        "--B\r\nContent-Type: application/pdf\r\n"
+        'Content-Disposition: attachment; filename="=?UTF-8?B?0KHRh9GR0YIucGRm?="\r\n'
+        "Content-Transfer-Encoding: base64\r\n\r\nJVBERi0xLjQK\r\n"
+        "--B\r\nContent-Type: text/plain\r\n"
+        'Content-Disposition: attachment; filename="../logs/app\tlog.txt"\r\n\r\nlog\r\n'
+        "--B\r\nContent-Type: image/png\r\n"
+        f'Content-Disposition: attachment; filename="{"я" * 300}.png"\r\n\r\npng\r\n'
+        "--B--\r\n"
+    )
+    files = classify(read(raw.encode()), REPLIES).files
+    assert [f.name for f in files[:2]] == ["Счёт.pdf", "applog.txt"]
+    assert files[0].data == b"%PDF-1.4\n"
+    assert len(files[2].name) == MAX_NAME
+    assert files[2].name.endswith("я.png")
+    for file in files:  # each a name the contracts take
+        AttachmentRef(attachment_id=uuid4(), filename=file.name, content_type="text/plain",
+                      size=1, sha256=file.sha256)  # fmt: skip
+
+
+def test_automatic_mail_brings_no_files() -> None:
+    message = _mail(Auto_Submitted="auto-replied")
+    message.add_attachment(PNG, maintype="image", subtype="png", filename="logo.png")
+    assert classify(read(message.as_bytes()), REPLIES).files == ()
+    assert MailFile("a.png", PNG).sha256 == MailFile("b.png", PNG).sha256
+
+
+def test_outside_local_the_listener_needs_the_service_token_secret() -> None:
+    production = {"environment": "production", "jwt_secret": "j" * 40,
+                  "stream_token_secret": "s" * 40, "reply_address_secret": "r" * 40,
+                  "webhook_signing_secret": "whsec_" + "w" * 40}  # fmt: skip
+    with pytest.raises(ValidationError, match="SERVICE_TOKEN_SECRET"):
+        Settings.model_validate(production)
+    assert Settings.model_validate({**production, "inbound_smtp_port": 0})
+    assert Settings.model_validate({**production, "service_token_secret": "t" * 40})

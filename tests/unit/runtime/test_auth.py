@@ -1,5 +1,5 @@
-"""JWT bearer authentication: the verifier, the FastAPI dependencies, stream tokens and the
-token command every service has."""
+"""JWT bearer authentication: the verifier, the FastAPI dependencies, stream tokens, service
+tokens and the token command every service has."""
 
 import time
 from collections.abc import AsyncIterator, Callable
@@ -18,7 +18,7 @@ from helpdesk_runtime.cli import ServiceCli
 from helpdesk_runtime.http_auth import HttpAuth
 from helpdesk_runtime.problems import install_problem_handlers
 from helpdesk_runtime.settings import DEV_JWT_SECRET, ServiceSettings
-from helpdesk_runtime.tokens import StreamTokens
+from helpdesk_runtime.tokens import ServiceTokens, StreamTokens
 
 
 class Settings(ServiceSettings):
@@ -47,7 +47,7 @@ def _no_auth_env(monkeypatch: pytest.MonkeyPatch) -> None:
         monkeypatch.delenv(name, raising=False)
     for name in ("JWT_AUDIENCE", "JWT_ALGORITHMS", "JWT_TENANT_CLAIM", "JWT_ROLE_CLAIM"):
         monkeypatch.delenv(name, raising=False)
-    for name in ("PARTS", "STREAM_TOKEN_SECRET"):
+    for name in ("PARTS", "STREAM_TOKEN_SECRET", "SERVICE_TOKEN_SECRET"):
         monkeypatch.delenv(name, raising=False)
 
 
@@ -258,7 +258,7 @@ def test_settings_that_cannot_work_fail_at_start_up(
 def app_with_auth(verifier: TokenVerifier) -> FastAPI:
     app = FastAPI()
     install_problem_handlers(app)
-    auth = HttpAuth(verifier, StreamTokens(settings()), None)
+    auth = HttpAuth(verifier, StreamTokens(settings()), None, ServiceTokens(settings()))
     Caller = Annotated[Principal, Depends(auth.principal)]  # noqa: N806
 
     @app.get("/me")
@@ -274,6 +274,12 @@ def app_with_auth(verifier: TokenVerifier) -> FastAPI:
         caller: Annotated[Principal, Depends(auth.stream_reader)],
     ) -> dict[str, str]:
         return {"agent": caller.agent_id}
+
+    @app.post("/uploads")
+    async def upload(
+        caller: Annotated[Principal, Depends(auth.principal_or_service("upload"))],
+    ) -> dict[str, str]:
+        return {"tenant": caller.tenant_id, "agent": caller.agent_id, "role": caller.role}
 
     app.include_router(auth.stream_token_router())
     return app
@@ -412,3 +418,35 @@ def test_outside_local_a_stream_secret_is_required_where_the_api_runs() -> None:
     assert workers.stream_token_secret is None
     api = Settings.model_validate({**production, "stream_token_secret": "s" * 40})
     assert api.stream_token_secret is not None
+
+
+async def test_a_service_token_opens_the_routes_of_its_purpose_and_nothing_else(
+    client: httpx.AsyncClient,
+) -> None:
+    notifications = ServiceTokens(settings(service_name="notifications"))
+    minted = notifications.mint("svc", "upload", "acme")
+    uploaded = await client.post("/uploads", headers=bearer(minted))
+    assert uploaded.status_code == 200, uploaded.text
+    assert uploaded.json() == {"tenant": "acme", "agent": "service:notifications", "role": "agent"}
+    assert (await client.get("/me", headers=bearer(minted))).status_code == 401
+    assert (await client.post("/uploads", headers=bearer(token()))).status_code == 200  # agents
+    elsewhere = ServiceTokens(settings(service_token_secret=SecretStr(OTHER_SECRET)))
+    refused = {
+        "another purpose": notifications.mint("svc", "download", "acme"),
+        "another service": notifications.mint("sla", "upload", "acme"),
+        "expired": notifications.mint("svc", "upload", "acme", now=time.time() - 3600),
+        "another secret": elsewhere.mint("svc", "upload", "acme"),
+    }
+    for why, service_token in refused.items():
+        response = await client.post("/uploads", headers=bearer(service_token))
+        assert response.status_code == 401, why
+    expired = await client.post("/uploads", headers=bearer(refused["expired"]))
+    assert expired.json()["detail"] == "the service token has expired"
+
+
+def test_outside_local_service_tokens_need_their_secret() -> None:
+    production: dict[str, Any] = {"environment": "production", "parts": "consumers,jobs"}
+    unset = Settings.model_validate({**production, "jwt_secret": SECRET})
+    with pytest.raises(ValueError, match="SERVICE_TOKEN_SECRET"):
+        ServiceTokens(unset)
+    assert settings().service_token_secret is not None  # locally, a development secret

@@ -16,7 +16,9 @@ from helpdesk_runtime.key_distribution import KeyRole
 from helpdesk_runtime.personal_data import SubjectKeys
 from helpdesk_runtime.service import ConsumerSpec, JobFactory, ServiceRuntime
 from helpdesk_runtime.tenants import TenantRegistry
+from helpdesk_runtime.tokens import ServiceTokens
 from notifications import api
+from notifications.attachments import TicketingFiles
 from notifications.channels import Sender
 from notifications.config import Settings
 from notifications.domain.notices import Lane
@@ -117,10 +119,15 @@ def build_runtime(
     handlers = handlers or notifier(settings, keys, clock)
 
     async def inbound_mail(runtime: ServiceRuntime) -> None:
+        files = TicketingFiles(settings.ticketing_url, ServiceTokens(settings),
+                               settings.ticketing_timeout_s)  # fmt: skip
         inbound = InboundMail(runtime.pool, runtime.producer, identity_of(settings),
-                              settings.intake_topic, clock, keys)  # fmt: skip
-        await listen(inbound, settings.inbound_smtp_host, settings.inbound_smtp_port,
-                     settings.inbound_max_bytes)  # fmt: skip
+                              settings.intake_topic, clock, keys, files)  # fmt: skip
+        try:
+            await listen(inbound, settings.inbound_smtp_host, settings.inbound_smtp_port,
+                         settings.inbound_max_bytes)  # fmt: skip
+        finally:
+            await files.aclose()
 
     jobs: dict[str, JobFactory] = (
         {"inbound-mail": inbound_mail} if settings.inbound_smtp_port else {}

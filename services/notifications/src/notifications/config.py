@@ -58,6 +58,10 @@ class Settings(ServiceSettings):
     inbound_smtp_port: int = Field(default=2525, ge=0, le=65535)
     inbound_max_bytes: int = Field(default=26_214_400, ge=1024)
     intake_topic: str = "ticketing.intake.v1"
+    # Where ticketing's API is: the files of inbound mail are uploaded there (with a service
+    # token signed with SERVICE_TOKEN_SECRET, which ticketing shares) before the message.
+    ticketing_url: str = Field(default="http://127.0.0.1:8001", pattern="^https?://")
+    ticketing_timeout_s: float = Field(default=60.0, gt=0)
 
     # Webhooks, signed as standardwebhooks.com says: "whsec_<base64 of the key>", shared
     # with the receivers (only ENVIRONMENT=local has a dev secret).
@@ -100,7 +104,10 @@ class Settings(ServiceSettings):
 
     @model_validator(mode="after")
     def _secrets_set(self) -> Self:
-        for name in ("reply_address_secret", "webhook_signing_secret"):
+        needed = ["reply_address_secret", "webhook_signing_secret"]
+        if self.inbound_smtp_port:  # uploads the files of inbound mail to ticketing
+            needed.append("service_token_secret")
+        for name in needed:
             if getattr(self, name) is None:
                 raise ValueError(
                     f"{name.upper()} is not set (only ENVIRONMENT=local has a dev secret)"

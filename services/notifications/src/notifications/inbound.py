@@ -10,12 +10,14 @@ RFC 5965, and by our own delivery id coming back.
 import email
 import email.policy
 import hashlib
+import mimetypes
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from email.message import EmailMessage, Message
 from email.utils import getaddresses, parseaddr
 from enum import StrEnum
+from pathlib import PurePath
 from uuid import UUID
 
 from inscriptis import get_text
@@ -28,6 +30,9 @@ REPLY_MARKER = "##-"
 _REPLY_PARSER = EmailReplyParser(languages=["en", "de", "fr", "es", "it", "nl", "pl"])
 _AUTO_PRECEDENCE = {"bulk", "junk", "list", "auto_reply"}
 _DAEMONS = re.compile(r"^(mailer-daemon|postmaster|bounces?|no-?reply)@", re.IGNORECASE)
+_CONTROL = re.compile(r"[\x00-\x1f]")
+MAX_NAME = 255
+"""Characters of a file name (AttachmentRef.filename)."""
 
 
 class Kind(StrEnum):
@@ -55,6 +60,21 @@ class Report:
 
 
 @dataclass(frozen=True)
+class MailFile:
+    """A file that came with a message: an attachment, an image its HTML shows, a message
+    it forwards (as .eml)."""
+
+    name: str
+    """Without a path or control characters, at most MAX_NAME characters (personal data:
+    never logged)."""
+    data: bytes
+
+    @property
+    def sha256(self) -> str:
+        return hashlib.sha256(self.data).hexdigest()
+
+
+@dataclass(frozen=True)
 class Inbound:
     kind: Kind
     message_id: str
@@ -67,6 +87,7 @@ class Inbound:
     """The conversation: the first of References, else In-Reply-To, else this message."""
     why: str = ""
     report: Report | None = None
+    files: tuple[MailFile, ...] = ()
 
 
 def read(raw: bytes) -> EmailMessage:
@@ -99,7 +120,7 @@ def classify(message: EmailMessage, reply_domain: str, recipients: Sequence[str]
     if why := _automatic(message, sender):
         return replace(base, kind=Kind.AUTO_REPLY, why=why)
     kind = Kind.REPLY if any(a.endswith("@" + reply_domain) for a in to) else Kind.NEW
-    return replace(base, kind=kind, text=new_text(message))
+    return replace(base, kind=kind, text=new_text(message), files=files_of(message))
 
 
 def reply_local_parts(inbound: Inbound, reply_domain: str) -> list[str]:
@@ -126,6 +147,47 @@ def new_text(message: EmailMessage) -> str:
     content = body.get_content() if isinstance(body, EmailMessage) else ""
     text = get_text(content) if body.get_content_type() == "text/html" else str(content)
     return strip_quoted(text)
+
+
+def files_of(message: EmailMessage) -> tuple[MailFile, ...]:
+    """The message's files, in order: every part but the text we read and its alternative
+    (a text or HTML part without a file name). Empty ones are left out."""
+    body = message.get_body(("plain", "html"))
+    files: list[MailFile] = []
+
+    def visit(part: Message) -> None:
+        if part is body:
+            return
+        if part.get_content_type() == "message/rfc822":  # forwarded: the whole message
+            inner = _inner(part)
+            forwarded = inner.as_bytes() if inner is not None else b""
+            files.append(MailFile(_file_name(part, len(files) + 1, ".eml"), forwarded))
+        elif part.is_multipart():
+            for sub in part.get_payload():
+                if isinstance(sub, Message):
+                    visit(sub)
+        elif part.get_filename() or part.get_content_maintype() != "text" or (
+            part.get_content_disposition() == "attachment"
+        ):  # fmt: skip
+            data = part.get_payload(decode=True)
+            files.append(MailFile(_file_name(part, len(files) + 1),
+                                  data if isinstance(data, bytes) else b""))  # fmt: skip
+
+    visit(message)
+    return tuple(f for f in files if f.data)
+
+
+def _file_name(part: Message, number: int, default_suffix: str = "") -> str:
+    """The part's file name, as the contracts take one; else "attachment-<n>.<ext>"."""
+    name = _CONTROL.sub("", str(part.get_filename() or "")).replace("\\", "/")
+    name = name.rsplit("/", 1)[-1].strip()
+    if not name:
+        suffix = default_suffix or mimetypes.guess_extension(part.get_content_type()) or ".bin"
+        name = f"attachment-{number}{suffix}"
+    if len(name) > MAX_NAME:  # keep the extension: it tells what the file is
+        suffix = PurePath(name).suffix[:20]
+        name = name[: MAX_NAME - len(suffix)] + suffix
+    return name
 
 
 def strip_quoted(text: str) -> str:

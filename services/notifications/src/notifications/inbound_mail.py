@@ -2,9 +2,10 @@
 intake events ticketing applies, and bounces and complaints into suppressions.
 
 A message is answered "250" only once what it becomes is published to Kafka and recorded,
-so a sending server that gets no answer, or a 4xx, delivers it again; the intake applies
-each Message-ID once. The listener runs as a job of the service (`INBOUND_SMTP_PORT`); in
-Kubernetes a Service exposes it to the mail provider's MX or relay.
+and its files are stored by ticketing (attachments.py), so a sending server that gets no
+answer, or a 4xx, delivers it again; the intake applies each Message-ID once. The listener
+runs as a job of the service (`INBOUND_SMTP_PORT`); in Kubernetes a Service exposes it to
+the mail provider's MX or relay.
 """
 
 import asyncio
@@ -19,7 +20,13 @@ import asyncpg
 from aiosmtpd.smtp import SMTP, Envelope, Session
 from pydantic_core import from_json
 
-from helpdesk_contracts import Channel, CustomerMessageReceived, EventEnvelope, Requester
+from helpdesk_contracts import (
+    AttachmentRef,
+    Channel,
+    CustomerMessageReceived,
+    EventEnvelope,
+    Requester,
+)
 from helpdesk_contracts.envelope import kafka_headers, kafka_key
 from helpdesk_runtime import tenancy
 from helpdesk_runtime.db import Connection
@@ -27,6 +34,7 @@ from helpdesk_runtime.kafka import OutgoingMessage, Producer
 from helpdesk_runtime.logging import get_logger
 from helpdesk_runtime.personal_data import SubjectKeys, open_documents
 from helpdesk_runtime.timers import schedule_many
+from notifications.attachments import FilesUnavailableError, TicketingFiles, upload_key
 from notifications.email import (
     MailIdentity,
     delivery_of_bounce,
@@ -48,15 +56,19 @@ log = get_logger(__name__)
 SOURCE = "email"
 """The intake `source` of the mail we receive: threads and messages are ids within it."""
 MAX_BODY = 65_536
+MAX_FILES = 20
+"""Files a message lists at most (CustomerMessageReceived.attachments); later ones are
+left out, and the message says so."""
 
 
 class InboundMail:
     def __init__(
         self, pool: asyncpg.Pool, producer: Producer, identity: MailIdentity, intake_topic: str,
-        clock: Callable[[], datetime], keys: SubjectKeys,
+        clock: Callable[[], datetime], keys: SubjectKeys, files: TicketingFiles,
     ) -> None:  # fmt: skip
         self._pool, self._producer, self._identity = pool, producer, identity
         self._topic, self._clock, self._keys = intake_topic, clock, keys
+        self._files = files
 
     async def accept(self, raw: bytes, recipients: Sequence[str] = ()) -> str:
         """Handle one message (`recipients`: the SMTP envelope's); the reply to give."""
@@ -88,7 +100,8 @@ class InboundMail:
             ticket_id, requester_id = None, customer_id_for(inbound.from_address)
         if await _seen(conn, tenant, inbound.message_id):
             return "250 2.0.0 OK: already received"
-        await self._publish(tenant, inbound, ticket_id, requester_id)
+        refs, left_out = await self._upload(tenant, inbound)
+        await self._publish(tenant, inbound, ticket_id, requester_id, refs, left_out)
         await _record(conn, tenant, inbound, ticket_id, "published to the intake")
         return "250 2.0.0 OK: received"
 
@@ -116,16 +129,39 @@ class InboundMail:
         log.warning("reply to an unknown or forged reply address", to=list(inbound.to))
         return None
 
+    async def _upload(
+        self, tenant: str, inbound: Inbound
+    ) -> tuple[tuple[AttachmentRef, ...], list[str]]:
+        """The mail's files stored by ticketing, and what is said of those left out (over
+        MAX_FILES, or refused by ticketing's limits: size, type). Raises
+        FilesUnavailableError when ticketing cannot take them now."""
+        refs: list[AttachmentRef] = []
+        left_out: list[str] = []
+        for position, file in enumerate(inbound.files):
+            uploaded: AttachmentRef | str = f"more than {MAX_FILES} files"
+            if position < MAX_FILES:
+                key = upload_key(inbound.message_id, position, file)
+                uploaded = await self._files.upload(tenant, file, key)
+            if isinstance(uploaded, AttachmentRef):
+                refs.append(uploaded)
+            else:
+                left_out.append(f'"{file.name}" ({uploaded})')
+        if inbound.files:  # counts only: file names are personal data
+            log.info("inbound files", stored=len(refs), left_out=len(left_out))
+        return tuple(refs), left_out
+
     async def _publish(
-        self, tenant: str, inbound: Inbound, ticket_id: UUID | None, requester_id: str
-    ) -> None:
-        body = inbound.text[:MAX_BODY] or "(no text)"
+        self, tenant: str, inbound: Inbound, ticket_id: UUID | None, requester_id: str,
+        refs: tuple[AttachmentRef, ...], left_out: list[str],
+    ) -> None:  # fmt: skip
+        note = _left_out_note(left_out)
+        body = (inbound.text[: MAX_BODY - len(note)] + note).strip() or "(no text)"
         message = CustomerMessageReceived(
             source=SOURCE, external_thread_id=inbound.thread_root[:200],
             external_message_id=inbound.message_id[:200], subject=inbound.subject, body=body,
             requester=Requester(customer_id=requester_id, name=inbound.from_name,
                                 email=inbound.from_address or None),
-            channel=Channel.EMAIL, ticket_id=ticket_id,
+            channel=Channel.EMAIL, ticket_id=ticket_id, attachments=refs,
         )  # fmt: skip
         envelope = EventEnvelope.new(message, tenant_id=tenant, producer="notifications",
                                      occurred_at=self._clock())  # fmt: skip
@@ -180,6 +216,16 @@ class InboundMail:
         return "250 2.0.0 OK: report received"
 
 
+def _left_out_note(left_out: list[str]) -> str:
+    """What the agent reads below the message about files it came with but the ticket
+    has not (the first MAX_FILES named: a bounded note)."""
+    if not left_out:
+        return ""
+    more = len(left_out) - MAX_FILES
+    named = ", ".join(left_out[:MAX_FILES]) + (f" and {more} more" if more > 0 else "")
+    return f"\n\n[Files not added to the ticket: {named}]"
+
+
 async def _seen(conn: Connection, tenant: str, message_id: str) -> bool:
     return bool(await conn.fetchval(
         "SELECT true FROM inbound_messages WHERE tenant_id = $1 AND message_id = $2",
@@ -204,6 +250,9 @@ class _Handler:
     async def handle_DATA(self, _server: SMTP, _session: Session, envelope: Envelope) -> str:  # noqa: N802
         try:
             return await self._inbound.accept(envelope.original_content or b"", envelope.rcpt_tos)
+        except FilesUnavailableError as exc:
+            log.warning("inbound mail's files not stored; the sender will try again", why=str(exc))
+            return "451 4.3.0 Temporary failure, please try again later"
         except Exception:
             log.exception("inbound mail failed; the sender will try again")
             return "451 4.3.0 Temporary failure, please try again later"

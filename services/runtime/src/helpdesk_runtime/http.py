@@ -25,7 +25,7 @@ from helpdesk_runtime.problems import (
 )
 from helpdesk_runtime.service import ServiceRuntime
 from helpdesk_runtime.settings import Part
-from helpdesk_runtime.tokens import StreamTokens
+from helpdesk_runtime.tokens import ServiceTokens, StreamTokens
 from helpdesk_runtime.trace import continued
 
 CORRELATION_HEADER = "X-Correlation-Id"
@@ -234,7 +234,8 @@ def create_app(
     if settings.runs(Part.API):
         # A key configuration that cannot work fails here, at start-up.
         gate = runtime.tenant_gate.refusal if runtime.tenant_gate is not None else None
-        auth = HttpAuth(TokenVerifier(settings), StreamTokens(settings), gate)
+        service_tokens = ServiceTokens(settings) if settings.service_token_secret else None
+        auth = HttpAuth(TokenVerifier(settings), StreamTokens(settings), gate, service_tokens)
         for router in api(auth):
             app.include_router(router)
         app.include_router(audit_router(auth, lambda: runtime.pool.acquire()))

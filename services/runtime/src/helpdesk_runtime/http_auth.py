@@ -1,4 +1,5 @@
-"""The FastAPI dependencies that tell a route who calls: bearer tokens, roles, stream tokens."""
+"""The FastAPI dependencies that tell a route who calls: bearer tokens, roles, stream tokens,
+service tokens."""
 
 from collections.abc import Awaitable, Callable
 from typing import Annotated
@@ -9,7 +10,7 @@ from pydantic import BaseModel, Field
 
 from helpdesk_runtime import tenancy
 from helpdesk_runtime.auth import AuthError, KeysUnavailableError, Principal, Role, TokenVerifier
-from helpdesk_runtime.tokens import StreamTokens
+from helpdesk_runtime.tokens import ServiceTokens, StreamTokens
 
 Authenticated = Callable[..., Awaitable[Principal]]
 """A FastAPI dependency that gives the request's Principal."""
@@ -38,11 +39,13 @@ class HttpAuth:
     """Builds the dependencies a service's routes declare: `principal`, `at_least(role)`."""
 
     def __init__(
-        self, verifier: TokenVerifier, stream_tokens: StreamTokens, tenants: TenantRefusal | None
-    ) -> None:
+        self, verifier: TokenVerifier, stream_tokens: StreamTokens, tenants: TenantRefusal | None,
+        service_tokens: ServiceTokens | None = None,
+    ) -> None:  # fmt: skip
         self._verifier = verifier
         self._stream_tokens = stream_tokens
         self._tenants = tenants
+        self._service_tokens = service_tokens
         self.principal: Authenticated = self._bearer_principal
         self.stream_reader: Authenticated = self._stream_reader
 
@@ -85,6 +88,26 @@ class HttpAuth:
         except AuthError as exc:
             raise _unauthorized(exc.reason, 'Bearer error="invalid_token"') from None
         return await self._admitted(principal)
+
+    def principal_or_service(self, purpose: str) -> Authenticated:
+        """A dependency giving the caller: an agent (a bearer token), or one of our services
+        with a service token for `purpose` of this service (tokens.ServiceTokens), as an
+        agent of the token's tenant. Only routes that declare a purpose take such tokens."""
+        service_tokens = self._service_tokens
+
+        async def caller(
+            credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+        ) -> Principal:
+            token = credentials.credentials if credentials is not None else ""
+            if service_tokens is None or not service_tokens.is_for(token, purpose):
+                return await self._bearer_principal(credentials)
+            try:
+                principal = service_tokens.verify(token, purpose)
+            except AuthError as exc:
+                raise _unauthorized(exc.reason, 'Bearer error="invalid_token"') from None
+            return await self._admitted(principal)
+
+        return caller
 
     def at_least(self, role: Role) -> Authenticated:
         """A dependency giving the Principal when its role is at least `role`, else 403."""

@@ -10,9 +10,11 @@ from helpdesk_runtime.keyring import KeyRing
 
 DEV_JWT_SECRET = "dev-secret-change-me-local-only-0123456789"  # 32+ bytes for HS256
 DEV_STREAM_TOKEN_SECRET = "dev-stream-secret-local-only-0123456789"
+DEV_SERVICE_TOKEN_SECRET = "dev-service-token-secret-local-only-0123456789"
 # 32 bytes, base64: "local-only pii master key 0123!!"
 DEV_PII_MASTER_KEYS = "1:bG9jYWwtb25seSBwaWkgbWFzdGVyIGtleSAwMTIzISE="
 _JWT_KEY_SOURCES = ("jwt_secret", "jwt_public_key", "jwt_jwks_url")
+_OTHER_SECRETS = ("stream_token_secret", "service_token_secret", "pii_master_keys")
 
 
 class Part(StrEnum):
@@ -93,6 +95,10 @@ class ServiceSettings(BaseSettings):
     # Signs the short-lived tokens a browser's EventSource puts in the stream URL (it cannot
     # send an Authorization header). Every replica of a service must share it.
     stream_token_secret: SecretStr | None = None
+    # Signs the tokens our services call each other's APIs with, for a tenant (tokens.py:
+    # notifications uploads the files of customers' mail to ticketing). Shared by the
+    # services that call and are called; unset: this service neither sends nor takes them.
+    service_token_secret: SecretStr | None = None
     # The master keys of personal data, "1:<base64>,2:<base64>" (the highest wraps new keys):
     # from a Kubernetes Secret. Only a service that seals personal data asks for them.
     pii_master_keys: SecretStr | None = None
@@ -171,7 +177,7 @@ class ServiceSettings(BaseSettings):
             raise ValueError("PARTS names nothing to run; use some of api, consumers, jobs")
         return value
 
-    @field_validator(*_JWT_KEY_SOURCES, "stream_token_secret", "pii_master_keys", mode="before")
+    @field_validator(*_JWT_KEY_SOURCES, *_OTHER_SECRETS, mode="before")
     @classmethod
     def _blank_is_unset(cls, value: Any) -> Any:
         return None if isinstance(value, str) and not value.strip() else value
@@ -194,6 +200,8 @@ class ServiceSettings(BaseSettings):
             data = {**data, "jwt_secret": SecretStr(DEV_JWT_SECRET)}
         if not data.get("stream_token_secret"):
             data = {**data, "stream_token_secret": SecretStr(DEV_STREAM_TOKEN_SECRET)}
+        if not data.get("service_token_secret"):
+            data = {**data, "service_token_secret": SecretStr(DEV_SERVICE_TOKEN_SECRET)}
         if not data.get("pii_master_keys"):
             data = {**data, "pii_master_keys": SecretStr(DEV_PII_MASTER_KEYS)}
         return data

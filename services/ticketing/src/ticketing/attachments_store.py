@@ -11,13 +11,23 @@ from ticketing.domain.attachments import AttachmentPolicy, AttachmentRefusedErro
 
 async def record_upload(
     conn: Connection, tenant_id: str, ref: AttachmentRef, storage_key: str, uploaded_by: str
-) -> None:
-    await conn.execute(
+) -> tuple[AttachmentRef, bool]:
+    """The upload recorded, and True; or, when its id was taken already (an upload re-sent
+    with its Idempotency-Key), the one recorded first, and False."""
+    row = await conn.fetchrow(
         "INSERT INTO attachments (tenant_id, attachment_id, filename, content_type, size,"
-        " sha256, storage_key, uploaded_by) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        " sha256, storage_key, uploaded_by) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
+        " ON CONFLICT (tenant_id, attachment_id) DO NOTHING RETURNING *",
         tenant_id, ref.attachment_id, ref.filename, ref.content_type, ref.size, ref.sha256,
         storage_key, uploaded_by,
     )  # fmt: skip
+    if row is not None:
+        return _ref(row), True
+    first = await conn.fetchrow(
+        "SELECT * FROM attachments WHERE tenant_id = $1 AND attachment_id = $2",
+        tenant_id, ref.attachment_id,
+    )  # fmt: skip
+    return _ref(first), False
 
 
 async def upload(conn: Connection, tenant_id: str, attachment_id: UUID) -> dict[str, Any] | None:

@@ -8,9 +8,11 @@ magic number: it is text when it is UTF-8 without NUL bytes, and it is served as
 
 from dataclasses import dataclass
 from pathlib import PurePath
+from uuid import UUID, uuid5
 
 import puremagic
 
+_IDS = UUID("0d6f3a52-8e4b-4c1a-9a57-2f1e6b9c4d83")
 TEXT = "text/plain"
 DEFAULT_TYPES = frozenset({
     "image/png", "image/jpeg", "image/gif", "image/webp", "application/pdf", TEXT,
@@ -20,6 +22,12 @@ DEFAULT_TYPES = frozenset({
     "application/vnd.openxmlformats-officedocument.presentationml.presentation",
     "application/vnd.oasis.opendocument.text", "application/vnd.oasis.opendocument.spreadsheet",
 })  # fmt: skip
+
+
+def attachment_id_for_idempotency_key(tenant_id: str, key: str) -> UUID:
+    """The id of an upload sent with an Idempotency-Key: sent again (a client's retry), it
+    names the file stored the first time instead of storing another."""
+    return uuid5(_IDS, f"upload\x1f{tenant_id}\x1f{key}")
 
 
 class AttachmentRefusedError(Exception):
