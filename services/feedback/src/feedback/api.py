@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, StringConstraints
 
 from feedback import store
 from feedback.domain.health import health_of
-from feedback.domain.scores import CSAT_GOOD, NPS_DETRACTOR, NPS_PROMOTER, Counts, score_of
+from feedback.domain.scores import Counts, score_of
 from feedback.domain.surveys import Skip, SurveySettings
 from helpdesk_contracts import HealthReason, SurveyKind
 from helpdesk_runtime import audit
@@ -239,7 +239,9 @@ def router(deps: ApiDeps) -> APIRouter:
         with their counts; the lowest first (what needs attention)."""
         start, end = window(since, until)
         async with deps.connection() as conn:
-            counts = await _counts(conn, caller.tenant_id, survey, _COLUMN[by], start, end)
+            counts = await store.score_counts(
+                conn, caller.tenant_id, survey, _COLUMN[by], start, end
+            )
         views = [_view(key, survey, c) for key, c in counts.items()]
         return sorted(views, key=lambda v: (v.score is None, v.score or 0.0, v.key or ""))
 
@@ -262,7 +264,7 @@ def router(deps: ApiDeps) -> APIRouter:
                         date_trunc($2, $3::timestamptz AT TIME ZONE 'UTC'),
                         $4::timestamptz AT TIME ZONE 'UTC' - interval '1 microsecond',
                         ('1 ' || $2)::interval) AS period)
-                SELECT p.period, {_AGGREGATES}
+                SELECT p.period, {store.AGGREGATES}
                 FROM periods p LEFT JOIN answers a
                   ON a.tenant_id = $1 AND a.survey = $5 AND a.replaced_by IS NULL
                  AND a.answered_at >= $3 AND a.answered_at < $4
@@ -277,7 +279,7 @@ def router(deps: ApiDeps) -> APIRouter:
         return [
             TrendPoint(
                 period_start=row["period"].replace(tzinfo=UTC),
-                **_view(None, survey, _counts_of(row)).model_dump(),
+                **_view(None, survey, store.counts_of(row)).model_dump(),
             )
             for row in rows
         ]
@@ -407,42 +409,6 @@ _FLAGS = (
     " AND (a.feedback_id = f.feedback_id OR (a.survey_id = f.flagged_for))"
     " ORDER BY a.answered_at DESC LIMIT 1) AS comment FROM flags f"
 )
-
-_AGGREGATES = f"""
-    count(a.score) AS answers, coalesce(sum(a.score), 0) AS total,
-    count(*) FILTER (WHERE a.score >= {CSAT_GOOD}) AS good,
-    count(*) FILTER (WHERE a.score >= {NPS_PROMOTER}) AS promoters,
-    count(*) FILTER (WHERE a.score <= {NPS_DETRACTOR}) AS detractors
-"""
-
-
-async def _counts(
-    conn: Connection, tenant_id: str, survey: SurveyKind, column: str, start: datetime,
-    end: datetime,
-) -> dict[str | None, Counts]:  # fmt: skip
-    answered = await conn.fetch(
-        f"SELECT {column} AS key, {_AGGREGATES} FROM answers a WHERE a.tenant_id = $1"
-        " AND a.survey = $2 AND a.replaced_by IS NULL AND a.answered_at >= $3"
-        " AND a.answered_at < $4 GROUP BY 1",
-        tenant_id, survey.value, start, end,
-    )  # fmt: skip
-    invited = await conn.fetch(
-        f"SELECT {column} AS key, count(*) AS invited, count(answered_at) AS answered"
-        " FROM invitations WHERE tenant_id = $1 AND survey = $2 AND survey_id IS NOT NULL"
-        " AND decided_at >= $3 AND decided_at < $4 GROUP BY 1",
-        tenant_id, survey.value, start, end,
-    )  # fmt: skip
-    counts: dict[str | None, Counts] = {r["key"]: _counts_of(r) for r in answered}
-    for row in invited:
-        seen = counts.get(row["key"], Counts())
-        counts[row["key"]] = Counts(**{**asdict(seen), "invited": row["invited"],
-                                       "answered": row["answered"]})  # fmt: skip
-    return counts
-
-
-def _counts_of(row: Any) -> Counts:
-    return Counts(answers=row["answers"], total=row["total"], good=row["good"],
-                  promoters=row["promoters"], detractors=row["detractors"])  # fmt: skip
 
 
 def _view(key: str | None, survey: SurveyKind, counts: Counts) -> ScoreView:

@@ -5,7 +5,7 @@ from datetime import UTC, datetime
 
 from fastapi import APIRouter, FastAPI
 
-from feedback import api, pages
+from feedback import api, goals_api, pages
 from feedback.config import Settings
 from feedback.handlers import (
     DIRECTORY_ACCEPTS,
@@ -112,7 +112,7 @@ def create_app(
             views_per_minute=settings.page_views_per_minute,
             posts_per_minute=settings.page_posts_per_minute,
         )  # fmt: skip
-        return [api.router(deps), pages.router(page)]
+        return [api.router(deps), goals_api.router(deps), pages.router(page)]
 
     return create_service_app(
         runtime,

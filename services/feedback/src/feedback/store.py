@@ -3,13 +3,15 @@
 import dataclasses
 import json
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 from typing import Any
 from uuid import UUID
 
 from feedback.domain.health import Signals
+from feedback.domain.scores import CSAT_GOOD, NPS_DETRACTOR, NPS_PROMOTER, Counts
 from feedback.domain.surveys import SurveySettings, TicketFacts
+from helpdesk_contracts import SurveyKind
 from helpdesk_runtime.db import Connection
 
 TicketKey = tuple[str, UUID]
@@ -386,3 +388,62 @@ async def customers_of(
     rows = await _rows_for(conn, "tickets", "ticket_id", tickets, "t.tenant_id, t.customer_id",
                            "uuid")  # fmt: skip
     return {(r["tenant_id"], r["customer_id"]) for r in rows}
+
+
+async def sla_percentiles(
+    conn: Connection, tenant_id: str, metric: str, fraction: float, column: str,
+    start: datetime, end: datetime,
+) -> dict[str | None, tuple[float | None, int]]:  # fmt: skip
+    """The `fraction` percentile of the SLA clocks' elapsed seconds per agent (the ticket's
+    assignee when solved, else now) or group, for clocks decided in [start, end): (value,
+    clocks measured). `column` is this module's caller's own word: "agent" or "group"."""
+    key = {"agent": "coalesce(t.assignee_at_solve, t.assignee_id)",
+           "group": "coalesce(s.group_id, t.group_id)"}[column]  # fmt: skip
+    rows = await conn.fetch(
+        f"SELECT {key} AS key, percentile_cont($3) WITHIN GROUP (ORDER BY s.elapsed_seconds)"
+        " AS value, count(*) AS n FROM sla_clocks s JOIN tickets t ON t.tenant_id ="
+        " s.tenant_id AND t.ticket_id = s.ticket_id WHERE s.tenant_id = $1 AND s.metric = $2"
+        " AND s.elapsed_seconds IS NOT NULL AND s.decided_at >= $4 AND s.decided_at < $5"
+        " GROUP BY 1",
+        tenant_id, metric, fraction, start, end,
+    )  # fmt: skip
+    return {r["key"]: (r["value"], r["n"]) for r in rows}
+
+
+AGGREGATES = f"""
+    count(a.score) AS answers, coalesce(sum(a.score), 0) AS total,
+    count(*) FILTER (WHERE a.score >= {CSAT_GOOD}) AS good,
+    count(*) FILTER (WHERE a.score >= {NPS_PROMOTER}) AS promoters,
+    count(*) FILTER (WHERE a.score <= {NPS_DETRACTOR}) AS detractors
+"""
+
+
+async def score_counts(
+    conn: Connection, tenant_id: str, survey: SurveyKind, column: str, start: datetime,
+    end: datetime,
+) -> dict[str | None, Counts]:  # fmt: skip
+    """Counts of the answers (those that count) and invitations of [start, end) per
+    `column` (the caller's own word: a column of both tables, or NULL::text for all)."""
+    answered = await conn.fetch(
+        f"SELECT {column} AS key, {AGGREGATES} FROM answers a WHERE a.tenant_id = $1"
+        " AND a.survey = $2 AND a.replaced_by IS NULL AND a.answered_at >= $3"
+        " AND a.answered_at < $4 GROUP BY 1",
+        tenant_id, survey.value, start, end,
+    )  # fmt: skip
+    invited = await conn.fetch(
+        f"SELECT {column} AS key, count(*) AS invited, count(answered_at) AS answered"
+        " FROM invitations WHERE tenant_id = $1 AND survey = $2 AND survey_id IS NOT NULL"
+        " AND decided_at >= $3 AND decided_at < $4 GROUP BY 1",
+        tenant_id, survey.value, start, end,
+    )  # fmt: skip
+    counts: dict[str | None, Counts] = {r["key"]: counts_of(r) for r in answered}
+    for row in invited:
+        seen = counts.get(row["key"], Counts())
+        counts[row["key"]] = Counts(**{**asdict(seen), "invited": row["invited"],
+                                       "answered": row["answered"]})  # fmt: skip
+    return counts
+
+
+def counts_of(row: Any) -> Counts:
+    return Counts(answers=row["answers"], total=row["total"], good=row["good"],
+                  promoters=row["promoters"], detractors=row["detractors"])  # fmt: skip
