@@ -13,6 +13,7 @@ from support.mail import smtp_server
 from support.service import (
     RunningService,
     TicketingService,
+    feedback_service,
     notifications_service,
     sla_service,
     ticketing_service,
@@ -73,3 +74,15 @@ async def test_generated_requests_never_get_a_server_error_from_notifications(
 
         await eventually(ready, timeout_s=120)
         await _fuzz(notifications, tmp_path)
+
+
+async def test_generated_requests_never_get_a_server_error_from_feedback(
+    feedback_database_url: str, kafka_bootstrap: str, tmp_path: Path
+) -> None:
+    async with feedback_service(
+        feedback_database_url, kafka_bootstrap,
+        # Every generated request comes from one address: the survey page's limits would
+        # answer 429 long before the schema is covered.
+        page_views_per_minute=100_000, page_posts_per_minute=100_000,
+    ) as feedback:  # fmt: skip
+        await _fuzz(feedback, tmp_path)

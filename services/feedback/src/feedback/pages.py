@@ -29,6 +29,7 @@ from feedback.tokens import SurveyLink
 from helpdesk_contracts import EventEnvelope, FeedbackReceived, SurveyKind
 from helpdesk_runtime import outbox, tenancy
 from helpdesk_runtime.db import Connection
+from helpdesk_runtime.problems import problem_responses
 
 MAX_COMMENT = 5000
 SOURCE = "survey-page"
@@ -37,6 +38,24 @@ SOURCE = "survey-page"
 Token = Annotated[str, Path(max_length=500, pattern=r"^[A-Za-z0-9_.-]+$")]
 
 _PAGES = Environment(loader=PackageLoader("feedback", "templates"), autoescape=True)
+
+
+def _page(description: str) -> dict[str, Any]:
+    return {"description": description, "content": {"text/html": {}}}
+
+
+_PAGE_RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: _page("The survey (GET), or the thanks for an answer recorded (POST)"),
+    404: _page("The link is not one of ours: forged, altered, or of another deployment"),
+    409: _page("This very form was sent before: the answer is already recorded"),
+    410: _page("The survey has closed"),
+    422: {
+        "description": "The answer is not one the survey offers (the page again, with what"
+        " to fix), or the request is not the page's form (a problem)",
+        "content": {"text/html": {}, **problem_responses(422)[422]["content"]},
+    },
+    429: _page("Too many requests from this address: try again in a minute"),
+}
 
 
 @dataclass(frozen=True)
@@ -145,7 +164,7 @@ def router(deps: PageDeps) -> APIRouter:
         language = found["language"] if found is not None else None
         return Words(language_of(language, accept_language, deps.default_language))
 
-    @r.get("/{token}", response_class=HTMLResponse, include_in_schema=True)
+    @r.get("/{token}", response_class=HTMLResponse, responses=_PAGE_RESPONSES)
     async def page(
         request: Request, token: Token,
         score: Annotated[int | None, Query(ge=0, le=10)] = None,
@@ -166,7 +185,7 @@ def router(deps: PageDeps) -> APIRouter:
         shown = form(token, found, settings, words, score, previous=previous)
         return render(words, 200, "title", form=shown)
 
-    @r.post("/{token}", response_class=HTMLResponse)
+    @r.post("/{token}", response_class=HTMLResponse, responses=_PAGE_RESPONSES)
     async def answer(
         request: Request, token: Token,
         submission: Annotated[str, Form(pattern=r"^[0-9a-f]{32}$")],

@@ -208,4 +208,7 @@ def _declare(operation: dict[str, Any]) -> None:
         responses[str(status)] = {"description": spec["description"], "content": spec["content"]}
     for status, response in responses.items():
         if status.startswith(("4", "5")):
-            response["content"] = problem_responses(int(status))[int(status)]["content"]
+            # A page for people (the survey page) answers its errors as pages: documented
+            # beside the problem the edge may answer instead.
+            page = {k: v for k, v in response.get("content", {}).items() if k == "text/html"}
+            response["content"] = page | problem_responses(int(status))[int(status)]["content"]
