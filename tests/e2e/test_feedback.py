@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 from uuid import uuid4
 
+import asyncpg
 import httpx
 import pytest
 from playwright.async_api import Page
@@ -288,3 +289,46 @@ async def test_answers_from_other_systems_are_applied_once_and_invalid_ones_dead
     assert len(reasons) == 2, reasons
     assert any("payload.score: Input should be less than or equal to 10" in r for r in reasons)
     assert any(f"survey {survey_id} was never sent by this tenant" in r for r in reasons)
+
+
+async def test_a_ticket_solved_twice_is_surveyed_once_and_the_page_limits_each_address(
+    ticketing: TicketingService, feedback_database_url: str, kafka_bootstrap: str
+) -> None:
+    async with feedback_service(feedback_database_url, kafka_bootstrap,
+                                page_views_per_minute=3) as feedback:  # fmt: skip
+        saved = await feedback.client.put("/v1/survey-settings", json={"delay_s": 0},
+                                          headers=feedback.auth(role="admin"))  # fmt: skip
+        assert saved.status_code == 200, saved.text
+        ticket = await _solved_ticket(ticketing, f"oleg.{uuid4().hex[:6]}@example.com")
+        key = ticket["id"].encode()
+        [request] = await find_keyed(kafka_bootstrap, "feedback.surveys.v1", key)
+        url = f"/v1/tickets/{ticket['id']}"
+        for status in ("open", "solved"):  # reopened, and solved again
+            r = await ticketing.client.patch(url, json={"status": status},
+                                              headers=ticketing.auth())  # fmt: skip
+            assert r.status_code == 200, r.text
+
+        async def timer_done() -> bool:  # the second solve's timer fired, and decided nothing
+            return not await _pending_timers(feedback_database_url)
+
+        await eventually(timer_done, timeout_s=30)
+        requests = await find_keyed(kafka_bootstrap, "feedback.surveys.v1", key, until=2,
+                                    timeout_s=3)  # fmt: skip
+        assert len(requests) == 1
+
+        answer_url = json.loads(request.value)["payload"]["answer_url"]
+        async with httpx.AsyncClient(timeout=10) as client:
+            statuses = [(await client.get(answer_url)).status_code for _ in range(4)]
+            assert statuses == [200, 200, 200, 429]
+            # Refused before the link is read (cheaply): in the browser's language.
+            limited = await client.get(answer_url, headers={"Accept-Language": "ru-RU,ru"})
+        assert "Слишком много попыток" in limited.text
+
+
+async def _pending_timers(database_url: str) -> int:
+    conn = await asyncpg.connect(database_url)
+    try:
+        found: int = await conn.fetchval("SELECT count(*) FROM timers")
+        return found
+    finally:
+        await conn.close()
