@@ -26,6 +26,9 @@ from playwright.async_api import Page
 
 from feedback.tokens import Links, SurveyLink
 from helpdesk_contracts import (
+    Actor,
+    ActorKind,
+    CustomerErased,
     DlqHeader,
     EventEnvelope,
     FeedbackReceived,
@@ -246,7 +249,7 @@ async def test_the_page_refuses_a_duplicate_submission_and_a_bad_answer(
     assert [a["score"] for a in answers] == [4]
 
 
-async def test_answers_from_other_systems_are_applied_once_and_invalid_ones_dead_lettered(
+async def test_answers_from_other_systems_are_applied_once_invalid_ones_dead_lettered_and_erased(
     feedback: FeedbackService, kafka_bootstrap: str, producer: Producer,
 ) -> None:  # fmt: skip
     customer = f"c-{uuid4().hex[:8]}"
@@ -283,6 +286,23 @@ async def test_answers_from_other_systems_are_applied_once_and_invalid_ones_dead
 
     def dead(record: Any) -> bool:
         return customer.encode() in (record.value or b"")
+
+    # The customer is erased: their words go, their score stays.
+    erased = EventEnvelope.new(
+        CustomerErased(customer_id=customer, erased_subjects=(customer,),
+                       requested_by=Actor(kind=ActorKind.AGENT, id="dpo-1")),
+        tenant_id="acme", producer="ticketing", aggregate_id=uuid4(), aggregate_version=3,
+    )  # fmt: skip
+    directory = "ticketing.directory.v1"
+    await producer.send_many(
+        [OutgoingMessage(directory, erased.to_json(), kafka_key(erased), kafka_headers(erased))]
+    )
+
+    async def blanked() -> bool:
+        [found] = await _get(feedback, f"/v1/answers?customer_id={customer}", "agent")
+        return found["comment"] is None and found["score"] == 3
+
+    await eventually(blanked, timeout_s=30)
 
     letters = await find_on_topic(kafka_bootstrap, f"{RECEIVED}.dlq", dead, until=2)
     reasons = sorted(dict(r.headers)[DlqHeader.REASON].decode() for r in letters)
