@@ -117,6 +117,9 @@ class SurveyRequested(Event):
     """None: the customer's language, else the tenant's default."""
     agent_id: Identifier | None = None
     """The agent the survey asks about, if any."""
+    scale: tuple[Annotated[int, Field(ge=0, le=10)], ...] = Field(default=(), max_length=11)
+    """The answers the page offers, worst first, for one-click links: (1, 5) for a good/bad
+    CSAT. Empty: every score of the kind's range (SCORE_RANGES)."""
 
     def partition_key(self) -> str:
         """Keyed by the ticket id, so it follows the ticket's events; else by survey_id."""

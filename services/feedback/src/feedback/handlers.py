@@ -29,6 +29,7 @@ from feedback.domain.surveys import (
     decide,
     due_at,
     is_negative,
+    scale,
 )
 from feedback.domain.tickets import FOLDED, apply, opened
 from feedback.tokens import Links, SurveyLink
@@ -155,6 +156,7 @@ class FeedbackHandlers:
                 customer_id=ticket.customer_id, survey=decision.survey,
                 answer_url=self.answer_url(link), expires_at=decision.expires_at,
                 channel=decision.channel, language=ticket.language, agent_id=decision.agent_id,
+                scale=scale(decision.survey, rules[ticket.tenant_id]),
             )  # fmt: skip
             published.append(
                 EventEnvelope.new(
