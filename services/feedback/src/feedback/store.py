@@ -12,7 +12,7 @@ from feedback.domain.health import Signals
 from feedback.domain.scores import CSAT_GOOD, NPS_DETRACTOR, NPS_PROMOTER, Counts
 from feedback.domain.surveys import SurveySettings, TicketFacts
 from helpdesk_contracts import SurveyKind
-from helpdesk_runtime.db import Connection
+from helpdesk_runtime.db import Connection, rows_by_tenant_key
 
 TicketKey = tuple[str, UUID]
 """(tenant id, ticket id)"""
@@ -27,24 +27,10 @@ _TICKET_TYPES = {
 """Column types for unnest; text unless named. Tags go as JSON (unnest flattens arrays)."""
 
 
-async def _rows_for(
-    conn: Connection, table: str, key: str, pairs: Iterable[tuple[str, Any]], columns: str,
-    key_type: str = "text",
-) -> list[Any]:  # fmt: skip
-    """`columns` of the rows of `table` whose (tenant_id, `key`) is one of `pairs`: one
-    statement for a whole batch. Every argument but `pairs` is this module's own words."""
-    wanted = sorted(set(pairs))
-    if not wanted:
-        return []
-    return list(await conn.fetch(
-        f"SELECT {columns} FROM {table} t JOIN unnest($1::text[], $2::{key_type}[]) AS x(n, k)"
-        f" ON t.tenant_id = x.n AND t.{key} = x.k",
-        [t for t, _ in wanted], [k for _, k in wanted],
-    ))  # fmt: skip
-
-
 async def tickets(conn: Connection, keys: Iterable[TicketKey]) -> dict[TicketKey, TicketFacts]:
-    rows = await _rows_for(conn, "tickets", "ticket_id", keys, ", ".join(_TICKET_COLUMNS), "uuid")
+    rows = await rows_by_tenant_key(
+        conn, "tickets", "ticket_id", keys, ", ".join(_TICKET_COLUMNS), "uuid"
+    )
     found = {}
     for row in rows:
         facts = TicketFacts(**{**dict(row), "tags": tuple(row["tags"])})
@@ -114,8 +100,8 @@ async def last_invited(
 
 
 async def decided(conn: Connection, keys: Iterable[TicketKey]) -> set[TicketKey]:
-    rows = await _rows_for(conn, "invitations", "ticket_id", keys, "t.tenant_id, t.ticket_id",
-                           "uuid")  # fmt: skip
+    columns = "t.tenant_id, t.ticket_id"
+    rows = await rows_by_tenant_key(conn, "invitations", "ticket_id", keys, columns, "uuid")
     return {(r["tenant_id"], r["ticket_id"]) for r in rows}
 
 
@@ -144,13 +130,13 @@ async def invitation(conn: Connection, tenant_id: str, survey_id: UUID) -> Any:
 
 
 async def invitations(conn: Connection, keys: Iterable[tuple[str, UUID]]) -> dict[Any, Any]:
-    rows = await _rows_for(conn, "invitations", "survey_id", keys, "t.*", "uuid")
+    rows = await rows_by_tenant_key(conn, "invitations", "survey_id", keys, "t.*", "uuid")
     return {(r["tenant_id"], r["survey_id"]): r for r in rows}
 
 
 async def answers(conn: Connection, keys: Iterable[tuple[str, UUID]]) -> dict[Any, Any]:
     columns = "t.tenant_id, t.feedback_id, t.survey_id, t.customer_id"
-    rows = await _rows_for(conn, "answers", "feedback_id", keys, columns, "uuid")
+    rows = await rows_by_tenant_key(conn, "answers", "feedback_id", keys, columns, "uuid")
     return {(r["tenant_id"], r["feedback_id"]): r for r in rows}
 
 
@@ -349,8 +335,8 @@ async def previous_health(
 ) -> dict[tuple[str, str], tuple[float, bool]]:
     """These customers' last health and whether they are at risk (CustomerAtRisk published
     for the current drop)."""
-    rows = await _rows_for(conn, "customer_health", "customer_id", customers,
-                           "t.tenant_id, t.customer_id, t.health, t.at_risk")  # fmt: skip
+    columns = "t.tenant_id, t.customer_id, t.health, t.at_risk"
+    rows = await rows_by_tenant_key(conn, "customer_health", "customer_id", customers, columns)
     return {(r["tenant_id"], r["customer_id"]): (r["health"], r["at_risk"]) for r in rows}
 
 
@@ -385,8 +371,8 @@ async def save_clocks(conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
 async def customers_of(
     conn: Connection, tickets: Iterable[tuple[str, UUID]]
 ) -> set[tuple[str, str]]:
-    rows = await _rows_for(conn, "tickets", "ticket_id", tickets, "t.tenant_id, t.customer_id",
-                           "uuid")  # fmt: skip
+    columns = "t.tenant_id, t.customer_id"
+    rows = await rows_by_tenant_key(conn, "tickets", "ticket_id", tickets, columns, "uuid")
     return {(r["tenant_id"], r["customer_id"]) for r in rows}
 
 

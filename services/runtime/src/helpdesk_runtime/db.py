@@ -5,7 +5,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import StrEnum
 from importlib import resources
-from typing import TypeAlias
+from typing import Any, TypeAlias
 
 import asyncpg
 from asyncpg.pool import PoolConnectionProxy
@@ -133,3 +133,20 @@ async def _apply_new(conn: Connection, migrations: list[Migration]) -> list[str]
         applied_now.append(m.name)
         log.info("migration applied", migration=m.name)
     return applied_now
+
+
+async def rows_by_tenant_key(
+    conn: Connection, table: str, key: str, pairs: Iterable[tuple[str, Any]], columns: str,
+    key_type: str = "text",
+) -> list[asyncpg.Record]:  # fmt: skip
+    """`columns` of the rows of `table` (aliased `t`) whose (tenant_id, `key`) is one of
+    `pairs`: one statement for a whole batch of a consumer, whatever its tenants. Every
+    argument but `pairs` is the caller's own words, never input: they are spliced in."""
+    wanted = sorted(set(pairs))
+    if not wanted:
+        return []
+    return list(await conn.fetch(
+        f"SELECT {columns} FROM {table} t JOIN unnest($1::text[], $2::{key_type}[]) AS x(n, k)"
+        f" ON t.tenant_id = x.n AND t.{key} = x.k",
+        [t for t, _ in wanted], [k for _, k in wanted],
+    ))  # fmt: skip
