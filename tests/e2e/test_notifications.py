@@ -2,7 +2,8 @@
 PostgreSQL, mail to a real SMTP server. A ticket opened over the API is acknowledged once,
 in the customer's language, whatever is redelivered or restarted; replies and solutions
 reach the requester, and theirs by mail come back with their files; a dead letter is
-re-driven over the API."""
+re-driven over the API; the feedback service's negative feedback and customers at risk
+reach the right agents once."""
 
 import asyncio
 from collections.abc import AsyncIterator, Awaitable
@@ -15,7 +16,17 @@ import aiosmtplib
 import pytest
 from aiokafka import AIOKafkaConsumer
 
-from helpdesk_contracts import EventEnvelope, SurveyKind, SurveyRequested, kafka_headers, kafka_key
+from helpdesk_contracts import (
+    CustomerAtRisk,
+    Event,
+    EventEnvelope,
+    HealthReason,
+    NegativeFeedbackFlagged,
+    SurveyKind,
+    SurveyRequested,
+    kafka_headers,
+    kafka_key,
+)
 from helpdesk_runtime.kafka import OutgoingMessage, Producer
 from ticketing.conversations import ticket_id_for_message
 
@@ -375,3 +386,94 @@ async def test_admins_edit_preview_and_reset_a_tenants_templates(
         back = (await notifications.client.get(url, headers=agent)).json()
         assert back["source"] == "built-in"
         assert back["subject"].startswith("[#{{ ticket.number }}]")
+
+
+async def _publish(producer: Producer, *events: EventEnvelope[Any]) -> None:
+    await producer.send_many([
+        OutgoingMessage("feedback.events.v1", e.to_json(), kafka_key(e), kafka_headers(e))
+        for e in events
+    ])  # fmt: skip
+
+
+def _from_feedback(payload: Event) -> EventEnvelope[Any]:
+    return EventEnvelope.new(payload, tenant_id="acme", producer="feedback")
+
+
+async def test_negative_feedback_and_a_customer_at_risk_alert_the_right_agents_once(
+    ticketing: TicketingService, mailbox: Mailbox, notifications_database_url: str,
+    kafka_bootstrap: str, producer: Producer,
+) -> None:  # fmt: skip
+    run = uuid4().hex[:6]
+    lead, manager, credited, group = f"lead-{run}", f"am-{run}", f"agent-{run}", f"billing-{run}"
+    mail = {who: f"{who}@acme.example" for who in (lead, manager, credited)}
+    async with notifications_service(
+        notifications_database_url, kafka_bootstrap, mailbox.port
+    ) as notifications:
+        admin = notifications.auth(role="admin")
+        for who, address in mail.items():
+            saved = await notifications.client.put(
+                f"/v1/contacts/agent:{who}", json={"email": address}, headers=admin
+            )
+            assert saved.status_code == 200, saved.text
+        leads = await notifications.client.put(f"/v1/groups/{group}/leads",
+                                               json={"leads": [lead]}, headers=admin)  # fmt: skip
+        assert leads.status_code == 200, leads.text
+        ticket = await _open(ticketing, f"nina.{run}@example.com")
+        customer = ticket["requester"]["customer_id"]
+        assigned = await ticketing.client.patch(
+            f"/v1/tickets/{ticket['id']}", json={"assignee_id": credited, "group_id": group},
+            headers=ticketing.auth(),
+        )  # fmt: skip
+        assert assigned.status_code == 200, assigned.text
+        await mailbox.wait_for(mail[credited])  # its assignment: the group is known here now
+
+        def flag(**people: str) -> EventEnvelope[Any]:
+            return _from_feedback(NegativeFeedbackFlagged(
+                flag_id=uuid4(), feedback_id=uuid4(), ticket_id=UUID(ticket["id"]),
+                ticket_number=ticket["number"], customer_id=customer, survey=SurveyKind.NPS,
+                score=3, threshold=6, reason="slow_response", **people,
+            ))  # fmt: skip
+
+        def risk(**people: str) -> EventEnvelope[Any]:
+            return _from_feedback(CustomerAtRisk(
+                customer_id=customer, health=38.5, threshold=50, reasons=(HealthReason(
+                    code="sla_breaches", impact=-24, detail="3 SLA breaches in the last 30 days"
+                ),), **people,
+            ))  # fmt: skip
+
+        # Bad feedback: the ticket's group's lead, the account manager, the credited agent.
+        # At risk without an account manager: the leads of their latest ticket's group.
+        flagged, at_risk = flag(account_manager_id=manager, agent_id=credited), risk()
+        await _publish(producer, flagged, at_risk)
+        lead_mails = await mailbox.wait_for(mail[lead], count=2)
+        assert sorted(str(m["Subject"]) for m in lead_mails) == [
+            f"Customer {customer} at risk: health 38.5 (below 50)",
+            f"[#{ticket['number']}] Negative NPS feedback: 3 of 10",
+        ]
+        await mailbox.wait_for(mail[manager])
+        await mailbox.wait_for(mail[credited], count=2)
+        # Both delivered again, then one more of each on the same keys (so read after the
+        # copies): the copies add nothing.
+        await _publish(producer, flagged, at_risk, flag(), risk(account_manager_id=manager))
+        await mailbox.wait_for(mail[lead], count=3)
+        await mailbox.wait_for(mail[manager], count=2)
+
+        async def sent(who: str) -> list[str]:
+            r = await notifications.client.get(
+                f"/v1/recipients/agent:{who}/deliveries", headers=admin
+            )
+            assert r.status_code == 200, r.text
+            return sorted(d["template"] for d in r.json() if d["state"] == "sent")
+
+        async def recorded() -> bool:  # recorded when the send's transaction commits
+            return len(await sent(lead)) == 3 and len(await sent(manager)) == 2
+
+        await eventually(recorded, timeout_s=30)
+        assert await sent(lead) == ["customer_at_risk", "negative_feedback", "negative_feedback"]
+        assert await sent(manager) == ["customer_at_risk", "negative_feedback"]
+        assert await sent(credited) == ["negative_feedback", "ticket_assigned"]
+    assert [len(mailbox.to(mail[who])) for who in (lead, manager, credited)] == [3, 2, 2]
+    body = mailbox.to(mail[credited])[1].get_body(("plain",))
+    assert body is not None
+    assert "Score: 3 of 10 (NPS; 6 or below is flagged)" in body.get_content()
+    assert "Счёт выставлен дважды" in body.get_content()  # the ticket's subject, opened

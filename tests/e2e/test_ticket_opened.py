@@ -272,8 +272,9 @@ async def test_members_of_one_process_share_the_intake_and_apply_it_once(
 ) -> None:
     async with ticketing_service(database_url, kafka_bootstrap, consumer_concurrency=3) as service:
         members: list[Any] = list(service.runtime.broker.subscribers)
-        # Three members of the intake group, and of the SLA feed's and the directory sync's.
-        assert len(members) == 9
+        # Three members of the intake group, and of the SLA feed's, the directory sync's and
+        # the bad feedback's.
+        assert len(members) == 12
         tenant = f"t{uuid4().hex[:8]}"
         await service.register_tenant(tenant)
         batch = [submitted(f"many-{i}", tenant=tenant) for i in range(300)]

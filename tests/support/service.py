@@ -32,6 +32,7 @@ from sla.handlers import SLA_TOPIC, TICKETS_TOPIC
 from ticketing import tenants
 from ticketing.bootstrap import INTAKE_TOPIC, create_app
 from ticketing.config import Settings
+from ticketing.feedback_feed import FEEDBACK_TOPIC
 from ticketing.intake import DIRECTORY_SYNC_TOPIC
 
 from support.fixtures import start_group_at_end, topic_exists
@@ -106,6 +107,7 @@ async def ticketing_service(
     group_id = f"ticketing-intake-{uuid4().hex[:8]}"
     sla_group_id = f"ticketing-sla-{uuid4().hex[:8]}"
     directory_group_id = f"ticketing-directory-{uuid4().hex[:8]}"
+    feedback_group_id = f"ticketing-feedback-{uuid4().hex[:8]}"
     settings = Settings.model_validate(
         {
             "database_url": SecretStr(database_url),
@@ -113,6 +115,7 @@ async def ticketing_service(
             "intake_group_id": group_id,
             "sla_group_id": sla_group_id,
             "directory_group_id": directory_group_id,
+            "feedback_group_id": feedback_group_id,
             "http_port": port,
             "consumer_batch_timeout_ms": 50,
             "outbox_poll_interval_s": 0.2,
@@ -129,6 +132,8 @@ async def ticketing_service(
         await start_group_at_end(kafka_bootstrap, SLA_TOPIC, sla_group_id)
     if connected and await topic_exists(kafka_bootstrap, DIRECTORY_SYNC_TOPIC):
         await start_group_at_end(kafka_bootstrap, DIRECTORY_SYNC_TOPIC, directory_group_id)
+    if connected and await topic_exists(kafka_bootstrap, FEEDBACK_TOPIC):
+        await start_group_at_end(kafka_bootstrap, FEEDBACK_TOPIC, feedback_group_id)
     app = create_app(settings) if clock is None else create_app(settings, clock)
     async with serving(app, settings, connected=connected) as running:
         yield running
@@ -214,9 +219,9 @@ async def notifications_service(
     database_url: str, kafka_bootstrap: str, smtp_port: int, *, group_id: str | None = None,
     **overrides: Any,
 ) -> AsyncIterator[RunningService[NotificationsSettings]]:  # fmt: skip
-    """The notifications service on a free port, sending mail to `smtp_port`, reading the
-    ticket events and survey invitations published from now on (or, given the `group_id`
-    of an earlier run, from where that run stopped: it names both groups)."""
+    """The notifications service on a free port, sending mail to `smtp_port`, reading what
+    is published from now on (or, given the `group_id` of an earlier run, from where that
+    run stopped: it names all its groups)."""
     fresh = group_id is None
     group_id = group_id or f"notifications-{uuid4().hex[:8]}"
     settings = NotificationsSettings.model_validate(
@@ -227,6 +232,7 @@ async def notifications_service(
             "surveys_group_id": f"{group_id}-surveys",
             "sla_group_id": f"{group_id}-sla",
             "directory_group_id": f"{group_id}-directory",
+            "feedback_events_group_id": f"{group_id}-feedback-events",
             "http_port": free_port(),
             "smtp_port": smtp_port,
             "inbound_smtp_port": free_port(),
@@ -240,7 +246,9 @@ async def notifications_service(
     for topic, group in ((settings.tickets_topic, settings.tickets_group_id),
                          (settings.surveys_topic, settings.surveys_group_id),
                          (settings.sla_topic, settings.sla_group_id),
-                         (settings.directory_topic, settings.directory_group_id)):  # fmt: skip
+                         (settings.directory_topic, settings.directory_group_id),
+                         (settings.feedback_events_topic,
+                          settings.feedback_events_group_id)):  # fmt: skip
         if fresh and await topic_exists(kafka_bootstrap, topic):
             await start_group_at_end(kafka_bootstrap, topic, group)
     conn = await asyncpg.connect(database_url)  # as if ticketing.tenants.v1 had told it

@@ -239,7 +239,8 @@ _TOPICS = (
         key="payload.ticket_id, else payload.customer_id",
         event_types=(NegativeFeedbackFlagged, CustomerAtRisk),
         producers=("feedback",),
-        consumers=("notifications",),
+        # ticketing: a solved ticket whose flag says `reopen` is reopened.
+        consumers=("notifications", "ticketing"),
         compatibility="backward",
         partitions=12,
     ),

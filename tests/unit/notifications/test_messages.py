@@ -4,7 +4,7 @@ import base64
 import email
 import email.policy
 import re
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from uuid import uuid4
 
 import dkim
@@ -13,6 +13,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from jinja2 import TemplateError
 
+from helpdesk_contracts import EventEnvelope, SurveyKind, SurveyRequested
 from notifications.channels import Outgoing
 from notifications.email import (
     Dkim,
@@ -24,7 +25,15 @@ from notifications.email import (
     signature_matches,
     ticket_of_reply,
 )
-from notifications.rendering import Custom, Rendered, TemplateBrokenError, Templates
+from notifications.handlers import _context as context_of
+from notifications.rendering import (
+    BUILT_IN_LANGUAGES,
+    Custom,
+    Rendered,
+    TemplateBrokenError,
+    Templates,
+)
+from notifications.samples import SAMPLES
 from notifications.unsubscribe import OptOut, read_token, token_for
 
 IDENTITY = MailIdentity("support@acme.example", "ACME Support", "acme.example",
@@ -60,6 +69,31 @@ def test_a_missing_variable_falls_back_to_the_default_language(
     rendered = templates.render("ticket_opened", "de", _context())
     assert rendered.language == "en"
     assert "We received your request" in rendered.subject
+
+
+def test_every_built_in_template_renders_its_sample_in_every_built_in_language() -> None:
+    templates = Templates()
+    for name, sample in SAMPLES.items():
+        for language in BUILT_IN_LANGUAGES:
+            rendered = templates.render(name, language, sample)
+            assert (rendered.language, rendered.source) == (language, "built-in"), name
+
+
+def test_feedback_alerts_show_score_and_reasons_and_escape_them_in_html() -> None:
+    templates = Templates()
+    flagged = templates.render("negative_feedback", "ru", SAMPLES["negative_feedback"])
+    assert flagged.subject == "[#4213] Негативный отзыв (CSAT): 1 из 5"
+    assert "Оценка: 1 из 5 (CSAT; отмечаются оценки 2 и ниже)" in flagged.text
+    assert "Причина: slow response" in flagged.text
+    risk = dict(SAMPLES["customer_at_risk"]["risk"])
+    risk["reasons"] = [{"code": "ticket_surge", "impact": "-10", "detail": "<b>9</b> tickets"}]
+    context = {**SAMPLES["customer_at_risk"], "risk": risk}
+    at_risk = templates.render("customer_at_risk", "en", context)
+    assert at_risk.subject == "Customer c-1042 at risk: health 35 (below 50)"
+    assert "  - <b>9</b> tickets (-10 points)" in at_risk.text
+    assert "&lt;b&gt;9&lt;/b&gt; tickets" in at_risk.html
+    russian = templates.render("customer_at_risk", "ru", context)
+    assert "  - всплеск обращений: <b>9</b> tickets (-10)" in russian.text
 
 
 def test_an_unknown_template_is_broken_not_empty() -> None:
@@ -193,3 +227,18 @@ def test_long_non_ascii_headers_fold_into_encoded_words_that_read_back_whole() -
     assert parsed["Subject"] == subject
     assert parsed["From"].addresses[0].display_name == "Служба поддержки ACME"
     assert parsed["Reply-To"] is None  # an agent's notice: answers go nowhere near a ticket
+
+
+def test_a_survey_invitation_offers_the_answers_of_the_page() -> None:
+    def links(scale: tuple[int, ...]) -> list[tuple[str, str]]:
+        request = SurveyRequested(
+            survey_id=uuid4(), customer_id="c-1", survey=SurveyKind.CSAT,
+            answer_url="https://support.example/surveys/t", scale=scale,
+            expires_at=datetime(2026, 11, 26, tzinfo=UTC) + timedelta(days=14), language="en",
+        )  # fmt: skip
+        event = EventEnvelope.new(request, tenant_id="acme", producer="feedback")
+        return list(context_of(event, None, "Support")["survey"]["links"])
+
+    assert [label for label, _ in links(())] == ["Awful", "Bad", "OK", "Good", "Great"]
+    assert links((1, 5)) == [("Awful", "https://support.example/surveys/t?score=1"),
+                             ("Great", "https://support.example/surveys/t?score=5")]  # fmt: skip

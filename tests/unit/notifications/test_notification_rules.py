@@ -2,6 +2,7 @@
 delivery ids and the retry schedule."""
 
 import random
+from dataclasses import replace
 from datetime import UTC, datetime, time, timedelta
 from uuid import uuid4
 
@@ -9,7 +10,10 @@ from helpdesk_contracts import (
     Actor,
     ActorKind,
     Channel,
+    CustomerAtRisk,
     CustomerReplied,
+    HealthReason,
+    NegativeFeedbackFlagged,
     SlaBreached,
     SlaMetric,
     SurveyKind,
@@ -76,6 +80,68 @@ def test_a_breach_reaches_assignee_team_leads_and_the_account_manager_once_each(
     unassigned = TicketFacts("c-1", group_id="billing")
     warning = breach.model_copy(update={"assignee_id": None})
     assert recipients(rule, warning, Situation(unassigned, LEADS)) == ["agent:lead-1"]
+
+
+def _flag(**fields: object) -> NegativeFeedbackFlagged:
+    values: dict[str, object] = {
+        "flag_id": uuid4(), "feedback_id": uuid4(), "ticket_id": uuid4(), "ticket_number": 5,
+        "customer_id": "c-1", "survey": SurveyKind.CSAT, "score": 1, "threshold": 2,
+    }  # fmt: skip
+    return NegativeFeedbackFlagged.model_validate(values | fields)
+
+
+def _at_risk(**fields: object) -> CustomerAtRisk:
+    reason = HealthReason(code="sla_breaches", impact=-24, detail="3 SLA breaches")
+    values: dict[str, object] = {"customer_id": "c-1", "health": 35, "threshold": 50,
+                                 "reasons": (reason,)}  # fmt: skip
+    return CustomerAtRisk.model_validate(values | fields)
+
+
+def test_negative_feedback_reaches_the_leads_the_account_manager_and_the_credited_agent() -> None:
+    rule = DEFAULT_RULES["NegativeFeedbackFlagged"]
+    assert (rule.template, rule.lane, rule.escalation, rule.transactional) == (
+        "negative_feedback", Lane.URGENT, True, False,
+    )  # fmt: skip
+    # The event names the group, the manager and the agent the answer is about.
+    named = _flag(group_id="support", account_manager_id="am-2", agent_id="a-4")
+    leads = {**LEADS, "support": ("lead-2", "lead-3")}
+    assert recipients(rule, named, Situation(TICKET, leads)) == [
+        "agent:lead-2", "agent:lead-3", "agent:am-2", "agent:a-4",
+    ]  # fmt: skip
+    # Else the ticket's group and manager, as this service knows them; the assignee (a-1)
+    # is not told unless credited, and a lead credited with the answer hears of it once.
+    assert _who("NegativeFeedbackFlagged", _flag(agent_id="lead-1")) == [
+        "agent:lead-1", "agent:am-1",
+    ]  # fmt: skip
+    # A ticket this service never saw (or feedback about no ticket): the event's own people.
+    assert _who("NegativeFeedbackFlagged", named, ticket=None) == ["agent:am-2", "agent:a-4"]
+    assert _who("NegativeFeedbackFlagged", _flag(ticket_id=None), ticket=None) == []
+
+
+def test_a_customer_at_risk_goes_to_the_account_manager_else_their_latest_groups_leads() -> None:
+    rule = DEFAULT_RULES["CustomerAtRisk"]
+    assert rule.audiences == (Audience.ACCOUNT_MANAGER_OR_GROUP_LEADS,)
+    assert (rule.template, rule.lane, rule.escalation) == ("customer_at_risk", Lane.URGENT, True)
+    latest = TicketFacts("c-1", assignee_id="a-1", group_id="billing")  # their latest ticket
+    managed = _at_risk(account_manager_id="am-9")
+    assert recipients(rule, managed, Situation(latest, LEADS)) == ["agent:am-9"]
+    assert recipients(rule, _at_risk(), Situation(latest, LEADS)) == ["agent:lead-1"]
+    assert recipients(rule, _at_risk(), Situation(None, LEADS)) == []  # no ticket known here
+
+
+def test_feedback_alerts_wait_for_business_hours_like_other_escalations() -> None:
+    hours = BusinessHours("UTC", frozenset(range(5)), time(9), time(18))
+    prefs = Preferences(addresses={Via.EMAIL: "lead@example.com"},
+                        quiet_from=time(19), quiet_until=time(10))  # fmt: skip
+    saturday = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
+    monday_ten = datetime(2026, 11, 30, 10, 0, tzinfo=UTC)  # opens at 9, quiet until 10
+    for event_type in ("NegativeFeedbackFlagged", "CustomerAtRisk"):
+        rule = DEFAULT_RULES[event_type]
+        planned = plan(rule, "agent:lead", prefs, urgent=False, now=saturday, hours=hours)
+        assert (planned.due_at, planned.skipped) == (monday_ten, None)
+        opted = replace(prefs, opted_out=frozenset({rule.template}))
+        skipped = plan(rule, "agent:lead", opted, urgent=False, now=saturday, hours=hours)
+        assert skipped.skipped == f"opted out of {rule.template}"
 
 
 def test_a_survey_invitation_is_bulk_and_not_transactional() -> None:

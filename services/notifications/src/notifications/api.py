@@ -201,8 +201,9 @@ class GroupLeads(BaseModel):
 
 
 class Hours(BaseModel):
-    """When the tenant's agents work: SLA escalations wait for it unless the ticket is
-    urgent (the default, unset: they never wait)."""
+    """When the tenant's agents work: escalations (SLA warnings and breaches, negative
+    feedback, customers at risk) wait for it unless their ticket is urgent (the default,
+    unset: they never wait)."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -402,7 +403,9 @@ def router(deps: ApiDeps) -> APIRouter:
     @r.put("/groups/{group_id}/leads", response_model=GroupLeads,
            responses=problem_responses(401, 403))  # fmt: skip
     async def put_leads(group_id: GroupId, body: GroupLeads, caller: Admin) -> Any:
-        """A group's team leads: they hear of SLA breaches in their group (audited)."""
+        """A group's team leads: they hear of SLA breaches and negative feedback in their
+        group, and of customers at risk without an account manager whose latest ticket was
+        the group's (audited)."""
         async with deps.transaction() as conn:
             before = await conn.fetchval(
                 "SELECT leads FROM group_leads WHERE tenant_id = $1 AND group_id = $2",
@@ -700,7 +703,9 @@ _HISTORY = TypeAdapter(list[Attempt])
 
 
 _PAGES = Environment(loader=PackageLoader("notifications", "templates"), autoescape=True)
-_CATEGORY_NAMES = {"survey_invitation": "survey invitations"}
+_CATEGORY_NAMES = {"survey_invitation": "survey invitations",
+                   "negative_feedback": "alerts on negative feedback",
+                   "customer_at_risk": "alerts on customers at risk"}  # fmt: skip
 
 
 def public_router(deps: ApiDeps) -> APIRouter:

@@ -30,6 +30,7 @@ from notifications.handlers import (
     ACCEPTS,
     DELIVER,
     DIRECTORY_ACCEPTS,
+    FEEDBACK_ACCEPTS,
     SLA_ACCEPTS,
     SURVEY_ACCEPTS,
     Notifier,
@@ -142,6 +143,8 @@ def build_runtime(
          "SLA warnings and breaches: agents' and team leads' alerts"),
         (settings.directory_topic, "ticketing.directory.v1", settings.directory_group_id,
          DIRECTORY_ACCEPTS, "Customers' preferred channels, languages and time zones"),
+        (settings.feedback_events_topic, "feedback.events.v1", settings.feedback_events_group_id,
+         FEEDBACK_ACCEPTS, "Negative feedback and customers at risk: leads' and managers' alerts"),
     ]  # fmt: skip
     runtime = ServiceRuntime(
         settings,

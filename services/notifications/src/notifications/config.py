@@ -18,11 +18,13 @@ class Settings(ServiceSettings):
     surveys_group_id: str = "notifications-surveys"
     sla_group_id: str = "notifications-sla"
     directory_group_id: str = "notifications-directory"
+    feedback_events_group_id: str = "notifications-feedback-events"
     # The topics of the contracts; other names only for benchmarks and tests of their own.
     tickets_topic: str = "ticketing.tickets.v2"
     surveys_topic: str = "feedback.surveys.v1"
     sla_topic: str = "sla.events.v1"
     directory_topic: str = "ticketing.directory.v1"
+    feedback_events_topic: str = "feedback.events.v1"
 
     # Outgoing mail. Locally `make up` runs a mail catcher on 1025 (README: where to look).
     smtp_host: str = "127.0.0.1"

@@ -32,7 +32,9 @@ from pydantic_core import from_json
 from helpdesk_contracts import (
     SCORE_RANGES,
     ContactKind,
+    CustomerAtRisk,
     CustomerReplied,
+    NegativeFeedbackFlagged,
     ResponseSent,
     SlaBreached,
     SlaWarning,
@@ -51,7 +53,15 @@ from helpdesk_runtime.personal_data import SubjectKeys, open_documents
 from helpdesk_runtime.timers import DueTimer, Timer, schedule_many
 from notifications import store
 from notifications.channels import Failed, Outgoing, Sender
-from notifications.domain.notices import Audience, Lane, Rule, Situation, TicketFacts, delivery_id
+from notifications.domain.notices import (
+    WITHOUT_TICKET,
+    Lane,
+    Rule,
+    Situation,
+    TicketFacts,
+    delivery_id,
+    group_of,
+)
 from notifications.domain.notices import recipients as audience_of
 from notifications.domain.planning import plan
 from notifications.domain.preferences import Channel, Preferences
@@ -71,6 +81,7 @@ ACCEPTS = frozenset({TicketOpened.event_type, ResponseSent.event_type, TicketSol
 SURVEY_ACCEPTS = frozenset({SurveyRequested.event_type})
 DIRECTORY_ACCEPTS = frozenset(e.event_type for e in store.DIRECTORY_EVENTS)
 SLA_ACCEPTS = frozenset({SlaWarning.event_type, SlaBreached.event_type})
+FEEDBACK_ACCEPTS = frozenset({NegativeFeedbackFlagged.event_type, CustomerAtRisk.event_type})
 
 BULK_YIELD_S = 5.0
 """Bulk mail (survey invitations) waits this long, not counted as a try, while urgent
@@ -141,20 +152,31 @@ class Notifier:
         facts = await store.tickets(
             conn, {(e.tenant_id, t) for e, _ in wanted if (t := _ticket_of(e)) is not None}
         )
-        leads = await store.group_leads(conn, {
-            (e.tenant_id, g) for e, _ in wanted if (g := _group(e, facts)) is not None
+        latest = await store.latest_tickets(conn, {
+            (e.tenant_id, e.payload.customer_id) for e, _ in wanted
+            if isinstance(e.payload, CustomerAtRisk)
         })  # fmt: skip
-        people: list[tuple[Envelope, Rule, str, TicketFacts | None]] = []
+        about = {e.event_id: _about(e, facts, latest) for e, _ in wanted}
+        leads = await store.group_leads(conn, {
+            (e.tenant_id, g) for e, _ in wanted
+            if (g := group_of(e.payload, about[e.event_id])) is not None
+        })  # fmt: skip
+        people: list[tuple[Envelope, Rule, str, bool]] = []
         for envelope, rule in wanted:
-            ticket_id = _ticket_of(envelope)
-            ticket = facts.get((envelope.tenant_id, ticket_id)) if ticket_id else None
-            if ticket is None and rule.audiences != (Audience.CUSTOMER,):
+            ticket = about[envelope.event_id]
+            if ticket is None and envelope.event_type not in WITHOUT_TICKET:
                 log.info("no notice: ticket unknown here", event_id=str(envelope.event_id),
                          event_type=envelope.event_type)  # fmt: skip
                 continue
             situation = Situation(ticket, leads.get(envelope.tenant_id, {}))
-            for person in audience_of(rule, envelope.payload, situation):
-                people.append((envelope, rule, person, ticket))
+            found = audience_of(rule, envelope.payload, situation)
+            if not found and rule.escalation:
+                log.info("escalation reaches no one", event_id=str(envelope.event_id),
+                         event_type=envelope.event_type, tenant_id=envelope.tenant_id)  # fmt: skip
+            # Nothing waits when the event's ticket is urgent: its own, not a customer's latest.
+            urgent = (ticket is not None and ticket.priority == "urgent"
+                      and not isinstance(envelope.payload, CustomerAtRisk))  # fmt: skip
+            people += [(envelope, rule, person, urgent) for person in found]
         everyone = {(e.tenant_id, p) for e, _, p, _ in people}
         prefs = _with_directory(
             await store.preferences(conn, everyone),
@@ -162,11 +184,10 @@ class Notifier:
         )
         hours = await store.business_hours(conn, tenants)
         rows = []
-        for envelope, rule, person, ticket in people:
+        for envelope, rule, person, urgent in people:
             planned = plan(
                 rule, person, prefs.get((envelope.tenant_id, person), Preferences()),
-                urgent=ticket is not None and ticket.priority == "urgent", now=now,
-                hours=hours.get(envelope.tenant_id),
+                urgent=urgent, now=now, hours=hours.get(envelope.tenant_id),
             )  # fmt: skip
             rows.append((
                 envelope.tenant_id, delivery_id(envelope.event_id, person, planned.channel),
@@ -271,7 +292,7 @@ class Notifier:
             delivery_id=row["delivery_id"], tenant_id=row["tenant_id"],
             recipient=row["recipient"], address=address, rendered=rendered,
             event_type=event.event_type, template=row["template"], ticket_id=row["ticket_id"],
-            ticket_number=opening.payload.number if opening is not None else None,
+            ticket_number=opening.payload.number if opening is not None else _number(event),
             auto_submitted=_AUTO_SUBMITTED.get(row["template"], "auto-generated"), sent_at=now,
             unsubscribe_url=None if row["transactional"] or self.unsubscribe_link is None
             else self.unsubscribe_link(OptOut(row["tenant_id"], row["recipient"], row["template"])),
@@ -430,18 +451,23 @@ def _fallback(row: Any) -> str | None:
 def _ticket_of(envelope: Envelope) -> UUID | None:
     # isinstance, not getattr: a pydantic model's missing attribute is a slow exception.
     payload = envelope.payload
-    if isinstance(payload, SurveyRequested | SlaWarning | SlaBreached):
+    if isinstance(payload, SurveyRequested | SlaWarning | SlaBreached | NegativeFeedbackFlagged):
         return payload.ticket_id
+    if isinstance(payload, CustomerAtRisk):
+        return None  # about a customer, not a ticket
     return envelope.aggregate_id
 
 
-def _group(envelope: Envelope, facts: Mapping[store.TicketKey, TicketFacts]) -> str | None:
-    payload = envelope.payload
-    if isinstance(payload, TicketAssigned | SlaWarning | SlaBreached) and payload.group_id:
-        return payload.group_id
+def _about(
+    envelope: Envelope, facts: Mapping[store.TicketKey, TicketFacts],
+    latest: Mapping[tuple[str, str], TicketFacts],
+) -> TicketFacts | None:  # fmt: skip
+    """The ticket an event's audience is resolved against: its own; for a customer at risk,
+    their latest one known here (its group's leads stand in for a missing account manager)."""
+    if isinstance(envelope.payload, CustomerAtRisk):
+        return latest.get((envelope.tenant_id, envelope.payload.customer_id))
     ticket_id = _ticket_of(envelope)
-    ticket = facts.get((envelope.tenant_id, ticket_id)) if ticket_id else None
-    return ticket.group_id if ticket else None
+    return facts.get((envelope.tenant_id, ticket_id)) if ticket_id else None
 
 
 async def _insert_deliveries(conn: Connection, rows: list[tuple[Any, ...]]) -> list[Any]:
@@ -500,6 +526,12 @@ def _address(
     return None
 
 
+def _number(event: Envelope) -> int | None:
+    """The ticket number an event carries, for a ticket whose opening is not known here."""
+    p = event.payload
+    return p.ticket_number if isinstance(p, SurveyRequested | NegativeFeedbackFlagged) else None
+
+
 def _language(event: Envelope, opening: Envelope | None) -> str | None:
     if isinstance(event.payload, SurveyRequested) and event.payload.language:
         return event.payload.language
@@ -508,7 +540,7 @@ def _language(event: Envelope, opening: Envelope | None) -> str | None:
 
 def _context(event: Envelope, opening: Envelope | None, sender: str) -> dict[str, Any]:
     """What templates see: `ticket`, `requester`, `message`, `resolution`, `survey`, `sla`,
-    `assignment`, `sender`."""
+    `assignment`, `feedback`, `risk`, `sender`."""
     context: dict[str, Any] = {"sender": sender, "ticket": None, "requester": None}
     if opening is not None:
         o = opening.payload
@@ -534,17 +566,41 @@ def _context(event: Envelope, opening: Envelope | None, sender: str) -> dict[str
     if isinstance(p, SurveyRequested):
         language = (_language(event, opening) or "en").split("-")[0]
         low, high = SCORE_RANGES[p.survey]
-        labels = SURVEY_LABELS.get(p.survey, {}).get(language) or [
-            str(s) for s in range(low, high + 1)
-        ]
+        scores = list(p.scale) or list(range(low, high + 1))  # the page's answers
+        labels = SURVEY_LABELS.get(p.survey, {}).get(language)
         separator = "&" if "?" in p.answer_url else "?"
         context["survey"] = {
             "kind": p.survey.value,
-            "links": [(label, f"{p.answer_url}{separator}score={score}")
-                      for score, label in zip(range(low, high + 1), labels, strict=False)],
+            "links": [(labels[score - low] if labels else str(score),
+                       f"{p.answer_url}{separator}score={score}") for score in scores],
             "expires_at": p.expires_at.strftime("%Y-%m-%d %H:%M UTC"),
         }  # fmt: skip
+    if isinstance(p, NegativeFeedbackFlagged):
+        requester = context["requester"]
+        named = requester is not None and requester["id"] == p.customer_id
+        context["feedback"] = {
+            "kind": p.survey.value.upper(), "score": p.score,
+            "best": SCORE_RANGES[p.survey][1], "threshold": p.threshold,
+            "reason": p.reason.replace("_", " ") if p.reason else None,
+            "ticket_number": p.ticket_number or (opening.payload.number if opening else None),
+            "customer_id": p.customer_id,
+            "customer_name": requester["name"] if named else None,
+            "reopened": p.reopen,
+        }  # fmt: skip
+    if isinstance(p, CustomerAtRisk):
+        context["risk"] = {
+            "customer_id": p.customer_id, "organisation_id": p.organisation_id,
+            "health": _points(p.health), "threshold": _points(p.threshold),
+            "previous_health": None if p.previous_health is None else _points(p.previous_health),
+            "reasons": [{"code": r.code, "detail": r.detail, "impact": _points(r.impact)}
+                        for r in p.reasons],
+        }  # fmt: skip
     return context
+
+
+def _points(value: float) -> str:
+    """A health figure as people write it: 42.5, 50 (not 50.0)."""
+    return f"{round(value, 1):g}"
 
 
 _PENDING = """

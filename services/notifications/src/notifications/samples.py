@@ -25,5 +25,19 @@ SAMPLES: dict[str, dict[str, Any]] = {
         "links": [(label, f"https://support.example/s/token?score={n}")
                   for n, label in enumerate(["Awful", "Bad", "OK", "Good", "Great"], 1)],
     }},
+    "negative_feedback": _BASE | {"feedback": {
+        "kind": "CSAT", "score": 1, "best": 5, "threshold": 2, "reason": "slow response",
+        "ticket_number": 4213, "customer_id": "c-1042", "customer_name": "Anna Petrova",
+        "reopened": True,
+    }},
+    # About a customer, not a ticket.
+    "customer_at_risk": {"sender": "Support", "ticket": None, "requester": None, "risk": {
+        "customer_id": "c-1042", "organisation_id": "org-7", "health": "35",
+        "previous_health": "72", "threshold": "50",
+        "reasons": [{"code": "sla_breaches", "impact": "-24",
+                     "detail": "3 SLA breaches in the last 30 days"},
+                    {"code": "low_csat", "impact": "-15",
+                     "detail": "2 of 4 CSAT answers below 4 in the last 90 days"}],
+    }},
 }  # fmt: skip
 """Template name -> a context like the ones its messages are rendered with."""

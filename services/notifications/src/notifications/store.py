@@ -20,7 +20,7 @@ from helpdesk_contracts import (
     TicketOrganisationChanged,
     TicketPriorityChanged,
 )
-from helpdesk_runtime.db import Connection
+from helpdesk_runtime.db import Connection, rows_by_tenant_key
 from helpdesk_runtime.eventstore import Envelope
 from notifications.domain.notices import DEFAULT_RULES, Audience, Rule, TicketFacts
 from notifications.domain.preferences import BusinessHours, Channel, Preferences
@@ -86,43 +86,42 @@ _FACTS = {
 }  # fmt: skip
 
 
-async def _rows_for(
-    conn: Connection, table: str, key: str, pairs: Iterable[tuple[str, Any]], columns: str,
-    key_type: str = "text",
-) -> list[Any]:  # fmt: skip
-    """`columns` of the rows of `table` whose (tenant_id, `key`) is one of `pairs`: one
-    statement for a whole batch. Every argument but `pairs` is this module's own words."""
-    wanted = sorted(set(pairs))
-    if not wanted:
-        return []
-    return list(await conn.fetch(
-        f"SELECT {columns} FROM {table} t JOIN unnest($1::text[], $2::{key_type}[]) AS x(n, k)"
-        f" ON t.tenant_id = x.n AND t.{key} = x.k",
-        [t for t, _ in wanted], [k for _, k in wanted],
-    ))  # fmt: skip
-
-
 def _manager(organisation: Any) -> str | None:
     return organisation.account_manager_id if organisation is not None else None
 
 
 async def tickets(conn: Connection, keys: Iterable[TicketKey]) -> dict[TicketKey, TicketFacts]:
-    rows = await _rows_for(
+    rows = await rows_by_tenant_key(
         conn, "tickets", "ticket_id", keys, key_type="uuid",
         columns="tenant_id, ticket_id, requester_id, assignee_id, group_id, followers,"
         " account_manager_id, priority",  # not the opening: the hot path has no use for it
     )  # fmt: skip
-    return {
-        (r["tenant_id"], r["ticket_id"]): TicketFacts(
-            r["requester_id"],
-            r["assignee_id"],
-            r["group_id"],
-            tuple(r["followers"]),
-            r["account_manager_id"],
-            r["priority"],
-        )
-        for r in rows
-    }
+    return {(r["tenant_id"], r["ticket_id"]): _facts(r) for r in rows}
+
+
+def _facts(row: Any) -> TicketFacts:
+    return TicketFacts(
+        row["requester_id"], row["assignee_id"], row["group_id"], tuple(row["followers"]),
+        row["account_manager_id"], row["priority"],
+    )  # fmt: skip
+
+
+async def latest_tickets(
+    conn: Connection, customers: Iterable[tuple[str, str]]
+) -> dict[tuple[str, str], TicketFacts]:
+    """Each (tenant, customer)'s latest ticket known here (the highest number): who served
+    them last, for an event about the customer rather than a ticket (CustomerAtRisk)."""
+    wanted = sorted(set(customers))
+    if not wanted:
+        return {}
+    rows = await conn.fetch(
+        "SELECT x.n AS tenant_id, t.* FROM unnest($1::text[], $2::text[]) AS x(n, k)"
+        " CROSS JOIN LATERAL (SELECT requester_id, assignee_id, group_id, followers,"
+        " account_manager_id, priority FROM tickets WHERE tenant_id = x.n AND requester_id = x.k"
+        " ORDER BY number DESC LIMIT 1) t",  # tickets_by_requester
+        [t for t, _ in wanted], [c for _, c in wanted],
+    )  # fmt: skip
+    return {(r["tenant_id"], r["requester_id"]): _facts(r) for r in rows}
 
 
 async def rules(conn: Connection, tenants: Iterable[str]) -> dict[str, dict[str, Rule]]:
@@ -149,7 +148,9 @@ async def group_leads(
     conn: Connection, groups: Iterable[tuple[str, str]]
 ) -> dict[str, dict[str, tuple[str, ...]]]:
     found: dict[str, dict[str, tuple[str, ...]]] = defaultdict(dict)
-    for r in await _rows_for(conn, "group_leads", "group_id", groups, "tenant_id, group_id, leads"):
+    for r in await rows_by_tenant_key(
+        conn, "group_leads", "group_id", groups, "tenant_id, group_id, leads"
+    ):
         found[r["tenant_id"]][r["group_id"]] = tuple(r["leads"])
     return found
 
@@ -158,7 +159,7 @@ async def preferences(
     conn: Connection, people: Iterable[tuple[str, str]]
 ) -> dict[tuple[str, str], Preferences]:
     """Each person's preferences; people without a row are absent (the defaults apply)."""
-    rows = await _rows_for(conn, "contacts", "person", people, "t.*")
+    rows = await rows_by_tenant_key(conn, "contacts", "person", people, "t.*")
     return {(r["tenant_id"], r["person"]): preferences_of(r) for r in rows}
 
 
@@ -258,7 +259,7 @@ async def directory_preferences(
     customers = {(t, p.removeprefix("customer:")) for t, p in people if p.startswith("customer:")}
     found = {}
     columns = "tenant_id, customer_id, preferred_channel, language, time_zone, has_messenger"
-    for r in await _rows_for(conn, "customers", "customer_id", customers, columns):
+    for r in await rows_by_tenant_key(conn, "customers", "customer_id", customers, columns):
         messenger = r["preferred_channel"] == ContactKind.TELEGRAM.value and r["has_messenger"]
         found[(r["tenant_id"], f"customer:{r['customer_id']}")] = Preferences(
             channels=(Channel.MESSENGER, Channel.EMAIL) if messenger else (Channel.EMAIL,),

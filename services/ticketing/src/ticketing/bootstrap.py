@@ -24,7 +24,7 @@ from helpdesk_runtime.kafka import TopicSpec
 from helpdesk_runtime.personal_data import SubjectKeys
 from helpdesk_runtime.service import ConsumerSpec, ServiceRuntime
 from helpdesk_runtime.tenants import TenantRegistry
-from ticketing import api, sla_feed
+from ticketing import api, feedback_feed, sla_feed
 from ticketing.config import Settings
 from ticketing.intake import (
     ACCEPTS,
@@ -46,10 +46,12 @@ def _utc_now() -> datetime:
 
 
 def build_runtime(settings: Settings, clock: Callable[[], datetime] = _utc_now) -> ServiceRuntime:
-    # Created if missing, as the contracts size them: its own topics, and the SLA topic it
-    # reads (so that either service may start first), each with its dead letters.
+    # Created if missing, as the contracts size them: its own topics, and the SLA and
+    # feedback topics it reads (so that any service may start first), each with its dead
+    # letters.
     known = [TOPICS[INTAKE_TOPIC], TOPICS[TICKETS_TOPIC], TOPICS[sla_feed.SLA_TOPIC],
-             TOPICS[DIRECTORY_TOPIC], TOPICS[DIRECTORY_SYNC_TOPIC]]  # fmt: skip
+             TOPICS[DIRECTORY_TOPIC], TOPICS[DIRECTORY_SYNC_TOPIC],
+             TOPICS[feedback_feed.FEEDBACK_TOPIC]]  # fmt: skip
     topics = [TopicSpec(t.name, t.partitions, t.retention_days) for t in known]
     # Dead letters keep the original bytes: as long as their topic, never longer.
     topics += [
@@ -110,6 +112,13 @@ def build_runtime(settings: Settings, clock: Callable[[], datetime] = _utc_now) 
                 handler=sla_feed.apply,
                 accepts=sla_feed.ACCEPTS,
                 description="SLA clocks: each ticket's next deadline in the list",
+            ),
+            ConsumerSpec(
+                topic=feedback_feed.FEEDBACK_TOPIC,
+                group_id=settings.feedback_group_id,
+                handler=feedback_feed.feedback_handler(clock, keys),
+                accepts=feedback_feed.ACCEPTS,
+                description="Bad feedback: a solved ticket reopened when the tenant asks for it",
             ),
         ],
         # The SLA service declares a breach only once a watermark says no event that could

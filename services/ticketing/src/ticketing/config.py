@@ -16,6 +16,7 @@ class Settings(ServiceSettings):
     intake_group_id: str = "ticketing-intake"
     sla_group_id: str = "ticketing-sla"
     directory_group_id: str = "ticketing-directory-sync"
+    feedback_group_id: str = "ticketing-feedback"
     # Files on tickets (their bytes: BLOB_STORE, in the database unless set to s3).
     attachment_max_bytes: int = Field(default=25 * 2**20, ge=1)
     attachment_ticket_max_bytes: int = Field(default=200 * 2**20, ge=1)

@@ -3,22 +3,34 @@ people an event's audience names, and each notice's identity.
 
 The default rules (also in the service's README):
 
-| event                  | audience                               | template          | lane   |
-|------------------------|----------------------------------------|-------------------|--------|
-| TicketOpened           | requester                              | ticket_opened     | urgent |
-| ResponseSent           | requester                              | agent_replied     | urgent |
-| TicketSolved           | requester                              | ticket_solved     | urgent |
-| SurveyRequested        | customer                               | survey_invitation | bulk   |
-| TicketAssigned         | assignee                               | ticket_assigned   | urgent |
-| CustomerReplied        | assignee, followers                    | customer_replied  | urgent |
-| TicketFollowersChanged | new followers                          | follower_added    | urgent |
-| SlaWarning             | assignee (else the group's leads)      | sla_warning       | urgent |
-| SlaBreached            | assignee, group leads, account manager | sla_breached      | urgent |
+| event                   | audience                               | template          | lane   |
+|-------------------------|----------------------------------------|-------------------|--------|
+| TicketOpened            | requester                              | ticket_opened     | urgent |
+| ResponseSent            | requester                              | agent_replied     | urgent |
+| TicketSolved            | requester                              | ticket_solved     | urgent |
+| SurveyRequested         | customer                               | survey_invitation | bulk   |
+| TicketAssigned          | assignee                               | ticket_assigned   | urgent |
+| CustomerReplied         | assignee, followers                    | customer_replied  | urgent |
+| TicketFollowersChanged  | new followers                          | follower_added    | urgent |
+| SlaWarning              | assignee (else the group's leads)      | sla_warning       | urgent |
+| SlaBreached             | assignee, group leads, account manager | sla_breached      | urgent |
+| NegativeFeedbackFlagged | group leads, account manager, agent    | negative_feedback | urgent |
+| CustomerAtRisk          | account manager (else group leads)     | customer_at_risk  | urgent |
 
 Messages to customers about their own request are transactional: they ignore opt-outs and
 quiet hours. Agents are never told about what they did themselves. SLA warnings and
-breaches are escalations: they wait for the tenant's business hours unless the ticket is
-urgent. The urgent lane is sent by a scheduler of its own, so survey mail never delays it.
+breaches, negative feedback and customers at risk are escalations: they wait for the
+tenant's business hours unless the ticket is urgent. The urgent lane is sent by a scheduler
+of its own, so survey mail never delays it. "agent" in negative feedback's audience is the
+credited agent (`credited_agent`), and a customer at risk's group is their latest ticket's.
+
+Negative feedback goes where a Zendesk trigger on a bad satisfaction rating usually sends
+it: the team lead of the ticket's group (who coaches and may take the follow-up over), the
+customer's account manager (a key account's relationship is theirs) and the agent the
+answer is about (who knows the case and can call the customer back). A customer at risk
+is the account manager's to act on; a customer without one is the business of the team
+that served their latest ticket, so its group's leads hear of it instead. Admins drop or
+add audiences per tenant like any other rule's.
 """
 
 from collections.abc import Iterable, Mapping
@@ -29,7 +41,9 @@ from typing import Any
 from uuid import UUID, uuid5
 
 from helpdesk_contracts import (
+    CustomerAtRisk,
     CustomerReplied,
+    NegativeFeedbackFlagged,
     ResponseSent,
     SlaBreached,
     SlaWarning,
@@ -60,7 +74,12 @@ class Audience(StrEnum):
     GROUP_LEADS = "group_leads"
     ASSIGNEE_OR_GROUP_LEADS = "assignee_or_group_leads"
     ACCOUNT_MANAGER = "account_manager"
-    """The personal manager of the requester's organisation (a key account)."""
+    """The personal manager of the customer's organisation (a key account): the one a
+    feedback event names, else the ticket's."""
+    ACCOUNT_MANAGER_OR_GROUP_LEADS = "account_manager_or_group_leads"
+    CREDITED_AGENT = "credited_agent"
+    """The agent a customer's feedback is about (the feedback service's credit rule: the
+    last to reply, or the assignee when solved)."""
 
 
 @dataclass(frozen=True)
@@ -96,9 +115,20 @@ DEFAULT_RULES: Mapping[str, Rule] = MappingProxyType({
              escalation=True),
         Rule(SlaBreached.event_type, (Audience.ASSIGNEE, Audience.GROUP_LEADS,
                                       Audience.ACCOUNT_MANAGER), "sla_breached", escalation=True),
+        Rule(NegativeFeedbackFlagged.event_type, (Audience.GROUP_LEADS, Audience.ACCOUNT_MANAGER,
+                                                  Audience.CREDITED_AGENT), "negative_feedback",
+             escalation=True),
+        Rule(CustomerAtRisk.event_type, (Audience.ACCOUNT_MANAGER_OR_GROUP_LEADS,),
+             "customer_at_risk", escalation=True),
     )
 })  # fmt: skip
 """Event type -> its rule, until a tenant's admins change it."""
+
+WITHOUT_TICKET = frozenset({SurveyRequested.event_type, NegativeFeedbackFlagged.event_type,
+                            CustomerAtRisk.event_type})  # fmt: skip
+"""Events whose message stands without the ticket as this service knows it: the event names
+its people and carries what its template shows. Any other event about a ticket this service
+has not seen notifies no one."""
 
 
 @dataclass(frozen=True)
@@ -118,6 +148,8 @@ class Situation:
     """Everything the audience of one event is resolved against."""
 
     ticket: TicketFacts | None
+    """The event's ticket; for a customer's event (CustomerAtRisk), their latest ticket
+    known here."""
     group_leads: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     """Group id -> its leads' agent ids (set by admins over the API)."""
 
@@ -148,7 +180,6 @@ def _resolve(
     # isinstance, not getattr: a pydantic model's missing attribute is a slow exception.
     named = payload if isinstance(payload, TicketAssigned | SlaWarning | SlaBreached) else None
     assignee = (named.assignee_id if named else None) or (ticket.assignee_id if ticket else None)
-    group = (named.group_id if named else None) or (ticket.group_id if ticket else None)
     match audience:
         case Audience.REQUESTER:
             return [customer(ticket.requester_id)] if ticket else []
@@ -164,15 +195,46 @@ def _resolve(
                 return [agent(a) for a in payload.followers if a not in payload.previous]
             return []
         case Audience.GROUP_LEADS:
-            return [agent(a) for a in leads.get(group or "", ())]
+            return _leads(payload, ticket, leads)
         case Audience.ASSIGNEE_OR_GROUP_LEADS:
-            if assignee:
-                return [agent(assignee)]
-            return [agent(a) for a in leads.get(group or "", ())]
+            return [agent(assignee)] if assignee else _leads(payload, ticket, leads)
         case Audience.ACCOUNT_MANAGER:
-            manager = ticket.account_manager_id if ticket else None
+            manager = manager_of(payload, ticket)
             return [agent(manager)] if manager else []
+        case Audience.ACCOUNT_MANAGER_OR_GROUP_LEADS:
+            manager = manager_of(payload, ticket)
+            return [agent(manager)] if manager else _leads(payload, ticket, leads)
+        case Audience.CREDITED_AGENT:
+            credited = payload.agent_id if isinstance(payload, NegativeFeedbackFlagged) else None
+            return [agent(credited)] if credited else []
     return []
+
+
+def _leads(
+    payload: Any, ticket: TicketFacts | None, leads: Mapping[str, tuple[str, ...]]
+) -> list[str]:
+    return [agent(a) for a in leads.get(group_of(payload, ticket) or "", ())]
+
+
+def group_of(payload: Any, ticket: TicketFacts | None) -> str | None:
+    """The group whose leads hear of an event: the one it names, else its ticket's."""
+    named = (
+        payload.group_id
+        if isinstance(payload, TicketAssigned | SlaWarning | SlaBreached | NegativeFeedbackFlagged)
+        else None
+    )
+    return named or (ticket.group_id if ticket else None)
+
+
+def manager_of(payload: Any, ticket: TicketFacts | None) -> str | None:
+    """The account manager: the one a feedback event names (as the feedback service knew the
+    organisation when it concluded), else the ticket's."""
+    named = (
+        payload.account_manager_id
+        if isinstance(payload, NegativeFeedbackFlagged | CustomerAtRisk)
+        else None
+    )
+    return named or (ticket.account_manager_id if ticket else None)
 
 
 def _actor(payload: Any) -> str | None:
