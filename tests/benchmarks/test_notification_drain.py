@@ -209,6 +209,8 @@ async def _decide_in_replicas(
         "TICKETS_TOPIC": topic, "TICKETS_GROUP_ID": group, "PARTS": "consumers",
         "SURVEYS_GROUP_ID": f"{group}-surveys", "SLA_GROUP_ID": f"{group}-sla",
         "FEEDBACK_EVENTS_GROUP_ID": f"{group}-feedback-events",
+        # Of this run's own, empty: the shared topic may hold today's alerts of other tests.
+        "FEEDBACK_EVENTS_TOPIC": f"{topic}.feedback-events",
         "CONSUMER_BATCH_SIZE": str(BATCH), "LOG_LEVEL": "WARNING", "INBOUND_SMTP_PORT": "0",
         "CONSUMER_BATCH_TIMEOUT_MS": "100",
     }  # fmt: skip
@@ -333,6 +335,7 @@ async def test_a_month_start_drain_keeps_acknowledgements_ahead_of_surveys(
             "SLA_TOPIC": f"bench.dsla.{run}", "TICKETS_GROUP_ID": f"{group}-tickets",
             "SURVEYS_GROUP_ID": f"{group}-surveys", "SLA_GROUP_ID": f"{group}-sla",
             "FEEDBACK_EVENTS_GROUP_ID": f"{group}-feedback-events",
+            "FEEDBACK_EVENTS_TOPIC": f"bench.dfeedback.{run}",
             "SMTP_PORT": str(sink_port), "SMTP_CONNECTIONS": "8", "SMTP_TIMEOUT_S": "5",
             "INBOUND_SMTP_PORT": "0", "LOG_LEVEL": "WARNING", "CONSUMER_BATCH_SIZE": str(BATCH),
             "EMAIL_PER_SECOND": "100000", "RETRY_BASE_S": "1", "RETRY_MAX_S": "5",

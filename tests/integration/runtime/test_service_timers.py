@@ -11,6 +11,7 @@ import pytest
 from helpdesk_runtime import timers
 from helpdesk_runtime.db import Component
 from helpdesk_runtime.service import ServiceRuntime
+from helpdesk_runtime.timer_scheduler import TimerLane
 from helpdesk_runtime.timers import DueTimer
 
 from support.runtime import service_settings
@@ -98,3 +99,36 @@ def test_a_lane_must_name_kinds_with_handlers() -> None:
     settings = service_settings("postgresql://unused/db", "127.0.0.1:1")
     with pytest.raises(ValueError, match="no handler: \\['surveys'\\]"):
         ServiceRuntime(settings, timers={"acks": handler}, timer_lanes=[{"surveys"}])
+
+
+async def test_a_gated_lane_fires_only_while_its_gate_is_open(
+    database_url: str, kafka_bootstrap: str
+) -> None:
+    """A lane's gate holds its timers unclaimed (survey mail while acknowledgements are
+    behind); the lane fires as soon as the gate opens."""
+    fired, open_now, held = asyncio.Event(), asyncio.Event(), asyncio.Event()
+    asked = 0
+
+    async def gate(_conn: Any) -> bool:
+        nonlocal asked
+        asked += 1
+        if asked >= 5:  # asked again and again, and said no
+            held.set()
+        return open_now.is_set()
+
+    async def bulk(_conn: Any, _due: Any) -> None:
+        fired.set()
+
+    settings = service_settings(database_url, kafka_bootstrap, timer_poll_interval_s=0.05)
+    runtime = ServiceRuntime(settings, timers={"bulk": bulk},
+                             timer_lanes=[TimerLane(frozenset({"bulk"}), gate=gate)])  # fmt: skip
+    async with runtime.lifespan():
+        await runtime.connected()
+        async with runtime.pool.acquire() as conn, conn.transaction():
+            await timers.schedule(conn, "bulk", "campaign", datetime.now(UTC), {}, "acme")
+        await asyncio.wait_for(held.wait(), 10)
+        assert not fired.is_set()
+        async with runtime.pool.acquire() as conn:
+            assert await conn.fetchval("SELECT count(*) FROM timers WHERE kind = 'bulk'") == 1
+        open_now.set()
+        await asyncio.wait_for(fired.wait(), 10)

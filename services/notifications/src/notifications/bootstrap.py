@@ -16,6 +16,7 @@ from helpdesk_runtime.key_distribution import KeyRole
 from helpdesk_runtime.personal_data import SubjectKeys
 from helpdesk_runtime.service import ConsumerSpec, JobFactory, ServiceRuntime
 from helpdesk_runtime.tenants import TenantRegistry
+from helpdesk_runtime.timer_scheduler import TimerLane
 from helpdesk_runtime.tokens import ServiceTokens
 from notifications import api
 from notifications.attachments import TicketingFiles
@@ -167,7 +168,10 @@ def build_runtime(
         ],
         timers={DELIVER[Lane.URGENT]: handlers.deliver, DELIVER[Lane.BULK]: handlers.deliver},
         # A scheduler per lane: a survey campaign never delays an acknowledgement.
-        timer_lanes=[{DELIVER[Lane.URGENT]}, {DELIVER[Lane.BULK]}],
+        timer_lanes=[
+            {DELIVER[Lane.URGENT]},
+            TimerLane(frozenset({DELIVER[Lane.BULK]}), gate=handlers.bulk_may_fire),
+        ],
         jobs=jobs,
         subject_keys=keys,
         key_role=KeyRole.REPLICA,  # opens what ticketing sealed, with ticketing's keys

@@ -83,11 +83,10 @@ DIRECTORY_ACCEPTS = frozenset(e.event_type for e in store.DIRECTORY_EVENTS)
 SLA_ACCEPTS = frozenset({SlaWarning.event_type, SlaBreached.event_type})
 FEEDBACK_ACCEPTS = frozenset({NegativeFeedbackFlagged.event_type, CustomerAtRisk.event_type})
 
-BULK_YIELD_S = 5.0
-"""Bulk mail (survey invitations) waits this long, not counted as a try, while urgent
-messages are behind (due for URGENT_BEHIND_S or more): the two lanes have schedulers of
-their own, and on the same cores and providers the bulk lane gives way."""
 URGENT_BEHIND_S = 3.0
+"""Bulk mail (survey invitations) is not even claimed while urgent messages are behind (due
+for this long or more): the two lanes have schedulers of their own, and on the same cores
+and providers the bulk lane gives way (`Notifier.bulk_may_fire`, the bulk lane's gate)."""
 
 KEY_WAIT_S = 2.0
 """What a message needs has not arrived yet (a first-time customer's key, or a ticket's
@@ -206,12 +205,12 @@ class Notifier:
 
     # -- sending (the timers) ---------------------------------------------------------------
 
+    async def bulk_may_fire(self, conn: Connection) -> bool:
+        """The bulk lane's gate: survey mail waits while urgent messages are behind."""
+        return not await _urgent_due(conn, self.clock())
+
     async def deliver(self, conn: Connection, timers: Sequence[DueTimer]) -> None:
         """Send the deliveries these timers name; record each outcome, retry or give up."""
-        if timers[0].kind == DELIVER[Lane.BULK] and await _urgent_due(conn, self.clock()):
-            later = self.clock() + timedelta(seconds=BULK_YIELD_S)
-            await schedule_many(conn, [replace(t, due_at=later) for t in timers])
-            return
         rows = await conn.fetch(_PENDING, [t.tenant_id for t in timers],
                                 [UUID(t.key) for t in timers])  # fmt: skip
         if not rows:

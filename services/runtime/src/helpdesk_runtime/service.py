@@ -44,7 +44,7 @@ from helpdesk_runtime.tenants import (
     TenantRegistry,
     TenantReplica,
 )
-from helpdesk_runtime.timer_scheduler import TimerScheduler
+from helpdesk_runtime.timer_scheduler import TimerLane, TimerScheduler
 from helpdesk_runtime.timers import TimerHandler, overdue_count, pending_count
 from helpdesk_runtime.watermarks import WatermarkPublisher
 
@@ -94,7 +94,7 @@ class ServiceRuntime:
         consumers: Sequence[ConsumerSpec] = (),
         jobs: dict[str, JobFactory] | None = None,
         timers: Mapping[str, TimerHandler] | None = None,
-        timer_lanes: Sequence[Collection[str]] = (),
+        timer_lanes: Sequence[Collection[str] | TimerLane] = (),
         watermarks: Sequence[str] = (),
         blobs: bool = False,
         subject_keys: SubjectKeys | None = None,
@@ -112,12 +112,15 @@ class ServiceRuntime:
         # Each lane's kinds are fired by a scheduler of their own, so a burst of one kind
         # (a survey campaign) never delays the others (acknowledgements); the kinds in no
         # lane share one scheduler.
-        laned = [frozenset(lane) for lane in timer_lanes]
-        in_lanes: set[str] = set().union(*laned)
+        laned = [
+            lane if isinstance(lane, TimerLane) else TimerLane(frozenset(lane))
+            for lane in timer_lanes
+        ]
+        in_lanes: set[str] = set().union(*(lane.kinds for lane in laned))
         if unknown := in_lanes - set(self._timer_handlers):
             raise ValueError(f"timer lanes name kinds with no handler: {sorted(unknown)}")
-        rest = frozenset(self._timer_handlers) - in_lanes
-        self._timer_lanes = [lane for lane in (rest, *laned) if lane]
+        rest = TimerLane(frozenset(self._timer_handlers) - in_lanes)
+        self._timer_lanes = [lane for lane in (rest, *laned) if lane.kinds]
         self.timers: TimerScheduler | None = None
         """The scheduler of the kinds in no lane (else the first lane's)."""
         self.timer_schedulers: list[TimerScheduler] = []
@@ -406,13 +409,15 @@ class ServiceRuntime:
         for lane in self._timer_lanes:
             timers = TimerScheduler(
                 self.pool,
-                {kind: self._timer_handlers[kind] for kind in lane},
+                {kind: self._timer_handlers[kind] for kind in lane.kinds},
                 batch_size=self.settings.timer_batch_size,
                 poll_interval_s=self.settings.timer_poll_interval_s,
                 on_fired=self._timer_fired,
+                gate=lane.gate,
             )
             self.timer_schedulers.append(timers)
-            name = "timers" if len(self._timer_lanes) == 1 else f"timers:{'+'.join(sorted(lane))}"
+            kinds = "+".join(sorted(lane.kinds))
+            name = "timers" if len(self._timer_lanes) == 1 else f"timers:{kinds}"
             jobs.append(Job(name, timers.run, timers.stop,
                             lambda timers=timers: timers.last_error))  # type: ignore[misc]  # fmt: skip
         self.timers = self.timer_schedulers[0] if self.timer_schedulers else None

@@ -14,9 +14,9 @@ import asyncio
 import json
 import time
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from contextlib import suppress
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
@@ -54,6 +54,21 @@ class RetryPolicy:
         return float(min(self.base_s * 2 ** max(attempts - 1, 0), self.max_s))
 
 
+Gate = Callable[[Connection], Awaitable[bool]]
+"""Whether a lane may fire now; asked before each claim, outside its transaction."""
+
+
+@dataclass(frozen=True)
+class TimerLane:
+    """Timer kinds fired by a scheduler of their own (`ServiceRuntime(timer_lanes=...)`),
+    so a flood of one kind never delays another. A `gate` holds the lane back while it says
+    no (survey mail while acknowledgements are behind): its timers are not even claimed,
+    so a held lane costs one query per poll, not a claim and a reschedule per batch."""
+
+    kinds: frozenset[str]
+    gate: Gate | None = field(default=None, compare=False)
+
+
 class _HandlerError(Exception):
     """A handler raised on these timers; their claim was rolled back."""
 
@@ -76,6 +91,7 @@ class TimerScheduler:
         clock: Clock = utc_now,
         retry: RetryPolicy = RetryPolicy(),  # frozen: sharing the default is harmless
         on_fired: OnFired | None = None,
+        gate: Gate | None = None,
     ) -> None:
         if not handlers:
             raise ValueError("a timer scheduler needs at least one handler")
@@ -89,6 +105,7 @@ class TimerScheduler:
         self._clock = clock
         self._retry = retry
         self._on_fired = on_fired
+        self._gate = gate
         self.fired: Counter[str] = Counter()  # per kind: committed firings
         self.failed: Counter[str] = Counter()  # per kind: failed attempts pushed back
         self.last_error: str | None = None
@@ -112,7 +129,10 @@ class TimerScheduler:
         """
 
     async def fire_due(self) -> int:
-        """Fire one batch of due timers; returns how many fired (their effects committed)."""
+        """Fire one batch of due timers (none while the lane's gate is shut); returns how
+        many fired (their effects committed)."""
+        if await self._held():
+            return 0
         _, fired = await self._fire_batch()
         return fired
 
@@ -131,8 +151,11 @@ class TimerScheduler:
         streak = FailureStreak("timer scheduler")
         while not self._stopping.is_set():
             try:
-                claimed, _ = await self._fire_batch()
-                delay = 0.0 if claimed >= self._batch_size else await self._idle_delay(claimed)
+                if await self._held():
+                    delay = self._poll_interval_s
+                else:
+                    claimed, _ = await self._fire_batch()
+                    delay = 0.0 if claimed >= self._batch_size else await self._idle_delay(claimed)
                 streak.succeeded()
                 self.last_error = None
                 self.last_pass_at = time.monotonic()
@@ -142,6 +165,12 @@ class TimerScheduler:
                 delay = min(0.1 * 2**streak.failures, 10.0)
             with suppress(TimeoutError):  # also yields between full batches
                 await asyncio.wait_for(self._stopping.wait(), delay)
+
+    async def _held(self) -> bool:
+        if self._gate is None:
+            return False
+        async with self._pool.acquire() as conn:
+            return not await self._gate(conn)
 
     async def _fire_batch(self) -> tuple[int, int]:
         """(claimed, fired) for one batch."""
