@@ -37,7 +37,9 @@ SOURCE = "survey-page"
 
 Token = Annotated[str, Path(max_length=500, pattern=r"^[A-Za-z0-9_.-]+$")]
 
-_PAGES = Environment(loader=PackageLoader("feedback", "templates"), autoescape=True)
+_PAGES = Environment(
+    loader=PackageLoader("feedback", "templates"), autoescape=True, auto_reload=False
+)
 
 
 def _page(description: str) -> dict[str, Any]:

@@ -495,9 +495,14 @@ async def _open(
     documents = [from_json(r["event"]) for r in rows]
     extra = [(i, column, from_json(r[column])) for i, r in enumerate(rows)
              for column in ("opening", "profile") if r[column]]  # fmt: skip
+    # An acknowledgement's event is its ticket's opening: opened (and parsed) once.
+    itself = {i for i, column, d in extra
+              if column == "opening" and d["event_id"] == documents[i]["event_id"]}  # fmt: skip
+    extra = [x for x in extra if not (x[1] == "opening" and x[0] in itself)]
     opened = await open_documents(conn, documents + [d for *_, d in extra], keys)
     events, rest = opened[: len(rows)], opened[len(rows) :]
     by_row = {(i, column): e for (i, column, _), e in zip(extra, rest, strict=True)}
+    by_row |= {(i, "opening"): events[i] for i in itself}
     return [(event, by_row.get((i, "opening")), by_row.get((i, "profile")))
             for i, event in enumerate(events)]  # fmt: skip
 
