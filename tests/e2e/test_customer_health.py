@@ -14,6 +14,7 @@ from helpdesk_contracts import (
     Actor,
     ActorKind,
     Channel,
+    CustomerMerged,
     Event,
     EventEnvelope,
     FeedbackReceived,
@@ -169,3 +170,32 @@ async def test_a_customer_whose_health_falls_is_at_risk_once_with_its_reasons(
     assert theirs.json()["signals"]["tickets_30d"] == 4
     unknown = await feedback.client.get("/v1/customers/nobody/health", headers=feedback.auth())
     assert unknown.status_code == 404
+
+
+async def test_a_merged_duplicates_history_counts_for_the_customer_it_became_part_of(
+    feedback: FeedbackService, producer: Producer
+) -> None:
+    survivor, duplicate = f"c-{uuid4().hex[:8]}", f"c-{uuid4().hex[:8]}"
+    organisation = f"org-{uuid4().hex[:6]}"
+    now = datetime.now(UTC)
+    await producer.send_many([
+        m for i, customer in enumerate([survivor, duplicate, duplicate, duplicate])
+        for m in _ticket_life(uuid4(), 9100 + i, customer, organisation,
+                              now - timedelta(days=3), reopened=False)
+    ])  # fmt: skip
+
+    async def tickets_of(customer: str) -> int | None:
+        r = await feedback.client.get(f"/v1/customers/{customer}/health", headers=feedback.auth())
+        return int(r.json()["signals"]["tickets_30d"]) if r.status_code == 200 else None
+
+    async def counted(customer: str, expected: int | None) -> bool:
+        return await tickets_of(customer) == expected
+
+    await eventually(lambda: counted(duplicate, 3), timeout_s=30)
+    merged = EventEnvelope.new(
+        CustomerMerged(customer_id=duplicate, into_customer_id=survivor, merged_by=AGENT),
+        tenant_id="acme", producer="ticketing", aggregate_id=uuid4(), aggregate_version=2,
+    )  # fmt: skip
+    await producer.send_many([_message("ticketing.directory.v1", merged)])
+    await eventually(lambda: counted(survivor, 4), timeout_s=30)
+    assert await tickets_of(duplicate) is None  # nothing of it left apart

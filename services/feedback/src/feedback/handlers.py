@@ -37,6 +37,7 @@ from helpdesk_contracts import (
     TOPICS,
     CustomerAtRisk,
     CustomerErased,
+    CustomerMerged,
     CustomerReplied,
     EventEnvelope,
     FeedbackReceived,
@@ -66,7 +67,7 @@ INVITE = "survey-invitation"
 """The timer kind: one per solved ticket, at the survey's delay after the solve."""
 TICKETS_ACCEPTS = FOLDED
 RECEIVED_ACCEPTS = frozenset({FeedbackReceived.event_type})
-DIRECTORY_ACCEPTS = frozenset({CustomerErased.event_type})
+DIRECTORY_ACCEPTS = frozenset({CustomerErased.event_type, CustomerMerged.event_type})
 SLA_ACCEPTS = frozenset(e.event_type for e in TOPICS["sla.events.v1"].event_types)
 HEALTH_CHUNK = 200
 """Customers evaluated per transaction of the health job."""
@@ -319,11 +320,15 @@ class FeedbackHandlers:
     async def directory(
         self, conn: Connection, received: Sequence[EventEnvelope[Any]]
     ) -> list[Rejection]:
-        """An erased customer's comments are blanked (their scores stay: CustomerErased)."""
+        """An erased customer's comments are blanked (their scores stay: CustomerErased); a
+        merged duplicate's history counts for the customer it became part of."""
         for envelope in received:
-            if isinstance(envelope.payload, CustomerErased):
-                await store.blank_comments(conn, envelope.tenant_id,
-                                           envelope.payload.erased_subjects)  # fmt: skip
+            p, tenant_id = envelope.payload, envelope.tenant_id
+            if isinstance(p, CustomerErased):
+                await store.blank_comments(conn, tenant_id, p.erased_subjects)
+            elif isinstance(p, CustomerMerged):
+                await store.merge_customer(conn, tenant_id, p.customer_id, p.into_customer_id)
+                await store.mark_due(conn, [(tenant_id, p.into_customer_id)])
         return []
 
 

@@ -433,3 +433,16 @@ async def score_counts(
 def counts_of(row: Any) -> Counts:
     return Counts(answers=row["answers"], total=row["total"], good=row["good"],
                   promoters=row["promoters"], detractors=row["detractors"])  # fmt: skip
+
+
+async def merge_customer(conn: Connection, tenant_id: str, duplicate: str, into: str) -> None:
+    """A duplicate customer merged into another: its tickets, answers and flags count for
+    the customer it became part of (CustomerMerged); its own health is gone."""
+    for table in ("tickets", "answers", "flags", "invitations"):
+        await conn.execute(
+            f"UPDATE {table} SET customer_id = $3 WHERE tenant_id = $1 AND customer_id = $2",
+            tenant_id, duplicate, into,
+        )  # fmt: skip
+    for table in ("customer_health", "health_due"):
+        await conn.execute(f"DELETE FROM {table} WHERE tenant_id = $1 AND customer_id = $2",
+                           tenant_id, duplicate)  # fmt: skip
