@@ -1,0 +1,1 @@
+"""helpdesk: the operators command line."""
