@@ -1,5 +1,5 @@
 # The two commands: `make up` runs the system, `make test` runs every check and test.
-.PHONY: up down test test-unit lint schemas bench chaos
+.PHONY: up down test test-unit lint schemas settings bench chaos
 
 up:
 	deploy/local/up.sh
@@ -18,6 +18,10 @@ lint:
 
 schemas:
 	uv run python -m helpdesk_contracts.schema_files write contracts
+
+# SETTINGS.md, from the services' settings classes (make test checks it is current).
+settings:
+	uv run python tests/support/settings_doc.py write
 
 # Throughput figures against the local servers (run `make up` or infra.sh up first).
 bench:

@@ -36,18 +36,27 @@ class ServiceSettings(BaseSettings):
 
     model_config = SettingsConfigDict(env_file=None, extra="ignore", frozen=True)
 
+    # The service's name in logs, metrics, traces and as its Kafka client id.
     service_name: str
+    # "local" (a developer's machine, the tests) supplies development secrets; anything
+    # else requires every secret to be set.
     environment: str = "local"
     log_level: str = "INFO"
+    # json (one object a line, for a log pipeline), console (for people), auto: console on
+    # a terminal, else json.
     log_format: str = Field(default="auto", pattern="^(auto|json|console)$")
     # PARTS=consumers runs only the subscribers, say; the default runs everything.
     parts: Annotated[frozenset[Part], NoDecode] = frozenset(Part)
 
+    # The service's own database, as its own role (postgresql://user:password@host/db).
     database_url: SecretStr = SecretStr("postgresql://helpdesk@127.0.0.1:15432/helpdesk")
+    # Connections per process: consumers, jobs and requests share the pool.
     database_pool_min: int = Field(default=2, ge=1)
     database_pool_max: int = Field(default=10, ge=1)
 
+    # host:port of Kafka brokers, comma-separated.
     kafka_bootstrap_servers: str = "127.0.0.1:19092"
+    # Default: SERVICE_NAME.
     kafka_client_id: str | None = None
     # Created at start-up when missing; in Kubernetes Strimzi owns topics and this stays off.
     kafka_create_topics: bool = True
@@ -68,6 +77,7 @@ class ServiceSettings(BaseSettings):
     s3_access_key_id: str | None = None
     s3_secret_access_key: SecretStr | None = None
 
+    # Where the HTTP API (and /health, /metrics) listens.
     http_host: str = "0.0.0.0"
     # The largest request body (JSON) read; a route may allow more (an upload).
     http_max_body_bytes: int = Field(default=4 * 2**20, ge=1024)
