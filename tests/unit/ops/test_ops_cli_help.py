@@ -28,8 +28,15 @@ COMMANDS = _paths(typer.main.get_command(app))
 def test_the_expected_commands_exist() -> None:
     assert {" ".join(p) for p in COMMANDS} >= {
         "lag", "dead-letters list", "dead-letters redrive", "dead-letters deliveries",
-        "tenant create", "sla export", "sla import", "customer erase",
+        "tenant create", "sla export", "sla import", "customer erase", "rebuild",
     }  # fmt: skip
+
+
+def test_rebuild_offers_only_the_services_with_a_rebuild_command() -> None:
+    answer = CliRunner().invoke(app, ["rebuild", "notifications"])
+    assert answer.exit_code == 2
+    assert "'ticketing'" in answer.output
+    assert "'sla'" in answer.output
 
 
 @pytest.mark.parametrize("path", COMMANDS, ids=lambda p: " ".join(p) or "helpdesk")

@@ -2,9 +2,10 @@
 
 It talks to the deployment the way an operator may: to Kafka (admin, consumer and producer
 clients), to the services' HTTP APIs with a bearer token, and, for what only a service's
-own command line does (registering a tenant), it runs that command, locally or through
-`kubectl exec` (helpdesk_ops.ticketing_cli). It imports no service's code, so it can be
-installed on an operator's laptop or a toolbox pod without the services' dependencies.
+own command line does (registering a tenant, replaying projections), it runs that
+command, locally or through `kubectl exec` (helpdesk_ops.ticketing_cli, .rebuild). It
+imports no service's code, so it can be installed on an operator's laptop or a toolbox
+pod without the services' dependencies.
 """
 
 from __future__ import annotations
@@ -19,12 +20,12 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from helpdesk_ops import dead_letters, lag, services_api, ticketing_cli
+from helpdesk_ops import dead_letters, lag, rebuild, services_api, ticketing_cli
 
 app = typer.Typer(
     name="helpdesk",
-    help="Operate a helpdesk deployment: consumer lag, dead letters, tenants, SLA "
-    "configuration and erasure. Every command explains itself with --help.",
+    help="Operate a helpdesk deployment: consumer lag, dead letters, projection rebuilds, "
+    "tenants, SLA configuration and erasure. Every command explains itself with --help.",
     no_args_is_help=True,
     add_completion=False,
     rich_markup_mode="markdown",
@@ -266,6 +267,47 @@ def dlq_deliveries(
         table.add_row(d["delivery_id"], d["created_at"], d["event_type"], d["channel"],
                       str(d["attempts"]), (d.get("last_error") or "-")[:200])  # fmt: skip
     console.print(table)
+
+
+@app.command("rebuild")
+def rebuild_command(
+    service: Annotated[
+        rebuild.Rebuildable,
+        typer.Argument(
+            help="The service whose projections to fold again: ticketing or sla.",
+            show_default=False,
+        ),
+    ],
+    command: Annotated[
+        str | None,
+        typer.Option(
+            "--command",
+            help="How to run the service's command line; in Kubernetes "
+            '"kubectl exec -n helpdesk deploy/ticketing-jobs -- python -m ticketing". '
+            "Else HELPDESK_<SERVICE>_COMMAND, else `python -m <service>` here.",
+            show_default=False,
+        ),
+    ] = None,
+) -> None:
+    """Replay a service's projections: fold its read models again from its own log.
+
+    It runs the service's own `rebuild` (`python -m <service> rebuild`) where the
+    service's settings are, and shows its log as it works. **ticketing** drops the ticket
+    list and the customer directory and folds them again from the event log (erased
+    customers stay erased); **sla** folds every SLA clock again from its input log of
+    ticket events. Each is one transaction that truncates and refills its tables: their
+    readers (the API, the consumers) wait until it commits, so run it off-peak; an
+    interrupted rebuild changes nothing. Notifications and feedback have no
+    rebuild command of their own (`python -m notifications --help` lists none), so there
+    is nothing to run for them."""
+    resolved = rebuild.command_for(service.value, command)
+    errors.print(f"rebuilding {service.value}'s projections: {resolved} rebuild", highlight=False)
+    try:
+        rebuild.rebuild(resolved, echo=lambda line: errors.print(line, markup=False,
+                                                                 highlight=False))  # fmt: skip
+    except (ticketing_cli.CommandError, OSError) as exc:
+        raise _fail(str(exc)) from exc
+    errors.print(f"{service.value}'s projections rebuilt")
 
 
 @tenant_app.command("create")
