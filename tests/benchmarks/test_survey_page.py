@@ -10,7 +10,10 @@ request comes from 127.0.0.1 here. Figures are printed and written under .local/
 what is asserted is that every answer was recorded once (200) and no request failed.
 """
 
+import asyncio
 import os
+import subprocess
+import sys
 import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -26,7 +29,9 @@ from helpdesk_runtime.tenants import replicate
 from support import proc
 from support.bench import record
 from support.chaos import ServiceProcess
-from support.service import tenant_record
+from support.plain_survey_page import SETUP
+from support.servers import REPO
+from support.service import free_port, tenant_record
 from support.vegeta import Attack, Target, attack, write_targets
 
 RATE = int(os.environ.get("BENCH_SURVEY_RATE", "100"))
@@ -41,7 +46,7 @@ async def test_customers_answer_surveys_under_open_loop_load(
     run = uuid.uuid4().hex[:8]
     steps = [WARM_UP, (RATE, SECONDS), (2 * RATE, SECONDS / 2)]
     needed = sum(int(rate * seconds) + rate for rate, seconds in steps)
-    links = await _seed(feedback_database_url, needed)
+    surveys, links = await _seed(feedback_database_url, needed)
     service = ServiceProcess(
         feedback_database_url, kafka_bootstrap, tmp_path / "feedback.log",
         env={"PARTS": "api,jobs", "HTTP_HOST": "127.0.0.1",
@@ -74,8 +79,9 @@ async def test_customers_answer_surveys_under_open_loop_load(
         recorded = await _count(feedback_database_url)
     finally:
         service.stop()
+    results += await _plain(feedback_database_url, surveys, steps, tmp_path)
 
-    measured = results[2:]  # after the warm-up
+    measured = [r for r in results[2:] if r[0] != "plain, warm-up"]  # after the warm-ups
     print(f"\nsurvey page, open-loop load ({os.cpu_count()} cores for everything):")
     for what, a, cpu_ms in measured:
         print(f"  {what:<16} {a.rate:5}/s for {a.seconds:4.0f} s: p50 {a.p50_ms:6.1f} ms,"
@@ -88,6 +94,11 @@ async def test_customers_answer_surveys_under_open_loop_load(
         for what, a, cpu_ms in measured
     ]})  # fmt: skip
     posted = sum(a.sent for what, a, _ in results if what.startswith("answer"))
+    best = {a.rate: a for what, a, _ in results if what == "plain: answer"}
+    for what, a, _ in results[2:]:
+        if what.startswith("answer") and a.rate in best:
+            ratio = a.p99_ms / best[a.rate].p99_ms
+            print(f"  at {a.rate}/s: the page's p99 / plain p99 = {ratio:.1f}")
     assert all(set(a.status_codes) == {"200"} for _, a, _ in results), results
     assert recorded == posted  # each answer recorded once
 
@@ -102,7 +113,59 @@ def _step(pid: int, targets: list[Target], rate: int, seconds: float,
     return result, 1000 * (proc.cpu_s(pid) - before) / max(result.sent, 1)
 
 
-async def _seed(database_url: str, n: int) -> list[str]:
+async def _plain(
+    database_url: str, surveys: list[uuid.UUID], steps: list[tuple[int, float]], folder: Path
+) -> list[tuple[str, Attack, float]]:
+    """The same answers at the same rates to the raw ceiling (support/plain_survey_page.py):
+    uvicorn and asyncpg doing the page's writes, nothing else."""
+    conn = await asyncpg.connect(database_url)
+    try:
+        for statement in SETUP:
+            await conn.execute(statement)
+    finally:
+        await conn.close()
+    port = free_port()
+    process = _start_plain(port, database_url)
+    results: list[tuple[str, Attack, float]] = []
+    try:
+        await _until_listening(port)
+        used = 0
+        for index, (rate, seconds) in enumerate(steps):
+            n = int(rate * seconds) + rate
+            posts = [
+                Target("POST", f"http://127.0.0.1:{port}/{survey.hex}",
+                       {"Content-Type": "application/x-www-form-urlencoded"},
+                       urlencode({"score": str(1 + i % 5),
+                                  "comment": "Спасибо, всё решили быстро"}).encode())
+                for i, survey in enumerate(surveys[used : used + n])
+            ]  # fmt: skip
+            used += n
+            what = "plain, warm-up" if index == 0 else "plain: answer"
+            results.append((what, *_step(process.pid, posts, rate, seconds, folder)))
+    finally:
+        process.terminate()
+        process.wait(10)
+    return results
+
+
+def _start_plain(port: int, database_url: str) -> subprocess.Popen[bytes]:
+    script = REPO / "tests" / "support" / "plain_survey_page.py"
+    return subprocess.Popen([sys.executable, str(script), str(port), database_url])
+
+
+async def _until_listening(port: int) -> None:
+    async with asyncio.timeout(30):
+        while True:
+            try:
+                _, writer = await asyncio.open_connection("127.0.0.1", port)
+            except OSError:
+                await asyncio.sleep(0.05)  # a process starting: nothing to wait on but time
+                continue
+            writer.close()
+            return
+
+
+async def _seed(database_url: str, n: int) -> tuple[list[uuid.UUID], list[str]]:
     """`n` invitations of tenant acme, sent now; their links, signed as the service signs."""
     links = Links(Settings().survey_link_secret.get_secret_value())  # type: ignore[union-attr]
     now = datetime.now(UTC)
@@ -133,7 +196,7 @@ async def _seed(database_url: str, n: int) -> list[str]:
         )  # fmt: skip
     finally:
         await conn.close()
-    return [links.token(SurveyLink("acme", s, expires)) for s in surveys]
+    return surveys, [links.token(SurveyLink("acme", s, expires)) for s in surveys]
 
 
 async def _count(database_url: str) -> int:
