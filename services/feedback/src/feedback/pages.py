@@ -242,17 +242,13 @@ async def _record(
 ) -> None:  # fmt: skip
     """Record the answer and publish it, in the page's transaction; the invitation's row
     lock (FOR UPDATE) orders two answers sent at once."""
-    await conn.execute(
-        "SELECT 1 FROM invitations WHERE tenant_id = $1 AND survey_id = $2 FOR UPDATE",
-        link.tenant_id, link.survey_id,
-    )  # fmt: skip
-    known = await store.answers(conn, [(link.tenant_id, feedback_id)])
-    if known:
-        raise RefusedError(409, "duplicate")
+    # What the locked row says is replaced: another answer may have come since it was read.
     replaces = await conn.fetchval(
-        "SELECT answer_id FROM invitations WHERE tenant_id = $1 AND survey_id = $2",
+        "SELECT answer_id FROM invitations WHERE tenant_id = $1 AND survey_id = $2 FOR UPDATE",
         link.tenant_id, link.survey_id,
     )  # fmt: skip
+    if await store.answers(conn, [(link.tenant_id, feedback_id)]):
+        raise RefusedError(409, "duplicate")
     answer = FeedbackReceived(
         feedback_id=feedback_id, ticket_id=found["ticket_id"], customer_id=found["customer_id"],
         survey=kind, score=score, comment=comment, agent_id=found["agent_id"], source=SOURCE,
