@@ -14,8 +14,6 @@ import os
 import resource
 import time
 import uuid
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -45,13 +43,11 @@ from helpdesk_runtime.db import create_pool
 from helpdesk_runtime.kafka import OutgoingMessage, Producer, TopicSpec, ensure_topics
 from helpdesk_runtime.settings import Part
 
-from support.bench import record, until
-from support.chaos import ServiceProcess
-from support.fixtures import group_settled, start_group_at_end
+from support.bench import record, service_processes, until
+from support.fixtures import start_group_at_end
 from support.plain_feedback_pipeline import SETUP, apply_ticket_events
 from support.plain_pipeline import PlainRun, run_plain
 from support.proc import cpu_s
-from support.servers import REPO
 
 EVENTS = int(os.environ.get("BENCH_FEEDBACK_EVENTS", "50000"))
 BATCH = int(os.environ.get("BENCH_BATCH", "500"))
@@ -193,7 +189,8 @@ async def _drain_in_replicas(
         "CONSUMER_BATCH_SIZE": str(BATCH), "LOG_LEVEL": "WARNING",
         "CONSUMER_BATCH_TIMEOUT_MS": "100",
     }  # fmt: skip
-    async with _processes(database_url, kafka_bootstrap, group, env) as pids:
+    async with service_processes("feedback", REPLICAS, database_url, kafka_bootstrap, env,
+                                 "feedback-replica", group=group) as pids:  # fmt: skip
         total = EVENTS // LIFE * LIFE
         await _publish(producer, topic, total)
         await until(lambda: _applied(pool, group), lambda n: n > 0)
@@ -203,26 +200,3 @@ async def _drain_in_replicas(
         return PlainRun(
             total - first, time.perf_counter() - started, sum(cpu_s(p) for p in pids) - cpu
         )
-
-
-@asynccontextmanager
-async def _processes(
-    database_url: str, kafka_bootstrap: str, group: str, env: dict[str, str]
-) -> AsyncIterator[list[int]]:
-    logs = REPO / ".local" / "bench"
-    logs.mkdir(parents=True, exist_ok=True)
-    processes = [
-        ServiceProcess(database_url, kafka_bootstrap, logs / f"feedback-replica-{i}.log",
-                       env=env, module="feedback")
-        for i in range(REPLICAS)
-    ]  # fmt: skip
-    for process in processes:
-        process.start()
-    try:
-        for process in processes:
-            await process.wait_ready()
-        await group_settled(kafka_bootstrap, group, REPLICAS)
-        yield [p.process.pid for p in processes if p.process is not None]
-    finally:
-        for process in processes:
-            process.stop()

@@ -63,9 +63,9 @@ from helpdesk_runtime.tenants import replicate
 from notifications.bootstrap import build_runtime
 from notifications.config import Settings
 
-from support.bench import record, until
+from support.bench import record, service_processes, until
 from support.chaos import ServiceProcess, eventually
-from support.fixtures import group_settled, start_group_at_end
+from support.fixtures import start_group_at_end
 from support.plain_pipeline import Outgoing, PlainRun, run_plain
 from support.proc import cpu_s
 from support.servers import REPO
@@ -203,8 +203,6 @@ async def _decide_in_replicas(
     topic, group = f"bench.ntickets.r.{run}", f"notify-replicas-{run}"
     await ensure_topics(kafka_bootstrap, [TopicSpec(topic, PARTITIONS)])
     await start_group_at_end(kafka_bootstrap, topic, group)
-    logs = REPO / ".local" / "bench"
-    logs.mkdir(parents=True, exist_ok=True)
     env = {
         "TICKETS_TOPIC": topic, "TICKETS_GROUP_ID": group, "PARTS": "consumers",
         "SURVEYS_GROUP_ID": f"{group}-surveys", "SLA_GROUP_ID": f"{group}-sla",
@@ -214,18 +212,9 @@ async def _decide_in_replicas(
         "CONSUMER_BATCH_SIZE": str(BATCH), "LOG_LEVEL": "WARNING", "INBOUND_SMTP_PORT": "0",
         "CONSUMER_BATCH_TIMEOUT_MS": "100",
     }  # fmt: skip
-    processes = [
-        ServiceProcess(database_url, kafka_bootstrap, logs / f"notifications-decide-{i}.log",
-                       env=env, module="notifications")
-        for i in range(REPLICAS)
-    ]  # fmt: skip
-    for process in processes:
-        process.start()
-    try:
-        for process in processes:
-            await process.wait_ready(300)
-        await group_settled(kafka_bootstrap, group, REPLICAS)
-        pids = [p.process.pid for p in processes if p.process is not None]
+    async with service_processes("notifications", REPLICAS, database_url, kafka_bootstrap,
+                                 env, "notifications-decide", group=group,
+                                 ready_s=300) as pids:  # fmt: skip
         now = datetime.now(UTC)
         await _send(producer, topic, [
             e for t in range(total // 5) for e in _ticket(t + 1, f"bench{t % TENANTS}", now)
@@ -237,9 +226,6 @@ async def _decide_in_replicas(
         return PlainRun(
             total - first, time.perf_counter() - started, sum(cpu_s(p) for p in pids) - cpu
         )
-    finally:
-        for process in processes:
-            process.stop()
 
 
 async def _drain(pool: asyncpg.Pool, total: int) -> PlainRun:

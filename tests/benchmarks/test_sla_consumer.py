@@ -21,8 +21,7 @@ import os
 import resource
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -56,13 +55,11 @@ from sla.config import Settings
 from sla.configuration import Kind, save
 from sla.store import PARTITIONS, partition_of
 
-from support.bench import record, until
-from support.chaos import ServiceProcess
-from support.fixtures import group_settled, start_group_at_end, topic_size
+from support.bench import record, service_processes, until
+from support.fixtures import start_group_at_end, topic_size
 from support.plain_pipeline import PlainRun, run_plain
 from support.plain_sla_pipeline import SETUP, apply_ticket_events
 from support.proc import cpu_s
-from support.servers import REPO
 
 EVENTS = int(os.environ.get("BENCH_SLA_EVENTS", "50000"))
 DUE = int(os.environ.get("BENCH_SLA_DUE", "100000"))
@@ -215,7 +212,8 @@ async def _drain_in_replicas(
         "PARTS": "consumers", "CONSUMER_BATCH_SIZE": str(BATCH), "LOG_LEVEL": "WARNING",
         "CONSUMER_BATCH_TIMEOUT_MS": "100",
     }  # fmt: skip
-    async with _sla_processes(database_url, kafka_bootstrap, group, env, "sla-replica") as pids:
+    async with service_processes("sla", REPLICAS, database_url, kafka_bootstrap, env,
+                                 "sla-replica", group=group) as pids:  # fmt: skip
         before = await _applied(pool)
         total = EVENTS // 5 * 5
         await _publish(producer, topic, total)
@@ -334,33 +332,9 @@ async def _in_replicas(
         "TICKETS_TOPIC": topic, "SLA_TOPIC": out, "TICKETS_GROUP_ID": group,
         "PARTS": "consumers,jobs", "OUTBOX_RELAY_SHARDS": str(REPLICAS), "LOG_LEVEL": "WARNING",
     }  # fmt: skip
-    async with _sla_processes(database_url, kafka_bootstrap, group, env, "sla-due"):
+    async with service_processes("sla", REPLICAS, database_url, kafka_bootstrap, env, "sla-due",
+                                 group=group):  # fmt: skip
         return await measure()
-
-
-@asynccontextmanager
-async def _sla_processes(
-    database_url: str, kafka_bootstrap: str, group: str, env: dict[str, str], name: str
-) -> AsyncIterator[list[int]]:
-    """REPLICAS processes of the service (`python -m sla` with `env`), ready and settled in
-    `group`; their pids. Logs under .local/bench/<name>-<i>.log."""
-    logs = REPO / ".local" / "bench"
-    logs.mkdir(parents=True, exist_ok=True)
-    processes = [
-        ServiceProcess(database_url, kafka_bootstrap, logs / f"{name}-{i}.log", env=env,
-                       module="sla")
-        for i in range(REPLICAS)
-    ]  # fmt: skip
-    for process in processes:
-        process.start()
-    try:
-        for process in processes:
-            await process.wait_ready()
-        await group_settled(kafka_bootstrap, group, REPLICAS)
-        yield [p.process.pid for p in processes if p.process is not None]
-    finally:
-        for process in processes:
-            process.stop()
 
 
 async def _seed(database_url: str, minute: datetime, due_n: int, waiting: int) -> None:
