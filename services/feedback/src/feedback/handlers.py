@@ -95,6 +95,9 @@ class FeedbackHandlers:
         keys = {(e.tenant_id, e.aggregate_id) for e in received if e.aggregate_id is not None}
         tickets = await store.tickets(conn, keys)
         solved: dict[tuple[str, UUID], TicketFacts] = {}
+        solves: dict[
+            tuple[str, UUID], UUID
+        ] = {}  # the solve's event: the survey continues its trace
         for envelope in received:
             assert envelope.aggregate_id is not None  # ticket events require it (contracts)
             key = (envelope.tenant_id, envelope.aggregate_id)
@@ -108,7 +111,7 @@ class FeedbackHandlers:
                 continue
             apply(ticket, envelope)
             if isinstance(envelope.payload, TicketSolved):
-                solved[key] = ticket
+                solved[key], solves[key] = ticket, envelope.event_id
         await store.save_tickets(conn, [t for t in tickets.values() if t.changed])
         await store.mark_due(conn, {
             (t.tenant_id, t.customer_id) for e in received if isinstance(e.payload, _CONTACT)
@@ -118,8 +121,8 @@ class FeedbackHandlers:
             rules = await store.settings(conn, {t for t, _ in solved})
             await timers.schedule_many(conn, [
                 Timer(INVITE, str(t.ticket_id), t.tenant_id,
-                      due_at(t.solved_at, rules[t.tenant_id]), {})
-                for t in solved.values()
+                      due_at(t.solved_at, rules[t.tenant_id]), {}, cause=solves[key])
+                for key, t in solved.items()
                 if t.solved_at is not None and rules[t.tenant_id].enabled
             ])  # fmt: skip
         return []

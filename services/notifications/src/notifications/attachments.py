@@ -16,6 +16,7 @@ import hashlib
 import httpx
 
 from helpdesk_contracts import AttachmentRef
+from helpdesk_runtime import trace
 from helpdesk_runtime.tokens import ServiceTokens
 from notifications.inbound import MailFile
 
@@ -54,7 +55,11 @@ class TicketingFiles:
             response = await self._client.post(
                 "/v1/attachments",
                 files={"file": (file.name, file.data, "application/octet-stream")},
-                headers={"Authorization": f"Bearer {token}", "Idempotency-Key": key},
+                headers={
+                    "Authorization": f"Bearer {token}",
+                    "Idempotency-Key": key,
+                    **trace.propagated(),
+                },
             )
         except httpx.HTTPError as exc:
             raise FilesUnavailableError(f"ticketing unreachable ({type(exc).__name__})") from exc

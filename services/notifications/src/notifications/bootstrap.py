@@ -124,7 +124,8 @@ def build_runtime(
         files = TicketingFiles(settings.ticketing_url, ServiceTokens(settings),
                                settings.ticketing_timeout_s)  # fmt: skip
         inbound = InboundMail(runtime.pool, runtime.producer, identity_of(settings),
-                              settings.intake_topic, clock, keys, files)  # fmt: skip
+                              settings.intake_topic, clock, keys, files,
+                              runtime.tracer)  # fmt: skip
         try:
             await listen(inbound, settings.inbound_smtp_host, settings.inbound_smtp_port,
                          settings.inbound_max_bytes)  # fmt: skip
@@ -182,6 +183,7 @@ def build_runtime(
         "Tries to deliver a message, by channel and outcome (sent, temporary, permanent,"
         " cancelled)", ["channel", "outcome"], registry=runtime.metrics.registry,
     )  # fmt: skip
+    handlers.tracer = runtime.tracer
     return runtime
 
 

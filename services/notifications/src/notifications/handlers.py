@@ -45,11 +45,13 @@ from helpdesk_contracts import (
     TicketSolved,
 )
 from helpdesk_contracts.pii import ERASED
+from helpdesk_runtime import trace
 from helpdesk_runtime.consumer import Rejection
 from helpdesk_runtime.db import Connection
 from helpdesk_runtime.eventstore import Envelope
 from helpdesk_runtime.logging import get_logger
 from helpdesk_runtime.personal_data import SubjectKeys, open_documents
+from helpdesk_runtime.telemetry import SpanKind, Tracer, ended
 from helpdesk_runtime.timers import DueTimer, Timer, schedule_many
 from notifications import store
 from notifications.channels import Failed, Outgoing, Sender
@@ -126,6 +128,8 @@ class Notifier:
     rng: random.Random = field(default_factory=random.Random)
     outcomes: Counter | None = None
     """helpdesk_notifications_deliveries_total{channel, outcome}, once a runtime registers it."""
+    tracer: Tracer = field(default_factory=Tracer)
+    """The runtime's: each message sent is a client span of the trace that caused it."""
 
     # -- deciding (the consumers) ---------------------------------------------------------
 
@@ -198,7 +202,7 @@ class Notifier:
         created = await _insert_deliveries(conn, rows)
         await schedule_many(conn, [
             Timer(DELIVER[Lane(r["lane"])], str(r["delivery_id"]), r["tenant_id"],
-                  r["scheduled_for"], {})
+                  r["scheduled_for"], {}, cause=r["event_id"])
             for r in created if r["state"] == "pending"
         ])  # fmt: skip
         return []
@@ -248,7 +252,21 @@ class Notifier:
             return {i.delivery_id: Outcome(Failure.PERMANENT.value,
                                            f"the {channel} channel is not configured")
                     for i in items}  # fmt: skip
-        results = await sender.send_many(items)
+        # The timer's span (a recorded trace's timer fires alone); not sampled, nothing is built.
+        parent = trace.current()
+        spans = [
+            self.tracer.start(f"send {channel}", parent, SpanKind.CLIENT, {
+                "helpdesk.channel": channel, "helpdesk.template": item.template,
+                "helpdesk.delivery_id": str(item.delivery_id), "helpdesk.tenant_id": item.tenant_id,
+            })
+            for item in items
+        ] if self.tracer.recording and parent is not None and parent.sampled else []  # fmt: skip
+        with ended(spans):
+            results = await sender.send_many(items)
+            for span, result in zip(spans, results, strict=False):
+                if isinstance(result, Failed):
+                    span.set("helpdesk.delivery.failure", result.failure.value)
+                    span.fail(result.detail)
         return {
             item.delivery_id: Outcome(result.failure.value, result.detail)
             if isinstance(result, Failed) else Outcome("sent", result.detail)
@@ -481,7 +499,7 @@ async def _insert_deliveries(conn: Connection, rows: list[tuple[Any, ...]]) -> l
             $6::uuid[], $7::text[], $8::text[], $9::text[], $10::text[], $11::boolean[],
             $12::timestamptz[], $13::text[], $14::text[], $15::timestamptz[])
         ON CONFLICT (tenant_id, delivery_id) DO NOTHING
-        RETURNING tenant_id, delivery_id, lane, state, scheduled_for
+        RETURNING tenant_id, delivery_id, event_id, lane, state, scheduled_for
         """,
         *(list(c) for c in zip(*rows, strict=True)),
     ))  # fmt: skip

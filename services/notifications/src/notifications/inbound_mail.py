@@ -28,11 +28,12 @@ from helpdesk_contracts import (
     Requester,
 )
 from helpdesk_contracts.envelope import kafka_headers, kafka_key
-from helpdesk_runtime import tenancy
+from helpdesk_runtime import tenancy, trace
 from helpdesk_runtime.db import Connection
 from helpdesk_runtime.kafka import OutgoingMessage, Producer
 from helpdesk_runtime.logging import get_logger
 from helpdesk_runtime.personal_data import SubjectKeys, open_documents
+from helpdesk_runtime.telemetry import SpanKind, Tracer
 from helpdesk_runtime.timers import schedule_many
 from notifications.attachments import FilesUnavailableError, TicketingFiles, upload_key
 from notifications.email import (
@@ -65,17 +66,28 @@ class InboundMail:
     def __init__(
         self, pool: asyncpg.Pool, producer: Producer, identity: MailIdentity, intake_topic: str,
         clock: Callable[[], datetime], keys: SubjectKeys, files: TicketingFiles,
+        tracer: Tracer | None = None,
     ) -> None:  # fmt: skip
         self._pool, self._producer, self._identity = pool, producer, identity
         self._topic, self._clock, self._keys = intake_topic, clock, keys
-        self._files = files
+        self._files, self._tracer = files, tracer or Tracer()
 
     async def accept(self, raw: bytes, recipients: Sequence[str] = ()) -> str:
-        """Handle one message (`recipients`: the SMTP envelope's); the reply to give."""
-        inbound = classify(read(raw), self._identity.reply_domain, recipients)
-        with tenancy.all_tenants():  # which tenant is what the message says
-            async with self._pool.acquire() as conn, conn.transaction():
-                return await self._handle(conn, inbound)
+        """Handle one message (`recipients`: the SMTP envelope's); the reply to give.
+
+        A mail starts a trace: the uploads of its files and the intake message it becomes
+        carry it on, to the ticket and what follows."""
+        with (
+            self._tracer.span("receive email", None, SpanKind.SERVER) as span,
+            trace.using(span.context),
+        ):
+            inbound = classify(read(raw), self._identity.reply_domain, recipients)
+            span.set("helpdesk.mail.kind", inbound.kind.value)
+            with tenancy.all_tenants():  # which tenant is what the message says
+                async with self._pool.acquire() as conn, conn.transaction():
+                    reply = await self._handle(conn, inbound)
+            span.set("helpdesk.smtp.reply", reply[:3])
+            return reply
 
     async def _handle(self, conn: Connection, inbound: Inbound) -> str:
         if inbound.kind in (Kind.BOUNCE, Kind.COMPLAINT):
@@ -165,8 +177,11 @@ class InboundMail:
         )  # fmt: skip
         envelope = EventEnvelope.new(message, tenant_id=tenant, producer="notifications",
                                      occurred_at=self._clock())  # fmt: skip
+        headers = kafka_headers(envelope)
+        if (context := trace.current()) is not None:
+            headers.append((trace.HEADER, context.header.encode()))
         await self._producer.send_many([OutgoingMessage(
-            self._topic, envelope.to_json(), kafka_key(envelope), kafka_headers(envelope)
+            self._topic, envelope.to_json(), kafka_key(envelope), headers
         )])  # fmt: skip
 
     async def _reported(self, conn: Connection, inbound: Inbound) -> str:

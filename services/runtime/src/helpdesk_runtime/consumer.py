@@ -19,7 +19,7 @@ event would cap the service at the disk's fsync rate. Failures are split in two 
 import asyncio
 import time
 from collections import Counter, defaultdict
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from contextlib import suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -46,7 +46,8 @@ from helpdesk_runtime.deadletters import DeadLetter, DeadLetterPublisher
 from helpdesk_runtime.eventstore import Envelope
 from helpdesk_runtime.logging import bound, get_logger
 from helpdesk_runtime.metrics import Metrics
-from helpdesk_runtime.trace import HEADER, by_cause, continued
+from helpdesk_runtime.telemetry import Span, SpanKind, Tracer
+from helpdesk_runtime.trace import HEADER, by_cause
 from helpdesk_runtime.transient import is_transient
 
 log = get_logger(__name__)
@@ -135,9 +136,11 @@ class BatchConsumer:
         retry_attempts: int = 5,
         retry_backoff_s: float = 0.2,
         metrics: Metrics | None = None,
+        tracer: Tracer | None = None,
     ) -> None:
         self.name = name
         self.metrics = metrics or Metrics()
+        self._tracer = tracer or Tracer()
         self._logged_skips: set[tuple[str, str]] = set()
         self._pool = pool
         self._handler = handler
@@ -283,32 +286,68 @@ class BatchConsumer:
         # Records about the platform itself (watermarks, a few a second on every partition)
         # are idempotent by nature and would fill the inbox: they are not claimed.
         platform = {d.envelope.event_id for d in batch if d.envelope.tenant_id == PLATFORM_TENANT}
-        async with self._pool.acquire() as conn, conn.transaction():
-            claimed = [(d.envelope.event_id, d.envelope.tenant_id) for d in batch
-                       if d.envelope.event_id not in platform]  # fmt: skip
-            fresh = await inbox.claim(conn, self.name, claimed) | platform
-            todo = [d.envelope for d in batch if d.envelope.event_id in fresh]
-            # A batch mixes many requests; one event alone can be traced by its own ids.
-            trace = (
-                {"correlation_id": str(todo[0].correlation_id), "event_id": str(todo[0].event_id)}
-                if len(todo) == 1
-                else {}
-            )
-            # Each consumed event continues its publisher's trace in the events it causes.
-            spans = {d.envelope.event_id: continued(_trace_header(d.record)) for d in batch}
-            with bound(consumer=self.name, batch_size=len(todo), **trace), by_cause(spans):
-                rejections = await self._handler(conn, todo) if todo else []
-            # Published before the commit: if the commit is lost the batch is redelivered
-            # and the letter sent twice, whereas publishing after it could lose the letter.
-            letters = [
-                DeadLetter(by_id[x.event_id].record, x.reason, "rejected") for x in rejections
-            ]
-            await self._dead_letters.publish(letters)
+        # Each consumed event continues its publisher's trace in the events it causes.
+        spans = self._start_spans(batch)
+        fresh: set[Any] = set()
+        rejections: Sequence[Rejection] = ()
+        failure: str | None = None
+        try:
+            async with self._pool.acquire() as conn, conn.transaction():
+                claimed = [(d.envelope.event_id, d.envelope.tenant_id) for d in batch
+                           if d.envelope.event_id not in platform]  # fmt: skip
+                fresh = await inbox.claim(conn, self.name, claimed) | platform
+                todo = [d.envelope for d in batch if d.envelope.event_id in fresh]
+                # A batch mixes many requests; one event alone can be traced by its own ids.
+                trace = (
+                    {"correlation_id": str(todo[0].correlation_id),
+                     "event_id": str(todo[0].event_id)}
+                    if len(todo) == 1
+                    else {}
+                )  # fmt: skip
+                contexts = {event_id: span.context for event_id, span in spans.items()}
+                with bound(consumer=self.name, batch_size=len(todo), **trace), by_cause(contexts):
+                    rejections = await self._handler(conn, todo) if todo else []
+                # Published before the commit: if the commit is lost the batch is redelivered
+                # and the letter sent twice, whereas publishing after it could lose the letter.
+                letters = [
+                    DeadLetter(by_id[x.event_id].record, x.reason, "rejected") for x in rejections
+                ]
+                await self._dead_letters.publish(letters)
+        except BaseException as exc:
+            failure = f"{type(exc).__name__}: {exc}"
+            raise
+        finally:
+            if self._tracer.recording:
+                _end_spans(spans, failure, fresh, {x.event_id: x.reason for x in rejections})
         self._count_dead_letters(letters)
         outcome.applied += len(todo) - len(rejections)
         outcome.duplicates += len(batch) - len(todo)
         outcome.dead_lettered += len(rejections)
         self._count_applied(batch, fresh, {x.event_id for x in rejections})
+
+    def _start_spans(self, batch: Sequence[_Decoded]) -> dict[Any, Span]:
+        tracer = self._tracer
+        if not tracer.recording:  # only the ids: the fast path builds no names
+            return {d.envelope.event_id: tracer.start("", _trace_header(d.record)) for d in batch}
+        return {
+            d.envelope.event_id: tracer.start(
+                f"process {d.record.topic}", _trace_header(d.record), SpanKind.CONSUMER,
+                {
+                    "messaging.system": "kafka",
+                    "messaging.operation.type": "process",
+                    "messaging.operation.name": "process",
+                    "messaging.destination.name": d.record.topic,
+                    "messaging.destination.partition.id": str(d.record.partition),
+                    "messaging.kafka.offset": d.record.offset,
+                    "messaging.kafka.message.key": (d.record.key or b"").decode(errors="replace"),
+                    "messaging.consumer.group.name": self.name,
+                    "messaging.message.id": str(d.envelope.event_id),
+                    "helpdesk.event_type": d.envelope.event_type,
+                    "helpdesk.tenant_id": d.envelope.tenant_id,
+                },
+            )
+            for d in batch
+        }  # fmt: skip
 
     def _count_applied(self, batch: Sequence[_Decoded], fresh: set[Any], refused: set[Any]) -> None:
         # Counted per (topic, type) first: one labelled update per group, not per event.
@@ -347,6 +386,21 @@ class BatchConsumer:
                 self.metrics.lag.labels(self.name, topic, str(partition)).set(
                     max(end - offset - 1, 0)
                 )
+
+
+def _end_spans(
+    spans: Mapping[Any, Span], failure: str | None, fresh: set[Any], rejected: Mapping[Any, str]
+) -> None:
+    """End each consumed event's span, saying what became of the event."""
+    for event_id, span in spans.items():
+        if failure is not None:
+            span.fail(failure)  # rolled back: the event comes again
+        elif event_id in rejected:
+            span.set("helpdesk.dead_letter.reason", rejected[event_id][:500])
+            span.fail("dead-lettered")
+        elif event_id not in fresh:
+            span.set("helpdesk.duplicate", True)
+        span.end()
 
 
 def _trace_header(record: Record) -> bytes | None:

@@ -25,8 +25,8 @@ from helpdesk_runtime.problems import (
 )
 from helpdesk_runtime.service import ServiceRuntime
 from helpdesk_runtime.settings import Part
+from helpdesk_runtime.telemetry import Span, SpanKind, Tracer
 from helpdesk_runtime.tokens import ServiceTokens, StreamTokens
-from helpdesk_runtime.trace import continued
 
 CORRELATION_HEADER = "X-Correlation-Id"
 
@@ -109,14 +109,16 @@ def correlation_id_of(request: Request) -> UUID:
 
 class CorrelationIdMiddleware:
     """Take X-Correlation-Id from the caller (or make one), log with it, echo it back; and
-    continue the caller's W3C trace context (or start one) for the events the request causes.
+    continue the caller's W3C trace context (or start one) for the events the request
+    causes, in a server span (recorded when the tracer records).
 
     Plain ASGI rather than `@app.middleware("http")`, whose BaseHTTPMiddleware costs an
     extra task and stream per request.
     """
 
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, tracer: Tracer | None = None) -> None:
         self.app = app
+        self.tracer = tracer or Tracer()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -127,20 +129,43 @@ class CorrelationIdMiddleware:
             correlation_id = UUID(headers.get(CORRELATION_HEADER, ""))
         except ValueError:
             correlation_id = uuid4()
-        span = continued(headers.get(trace.HEADER))
+        method = scope["method"] if scope["method"] in _METHODS else "_OTHER"
+        # Never the path: it may hold a token (a survey link); the route template is set
+        # once the router has matched.
+        span = self.tracer.start(
+            method, headers.get(trace.HEADER), SpanKind.SERVER, {"http.request.method": method}
+        )
         scope.setdefault("state", {})["correlation_id"] = correlation_id
+        status = 500
 
         async def send_with_id(message: Message) -> None:
+            nonlocal status
             if message["type"] == "http.response.start":
+                status = message["status"]
                 MutableHeaders(scope=message)[CORRELATION_HEADER] = str(correlation_id)
             await send(message)
 
-        with (
-            bound(correlation_id=str(correlation_id), trace_id=span.trace_id),
-            trace.using(span),
-            tenancy.scoped_to(()),  # no tenant's rows until a token names one (http_auth)
-        ):
-            await self.app(scope, receive, send_with_id)
+        try:
+            with (
+                bound(correlation_id=str(correlation_id), trace_id=span.context.trace_id),
+                trace.using(span.context),
+                tenancy.scoped_to(()),  # no tenant's rows until a token names one (http_auth)
+            ):
+                await self.app(scope, receive, send_with_id)
+        finally:
+            if self.tracer.recording:
+                _end_server_span(span, scope, method, status)
+
+
+def _end_server_span(span: Span, scope: Scope, method: str, status: int) -> None:
+    route = getattr(scope.get("route"), "path", None)
+    if route is not None:
+        span.rename(f"{method} {route}")
+        span.set("http.route", route)
+    span.set("http.response.status_code", status)
+    if status >= 500:
+        span.fail(f"HTTP {status}")
+    span.end()
 
 
 class BodyLimitMiddleware:
@@ -243,7 +268,7 @@ def create_app(
             app.include_router(auth.stream_token_router())
     declare_problems(app)
     # Outermost last: CORS answers preflights before anything else looks at the request.
-    app.add_middleware(CorrelationIdMiddleware)
+    app.add_middleware(CorrelationIdMiddleware, tracer=runtime.tracer)
     app.add_middleware(HttpMetricsMiddleware, metrics=runtime.metrics)
     app.add_middleware(BodyLimitMiddleware, default=settings.http_max_body_bytes,
                        routes=body_limits or {})  # fmt: skip

@@ -40,6 +40,7 @@ from helpdesk_runtime.feed import AppendFeed
 from helpdesk_runtime.kafka import OutgoingMessage, Producer
 from helpdesk_runtime.logging import FailureStreak, get_logger
 from helpdesk_runtime.metrics import Metrics
+from helpdesk_runtime.telemetry import SpanKind, Tracer, ended
 from helpdesk_runtime.trace import HEADER, TraceContext
 
 log = get_logger(__name__)
@@ -60,8 +61,11 @@ async def put(conn: Connection, envelopes: Sequence[Envelope]) -> None:
         await insert_in_commit_order(conn, Source.OUTBOX.value, envelopes)
 
 
-def to_message(row: asyncpg.Record, route: Router) -> OutgoingMessage:
-    """A stored event as a Kafka record, with the key the contracts chose at append."""
+def to_message(
+    row: asyncpg.Record, route: Router, traceparent: str | None = None
+) -> OutgoingMessage:
+    """A stored event as a Kafka record, with the key the contracts chose at append, and
+    the trace context it was stored with (or `traceparent`: its publishing span's)."""
     headers = headers_of(
         row["event_type"],
         row["schema_version"],
@@ -72,7 +76,7 @@ def to_message(row: asyncpg.Record, route: Router) -> OutgoingMessage:
     headers.append(("content-type", b"application/json"))
     # Every published event carries trace context: one stored without (appended by a job
     # or a command line, outside any request or consumed event) starts a trace here.
-    traceparent = row["traceparent"] or TraceContext.new().header
+    traceparent = traceparent or row["traceparent"] or TraceContext.new().header
     headers.append((HEADER, traceparent.encode()))
     return OutgoingMessage(
         topic=route(row["event_type"]),
@@ -98,8 +102,10 @@ class OutboxRelay:
         metrics: Metrics | None = None,
         shard: Shard = WHOLE,
         linger_s: float = 0.005,
+        tracer: Tracer | None = None,
     ) -> None:
         self.metrics = metrics or Metrics()
+        self._tracer = tracer or Tracer()
         self._pool = pool
         self._producer = producer
         self._route = route
@@ -133,9 +139,12 @@ class OutboxRelay:
             )
             if not rows:
                 return 0
-            messages = [to_message(r, self._route) for r in rows]
             started = time.perf_counter()
-            await self._producer.send_many(messages)
+            if self._tracer.recording:
+                messages = await self._send_traced(rows)
+            else:
+                messages = [to_message(r, self._route) for r in rows]
+                await self._producer.send_many(messages)
             self.metrics.publish_seconds.labels(self._name).observe(time.perf_counter() - started)
             last = rows[-1]["position"]
             await conn.execute(
@@ -151,6 +160,34 @@ class OutboxRelay:
         self.published += len(rows)
         self._count(rows, messages)
         return len(rows)
+
+    async def _send_traced(self, rows: list[asyncpg.Record]) -> list[OutgoingMessage]:
+        """Publish with a producer span per event, whose context the record carries: the
+        consumers' spans are its children, and the wait in the outbox shows between the
+        span that stored the event and this one."""
+        spans = [
+            self._tracer.start(
+                f"send {topic}", row["traceparent"], SpanKind.PRODUCER,
+                {
+                    "messaging.system": "kafka",
+                    "messaging.operation.type": "send",
+                    "messaging.operation.name": "send",
+                    "messaging.destination.name": topic,
+                    "messaging.message.id": str(row["event_id"]),
+                    "helpdesk.event_type": row["event_type"],
+                    "helpdesk.tenant_id": row["tenant_id"],
+                },
+            )
+            for row in rows
+            for topic in (self._route(row["event_type"]),)
+        ]  # fmt: skip
+        messages = [
+            to_message(row, self._route, span.context.header)
+            for row, span in zip(rows, spans, strict=True)
+        ]
+        with ended(spans):
+            await self._producer.send_many(messages)
+        return messages
 
     async def _keep_layout(self, conn: Connection) -> bool:
         """Make this shard's checkpoint, and retire those of a former shard count; True once

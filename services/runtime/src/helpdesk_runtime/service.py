@@ -37,6 +37,7 @@ from helpdesk_runtime.outbox import OutboxRelay, Router, Source
 from helpdesk_runtime.personal_data import SubjectKeys, seal_plain_events
 from helpdesk_runtime.settings import Part, ServiceSettings
 from helpdesk_runtime.subscriptions import Outage, subscribe_batch
+from helpdesk_runtime.telemetry import Tracer
 from helpdesk_runtime.tenants import (
     TENANTS_TOPIC,
     TenantGate,
@@ -107,6 +108,7 @@ class ServiceRuntime:
             raise ValueError("watermarks say what a relay published: they need a route")
         self.settings = settings
         self.metrics = Metrics()
+        self.tracer = Tracer.for_service(settings)
         self.metrics.on_refresh(self._refresh_metrics)
         self._timer_handlers = dict(timers or {})
         # Each lane's kinds are fired by a scheduler of their own, so a burst of one kind
@@ -236,6 +238,7 @@ class ServiceRuntime:
                     retry_attempts=self.settings.consumer_retry_attempts,
                     retry_backoff_s=self.settings.consumer_retry_backoff_s,
                     metrics=self.metrics,
+                    tracer=self.tracer,
                 )
                 self.consumers[(spec.group_id, spec.topic)] = consumer
             return consumer
@@ -350,6 +353,8 @@ class ServiceRuntime:
             steps.append(("append feed", self.feed.stop))
         if self._pool is not None:
             steps.append(("database pool", self._pool.close))
+        # Last: the spans of everything above, exported off the event loop.
+        steps.append(("span export", lambda: asyncio.to_thread(self.tracer.shutdown)))
         for what, step in steps:
             try:
                 await step()
@@ -379,6 +384,7 @@ class ServiceRuntime:
                     poll_interval_s=self.settings.outbox_poll_interval_s,
                     metrics=self.metrics,
                     shard=Shard(index, count),
+                    tracer=self.tracer,
                 )
                 for index in range(count)
             ]
@@ -414,6 +420,7 @@ class ServiceRuntime:
                 poll_interval_s=self.settings.timer_poll_interval_s,
                 on_fired=self._timer_fired,
                 gate=lane.gate,
+                tracer=self.tracer,
             )
             self.timer_schedulers.append(timers)
             kinds = "+".join(sorted(lane.kinds))

@@ -15,6 +15,7 @@ DEV_SERVICE_TOKEN_SECRET = "dev-service-token-secret-local-only-0123456789"
 DEV_PII_MASTER_KEYS = "1:bG9jYWwtb25seSBwaWkgbWFzdGVyIGtleSAwMTIzISE="
 _JWT_KEY_SOURCES = ("jwt_secret", "jwt_public_key", "jwt_jwks_url")
 _OTHER_SECRETS = ("stream_token_secret", "service_token_secret", "pii_master_keys")
+_BLANK_IS_UNSET = (*_JWT_KEY_SOURCES, *_OTHER_SECRETS, "otel_exporter_otlp_endpoint")
 
 
 class Part(StrEnum):
@@ -141,6 +142,15 @@ class ServiceSettings(BaseSettings):
     # How late a timer that another replica scheduled sooner than the next known one can be.
     timer_poll_interval_s: float = Field(default=1.0, gt=0)
 
+    # Where spans go over OTLP/HTTP: an OpenTelemetry Collector's base URL, e.g.
+    # http://otel-collector:4318 (telemetry.py). Unset: no spans are recorded; trace context
+    # is carried all the same. The exporter's other OTEL_EXPORTER_OTLP_* and OTEL_BSP_*
+    # variables (headers, timeout, queue) are read by the OpenTelemetry SDK itself.
+    otel_exporter_otlp_endpoint: str | None = Field(default=None, pattern="^https?://")
+    # The share of new traces recorded, 0 to 1; a trace continued from a caller keeps the
+    # caller's decision, so a trace is whole or absent.
+    otel_traces_sampler_arg: float = Field(default=1.0, ge=0, le=1)
+
     # The whole shutdown, below a pod's terminationGracePeriodSeconds (30 s by default):
     # open HTTP requests and live streams get a quarter (5 s at most), then the consumers'
     # in-flight batches, then the background jobs' current pass, one after the other.
@@ -187,7 +197,7 @@ class ServiceSettings(BaseSettings):
             raise ValueError("PARTS names nothing to run; use some of api, consumers, jobs")
         return value
 
-    @field_validator(*_JWT_KEY_SOURCES, *_OTHER_SECRETS, mode="before")
+    @field_validator(*_BLANK_IS_UNSET, mode="before")
     @classmethod
     def _blank_is_unset(cls, value: Any) -> Any:
         return None if isinstance(value, str) and not value.strip() else value

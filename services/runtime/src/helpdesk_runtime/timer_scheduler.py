@@ -25,6 +25,7 @@ import asyncpg
 from helpdesk_runtime import trace
 from helpdesk_runtime.db import Connection
 from helpdesk_runtime.logging import FailureStreak, bound, get_logger
+from helpdesk_runtime.telemetry import SpanKind, Tracer, ended
 from helpdesk_runtime.timers import Clock, DueTimer, OnFired, TimerHandler, utc_now
 from helpdesk_runtime.trace import TraceContext
 from helpdesk_runtime.transient import is_transient
@@ -92,6 +93,7 @@ class TimerScheduler:
         retry: RetryPolicy = RetryPolicy(),  # frozen: sharing the default is harmless
         on_fired: OnFired | None = None,
         gate: Gate | None = None,
+        tracer: Tracer | None = None,
     ) -> None:
         if not handlers:
             raise ValueError("a timer scheduler needs at least one handler")
@@ -106,6 +108,7 @@ class TimerScheduler:
         self._retry = retry
         self._on_fired = on_fired
         self._gate = gate
+        self._tracer = tracer or Tracer()
         self.fired: Counter[str] = Counter()  # per kind: committed firings
         self.failed: Counter[str] = Counter()  # per kind: failed attempts pushed back
         self.last_error: str | None = None
@@ -199,11 +202,39 @@ class TimerScheduler:
         for t in timers:
             by_kind.setdefault(t.kind, []).append(t)
         for kind, group in by_kind.items():
+            if self._tracer.recording:
+                await self._apply_traced(conn, kind, group)
+                continue
             # What the handler appends continues the trace of what scheduled the timer; a
             # batch of many starts a trace of its own (a handler may narrow it per timer).
             span = group[0].span() if len(group) == 1 else TraceContext.new()
             with bound(timer_kind=kind, batch_size=len(group)), trace.using(span):
                 await self._handlers[kind](conn, group)
+
+    async def _apply_traced(self, conn: Connection, kind: str, group: list[DueTimer]) -> None:
+        """Each timer whose trace is recorded fires alone, under its span, so that whatever
+        its handler appends or sends belongs to that trace; the others (not sampled) fire
+        together, as they would untraced."""
+        spans = [
+            self._tracer.start(
+                f"timer {kind}", t.traceparent, SpanKind.INTERNAL,
+                {"helpdesk.timer.kind": kind, "helpdesk.tenant_id": t.tenant_id,
+                 "helpdesk.timer.key": t.key, "helpdesk.timer.attempt": t.attempts + 1},
+            )
+            for t in group
+        ]  # fmt: skip
+        handler, unsampled = self._handlers[kind], []
+        with ended(spans):
+            for timer, span in zip(group, spans, strict=True):
+                if not span.context.sampled:
+                    unsampled.append(timer)
+                    continue
+                with bound(timer_kind=kind, batch_size=1), trace.using(span.context):
+                    await handler(conn, [timer])
+            if unsampled:
+                with bound(timer_kind=kind, batch_size=len(unsampled)),\
+                        trace.using(TraceContext.new(sampled=False)):  # fmt: skip
+                    await handler(conn, unsampled)
 
     async def _retry_apart(self, timers: list[DueTimer], cause: Exception) -> int:
         """Fire timers that failed together again in halves, until each failing one is alone:

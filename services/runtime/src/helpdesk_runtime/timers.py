@@ -17,9 +17,10 @@ covered by crypto-shredding, and a big payload slows every claim.
 
 import json
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, TypeAlias
+from uuid import UUID
 
 from helpdesk_runtime.db import Connection
 from helpdesk_runtime.logging import get_logger
@@ -39,6 +40,9 @@ class Timer:
     tenant_id: str
     due_at: datetime
     payload: Mapping[str, Any]
+    # The consumed event that set the timer, when a consumer's batch sets it: the timer
+    # continues that event's trace (in a request, the request's trace is continued anyway).
+    cause: UUID | None = field(default=None, kw_only=True)
 
 
 @dataclass(frozen=True)
@@ -91,7 +95,8 @@ async def schedule(
 async def schedule_many(conn: Connection, timers: Sequence[Timer]) -> None:
     """Set or move many timers in one statement (a consumer's batch); the last of a timer
     given twice wins. Moving a timer resets its attempts: it is a new intention."""
-    rows = list({(t.kind, t.tenant_id, t.key): _encode(t) for t in timers}.values())
+    unique = {(t.kind, t.tenant_id, t.key): t for t in timers}
+    rows = [_encode(t) for t in unique.values()]
     if not rows:
         return
     await conn.execute(
@@ -105,7 +110,7 @@ async def schedule_many(conn: Connection, timers: Sequence[Timer]) -> None:
                 traceparent = excluded.traceparent, attempts = 0, last_error = NULL
         """,
         *(list(column) for column in zip(*rows, strict=True)),
-        [traceparent_for(None)] * len(rows),
+        [traceparent_for(t.cause) for t in unique.values()],
     )
 
 

@@ -40,9 +40,14 @@ class TraceContext:
         return cls(found[1], found[2], found[3])
 
     @classmethod
-    def new(cls) -> "TraceContext":
-        """The root of a new trace."""
-        return cls(_random_hex(128), _random_hex(64))
+    def new(cls, *, sampled: bool = True) -> "TraceContext":
+        """The root of a new trace (one a tracer has decided not to record: not sampled)."""
+        return cls(_random_hex(128), _random_hex(64), "01" if sampled else "00")
+
+    @property
+    def sampled(self) -> bool:
+        """Whether the trace is recorded (W3C's sampled flag)."""
+        return bool(int(self.flags, 16) & 1)
 
     def child(self) -> "TraceContext":
         """A span of this trace caused by this one (e.g. our handling of a request)."""
@@ -83,6 +88,17 @@ def using(context: TraceContext) -> Iterator[None]:
         yield
     finally:
         _current.reset(token)
+
+
+def current() -> TraceContext | None:
+    """The span the code runs in (a request's, a fired timer's), if any."""
+    return _current.get()
+
+
+def propagated() -> dict[str, str]:
+    """The header that carries the current span to a service this code calls over HTTP."""
+    context = _current.get()
+    return {HEADER: context.header} if context is not None else {}
 
 
 @contextmanager
