@@ -6,7 +6,9 @@
    relay off (until every event is in its input log), beside the plain aiokafka + asyncpg
    pipeline doing the same writes (support/plain_sla_pipeline.py) with one and three
    batches in flight; then its relay alone publishes the SLA events it wrote; then as many
-   events again are applied by BENCH_REPLICAS (default 2) processes of the service.
+   events again are applied by BENCH_REPLICAS (default 2) processes of the service; then,
+   in one process, untraced, tracing every trace and tracing one in ten, its spans
+   exported over OTLP/HTTP to a collector stand-in in a process of its own: what traces cost.
 2. The month-start cluster of deadlines: BENCH_SLA_DUE (default 100,000) running clocks
    due in the same minute among BENCH_SLA_WAITING (default 1,000,000) clocks with timers
    far in the future; one watermark passes the minute, and the time until every breach is
@@ -16,16 +18,20 @@ Run with `make bench`; it prints a table and writes it as JSON under .local/benc
 Figures are not asserted; that every event was applied and every breach published once is.
 """
 
+import asyncio
 import json
 import os
 import resource
+import sys
 import time
 import uuid
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import asyncpg
+import httpx
 from pydantic import SecretStr
 
 from helpdesk_contracts import (
@@ -60,6 +66,7 @@ from support.fixtures import start_group_at_end, topic_size
 from support.plain_pipeline import PlainRun, run_plain
 from support.plain_sla_pipeline import SETUP, apply_ticket_events
 from support.proc import cpu_s
+from support.service import free_port
 
 EVENTS = int(os.environ.get("BENCH_SLA_EVENTS", "50000"))
 DUE = int(os.environ.get("BENCH_SLA_DUE", "100000"))
@@ -150,6 +157,7 @@ async def test_the_consumer_applies_a_spike_of_ticket_events(
         rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         produced = await topic_size(kafka_bootstrap, out)
         replicas = await _drain_in_replicas(sla_database_url, kafka_bootstrap, producer, pool, run)
+        traced = await _tracing_costs(sla_database_url, kafka_bootstrap, producer, pool, run)
     finally:
         await pool.close()
 
@@ -161,6 +169,8 @@ async def test_the_consumer_applies_a_spike_of_ticket_events(
         ("its relay alone, SLA events published", published.per_second, published.cpu_us),
         *([(f"SLA consumer alone, {REPLICAS} replicas", replicas.per_second, replicas.cpu_us)]
           if replicas else []),
+        *((f"1 process, {label} ({spans:,} spans)", r.per_second, r.cpu_us)
+          for label, r, spans in traced),
     ]  # fmt: skip
     table = "\n".join(f"  {name:<46} {rate:9,.0f}/s {us:6.0f} µs/event" for name, rate, us in rows)
     print(
@@ -180,6 +190,9 @@ async def test_the_consumer_applies_a_spike_of_ticket_events(
         "ratio_to_best_plain": round(applied.per_second / best, 3), "peak_rss_mb": round(rss),
         "replicas": REPLICAS,
         "replicas_ratio_to_best_plain": round(replicas.per_second / best, 3) if replicas else None,
+        "tracing": [{"run": label, "per_second": round(r.per_second),
+                     "cpu_us_per_event": round(r.cpu_us), "spans_exported": spans}
+                    for label, r, spans in traced],
     })  # fmt: skip
 
 
@@ -204,16 +217,67 @@ async def _drain_in_replicas(
     service (`python -m sla`, consumers only): how the consumer scales out."""
     if not REPLICAS:
         return None
-    topic, group = f"bench.tickets.r.{run}", f"sla-replicas-{run}"
+    return await _drain_in_processes(
+        database_url, kafka_bootstrap, producer, pool, f"{run}-r", REPLICAS, {}
+    )
+
+
+async def _tracing_costs(
+    database_url: str, kafka_bootstrap: str, producer: Producer, pool: asyncpg.Pool, run: str
+) -> list[tuple[str, PlainRun, int]]:
+    """As many events again, each time on a topic of its own, applied by one process of the
+    service: untraced, then recording every trace, then a tenth of them, exporting over
+    OTLP/HTTP to a collector stand-in in a process of its own; (label, run, spans exported)."""
+    port = free_port()
+    sink = await asyncio.create_subprocess_exec(
+        sys.executable, str(Path(__file__).parents[1] / "support" / "otlp_sink.py"), str(port)
+    )
+    endpoint = f"http://127.0.0.1:{port}"
+    try:
+        async with httpx.AsyncClient(base_url=endpoint) as client:
+            await until(lambda: _answers(client), bool)
+            found = []
+            for n, (label, ratio) in enumerate((("untraced", None),
+                                                ("traced, every trace", "1.0"),
+                                                ("traced, 1 trace in 10", "0.1"))):  # fmt: skip
+                env = {} if ratio is None else {
+                    "OTEL_EXPORTER_OTLP_ENDPOINT": endpoint, "OTEL_TRACES_SAMPLER_ARG": ratio,
+                }  # fmt: skip
+                before = int((await client.get("/count")).text)
+                drained = await _drain_in_processes(
+                    database_url, kafka_bootstrap, producer, pool, f"{run}-t{n}", 1, env
+                )
+                # The processes flushed their spans as they stopped.
+                found.append((label, drained, int((await client.get("/count")).text) - before))
+            return found
+    finally:
+        sink.terminate()
+        await sink.wait()
+
+
+async def _answers(client: httpx.AsyncClient) -> bool:
+    try:
+        return (await client.get("/count")).status_code == 200
+    except httpx.TransportError:
+        return False
+
+
+async def _drain_in_processes(
+    database_url: str, kafka_bootstrap: str, producer: Producer, pool: asyncpg.Pool, run: str,
+    count: int, env: dict[str, str],
+) -> PlainRun:  # fmt: skip
+    """As many events again, on a topic of their own, applied by `count` processes of the
+    service (`python -m sla`, consumers only, with `env`); timed from the first batch."""
+    topic, group = f"bench.tickets.{run}", f"sla-{run}"
     await ensure_topics(kafka_bootstrap, [TopicSpec(topic, PARTITIONS)])
     await start_group_at_end(kafka_bootstrap, topic, group)
     env = {
         "TICKETS_TOPIC": topic, "SLA_TOPIC": f"bench.sla.{run}", "TICKETS_GROUP_ID": group,
         "PARTS": "consumers", "CONSUMER_BATCH_SIZE": str(BATCH), "LOG_LEVEL": "WARNING",
-        "CONSUMER_BATCH_TIMEOUT_MS": "100",
+        "CONSUMER_BATCH_TIMEOUT_MS": "100", **env,
     }  # fmt: skip
-    async with service_processes("sla", REPLICAS, database_url, kafka_bootstrap, env,
-                                 "sla-replica", group=group) as pids:  # fmt: skip
+    async with service_processes("sla", count, database_url, kafka_bootstrap, env,
+                                 f"sla-{run}", group=group) as pids:  # fmt: skip
         before = await _applied(pool)
         total = EVENTS // 5 * 5
         await _publish(producer, topic, total)

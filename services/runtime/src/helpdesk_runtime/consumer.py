@@ -329,25 +329,30 @@ class BatchConsumer:
         tracer = self._tracer
         if not tracer.recording:  # only the ids: the fast path builds no names
             return {d.envelope.event_id: tracer.start("", _trace_header(d.record)) for d in batch}
-        return {
-            d.envelope.event_id: tracer.start(
-                f"process {d.record.topic}", _trace_header(d.record), SpanKind.CONSUMER,
-                {
-                    "messaging.system": "kafka",
-                    "messaging.operation.type": "process",
-                    "messaging.operation.name": "process",
-                    "messaging.destination.name": d.record.topic,
-                    "messaging.destination.partition.id": str(d.record.partition),
-                    "messaging.kafka.offset": d.record.offset,
-                    "messaging.kafka.message.key": (d.record.key or b"").decode(errors="replace"),
-                    "messaging.consumer.group.name": self.name,
-                    "messaging.message.id": str(d.envelope.event_id),
-                    "helpdesk.event_type": d.envelope.event_type,
-                    "helpdesk.tenant_id": d.envelope.tenant_id,
-                },
+        spans = {}
+        for d in batch:
+            span = tracer.start(
+                f"process {d.record.topic}", _trace_header(d.record), SpanKind.CONSUMER
             )
-            for d in batch
-        }  # fmt: skip
+            if span.recorded:  # attributes only for the traces kept: most are not, at scale
+                span.set_all(self._attributes(d))
+            spans[d.envelope.event_id] = span
+        return spans
+
+    def _attributes(self, d: _Decoded) -> dict[str, str | int]:
+        return {
+            "messaging.system": "kafka",
+            "messaging.operation.type": "process",
+            "messaging.operation.name": "process",
+            "messaging.destination.name": d.record.topic,
+            "messaging.destination.partition.id": str(d.record.partition),
+            "messaging.kafka.offset": d.record.offset,
+            "messaging.kafka.message.key": (d.record.key or b"").decode(errors="replace"),
+            "messaging.consumer.group.name": self.name,
+            "messaging.message.id": str(d.envelope.event_id),
+            "helpdesk.event_type": d.envelope.event_type,
+            "helpdesk.tenant_id": d.envelope.tenant_id,
+        }
 
     def _count_applied(self, batch: Sequence[_Decoded], fresh: set[Any], refused: set[Any]) -> None:
         # Counted per (topic, type) first: one labelled update per group, not per event.

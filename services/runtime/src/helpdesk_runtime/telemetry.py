@@ -46,9 +46,18 @@ class Span:
         self.context = context
         self._otel = recorded
 
+    @property
+    def recorded(self) -> bool:
+        """Whether this span is recorded (its trace sampled): its attributes are worth building."""
+        return self._otel is not None and self._otel.is_recording()
+
     def set(self, key: str, value: str | bool | int | float) -> None:
         if self._otel is not None:
             self._otel.set_attribute(key, value)
+
+    def set_all(self, attributes: Attributes) -> None:
+        if self._otel is not None:
+            self._otel.set_attributes(attributes)
 
     def rename(self, name: str) -> None:
         """A server span learns its route only once the router has matched it."""
