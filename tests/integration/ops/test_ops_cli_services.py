@@ -179,3 +179,17 @@ async def test_dead_letters_deliveries_lists_what_notifications_gave_up_on(
         refused = await helpdesk(*args[:-2], "--token", token_of(notifications, "agent"))
         assert refused.exit_code == 1
         assert "403" in refused.stderr
+
+        # The address fixed, an admin sends it again: once, however often it is asked.
+        mailbox.refusing = None
+        again = ["dead-letters", "redeliver", letter["delivery_id"], "--url",
+                 notifications.base_url, "--token", token_of(notifications, "admin")]  # fmt: skip
+        redriven = await helpdesk(*again, "--json")
+        assert redriven.exit_code == 0, redriven.output
+        assert json.loads(redriven.stdout)["state"] == "pending"
+        [mail] = await mailbox.wait_for(address, count=1, timeout_s=60)
+        assert "Invoice twice" in str(mail["Subject"])
+        twice = await helpdesk(*again)
+        assert twice.exit_code == 1
+        assert "409" in twice.stderr
+        assert await listed() == []

@@ -252,7 +252,7 @@ def dlq_deliveries(
 ) -> None:
     """The notifications service's dead-letter deliveries (refused for good or out of
     retries) of the token's tenant, with their last error: `GET /v1/dead-letters`.
-    Re-drive one with `POST /v1/deliveries/{id}/redrive` once the cause is fixed."""
+    Re-drive one with `helpdesk dead-letters redeliver` once the cause is fixed."""
     try:
         found = services_api.call(url, token, "GET", "/v1/dead-letters", params={"limit": limit})
     except services_api.ApiError as exc:
@@ -267,6 +267,35 @@ def dlq_deliveries(
         table.add_row(d["delivery_id"], d["created_at"], d["event_type"], d["channel"],
                       str(d["attempts"]), (d.get("last_error") or "-")[:200])  # fmt: skip
     console.print(table)
+
+
+@dlq_app.command("redeliver")
+def dlq_redeliver(
+    delivery_id: Annotated[str, typer.Argument(help="A dead delivery's id (from `deliveries`).")],
+    token: Token,
+    url: Annotated[
+        str,
+        typer.Option(
+            "--url",
+            envvar="HELPDESK_NOTIFICATIONS_URL",
+            help="The notifications service's base URL.",
+        ),
+    ] = "http://127.0.0.1:8003",
+    as_json: AsJson = False,
+) -> None:
+    """Send one of the notifications service's dead-letter deliveries again, now, with a
+    fresh set of retries (an admin's token; audited): `POST /v1/deliveries/{id}/redrive`.
+    Refused unless the delivery is dead, so running it twice sends it once."""
+    try:
+        delivery = services_api.call(url, token, "POST", f"/v1/deliveries/{delivery_id}/redrive")
+    except services_api.ApiError as exc:
+        raise _fail(str(exc)) from exc
+    if as_json:
+        typer.echo(json.dumps(delivery, indent=2))
+        return
+    console.print(
+        f"delivery {delivery['delivery_id']} is {delivery['state']} again: it goes out now"
+    )
 
 
 @app.command("rebuild")

@@ -134,6 +134,10 @@ class Tracer:
         if self._otel is None:
             return Span(parent.child() if isinstance(parent, TraceContext) else continued(parent))
         parent_context = parent if isinstance(parent, TraceContext) else TraceContext.parse(parent)
+        if parent_context is not None and not parent_context.sampled:
+            # What the parent-based sampler would decide, without the SDK's 5 µs: most
+            # events of a sampled deployment arrive so.
+            return Span(parent_context.child())
         recorded = self._otel.start_span(
             name,
             context=_remote(parent_context),
