@@ -11,6 +11,7 @@
 #   HELPDESK_LOCAL_DIR              state dir (default: <repo>/.local, git-ignored)
 #   HELPDESK_KAFKA_PORT             Kafka client port (19092)
 #   HELPDESK_KAFKA_CONTROLLER_PORT  KRaft controller port (19093)
+#   HELPDESK_KAFKA_SASL_PORT        SASL_PLAINTEXT (SCRAM-SHA-512) client port (Kafka port + 2)
 #   HELPDESK_PG_PORT                PostgreSQL port (15432)
 #   HELPDESK_KAFKA_HEAP_OPTS        broker heap ("-Xms128m -Xmx512m")
 #   HELPDESK_INFRA_TIMEOUT          seconds to wait for each server to answer (120)
@@ -24,6 +25,10 @@ LOCAL_DIR="${HELPDESK_LOCAL_DIR:-$REPO_ROOT/.local}"
 [[ "$LOCAL_DIR" == /* ]] || LOCAL_DIR="$PWD/$LOCAL_DIR"
 KAFKA_PORT="${HELPDESK_KAFKA_PORT:-19092}"
 KAFKA_CONTROLLER_PORT="${HELPDESK_KAFKA_CONTROLLER_PORT:-19093}"
+KAFKA_SASL_PORT="${HELPDESK_KAFKA_SASL_PORT:-$((KAFKA_PORT + 2))}"
+# The user of the SASL listener (local only, like the services' development secrets).
+KAFKA_SCRAM_USER=helpdesk
+KAFKA_SCRAM_PASSWORD=helpdesk-local-scram
 PG_PORT="${HELPDESK_PG_PORT:-15432}"
 KAFKA_HEAP_OPTS="${HELPDESK_KAFKA_HEAP_OPTS:--Xms128m -Xmx512m}"
 START_TIMEOUT="${HELPDESK_INFRA_TIMEOUT:-120}"
@@ -136,6 +141,7 @@ kafka_write_config() {
   text="$(<"$KAFKA_SRC/server.properties.template")"
   text="${text//@KAFKA_PORT@/"$KAFKA_PORT"}"
   text="${text//@CONTROLLER_PORT@/"$KAFKA_CONTROLLER_PORT"}"
+  text="${text//@SASL_PORT@/"$KAFKA_SASL_PORT"}"
   text="${text//@DATA_DIR@/"$KAFKA_DATA"}"
   printf '%s\n' "$text" >"$KAFKA_CONF"
 }
@@ -171,8 +177,8 @@ kafka_format() {
 kafka_start() {
   mkdir -p "$KAFKA_DATA" "$KAFKA_LOGS"
   local port
-  for port in "$KAFKA_PORT" "$KAFKA_CONTROLLER_PORT"; do
-    port_free "$port" || die "port $port is taken by another process (set HELPDESK_KAFKA_PORT / HELPDESK_KAFKA_CONTROLLER_PORT)"
+  for port in "$KAFKA_PORT" "$KAFKA_CONTROLLER_PORT" "$KAFKA_SASL_PORT"; do
+    port_free "$port" || die "port $port is taken by another process (set HELPDESK_KAFKA_PORT / HELPDESK_KAFKA_CONTROLLER_PORT / HELPDESK_KAFKA_SASL_PORT)"
   done
   kafka_fetch
   kafka_build_probe
@@ -211,9 +217,10 @@ kafka_wait() {
   done
 }
 
-# A real client: cluster metadata, topics, and the group coordinator.
+# A real client: cluster metadata, topics, and the group coordinator; and the SASL user.
 kafka_probe() {
   kafka_tool probe.log "$KAFKA_PROBE_DIR:$KAFKA_LIBS/*" KafkaProbe "127.0.0.1:$KAFKA_PORT" "$START_TIMEOUT" \
+    "$KAFKA_SCRAM_USER" "$KAFKA_SCRAM_PASSWORD" \
     >"$KAFKA_LOGS/probe.out" 2>&1 ||
     fail_with_logs "Kafka answers ApiVersions but not an admin client" "$KAFKA_LOGS/probe.out" "${KAFKA_LOG_FILES[@]}"
   log "$(cat "$KAFKA_LOGS/probe.out")"
@@ -487,6 +494,10 @@ cmd_status() {
 
 cmd_env() {
   echo "export KAFKA_BOOTSTRAP_SERVERS=127.0.0.1:$KAFKA_PORT"
+  # Prefixed: the services read KAFKA_SASL_* themselves, and must not sign in by accident.
+  echo "export HELPDESK_KAFKA_SASL_BOOTSTRAP=127.0.0.1:$KAFKA_SASL_PORT"
+  echo "export HELPDESK_KAFKA_SASL_USER=$KAFKA_SCRAM_USER"
+  echo "export HELPDESK_KAFKA_SASL_PASSWORD=$KAFKA_SCRAM_PASSWORD"
   echo "export DATABASE_ADMIN_URL=postgresql://$PG_ROLE@127.0.0.1:$PG_PORT/postgres"
 }
 

@@ -24,7 +24,7 @@ from sla.config import Settings as SlaSettings
 from ticketing.bootstrap import build_runtime
 from ticketing.config import Settings
 
-from support.servers import Servers, servers
+from support.servers import SaslListener, Servers, servers
 
 
 @pytest.fixture(scope="session")
@@ -197,6 +197,14 @@ async def pool(database_url: str) -> AsyncIterator[asyncpg.Pool]:
     p = await create_pool(database_url, min_size=1, max_size=10)
     yield p
     await p.close()
+
+
+@pytest.fixture
+def kafka_sasl(real_servers: Servers) -> SaslListener:
+    """The broker's SASL (SCRAM-SHA-512) listener and its user."""
+    if real_servers.kafka_sasl is None:
+        pytest.skip("this Kafka (testcontainers') has no SASL listener; infra.sh's has")
+    return real_servers.kafka_sasl
 
 
 @pytest.fixture(scope="session")

@@ -2,14 +2,12 @@
 the protobuf export requests the services' SDK sends to /v1/traces and keeps their spans."""
 
 import asyncio
-import contextvars
 import gzip
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-import uvicorn
 from fastapi import FastAPI, Request, Response
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceRequest,
@@ -17,7 +15,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
 )
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue
 
-from support.service import free_port
+from support.receivers import served
 
 KINDS = {1: "internal", 2: "server", 3: "client", 4: "producer", 5: "consumer"}
 
@@ -99,15 +97,5 @@ async def otlp_collector() -> AsyncIterator[Collector]:
             media_type="application/x-protobuf",
         )
 
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None))
-    task = asyncio.create_task(server.serve(), context=contextvars.Context())
-    async with asyncio.timeout(30):
-        while not server.started:  # noqa: ASYNC110  (uvicorn has no event for it)
-            await asyncio.sleep(0.02)
-    collector.base_url = f"http://127.0.0.1:{port}"
-    try:
+    async with served(app) as collector.base_url:
         yield collector
-    finally:
-        server.should_exit = True
-        await task

@@ -56,15 +56,21 @@ async def http_receiver() -> AsyncIterator[Receiver]:
             )  # fmt: skip
         return Response(status_code=receiver.status)
 
+    async with served(app) as receiver.base_url:
+        yield receiver
+
+
+@asynccontextmanager
+async def served(app: FastAPI) -> AsyncIterator[str]:
+    """`app` on a free port of 127.0.0.1 until the block ends; its base URL."""
     port = free_port()
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None))
     task = asyncio.create_task(server.serve(), context=contextvars.Context())
     async with asyncio.timeout(30):
         while not server.started:  # noqa: ASYNC110  (uvicorn has no event for it)
             await asyncio.sleep(0.02)
-    receiver.base_url = f"http://127.0.0.1:{port}"
     try:
-        yield receiver
+        yield f"http://127.0.0.1:{port}"
     finally:
         server.should_exit = True
         await task

@@ -17,9 +17,26 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 @dataclass(frozen=True)
+class SaslListener:
+    """The broker's SASL_PLAINTEXT (SCRAM-SHA-512) listener and its user."""
+
+    bootstrap: str
+    username: str
+    password: str
+
+
+@dataclass(frozen=True)
 class Servers:
     kafka_bootstrap: str
     database_admin_url: str  # a superuser DSN; tests create their own databases
+    kafka_sasl: SaslListener | None = None  # infra.sh's; not of testcontainers' Kafka
+
+
+def _sasl(values: dict[str, str]) -> SaslListener | None:
+    names = ("HELPDESK_KAFKA_SASL_BOOTSTRAP", "HELPDESK_KAFKA_SASL_USER",
+             "HELPDESK_KAFKA_SASL_PASSWORD")  # fmt: skip
+    found = [values.get(name) for name in names]
+    return SaslListener(*found) if all(found) else None  # type: ignore[arg-type]
 
 
 # The same separate instance deploy/local/test.sh uses, apart from what `make up` runs.
@@ -27,6 +44,7 @@ TEST_INSTANCE = {
     "HELPDESK_LOCAL_DIR": str(REPO / ".local" / "test"),
     "HELPDESK_KAFKA_PORT": "29092",
     "HELPDESK_KAFKA_CONTROLLER_PORT": "29093",
+    "HELPDESK_KAFKA_SASL_PORT": "29094",
     "HELPDESK_PG_PORT": "25432",
 }
 
@@ -43,7 +61,7 @@ def _from_infra_script() -> Servers:
         for line in env.stdout.splitlines()
         if line.startswith("export ")
     )
-    return Servers(values["KAFKA_BOOTSTRAP_SERVERS"], values["DATABASE_ADMIN_URL"])
+    return Servers(values["KAFKA_BOOTSTRAP_SERVERS"], values["DATABASE_ADMIN_URL"], _sasl(values))
 
 
 @contextmanager
@@ -62,7 +80,7 @@ def servers() -> Iterator[Servers]:
     kafka = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
     database = os.environ.get("DATABASE_ADMIN_URL")
     if kafka and database:
-        yield Servers(kafka, database)
+        yield Servers(kafka, database, _sasl(dict(os.environ)))
     elif os.environ.get("HELPDESK_TESTCONTAINERS") == "1":
         with _from_testcontainers() as found:
             yield found

@@ -110,7 +110,8 @@ _TOPICS = (
             "CustomerMessageReceived (the publisher's own ids)"
         ),
         event_types=(TicketSubmitted, CustomerMessageReceived),
-        producers=(COMPANY_SYSTEMS,),
+        # notifications: the customers' mail it receives (CustomerMessageReceived).
+        producers=(COMPANY_SYSTEMS, "notifications"),
         consumers=("ticketing",),
         compatibility="backward",
         partitions=12,

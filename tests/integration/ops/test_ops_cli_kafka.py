@@ -14,6 +14,7 @@ from helpdesk_contracts import DlqHeader
 from helpdesk_ops.cli import app
 
 from support.fixtures import consume, topic_size
+from support.servers import SaslListener
 
 
 async def helpdesk(bootstrap: str, *args: str) -> Any:
@@ -149,3 +150,36 @@ async def test_dead_letters_are_listed_with_reasons_and_redriven_once(
                           "--json")  # fmt: skip
     assert more["redriven"] == 1
     assert await topic_size(kafka_bootstrap, topic) == 3
+
+
+async def test_lag_signs_in_with_the_services_own_variables(
+    kafka_bootstrap: str, kafka_sasl: SaslListener, new_topic: Any
+) -> None:
+    topic = await new_topic(1)
+    group = f"sla-ops-sasl-{uuid.uuid4().hex[:8]}"
+    producer = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap)
+    await producer.start()
+    try:
+        for _ in range(4):
+            await producer.send_and_wait(topic, b"x", partition=0)
+    finally:
+        await producer.stop()
+    await commit(kafka_bootstrap, group, {TopicPartition(topic, 0): 1})
+    signed_in = {
+        "KAFKA_SECURITY_PROTOCOL": "SASL_PLAINTEXT", "KAFKA_SASL_MECHANISM": "SCRAM-SHA-512",
+        "KAFKA_SASL_USERNAME": kafka_sasl.username, "KAFKA_SASL_PASSWORD": kafka_sasl.password,
+    }  # fmt: skip
+    args = ["lag", "--group", group, "--json", "--bootstrap", kafka_sasl.bootstrap]
+
+    answer = await asyncio.to_thread(CliRunner().invoke, app, args, env=signed_in)
+    assert answer.exit_code == 0, answer.output
+    [row] = json.loads(answer.stdout)
+    assert (row["topic"], row["lag"]) == (topic, 3)
+
+    wrong = {**signed_in, "KAFKA_SASL_PASSWORD": "not-the-password"}
+    refused = await asyncio.to_thread(CliRunner().invoke, app, args, env=wrong)
+    assert refused.exit_code == 1, refused.output
+    # aiokafka logs the refusal (SaslAuthenticationFailed) and raises "unable to bootstrap".
+    assert "Unable to bootstrap" in refused.stderr
+    assert "KAFKA_SASL_*" in refused.stderr
+    assert "Traceback" not in refused.output

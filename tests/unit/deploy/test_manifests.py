@@ -10,8 +10,10 @@ ports), which changes far more often than they do.
 import re
 from collections.abc import Callable, Iterator
 from functools import cache
+from pathlib import PurePosixPath
 from typing import Any
 
+import certifi
 import pytest
 import yaml  # type: ignore[import-untyped]  # types-PyYAML is not a dependency
 from pydantic_settings import BaseSettings
@@ -104,6 +106,10 @@ def _settings(
     env = _environment(overlay, container)
     unknown = sorted(set(env) - {f.upper() for f in settings_class.model_fields})
     assert not unknown, f"{service}: no such setting: {unknown}"
+    if "KAFKA_SSL_CAFILE" in env:  # mounted in the pod; a real file here, to build a runtime
+        mounts = {m["mountPath"] for m in container.get("volumeMounts", [])}
+        assert str(PurePosixPath(env["KAFKA_SSL_CAFILE"]).parent) in mounts, service
+        env["KAFKA_SSL_CAFILE"] = certifi.where()
     for name, value in env.items():
         monkeypatch.setenv(name, value)
     return settings_class()
@@ -340,3 +346,62 @@ def test_each_service_has_its_own_backed_up_database(overlay: str) -> None:
         (url,) = (v for v in container["env"] if v["name"] == "DATABASE_URL")
         # CloudNativePG's generated "<cluster>-app" Secret: the service's own database only.
         assert url["valueFrom"]["secretKeyRef"]["name"] == f"{_service_of(deployment)}-db-app"
+
+
+def _acls(user: Manifest, kind: str, operation: str) -> set[str]:
+    return {
+        acl["resource"]["name"]
+        for acl in user["spec"]["authorization"]["acls"]
+        if acl["resource"]["type"] == kind and operation in acl["operations"]
+        and acl["resource"]["patternType"] == "literal"
+    }  # fmt: skip
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_each_service_signs_in_as_its_kafka_user_allowed_exactly_what_its_code_does(
+    overlay: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Least privilege, checked against the code: a service's KafkaUser may read the topics
+    it consumes, write their dead letters and the topics the contracts say it produces, and
+    join its groups; nothing else. Every process signs in as it over TLS, and so does KEDA."""
+    users = {u["metadata"]["name"]: u for u in _of_kind(overlay, "KafkaUser")}
+    for service in _SERVICES:
+        runtime, _ = _runtime(overlay, service, monkeypatch)
+        access = runtime.kafka_access()
+        user = users[service]
+        assert user["spec"]["authentication"]["type"] == "scram-sha-512"
+        assert _acls(user, "topic", "Read") == access.reads, service
+        assert _acls(user, "topic", "Write") == access.writes, service
+        assert _acls(user, "group", "Read") == access.groups, service
+        assert len(user["spec"]["authorization"]["acls"]) == (
+            len(access.reads) + len(access.writes) + len(access.groups)
+        ), f"{service}: an ACL more than the code needs"
+        for deployment in (d for d in _deployments(overlay) if _service_of(d) == service):
+            pod = deployment["spec"]["template"]["spec"]
+            ca_volumes = {
+                v["name"] for v in pod["volumes"]
+                if v.get("secret", {}).get("secretName") == "helpdesk-kafka-cluster-ca-cert"
+            }  # fmt: skip
+            for container in [*pod["initContainers"], *pod["containers"]]:
+                settings = _settings(overlay, container, service, monkeypatch)
+                assert settings.kafka_security_protocol == "SASL_SSL", service
+                assert settings.kafka_sasl_username == service
+                (password,) = (v for v in container["env"] if v["name"] == "KAFKA_SASL_PASSWORD")
+                assert password["valueFrom"]["secretKeyRef"] == {"name": service, "key": "password"}
+                assert {m["name"] for m in container["volumeMounts"]} & ca_volumes, service
+    scaled = {
+        s["spec"]["scaleTargetRef"]["name"]: s["spec"] for s in _of_kind(overlay, "ScaledObject")
+    }
+    (auth,) = _of_kind(overlay, "TriggerAuthentication")
+    assert {e["name"] for e in auth["spec"]["env"]} == {
+        "KAFKA_SASL_USERNAME",
+        "KAFKA_SASL_PASSWORD",
+    }
+    for service in _SERVICES:
+        lag = [t for t in scaled[f"{service}-consumers"]["triggers"] if t["type"] == "kafka"]
+        assert lag, service
+        for trigger in lag:
+            assert trigger["authenticationRef"]["name"] == auth["metadata"]["name"]
+            metadata = trigger["metadata"]
+            assert (metadata["sasl"], metadata["tls"]) == ("scram_sha512", "enable")
+            assert metadata["bootstrapServers"].endswith(":9093"), "the TLS listener"

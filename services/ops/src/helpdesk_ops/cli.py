@@ -12,10 +12,12 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Coroutine
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 import typer
+from aiokafka.errors import KafkaError
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
@@ -58,7 +60,9 @@ Bootstrap = Annotated[
     str,
     typer.Option(
         "--bootstrap", envvar="KAFKA_BOOTSTRAP_SERVERS",
-        help="Kafka bootstrap servers (host:port[,host:port]).",
+        help="Kafka bootstrap servers (host:port[,host:port]). To sign in, set the services'"
+        " own KAFKA_SECURITY_PROTOCOL, KAFKA_SASL_MECHANISM, KAFKA_SASL_USERNAME,"
+        " KAFKA_SASL_PASSWORD and KAFKA_SSL_CAFILE.",
     ),
 ]  # fmt: skip
 AsJson = Annotated[bool, typer.Option("--json", help="Print JSON for scripts, not a table.")]
@@ -69,12 +73,32 @@ Token = Annotated[
         help="Bearer token of a supervisor or admin of the tenant (HELPDESK_TOKEN).",
     ),
 ]  # fmt: skip
+NotificationsUrl = Annotated[
+    str,
+    typer.Option(
+        "--url", envvar="HELPDESK_NOTIFICATIONS_URL",
+        help="The notifications service's base URL.",
+    ),
+]  # fmt: skip
 DEFAULT_BOOTSTRAP = "127.0.0.1:19092"
+T = TypeVar("T")
 
 
 def _fail(message: str) -> typer.Exit:
     errors.print(f"[red]error:[/red] {message}", markup=True, highlight=False)
     return typer.Exit(code=1)
+
+
+def _on_kafka(bootstrap: str, work: Coroutine[Any, Any, T]) -> T:
+    """Run a command's work on the brokers; a broker that refuses or cannot be reached is an
+    error line (sign-in: KAFKA_SECURITY_PROTOCOL, KAFKA_SASL_*), not a traceback."""
+    try:
+        return asyncio.run(work)
+    except KafkaError as exc:
+        raise _fail(
+            f"Kafka at {bootstrap}: {type(exc).__name__}: {exc} (is it reachable, and do"
+            " KAFKA_SECURITY_PROTOCOL and KAFKA_SASL_* match its listener?)"
+        ) from exc
 
 
 def _age(seconds: float | None) -> str:
@@ -106,7 +130,9 @@ def lag_command(
     age is how long the oldest of them has waited (now minus the timestamp of the record
     at the committed offset). Watch age during a spike: a large lag of fresh records is
     fine, old records mean late SLA verdicts and late notifications."""
-    rows = asyncio.run(lag.consumer_lag(bootstrap, groups=group or None, services=service or None))
+    rows = _on_kafka(
+        bootstrap, lag.consumer_lag(bootstrap, groups=group or None, services=service or None)
+    )
     if as_json:
         typer.echo(json.dumps([r.as_json() for r in rows], indent=2))
         return
@@ -134,7 +160,9 @@ def dlq_list(
 ) -> None:
     """What sits on the `.dlq` topics: a count per topic and the latest records, with the
     consumer that gave up on each, its error type and reason (the dlq-* headers)."""
-    summaries = asyncio.run(dead_letters.list_dead_letters(bootstrap, topic=topic, latest=latest))
+    summaries = _on_kafka(
+        bootstrap, dead_letters.list_dead_letters(bootstrap, topic=topic, latest=latest)
+    )
     if as_json:
         typer.echo(json.dumps([{"topic": s.topic, "count": s.count,
                                 "latest": [x.as_json() for x in s.latest]}
@@ -213,7 +241,7 @@ def dlq_redrive(
             )  # fmt: skip
 
     try:
-        result = asyncio.run(go())
+        result = _on_kafka(bootstrap, go())
     except LookupError as exc:
         raise _fail(str(exc)) from exc
     summary = {"dlq": result.dlq, "read": result.read, "redriven": result.redriven,
@@ -239,14 +267,7 @@ def dlq_redrive(
 @dlq_app.command("deliveries")
 def dlq_deliveries(
     token: Token,
-    url: Annotated[
-        str,
-        typer.Option(
-            "--url",
-            envvar="HELPDESK_NOTIFICATIONS_URL",
-            help="The notifications service's base URL.",
-        ),
-    ] = "http://127.0.0.1:8003",
+    url: NotificationsUrl = "http://127.0.0.1:8003",
     limit: Annotated[int, typer.Option(help="At most this many.")] = 100,
     as_json: AsJson = False,
 ) -> None:
@@ -273,14 +294,7 @@ def dlq_deliveries(
 def dlq_redeliver(
     delivery_id: Annotated[str, typer.Argument(help="A dead delivery's id (from `deliveries`).")],
     token: Token,
-    url: Annotated[
-        str,
-        typer.Option(
-            "--url",
-            envvar="HELPDESK_NOTIFICATIONS_URL",
-            help="The notifications service's base URL.",
-        ),
-    ] = "http://127.0.0.1:8003",
+    url: NotificationsUrl = "http://127.0.0.1:8003",
     as_json: AsJson = False,
 ) -> None:
     """Send one of the notifications service's dead-letter deliveries again, now, with a

@@ -17,7 +17,13 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.structs import ConsumerRecord
 
 from helpdesk_contracts import DlqHeader, dead_letter_topic
-from helpdesk_ops.kafka_tools import CLIENT_ID, admin_client, partitions_of, reader
+from helpdesk_ops.kafka_tools import (
+    CLIENT_ID,
+    admin_client,
+    partitions_of,
+    reader,
+    security_options,
+)
 
 DLQ_SUFFIX = ".dlq"
 REDRIVE_GROUP = "helpdesk-ops-redrive"
@@ -264,7 +270,7 @@ async def redrive(
             return result
         producer = AIOKafkaProducer(
             bootstrap_servers=bootstrap, client_id=CLIENT_ID, acks="all",
-            enable_idempotence=True,
+            enable_idempotence=True, **security_options(),
         )  # fmt: skip
         await producer.start()
         try:

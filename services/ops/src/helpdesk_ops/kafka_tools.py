@@ -4,19 +4,42 @@ together, a topic's partitions, and reading one record at a given offset."""
 from __future__ import annotations
 
 import asyncio
+import os
 from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.helpers import create_ssl_context
 
 CLIENT_ID = "helpdesk-ops"
 
 
+def security_options() -> dict[str, Any]:
+    """How to sign in to the brokers, from the services' own variables: KAFKA_SECURITY_PROTOCOL
+    (PLAINTEXT by default; SSL, SASL_PLAINTEXT, SASL_SSL), KAFKA_SASL_MECHANISM (SCRAM-SHA-512),
+    KAFKA_SASL_USERNAME, KAFKA_SASL_PASSWORD and KAFKA_SSL_CAFILE: an operator's Kafka user."""
+    protocol = os.environ.get("KAFKA_SECURITY_PROTOCOL", "PLAINTEXT").upper()
+    if protocol == "PLAINTEXT":
+        return {}
+    options: dict[str, Any] = {"security_protocol": protocol}
+    if protocol.endswith("SSL"):
+        options["ssl_context"] = create_ssl_context(cafile=os.environ.get("KAFKA_SSL_CAFILE"))
+    if protocol.startswith("SASL_"):
+        options |= {
+            "sasl_mechanism": os.environ.get("KAFKA_SASL_MECHANISM", "SCRAM-SHA-512"),
+            "sasl_plain_username": os.environ.get("KAFKA_SASL_USERNAME"),
+            "sasl_plain_password": os.environ.get("KAFKA_SASL_PASSWORD"),
+        }
+    return options
+
+
 @asynccontextmanager
 async def admin_client(bootstrap: str) -> AsyncIterator[AIOKafkaAdminClient]:
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, client_id=CLIENT_ID)
+    admin = AIOKafkaAdminClient(
+        bootstrap_servers=bootstrap, client_id=CLIENT_ID, **security_options()
+    )
     await admin.start()
     try:
         yield admin
@@ -34,6 +57,7 @@ async def reader(bootstrap: str, group_id: str | None = None) -> AsyncIterator[A
         group_id=group_id,
         enable_auto_commit=False,
         auto_offset_reset="earliest",  # an offset aged out by retention: the oldest left
+        **security_options(),
     )
     await consumer.start()
     try:

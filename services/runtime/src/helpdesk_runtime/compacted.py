@@ -14,8 +14,10 @@ from contextlib import suppress
 
 import asyncpg
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
+from faststream.security import BaseSecurity
 
 from helpdesk_runtime.db import Connection
+from helpdesk_runtime.kafka import client_options
 from helpdesk_runtime.logging import get_logger
 
 log = get_logger(__name__)
@@ -27,8 +29,12 @@ class CompactedReplica(ABC):
     `caught_up` is set once it has read what the topic held when it started; until then
     `behind` tells readiness so."""
 
-    def __init__(self, topic: str, bootstrap_servers: str, pool: asyncpg.Pool) -> None:
+    def __init__(
+        self, topic: str, bootstrap_servers: str, pool: asyncpg.Pool,
+        security: BaseSecurity | None = None,
+    ) -> None:  # fmt: skip
         self._topic, self._bootstrap, self._pool = topic, bootstrap_servers, pool
+        self._security = security
         self._stopping = asyncio.Event()
         self.caught_up = asyncio.Event()
 
@@ -44,7 +50,7 @@ class CompactedReplica(ABC):
     async def run(self) -> None:
         consumer = AIOKafkaConsumer(
             bootstrap_servers=self._bootstrap, group_id=None, enable_auto_commit=False,
-            auto_offset_reset="earliest",
+            auto_offset_reset="earliest", **client_options(self._security),
         )  # fmt: skip
         await consumer.start()
         try:

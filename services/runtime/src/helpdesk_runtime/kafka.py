@@ -2,18 +2,24 @@
 
 import asyncio
 import random
+import ssl
 import struct
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from aiokafka.errors import MessageSizeTooLargeError, TopicAlreadyExistsError
 from aiokafka.producer.message_accumulator import BatchBuilder
+from faststream.kafka.security import parse_security
+from faststream.security import BaseSecurity, SASLPlaintext, SASLScram256, SASLScram512
 
 from helpdesk_runtime.logging import get_logger
+from helpdesk_runtime.settings import ServiceSettings
 
 log = get_logger(__name__)
 
@@ -36,6 +42,37 @@ class OutgoingMessage:
 
 _M = 0x5BD1E995
 _MASK = 0xFFFFFFFF
+
+
+def kafka_security(settings: ServiceSettings) -> BaseSecurity | None:
+    """How the service's clients authenticate and encrypt (KAFKA_SECURITY_PROTOCOL and the
+    settings after it), as FastStream's broker takes it; None for PLAINTEXT."""
+    protocol = settings.kafka_security_protocol
+    if protocol == "PLAINTEXT":
+        return None
+    tls = protocol.endswith("SSL")
+    cafile = settings.kafka_ssl_cafile
+    if tls and cafile is not None and not Path(cafile).is_file():
+        raise ValueError(f"KAFKA_SSL_CAFILE={cafile}: no such file (the CA's certificates, PEM)")
+    context = ssl.create_default_context(cafile=cafile) if tls else None
+    if not protocol.startswith("SASL_"):
+        return BaseSecurity(ssl_context=context, use_ssl=True)
+    password = settings.kafka_sasl_password  # both required by the settings' check
+    return _SASL[settings.kafka_sasl_mechanism](
+        settings.kafka_sasl_username or "", password.get_secret_value() if password else "",
+        ssl_context=context, use_ssl=tls,
+    )  # fmt: skip
+
+
+_SASL: dict[str, type[SASLPlaintext | SASLScram256 | SASLScram512]] = {
+    "PLAIN": SASLPlaintext, "SCRAM-SHA-256": SASLScram256, "SCRAM-SHA-512": SASLScram512,
+}  # fmt: skip
+
+
+def client_options(security: BaseSecurity | None) -> dict[str, Any]:
+    """An aiokafka client's arguments for `security` (the broker's, from `kafka_security`):
+    FastStream's own translation, so that its subscribers and our clients connect alike."""
+    return parse_security(security) if security is not None else {}
 
 
 def murmur2(key: bytes) -> int:
@@ -77,9 +114,11 @@ class Producer:
     """
 
     def __init__(
-        self, bootstrap_servers: str, client_id: str, max_message_bytes: int = 4_194_304
-    ) -> None:
+        self, bootstrap_servers: str, client_id: str, max_message_bytes: int = 4_194_304,
+        security: BaseSecurity | None = None,
+    ) -> None:  # fmt: skip
         self._bootstrap_servers = bootstrap_servers
+        self._security = security
         self._client_id = client_id
         self._max_message_bytes = max_message_bytes
         self._producer: AIOKafkaProducer | None = None
@@ -96,6 +135,7 @@ class Producer:
             max_batch_size=256 * 1024,
             max_request_size=self._max_message_bytes,
             request_timeout_ms=30_000,
+            **client_options(self._security),
         )
         await self._producer.start()
 
@@ -201,10 +241,11 @@ class TopicSpec:
 
 
 async def ensure_topics(
-    bootstrap_servers: str, topics: Iterable[TopicSpec], replication_factor: int = 1
-) -> list[str]:
+    bootstrap_servers: str, topics: Iterable[TopicSpec], replication_factor: int = 1,
+    security: BaseSecurity | None = None,
+) -> list[str]:  # fmt: skip
     """Create the topics that do not exist yet; returns the names created."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers)
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers, **client_options(security))
     await admin.start()
     try:
         topics = list(topics)

@@ -24,6 +24,7 @@ from enum import StrEnum
 
 import asyncpg
 from aiokafka import ConsumerRecord
+from faststream.security import BaseSecurity
 from pydantic import ValidationError
 
 from helpdesk_contracts.pii import SUBJECT_KEYS_TOPIC, SubjectKeyRecord, subject_record_key
@@ -106,8 +107,11 @@ def _tombstone(row: asyncpg.Record) -> OutgoingMessage:
 class SubjectKeyReplica(CompactedReplica):
     """An entitled service's job: the keys topic, kept in its own `subject_keys` table."""
 
-    def __init__(self, pool: asyncpg.Pool, keys: SubjectKeys, bootstrap_servers: str) -> None:
-        super().__init__(SUBJECT_KEYS_TOPIC, bootstrap_servers, pool)
+    def __init__(
+        self, pool: asyncpg.Pool, keys: SubjectKeys, bootstrap_servers: str,
+        security: BaseSecurity | None = None,
+    ) -> None:  # fmt: skip
+        super().__init__(SUBJECT_KEYS_TOPIC, bootstrap_servers, pool, security)
         self._keys = keys
 
     async def apply(

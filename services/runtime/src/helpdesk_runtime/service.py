@@ -12,7 +12,7 @@ from typing import Any
 import asyncpg
 from faststream.kafka import KafkaBroker
 
-from helpdesk_contracts import TOPICS
+from helpdesk_contracts import TOPICS, dead_letter_topic, rejections_topic
 from helpdesk_contracts.pii import SUBJECT_KEYS_PARTITIONS, SUBJECT_KEYS_TOPIC
 from helpdesk_runtime import tenancy
 from helpdesk_runtime.blobs import BlobStore, blob_store
@@ -29,7 +29,7 @@ from helpdesk_runtime.deadletters import DeadLetterPublisher
 from helpdesk_runtime.event_log import Shard
 from helpdesk_runtime.feed import AppendFeed
 from helpdesk_runtime.jobs import Job, JobSupervisor
-from helpdesk_runtime.kafka import Producer, TopicSpec, ensure_topics
+from helpdesk_runtime.kafka import Producer, TopicSpec, ensure_topics, kafka_security
 from helpdesk_runtime.key_distribution import KeyRole, SubjectKeyPublisher, SubjectKeyReplica
 from helpdesk_runtime.logging import broker_outage, configure_logging, get_logger
 from helpdesk_runtime.metrics import Metrics
@@ -75,6 +75,15 @@ class ConsumerSpec:
     description: str = ""
     rejections: bool = False
     """Tell the publisher why a message was refused, on `<topic>.rejections`."""
+
+
+@dataclass(frozen=True)
+class KafkaAccess:
+    """Topics a service reads, topics it writes, and the consumer groups it joins."""
+
+    reads: frozenset[str]
+    writes: frozenset[str]
+    groups: frozenset[str]
 
 
 JobFactory = Callable[["ServiceRuntime"], Awaitable[None]]
@@ -174,8 +183,10 @@ class ServiceRuntime:
         self._topics = topics
         self._route = route
         self._publish_from = publish_from
+        self.kafka_security = kafka_security(settings)
         self.broker = KafkaBroker(
             settings.kafka_bootstrap_servers,
+            security=self.kafka_security,
             client_id=settings.client_id,
             graceful_timeout=settings.consumers_shutdown_s,
             retry_backoff_ms=settings.kafka_retry_backoff_ms,
@@ -185,7 +196,10 @@ class ServiceRuntime:
             log_level=logging.DEBUG,
         )
         self.producer = Producer(
-            settings.kafka_bootstrap_servers, settings.client_id, settings.kafka_max_message_bytes
+            settings.kafka_bootstrap_servers,
+            settings.client_id,
+            settings.kafka_max_message_bytes,
+            self.kafka_security,
         )
         self._pool: asyncpg.Pool | None = None
         self.feed: AppendFeed | None = None
@@ -196,10 +210,29 @@ class ServiceRuntime:
         self.outages: list[Outage] = []
         self._connecting: asyncio.Task[None] | None = None
         self.kafka_connected = asyncio.Event()
+        self._consumer_specs = list(consumers)
         if settings.runs(Part.CONSUMERS):
             for spec in consumers:
                 self._subscribe(spec)
         self.started = False
+
+    def kafka_access(self) -> KafkaAccess:
+        """What the service reads and writes on Kafka, and its consumer groups: all the
+        ACLs its Kafka user needs, and no more (deploy/k8s is checked against this)."""
+        specs = self._consumer_specs
+        reads = {s.topic for s in specs}
+        writes = {dead_letter_topic(s.topic) for s in specs}
+        writes |= {rejections_topic(s.topic) for s in specs if s.rejections}
+        writes |= {t.name for t in TOPICS.values()
+                   if self.settings.service_name in t.producers}  # fmt: skip
+        if self.subject_keys is not None:
+            owner = self.key_role is KeyRole.OWNER
+            (writes if owner else reads).add(SUBJECT_KEYS_TOPIC)
+        if self._tenants is not None:
+            (writes if self._tenants is TenantRegistry.OWNER else reads).add(TENANTS_TOPIC)
+        return KafkaAccess(
+            frozenset(reads), frozenset(writes), frozenset(s.group_id for s in specs)
+        )
 
     @property
     def pool(self) -> asyncpg.Pool:
@@ -306,7 +339,10 @@ class ServiceRuntime:
             try:
                 if s.kafka_create_topics and self._topics:
                     await ensure_topics(
-                        s.kafka_bootstrap_servers, self._topics, s.kafka_replication_factor
+                        s.kafka_bootstrap_servers,
+                        self._topics,
+                        s.kafka_replication_factor,
+                        self.kafka_security,
                     )
                 await self.producer.start()
                 await self.broker.start()
@@ -433,7 +469,10 @@ class ServiceRuntime:
             jobs.append(Job("subject-keys", keys.run, keys.stop, lambda: keys.last_error))
         elif self.subject_keys is not None:
             copy = self.key_replica = SubjectKeyReplica(
-                self.pool, self.subject_keys, self.settings.kafka_bootstrap_servers
+                self.pool,
+                self.subject_keys,
+                self.settings.kafka_bootstrap_servers,
+                self.kafka_security,
             )
             jobs.append(Job("subject-key-replica", copy.run, copy.stop, copy.behind))
         if self._tenants is TenantRegistry.OWNER:
@@ -441,7 +480,9 @@ class ServiceRuntime:
             jobs.append(Job("tenant-publisher", tenants.run, tenants.stop,
                             lambda: tenants.last_error))  # fmt: skip
         elif self._tenants is TenantRegistry.REPLICA:
-            replica = TenantReplica(self.pool, self.settings.kafka_bootstrap_servers)
+            replica = TenantReplica(
+                self.pool, self.settings.kafka_bootstrap_servers, self.kafka_security
+            )
             jobs.append(Job("tenant-replica", replica.run, replica.stop, replica.behind))
         for name, work in self._own_jobs.items():
             jobs.append(Job(name, lambda work=work: work(self)))  # type: ignore[misc]

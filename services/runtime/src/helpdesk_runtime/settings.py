@@ -15,7 +15,10 @@ DEV_SERVICE_TOKEN_SECRET = "dev-service-token-secret-local-only-0123456789"
 DEV_PII_MASTER_KEYS = "1:bG9jYWwtb25seSBwaWkgbWFzdGVyIGtleSAwMTIzISE="
 _JWT_KEY_SOURCES = ("jwt_secret", "jwt_public_key", "jwt_jwks_url")
 _OTHER_SECRETS = ("stream_token_secret", "service_token_secret", "pii_master_keys")
-_BLANK_IS_UNSET = (*_JWT_KEY_SOURCES, *_OTHER_SECRETS, "otel_exporter_otlp_endpoint")
+_BLANK_IS_UNSET = (
+    *_JWT_KEY_SOURCES, *_OTHER_SECRETS, "otel_exporter_otlp_endpoint", "kafka_sasl_username",
+    "kafka_sasl_password", "kafka_ssl_cafile",
+)  # fmt: skip
 
 
 class Part(StrEnum):
@@ -65,6 +68,19 @@ class ServiceSettings(BaseSettings):
     # The largest record this service publishes: the broker's (or topic's) message.max.bytes,
     # so that a dead letter of an oversized message (above CONSUMER_MAX_MESSAGE_BYTES) fits.
     kafka_max_message_bytes: int = Field(default=4_194_304, ge=1024)
+    # How the clients reach the brokers: PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL (in
+    # Kubernetes: Strimzi's TLS listener with SCRAM-SHA-512, the password from the service's
+    # KafkaUser secret, KAFKA_SSL_CAFILE the cluster CA's ca.crt).
+    kafka_security_protocol: str = Field(
+        default="PLAINTEXT", pattern="^(PLAINTEXT|SSL|SASL_PLAINTEXT|SASL_SSL)$"
+    )
+    kafka_sasl_mechanism: str = Field(
+        default="SCRAM-SHA-512", pattern="^(SCRAM-SHA-512|SCRAM-SHA-256|PLAIN)$"
+    )
+    kafka_sasl_username: str | None = None
+    kafka_sasl_password: SecretStr | None = None
+    # A PEM file of the CA that signs the brokers' certificates; unset: the system's CAs.
+    kafka_ssl_cafile: str | None = None
     # Between the client's attempts when the broker is away: aiokafka's 100 ms default made
     # every client loop try ten times a second through an outage.
     kafka_retry_backoff_ms: int = Field(default=500, ge=10)
@@ -178,6 +194,17 @@ class ServiceSettings(BaseSettings):
             raise ValueError(
                 "KAFKA_MAX_MESSAGE_BYTES must be at least CONSUMER_MAX_MESSAGE_BYTES, or an"
                 " oversized message could not be dead-lettered"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _sasl_has_credentials(self) -> Self:
+        if self.kafka_security_protocol.startswith("SASL_") and not (
+            self.kafka_sasl_username and self.kafka_sasl_password
+        ):
+            raise ValueError(
+                f"KAFKA_SECURITY_PROTOCOL={self.kafka_security_protocol} needs"
+                " KAFKA_SASL_USERNAME and KAFKA_SASL_PASSWORD"
             )
         return self
 

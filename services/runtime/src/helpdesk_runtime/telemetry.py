@@ -127,7 +127,6 @@ class Tracer:
         parent: TraceContext | str | bytes | None,
         kind: SpanKind = SpanKind.INTERNAL,
         attributes: Attributes | None = None,
-        start_ns: int | None = None,
     ) -> Span:
         """A span continuing `parent` (a context or a `traceparent` header), or the root of
         a new trace when there is none (or it is invalid)."""
@@ -143,7 +142,6 @@ class Tracer:
             context=_remote(parent_context),
             kind=kind,
             attributes=attributes,
-            start_time=start_ns,
         )
         return Span(_context_of(recorded), recorded)
 
@@ -157,13 +155,8 @@ class Tracer:
     ) -> Iterator[Span]:
         """A span for the block, failed if the block raises."""
         opened = self.start(name, parent, kind, attributes)
-        try:
+        with ended([opened]):
             yield opened
-        except BaseException as exc:
-            opened.fail(f"{type(exc).__name__}: {exc}")
-            raise
-        finally:
-            opened.end()
 
     def shutdown(self, timeout_s: float = 5.0) -> None:
         """Export what is still queued (within `timeout_s`) and stop the exporting thread."""

@@ -15,6 +15,7 @@ from enum import StrEnum
 from typing import Any
 
 import asyncpg
+from faststream.security import BaseSecurity
 
 from helpdesk_contracts import (
     ContractError,
@@ -127,8 +128,10 @@ class TenantReplica(CompactedReplica):
     a new or restored database is filled again). Until it has read what the topic held at
     start, readiness says it is catching up."""
 
-    def __init__(self, pool: asyncpg.Pool, bootstrap_servers: str) -> None:
-        super().__init__(TENANTS_TOPIC, bootstrap_servers, pool)
+    def __init__(
+        self, pool: asyncpg.Pool, bootstrap_servers: str, security: BaseSecurity | None = None
+    ) -> None:
+        super().__init__(TENANTS_TOPIC, bootstrap_servers, pool, security)
 
     async def apply(self, conn: Connection, records: Sequence[Any]) -> None:
         await replicate(conn, [e for r in records if (e := _read(r))])
