@@ -44,6 +44,31 @@ ensure_chromium() {
   command -v chromium >/dev/null 2>&1 || { say "chromium is not on PATH after installing it"; exit 1; }
 }
 
+# The alert rules are checked and unit-tested by promtool, from Debian's prometheus package
+# (only promtool is used; the package's server is not started). Installed once when missing.
+ensure_promtool() {
+  command -v promtool >/dev/null 2>&1 && return 0
+  local sudo="" log
+  if [[ $EUID -ne 0 ]]; then
+    command -v sudo >/dev/null 2>&1 || {
+      say "promtool is missing: as root, run apt-get install --no-install-recommends prometheus"
+      exit 1
+    }
+    sudo="sudo"
+  fi
+  say "installing promtool (Debian package prometheus) for the alert rules' tests"
+  log="$(mktemp)"
+  if ! $sudo env DEBIAN_FRONTEND=noninteractive sh -c \
+    'apt-get update -q && apt-get install -y -q --no-install-recommends prometheus' >"$log" 2>&1; then
+    cat "$log" >&2
+    rm -f "$log"
+    say "could not install prometheus (apt-get failed, output above)"
+    exit 1
+  fi
+  rm -f "$log"
+  command -v promtool >/dev/null 2>&1 || { say "promtool is not on PATH after installing it"; exit 1; }
+}
+
 # The pids of a service started from this checkout, found by its command line (not only
 # the pid file: a crashed `make up` may have left one behind, and a pid can be reused).
 service_pids() { # module

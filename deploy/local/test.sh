@@ -17,6 +17,8 @@ export HELPDESK_PG_PORT="${HELPDESK_TEST_PG_PORT:-25432}"
 sync_python
 ensure_chromium
 export HELPDESK_REQUIRE_BROWSER=1 # the browser tests fail, never skip, without chromium
+ensure_promtool
+export HELPDESK_REQUIRE_PROMTOOL=1 # the alert rules' tests fail, never skip, without it
 
 say "lint and types"
 uv run --frozen ruff check .

@@ -38,6 +38,8 @@ CHAOS_INSTANCE = {
     "HELPDESK_KAFKA_PORT": os.environ.get("HELPDESK_CHAOS_KAFKA_PORT", "31092"),
     "HELPDESK_KAFKA_CONTROLLER_PORT": os.environ.get("HELPDESK_CHAOS_CONTROLLER_PORT", "31093"),
     "HELPDESK_PG_PORT": os.environ.get("HELPDESK_CHAOS_PG_PORT", "31432"),
+    # Named, not derived: the test instance's own (test.sh exports it) must not leak in.
+    "HELPDESK_KAFKA_SASL_PORT": os.environ.get("HELPDESK_CHAOS_SASL_PORT", "31094"),
 }
 INFRA = REPO / "deploy" / "local" / "infra.sh"
 

@@ -6,7 +6,8 @@ So the tests pull every metric name out of the expressions and compare them with
 services export. Extracting names needs a PromQL reader; this is a deliberately small one
 (strings, label matchers, ranges and grouping clauses removed, what is left is functions,
 keywords and metric names) that also catches the syntax slips a human makes (unbalanced
-brackets, a malformed matcher). promtool, when it is built, checks the grammar for real.
+brackets, a malformed matcher). promtool checks the grammar for real, and runs the rules'
+unit tests.
 """
 
 import json
@@ -36,8 +37,8 @@ REGISTERED_AT_START = {
     "helpdesk_sla_breaches_held": "sla",
 }
 
-PROMTOOL_VERSION = "v0.316.0"  # the Go module version of Prometheus 3.x's promtool
-PROMTOOL = REPO / ".local" / "tools" / f"promtool-{PROMTOOL_VERSION}" / "promtool"
+RULE_TESTS = OBSERVABILITY / "prometheus" / "helpdesk-rules.test.yaml"
+REQUIRE_PROMTOOL_ENV = "HELPDESK_REQUIRE_PROMTOOL"  # test.sh: fail, never skip, without it
 
 _FUNCTIONS = {
     "abs", "absent", "absent_over_time", "avg_over_time", "ceil", "changes", "clamp",
@@ -165,12 +166,7 @@ def named_metrics() -> dict[str, set[str]]:
 
 
 def promtool() -> Path | None:
-    """promtool if it is built (see deploy/observability/README.md) or on PATH, else None.
-
-    Not built here on demand like kustomize: Prometheus's module pulls every cloud SDK its
-    service discovery uses, and a cold build takes several minutes on a 2-core machine."""
-    if PROMTOOL.exists():
-        return PROMTOOL
+    """promtool on PATH (test.sh installs Debian's prometheus package for it), else None."""
     found = shutil.which("promtool")
     return Path(found) if found else None
 
