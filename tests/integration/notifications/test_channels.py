@@ -18,6 +18,7 @@ from helpdesk_contracts import (
     EventEnvelope,
     TicketAssigned,
 )
+from helpdesk_runtime.trace import TraceContext
 from notifications.inbound import address_hash
 from notifications.webhooks import WebhookVerificationError, verify
 
@@ -53,6 +54,8 @@ async def test_a_webhook_is_signed_retried_with_the_same_id_and_replays_are_refu
         second = (await receiver.wait_for(2))[1]
 
     assert first.headers["webhook-id"] == second.headers["webhook-id"]  # receivers deduplicate
+    # The receiver can continue the trace of the assignment that caused the message.
+    assert TraceContext.parse(second.headers.get("traceparent")) is not None
     body = verify(secret.get_secret_value(), second.body, second.headers)
     assert body["id"] == second.headers["webhook-id"]
     assert body["ticket"] == {"id": str(ticket), "number": 9}

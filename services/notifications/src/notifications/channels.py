@@ -31,6 +31,8 @@ class Outgoing:
     sent_at: datetime
     unsubscribe_url: str | None = None
     """One-click unsubscribe (RFC 8058), for messages that are not transactional."""
+    traceparent: str | None = None
+    """The sending span's W3C trace context, for a receiver that continues the trace."""
 
 
 @dataclass(frozen=True)

@@ -261,6 +261,13 @@ class Notifier:
             })
             for item in items
         ] if self.tracer.recording and parent is not None and parent.sampled else []  # fmt: skip
+        # A receiver that traces (a webhook's) continues the sending span's trace.
+        contexts: list[str | None]
+        if spans:
+            contexts = [span.context.header for span in spans]
+        else:
+            contexts = [parent.header if parent is not None else None] * len(items)
+        items = [replace(i, traceparent=c) for i, c in zip(items, contexts, strict=True)]
         with ended(spans):
             results = await sender.send_many(items)
             for span, result in zip(spans, results, strict=False):

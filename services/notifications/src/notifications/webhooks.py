@@ -86,6 +86,8 @@ class WebhookSender:
             "webhook-timestamp": str(int(now.timestamp())),
             "webhook-signature": self._webhook.sign(str(item.delivery_id), now, body),
         }
+        if item.traceparent is not None:
+            headers["traceparent"] = item.traceparent
         try:
             response = await client.post(item.address, content=body.encode(), headers=headers)
         except httpx.HTTPError as exc:
