@@ -2,9 +2,7 @@
 feedback to follow up (supervisors), and why a ticket was or was not surveyed."""
 
 import json
-from collections.abc import Callable
-from contextlib import AbstractAsyncContextManager
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Annotated, Any
@@ -21,8 +19,7 @@ from helpdesk_contracts import HealthReason, SurveyKind
 from helpdesk_runtime import audit
 from helpdesk_runtime.audit import Action
 from helpdesk_runtime.auth import Principal, Role
-from helpdesk_runtime.db import Connection
-from helpdesk_runtime.http_auth import HttpAuth
+from helpdesk_runtime.http import RouteDeps
 from helpdesk_runtime.problems import problem_responses
 
 Limit = Annotated[int, Query(ge=1, le=500, description="At most this many, newest first")]
@@ -31,14 +28,8 @@ Until = Annotated[datetime | None, Query(description="Until, excluded (default: 
 Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=2000)]
 
 
-@dataclass(frozen=True)
-class ApiDeps:
-    """Wired once, in bootstrap."""
-
-    transaction: Callable[[], AbstractAsyncContextManager[Connection]]
-    connection: Callable[[], AbstractAsyncContextManager[Connection]]
-    clock: Callable[[], datetime]
-    auth: HttpAuth
+ApiDeps = RouteDeps
+"""Feedback's routes need nothing more than every service's."""
 
 
 class Dimension(StrEnum):

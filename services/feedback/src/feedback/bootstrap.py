@@ -102,10 +102,7 @@ def create_app(
     runtime = build_runtime(settings, clock, handlers)
 
     def routers(auth: HttpAuth) -> list[APIRouter]:
-        deps = api.ApiDeps(
-            transaction=runtime.transaction, connection=lambda: runtime.pool.acquire(),
-            clock=clock, auth=auth,
-        )  # fmt: skip
+        deps = api.ApiDeps.of(runtime, auth, clock)
         page = pages.PageDeps(
             transaction=runtime.transaction, connection=lambda: runtime.pool.acquire(),
             clock=clock, handlers=handlers, default_language=settings.default_language,

@@ -1,8 +1,7 @@
 """The notifications HTTP API: the delivery log per ticket and per recipient (agents), and
 the dead letters with their re-drive (supervisors see them, admins re-drive)."""
 
-from collections.abc import Callable
-from contextlib import AbstractAsyncContextManager, AsyncExitStack
+from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from datetime import datetime, time
 from typing import Annotated, Any
@@ -19,7 +18,7 @@ from helpdesk_runtime import audit, tenancy
 from helpdesk_runtime.audit import Action
 from helpdesk_runtime.auth import Principal, Role
 from helpdesk_runtime.db import Connection
-from helpdesk_runtime.http_auth import HttpAuth
+from helpdesk_runtime.http import RouteDeps
 from helpdesk_runtime.problems import problem_responses
 from helpdesk_runtime.timers import Timer, schedule_many
 from notifications import store
@@ -52,13 +51,9 @@ WebhookUrl = Annotated[str, StringConstraints(max_length=2000, pattern=r"^https?
 
 
 @dataclass(frozen=True)
-class ApiDeps:
-    """Wired once, in bootstrap."""
+class ApiDeps(RouteDeps):
+    """Wired once, in bootstrap: every service's, and this one's."""
 
-    transaction: Callable[[], AbstractAsyncContextManager[Connection]]
-    connection: Callable[[], AbstractAsyncContextManager[Connection]]
-    clock: Callable[[], datetime]
-    auth: HttpAuth
     unsubscribe_secret: bytes
     templates: Templates
 

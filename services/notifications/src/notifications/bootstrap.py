@@ -196,9 +196,8 @@ def create_app(
     runtime = build_runtime(settings, clock, handlers)
 
     def routers(auth: HttpAuth) -> list[APIRouter]:
-        deps = api.ApiDeps(
-            transaction=runtime.transaction, connection=lambda: runtime.pool.acquire(),
-            clock=clock, auth=auth, unsubscribe_secret=unsubscribe_secret(settings),
+        deps = api.ApiDeps.of(
+            runtime, auth, clock, unsubscribe_secret=unsubscribe_secret(settings),
             templates=handlers.templates,
         )  # fmt: skip
         return [api.router(deps), api.public_router(deps)]

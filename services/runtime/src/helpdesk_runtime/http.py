@@ -2,6 +2,10 @@
 
 import time
 from collections.abc import Callable, Iterable, Mapping
+from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Self
 from uuid import UUID, uuid4
 
 from fastapi import APIRouter, Depends, FastAPI, Request
@@ -14,6 +18,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from helpdesk_runtime import tenancy, trace
 from helpdesk_runtime.audit import audit_router
 from helpdesk_runtime.auth import TokenVerifier
+from helpdesk_runtime.db import Connection
 from helpdesk_runtime.http_auth import HttpAuth
 from helpdesk_runtime.logging import bound
 from helpdesk_runtime.metrics import Metrics
@@ -99,6 +104,29 @@ class HttpMetricsMiddleware:
             method = scope["method"] if scope["method"] in _METHODS else "other"
             self.metrics.http_requests.labels(method, route, str(status)).inc()
             self.metrics.http_seconds.labels(method, route).observe(time.perf_counter() - started)
+
+
+@dataclass(frozen=True)
+class RouteDeps:
+    """What a service's routes are given, wired once in its bootstrap (`RouteDeps.of`); a
+    service with more subclasses it."""
+
+    transaction: Callable[[], AbstractAsyncContextManager[Connection]]
+    """A connection in a transaction: a route's unit of work."""
+    connection: Callable[[], AbstractAsyncContextManager[Connection]]
+    """A connection for reads."""
+    clock: Callable[[], datetime]
+    auth: HttpAuth
+
+    @classmethod
+    def of(
+        cls, runtime: ServiceRuntime, auth: HttpAuth, clock: Callable[[], datetime],
+        **more: Any,
+    ) -> Self:  # fmt: skip
+        return cls(
+            transaction=runtime.transaction, connection=lambda: runtime.pool.acquire(),
+            clock=clock, auth=auth, **more,
+        )  # fmt: skip
 
 
 def correlation_id_of(request: Request) -> UUID:

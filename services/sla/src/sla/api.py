@@ -3,8 +3,6 @@ ticket's clocks with their pause ledger (agents)."""
 
 import csv
 import io
-from collections.abc import Callable
-from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Annotated, Any, Self
@@ -19,7 +17,7 @@ from helpdesk_runtime import audit
 from helpdesk_runtime.audit import Action
 from helpdesk_runtime.auth import Principal, Role
 from helpdesk_runtime.db import Connection
-from helpdesk_runtime.http_auth import HttpAuth
+from helpdesk_runtime.http import RouteDeps
 from helpdesk_runtime.problems import problem_responses
 from sla import configuration, reports, store
 from sla.configuration import Catalogue, Kind, Saved
@@ -38,13 +36,9 @@ ItemId = Annotated[
 
 
 @dataclass(frozen=True)
-class ApiDeps:
-    """Wired once, in bootstrap."""
+class ApiDeps(RouteDeps):
+    """Wired once, in bootstrap: every service's, and this one's."""
 
-    transaction: Callable[[], AbstractAsyncContextManager[Connection]]
-    connection: Callable[[], AbstractAsyncContextManager[Connection]]
-    clock: Callable[[], datetime]
-    auth: HttpAuth
     catalogue: Catalogue
     stall_s: float
     handlers: SlaHandlers

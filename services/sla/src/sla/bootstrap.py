@@ -83,11 +83,10 @@ def create_app(
     runtime = build_runtime(settings, clock, handlers)
 
     def routers(auth: HttpAuth) -> list[APIRouter]:
-        deps = api.ApiDeps(
-            transaction=runtime.transaction,
-            connection=lambda: runtime.pool.acquire(),
-            clock=clock,
-            auth=auth,
+        deps = api.ApiDeps.of(
+            runtime,
+            auth,
+            clock,
             catalogue=catalogue,
             stall_s=settings.watermark_stall_s,
             handlers=handlers,
