@@ -87,6 +87,23 @@ def tenant_record(tenant_id: str, suspended: bool = False) -> EventEnvelope[Any]
                              aggregate_id=tenant_stream(tenant_id))  # fmt: skip
 
 
+async def _from_now_on(kafka_bootstrap: str, subscriptions: Sequence[tuple[str, str]]) -> None:
+    """Each (topic, group) reads what is published from now on, not what earlier tests left
+    (a topic nobody has created yet holds nothing to skip)."""
+    for topic, group in subscriptions:
+        if await topic_exists(kafka_bootstrap, topic):
+            await start_group_at_end(kafka_bootstrap, topic, group)
+
+
+async def _tenants_replicated(database_url: str) -> None:
+    """As if ticketing.tenants.v1 had told the service: its API refuses other tenants' tokens."""
+    conn = await asyncpg.connect(database_url)
+    try:
+        await replicate(conn, [tenant_record(tenant) for tenant in AGENTS_TENANTS])
+    finally:
+        await conn.close()
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -126,14 +143,11 @@ async def ticketing_service(
     )
     # The tenants the tests' agents belong to: the API refuses tokens of any other.
     await register_tenants(database_url, AGENTS_TENANTS)
-    if connected and await topic_exists(kafka_bootstrap, INTAKE_TOPIC):
-        await start_group_at_end(kafka_bootstrap, INTAKE_TOPIC, group_id)
-    if connected and await topic_exists(kafka_bootstrap, SLA_TOPIC):
-        await start_group_at_end(kafka_bootstrap, SLA_TOPIC, sla_group_id)
-    if connected and await topic_exists(kafka_bootstrap, DIRECTORY_SYNC_TOPIC):
-        await start_group_at_end(kafka_bootstrap, DIRECTORY_SYNC_TOPIC, directory_group_id)
-    if connected and await topic_exists(kafka_bootstrap, FEEDBACK_TOPIC):
-        await start_group_at_end(kafka_bootstrap, FEEDBACK_TOPIC, feedback_group_id)
+    if connected:
+        await _from_now_on(kafka_bootstrap, [
+            (INTAKE_TOPIC, group_id), (SLA_TOPIC, sla_group_id),
+            (DIRECTORY_SYNC_TOPIC, directory_group_id), (FEEDBACK_TOPIC, feedback_group_id),
+        ])  # fmt: skip
     app = create_app(settings) if clock is None else create_app(settings, clock)
     async with serving(app, settings, connected=connected) as running:
         yield running
@@ -161,14 +175,9 @@ async def sla_service(
             **overrides,
         }
     )
-    if fresh and await topic_exists(kafka_bootstrap, TICKETS_TOPIC):
-        await start_group_at_end(kafka_bootstrap, TICKETS_TOPIC, group_id)
-    # As if ticketing.tenants.v1 had told it: the API refuses tokens of any other tenant.
-    conn = await asyncpg.connect(database_url)
-    try:
-        await replicate(conn, [tenant_record(tenant) for tenant in AGENTS_TENANTS])
-    finally:
-        await conn.close()
+    if fresh:
+        await _from_now_on(kafka_bootstrap, [(TICKETS_TOPIC, group_id)])
+    await _tenants_replicated(database_url)
     async with serving(create_sla_app(settings), settings) as running:
         yield running
 
@@ -199,17 +208,14 @@ async def feedback_service(
             **overrides,
         }
     )
-    for topic, group in ((settings.tickets_topic, settings.tickets_group_id),
-                         (settings.received_topic, settings.received_group_id),
-                         (settings.directory_topic, settings.directory_group_id),
-                         (settings.sla_topic, settings.sla_group_id)):  # fmt: skip
-        if fresh and await topic_exists(kafka_bootstrap, topic):
-            await start_group_at_end(kafka_bootstrap, topic, group)
-    conn = await asyncpg.connect(database_url)  # as if ticketing.tenants.v1 had told it
-    try:
-        await replicate(conn, [tenant_record(tenant) for tenant in AGENTS_TENANTS])
-    finally:
-        await conn.close()
+    if fresh:
+        await _from_now_on(kafka_bootstrap, [
+            (settings.tickets_topic, settings.tickets_group_id),
+            (settings.received_topic, settings.received_group_id),
+            (settings.directory_topic, settings.directory_group_id),
+            (settings.sla_topic, settings.sla_group_id),
+        ])  # fmt: skip
+    await _tenants_replicated(database_url)
     async with serving(create_feedback_app(settings), settings) as running:
         yield running
 
@@ -243,19 +249,15 @@ async def notifications_service(
             **overrides,
         }
     )
-    for topic, group in ((settings.tickets_topic, settings.tickets_group_id),
-                         (settings.surveys_topic, settings.surveys_group_id),
-                         (settings.sla_topic, settings.sla_group_id),
-                         (settings.directory_topic, settings.directory_group_id),
-                         (settings.feedback_events_topic,
-                          settings.feedback_events_group_id)):  # fmt: skip
-        if fresh and await topic_exists(kafka_bootstrap, topic):
-            await start_group_at_end(kafka_bootstrap, topic, group)
-    conn = await asyncpg.connect(database_url)  # as if ticketing.tenants.v1 had told it
-    try:
-        await replicate(conn, [tenant_record(tenant) for tenant in AGENTS_TENANTS])
-    finally:
-        await conn.close()
+    if fresh:
+        await _from_now_on(kafka_bootstrap, [
+            (settings.tickets_topic, settings.tickets_group_id),
+            (settings.surveys_topic, settings.surveys_group_id),
+            (settings.sla_topic, settings.sla_group_id),
+            (settings.directory_topic, settings.directory_group_id),
+            (settings.feedback_events_topic, settings.feedback_events_group_id),
+        ])  # fmt: skip
+    await _tenants_replicated(database_url)
     async with serving(create_notifications_app(settings), settings) as running:
         yield running
 
