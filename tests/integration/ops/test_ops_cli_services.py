@@ -84,6 +84,11 @@ async def test_sla_export_then_import_copies_calendars_and_policies_once(
         assert again.stdout.splitlines() == [
             "calendars office: unchanged", "policies paying: unchanged",
         ]  # fmt: skip
+        # Nothing to save, yet a supervisor's token is still not an admin's.
+        unchanged = await helpdesk("sla", "import", str(exported), "--url", target.base_url,
+                                   "--token", token_of(target, "supervisor"))  # fmt: skip
+        assert unchanged.exit_code == 1
+        assert "403" in unchanged.stderr
         admin = target.auth(role="admin")
         for kind, item in (("calendars", "office"), ("policies", "paying")):
             versions = await target.client.get(f"/v1/sla/{kind}/{item}/versions", headers=admin)
