@@ -5,9 +5,11 @@ tenant; what is refused gets 413, 415 or 422."""
 
 import hashlib
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import UUID, uuid4
 
+import asyncpg
 import pytest
 
 from helpdesk_contracts import (
@@ -22,6 +24,7 @@ from helpdesk_contracts import (
 )
 from helpdesk_runtime.kafka import OutgoingMessage, Producer
 from helpdesk_runtime.tokens import ServiceTokens
+from ticketing import unattached
 from ticketing.config import Settings
 from ticketing.conversations import ticket_id_for_message
 
@@ -32,6 +35,7 @@ TICKETS = "ticketing.tickets.v2"
 INTAKE = "ticketing.intake.v1"
 PNG = b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 8  # 2 KiB that start like a PNG
 LOG = "2026-11-26 10:00:01 ERROR платёж отклонён\n".encode() * 60  # 3.4 kB
+LINE = LOG[: LOG.index(b"\n") + 1]
 Service = RunningService[Settings]
 
 
@@ -238,3 +242,51 @@ async def test_our_services_upload_with_a_service_token_that_opens_nothing_else(
         headers={"Authorization": f"Bearer {unknown}"},
     )  # fmt: skip
     assert elsewhere.status_code == 403  # a tenant the deployment does not serve
+
+
+async def test_uploads_no_ticket_took_are_deleted_once_old_and_the_others_kept(
+    service: Service, database_url: str
+) -> None:
+    ticket_id = await _ticket(service)
+    old_attached, old_loose, new_loose = [
+        AttachmentRef.model_validate((await _upload(service, name, data)).json())
+        for name, data in (
+            ("kept.png", PNG),
+            ("forgotten.log", LOG),
+            ("fresh.log", LINE),
+        )
+    ]
+    reply = {"body": "The screenshot.", "attachment_ids": [str(old_attached.attachment_id)]}
+    replied = await _post(service, f"/v1/tickets/{ticket_id}/replies", reply)
+    assert replied.status_code == 200, replied.text
+    runtime = service.runtime
+    conn = await asyncpg.connect(database_url)
+    try:  # the first two came eight days ago
+        await conn.execute(
+            "UPDATE attachments SET uploaded_at = now() - interval '8 days'"
+            " WHERE attachment_id = ANY($1::uuid[])",
+            [old_attached.attachment_id, old_loose.attachment_id],
+        )
+        loose_key = await conn.fetchval(
+            "SELECT storage_key FROM attachments WHERE attachment_id = $1", old_loose.attachment_id
+        )
+        assert await runtime.blobs.get(loose_key) == LOG
+        keep = timedelta(hours=service.settings.attachment_unattached_keep_hours)
+        swept = await unattached.sweep(runtime.pool, runtime.blobs, datetime.now(UTC) - keep)
+        left = {
+            r["attachment_id"] for r in await conn.fetch("SELECT attachment_id FROM attachments")
+        }
+    finally:
+        await conn.close()
+
+    assert swept == 1
+    assert old_loose.attachment_id not in left
+    assert {old_attached.attachment_id, new_loose.attachment_id} <= left
+    assert await runtime.blobs.get(loose_key) is None  # the bytes went with the row
+    gone = await service.client.get(f"/v1/attachments/{old_loose.attachment_id}",
+                                    headers=service.auth())  # fmt: skip
+    assert gone.status_code == 404
+    for ref, data in ((old_attached, PNG), (new_loose, LINE)):
+        kept = await service.client.get(f"/v1/attachments/{ref.attachment_id}",
+                                        headers=service.auth())  # fmt: skip
+        assert (kept.status_code, kept.content) == (200, data)

@@ -1,6 +1,7 @@
 """The attachments table: uploads, and the tickets they are attached to."""
 
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Any
 from uuid import UUID
 
@@ -108,7 +109,8 @@ async def unknown_files(
     rows = await conn.fetch(
         "SELECT a.tenant_id, a.attachment_id, a.size, a.sha256 FROM attachments a"
         " JOIN unnest($1::text[], $2::uuid[]) AS x(t, i)"
-        " ON a.tenant_id = x.t AND a.attachment_id = x.i",
+        " ON a.tenant_id = x.t AND a.attachment_id = x.i"
+        " FOR SHARE OF a",  # held until the batch binds them: the sweep skips them
         [t for _, t, _ in wanted], [r.attachment_id for _, _, r in wanted],
     )  # fmt: skip
     stored = {(r["tenant_id"], r["attachment_id"]): (r["size"], r["sha256"]) for r in rows}
@@ -145,6 +147,26 @@ async def forget_files_of(conn: Connection, tenant_id: str, tickets: Sequence[UU
         "DELETE FROM attachments WHERE tenant_id = $1 AND ticket_id = ANY($2::uuid[])"
         " RETURNING storage_key",
         tenant_id, list(tickets),
+    )  # fmt: skip
+    return [r["storage_key"] for r in rows]
+
+
+async def forget_unattached(conn: Connection, uploaded_before: datetime, limit: int) -> list[str]:
+    """Delete up to `limit` uploads that no ticket took and that came before
+    `uploaded_before`; their storage keys, whose bytes the caller deletes. An upload a
+    request or an intake batch is attaching right now is locked, and skipped."""
+    rows = await conn.fetch(
+        """
+        DELETE FROM attachments a USING (
+            SELECT tenant_id, attachment_id FROM attachments
+            WHERE ticket_id IS NULL AND uploaded_at < $1
+            ORDER BY uploaded_at LIMIT $2
+            FOR UPDATE SKIP LOCKED
+        ) AS old
+        WHERE a.tenant_id = old.tenant_id AND a.attachment_id = old.attachment_id
+        RETURNING a.storage_key
+        """,
+        uploaded_before, limit,
     )  # fmt: skip
     return [r["storage_key"] for r in rows]
 

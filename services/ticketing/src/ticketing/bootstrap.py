@@ -24,7 +24,7 @@ from helpdesk_runtime.kafka import TopicSpec
 from helpdesk_runtime.personal_data import SubjectKeys
 from helpdesk_runtime.service import ConsumerSpec, ServiceRuntime
 from helpdesk_runtime.tenants import TenantRegistry
-from ticketing import api, feedback_feed, sla_feed
+from ticketing import api, feedback_feed, sla_feed, unattached
 from ticketing.config import Settings
 from ticketing.intake import (
     ACCEPTS,
@@ -125,6 +125,7 @@ def build_runtime(settings: Settings, clock: Callable[[], datetime] = _utc_now) 
         # have stopped the clock in time is still on its way.
         watermarks=[TICKETS_TOPIC],
         blobs=True,  # attachments
+        jobs={"unattached-uploads": lambda runtime: unattached.run(runtime, settings, clock)},
         subject_keys=keys,
         tenants=TenantRegistry.OWNER,  # `python -m ticketing tenants ...`, published
     )

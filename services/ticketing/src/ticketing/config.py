@@ -22,6 +22,11 @@ class Settings(ServiceSettings):
     attachment_ticket_max_bytes: int = Field(default=200 * 2**20, ge=1)
     # Comma-separated content types (as found in the bytes) that may be uploaded.
     attachment_types: Annotated[frozenset[str], NoDecode] = DEFAULT_TYPES
+    # An upload no ticket has taken is deleted, bytes and all, this long after it came: as
+    # long as the intake topic keeps a message that may still reference it (7 days).
+    attachment_unattached_keep_hours: float = Field(default=7 * 24, gt=0)
+    # How often the jobs look for such uploads.
+    attachment_sweep_interval_s: float = Field(default=3600, gt=0)
     # Comma-separated outside publishers, each with an intake topic of its own
     # (ticketing.intake.v1.<name>; in Kubernetes, a KafkaUser that may write only there).
     intake_publishers: Annotated[frozenset[str], NoDecode] = frozenset()
