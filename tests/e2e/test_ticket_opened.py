@@ -194,7 +194,7 @@ async def test_ready_when_database_broker_relay_and_watermarks_answer(
     assert response.status_code == 200, response.text
     assert response.json()["checks"] == {
         "database": "ok", "kafka": "ok", "job:outbox-relay": "ok", "job:watermarks": "ok",
-        "job:subject-keys": "ok", "job:tenant-publisher": "ok",
+        "job:subject-keys": "ok", "job:tenant-publisher": "ok", "job:unattached-uploads": "ok",
     }  # fmt: skip
     assert (await service.client.get("/health/live")).status_code == 200
     assert "/v1/tickets" in (await service.client.get("/openapi.json")).json()["paths"]
