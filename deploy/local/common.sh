@@ -19,55 +19,38 @@ sync_python() {
   (cd "$REPO_ROOT" && uv sync --frozen --quiet)
 }
 
-# The browser end-to-end tests drive Debian's Chromium (Playwright never downloads a browser
-# here). Installed once when it is missing; a no-op afterwards. CI runs this as root.
-ensure_chromium() {
-  command -v chromium >/dev/null 2>&1 && return 0
-  local sudo="" log
+# A command the tests need, from a Debian package: installed once when missing (apt-get, as
+# root or with sudo; CI runs this as root), a no-op afterwards.
+ensure_debian_command() { # command package why
+  local command="$1" package="$2" why="$3" sudo="" log
+  command -v "$command" >/dev/null 2>&1 && return 0
   if [[ $EUID -ne 0 ]]; then
     command -v sudo >/dev/null 2>&1 || {
-      say "chromium is missing: as root, run apt-get install --no-install-recommends chromium"
+      say "$command is missing: as root, run apt-get install --no-install-recommends $package"
       exit 1
     }
     sudo="sudo"
   fi
-  say "installing chromium (Debian package) for the browser end-to-end tests"
+  say "installing $command (Debian package $package) for $why"
   log="$(mktemp)"
   if ! $sudo env DEBIAN_FRONTEND=noninteractive sh -c \
-    'apt-get update -q && apt-get install -y -q --no-install-recommends chromium' >"$log" 2>&1; then
+    "apt-get update -q && apt-get install -y -q --no-install-recommends $package" >"$log" 2>&1; then
     cat "$log" >&2
     rm -f "$log"
-    say "could not install chromium (apt-get failed, output above)"
+    say "could not install $package (apt-get failed, output above)"
     exit 1
   fi
   rm -f "$log"
-  command -v chromium >/dev/null 2>&1 || { say "chromium is not on PATH after installing it"; exit 1; }
+  command -v "$command" >/dev/null 2>&1 || { say "$command is not on PATH after installing it"; exit 1; }
 }
 
+# The browser end-to-end tests drive Debian's Chromium (Playwright never downloads a browser
+# here).
+ensure_chromium() { ensure_debian_command chromium chromium "the browser end-to-end tests"; }
+
 # The alert rules are checked and unit-tested by promtool, from Debian's prometheus package
-# (only promtool is used; the package's server is not started). Installed once when missing.
-ensure_promtool() {
-  command -v promtool >/dev/null 2>&1 && return 0
-  local sudo="" log
-  if [[ $EUID -ne 0 ]]; then
-    command -v sudo >/dev/null 2>&1 || {
-      say "promtool is missing: as root, run apt-get install --no-install-recommends prometheus"
-      exit 1
-    }
-    sudo="sudo"
-  fi
-  say "installing promtool (Debian package prometheus) for the alert rules' tests"
-  log="$(mktemp)"
-  if ! $sudo env DEBIAN_FRONTEND=noninteractive sh -c \
-    'apt-get update -q && apt-get install -y -q --no-install-recommends prometheus' >"$log" 2>&1; then
-    cat "$log" >&2
-    rm -f "$log"
-    say "could not install prometheus (apt-get failed, output above)"
-    exit 1
-  fi
-  rm -f "$log"
-  command -v promtool >/dev/null 2>&1 || { say "promtool is not on PATH after installing it"; exit 1; }
-}
+# (only promtool is used; the package's server is not started).
+ensure_promtool() { ensure_debian_command promtool prometheus "the alert rules' tests"; }
 
 # The pids of a service started from this checkout, found by its command line (not only
 # the pid file: a crashed `make up` may have left one behind, and a pid can be reused).
