@@ -2,7 +2,6 @@
 as a real process, and a steady intake load whose every ticket is counted afterwards."""
 
 import asyncio
-import json
 import os
 import signal
 import subprocess
@@ -24,6 +23,7 @@ from sla.handlers import TICKETS_TOPIC
 
 from support.events import submitted
 from support.fixtures import start_group_at_end, topic_exists
+from support.proc import LoggedProcess
 from support.servers import REPO
 from support.service import free_port
 
@@ -99,7 +99,7 @@ def stop(pid: int, sig: signal.Signals, timeout_s: float = 60) -> None:
 
 
 @dataclass
-class ServiceProcess:
+class ServiceProcess(LoggedProcess):
     """`python -m <module>` (ticketing unless told) as a process of its own, restarted as
     Kubernetes would."""
 
@@ -167,18 +167,6 @@ class ServiceProcess:
                 assert self.running(), self.log_tail()
                 await asyncio.sleep(0.2)
         return time.monotonic() - started
-
-    def log_lines(self) -> list[dict[str, object]]:
-        lines = []
-        for raw in self.log_path.read_text(errors="replace").splitlines():
-            try:
-                lines.append(json.loads(raw))
-            except ValueError:
-                lines.append({"event": raw, "level": "raw"})
-        return lines
-
-    def log_tail(self, n: int = 30) -> str:
-        return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-n:])
 
 
 @dataclass

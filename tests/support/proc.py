@@ -1,5 +1,7 @@
-"""What processes on this machine cost, read from /proc (Linux): CPU time, memory, load."""
+"""What processes on this machine cost, read from /proc (Linux): CPU time, memory, load; and
+what a service process wrote to its log."""
 
+import json
 import os
 from pathlib import Path
 
@@ -43,3 +45,22 @@ def machine_ticks() -> tuple[int, int]:
     values = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
     idle = values[3] + values[4]  # idle and iowait
     return sum(values) - idle, sum(values)
+
+
+class LoggedProcess:
+    """A service process that logs to `log_path` (JSON lines, as in a pod)."""
+
+    log_path: Path
+
+    def log_tail(self, n: int = 40) -> str:
+        return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-n:])
+
+    def log_lines(self) -> list[dict[str, object]]:
+        """Every line, parsed; one that is not JSON (a crash's traceback) as a "raw" event."""
+        lines = []
+        for raw in self.log_path.read_text(errors="replace").splitlines():
+            try:
+                lines.append(json.loads(raw))
+            except ValueError:
+                lines.append({"event": raw, "level": "raw"})
+        return lines

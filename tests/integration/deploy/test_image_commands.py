@@ -37,6 +37,7 @@ from ticketing.sla_feed import SLA_TOPIC
 
 from support.dockerfile import command, environment, user
 from support.fixtures import start_group_at_end, topic_exists
+from support.proc import LoggedProcess
 from support.servers import REPO
 from support.service import free_port
 
@@ -110,7 +111,7 @@ async def fresh_groups(service: str, kafka_bootstrap: str) -> dict[str, str]:
 
 
 @dataclass
-class Pod:
+class Pod(LoggedProcess):
     """One sandboxed process: the target's command, as its image would start it."""
 
     service: str
@@ -118,18 +119,6 @@ class Pod:
     pid: int  # the command's own pid (bwrap's child), which SIGTERM goes to
     port: int
     log_path: Path
-
-    def log_tail(self, n: int = 40) -> str:
-        return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-n:])
-
-    def log_lines(self) -> list[dict[str, object]]:
-        lines = []
-        for raw in self.log_path.read_text(errors="replace").splitlines():
-            try:
-                lines.append(json.loads(raw))
-            except ValueError:
-                lines.append({"event": raw, "level": "raw"})
-        return lines
 
     async def wait_ready(self, timeout_s: float = 120) -> None:
         async with httpx.AsyncClient(timeout=2) as http, asyncio.timeout(timeout_s):
