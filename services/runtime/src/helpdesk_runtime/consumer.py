@@ -47,7 +47,7 @@ from helpdesk_runtime.eventstore import Envelope
 from helpdesk_runtime.logging import bound, get_logger
 from helpdesk_runtime.metrics import Metrics
 from helpdesk_runtime.telemetry import Span, SpanKind, Tracer
-from helpdesk_runtime.trace import HEADER, by_cause
+from helpdesk_runtime.trace import HEADER, by_cause, continued
 from helpdesk_runtime.transient import is_transient
 
 log = get_logger(__name__)
@@ -286,8 +286,14 @@ class BatchConsumer:
         # Records about the platform itself (watermarks, a few a second on every partition)
         # are idempotent by nature and would fill the inbox: they are not claimed.
         platform = {d.envelope.event_id for d in batch if d.envelope.tenant_id == PLATFORM_TENANT}
-        # Each consumed event continues its publisher's trace in the events it causes.
-        spans = self._start_spans(batch)
+        # Each consumed event continues its publisher's trace in the events it causes: in a
+        # span of its own while the tracer records, else only its ids (the fast path).
+        spans = self._start_spans(batch) if self._tracer.recording else {}
+        contexts = (
+            {event_id: span.context for event_id, span in spans.items()}
+            if spans
+            else {d.envelope.event_id: continued(_trace_header(d.record)) for d in batch}
+        )
         fresh: set[Any] = set()
         rejections: Sequence[Rejection] = ()
         failure: str | None = None
@@ -304,7 +310,6 @@ class BatchConsumer:
                     if len(todo) == 1
                     else {}
                 )  # fmt: skip
-                contexts = {event_id: span.context for event_id, span in spans.items()}
                 with bound(consumer=self.name, batch_size=len(todo), **trace), by_cause(contexts):
                     rejections = await self._handler(conn, todo) if todo else []
                 # Published before the commit: if the commit is lost the batch is redelivered
@@ -317,7 +322,7 @@ class BatchConsumer:
             failure = f"{type(exc).__name__}: {exc}"
             raise
         finally:
-            if self._tracer.recording:
+            if spans:
                 _end_spans(spans, failure, fresh, {x.event_id: x.reason for x in rejections})
         self._count_dead_letters(letters)
         outcome.applied += len(todo) - len(rejections)
@@ -326,12 +331,9 @@ class BatchConsumer:
         self._count_applied(batch, fresh, {x.event_id for x in rejections})
 
     def _start_spans(self, batch: Sequence[_Decoded]) -> dict[Any, Span]:
-        tracer = self._tracer
-        if not tracer.recording:  # only the ids: the fast path builds no names
-            return {d.envelope.event_id: tracer.start("", _trace_header(d.record)) for d in batch}
         spans = {}
         for d in batch:
-            span = tracer.start(
+            span = self._tracer.start(
                 f"process {d.record.topic}", _trace_header(d.record), SpanKind.CONSUMER
             )
             if span.recorded:  # attributes only for the traces kept: most are not, at scale

@@ -160,9 +160,7 @@ class CorrelationIdMiddleware:
         method = scope["method"] if scope["method"] in _METHODS else "_OTHER"
         # Never the path: it may hold a token (a survey link); the route template is set
         # once the router has matched.
-        span = self.tracer.start(
-            method, headers.get(trace.HEADER), SpanKind.SERVER, {"http.request.method": method}
-        )
+        span = self.tracer.start(method, headers.get(trace.HEADER), SpanKind.SERVER)
         scope.setdefault("state", {})["correlation_id"] = correlation_id
         status = 500
 
@@ -186,6 +184,7 @@ class CorrelationIdMiddleware:
 
 
 def _end_server_span(span: Span, scope: Scope, method: str, status: int) -> None:
+    span.set("http.request.method", method)
     route = getattr(scope.get("route"), "path", None)
     if route is not None:
         span.rename(f"{method} {route}")

@@ -69,9 +69,9 @@ class Span:
         if self._otel is not None:
             self._otel.set_status(Status(StatusCode.ERROR, description[:500]))
 
-    def end(self, end_ns: int | None = None) -> None:
+    def end(self) -> None:
         if self._otel is not None:
-            self._otel.end(end_ns)
+            self._otel.end()
 
 
 class Tracer:
