@@ -94,10 +94,8 @@ class FeedbackHandlers:
         """Fold a batch of ticket events (each ticket's in order) into the tickets' facts."""
         keys = {(e.tenant_id, e.aggregate_id) for e in received if e.aggregate_id is not None}
         tickets = await store.tickets(conn, keys)
-        solved: dict[tuple[str, UUID], TicketFacts] = {}
-        solves: dict[
-            tuple[str, UUID], UUID
-        ] = {}  # the solve's event: the survey continues its trace
+        # Each ticket solved, with the solve's event: the survey continues its trace.
+        solved: dict[tuple[str, UUID], tuple[TicketFacts, UUID]] = {}
         for envelope in received:
             assert envelope.aggregate_id is not None  # ticket events require it (contracts)
             key = (envelope.tenant_id, envelope.aggregate_id)
@@ -111,7 +109,7 @@ class FeedbackHandlers:
                 continue
             apply(ticket, envelope)
             if isinstance(envelope.payload, TicketSolved):
-                solved[key], solves[key] = ticket, envelope.event_id
+                solved[key] = (ticket, envelope.event_id)
         await store.save_tickets(conn, [t for t in tickets.values() if t.changed])
         await store.mark_due(conn, {
             (t.tenant_id, t.customer_id) for e in received if isinstance(e.payload, _CONTACT)
@@ -121,8 +119,8 @@ class FeedbackHandlers:
             rules = await store.settings(conn, {t for t, _ in solved})
             await timers.schedule_many(conn, [
                 Timer(INVITE, str(t.ticket_id), t.tenant_id,
-                      due_at(t.solved_at, rules[t.tenant_id]), {}, cause=solves[key])
-                for key, t in solved.items()
+                      due_at(t.solved_at, rules[t.tenant_id]), {}, cause=solve)
+                for t, solve in solved.values()
                 if t.solved_at is not None and rules[t.tenant_id].enabled
             ])  # fmt: skip
         return []
